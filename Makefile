@@ -1,0 +1,38 @@
+# One-command entry points. `make report` and `make test` set everything up on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= auto
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup report train test bench lab strip clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fer-study)" >/dev/null
+	touch $@
+
+setup: $(STAMP)  ## create .venv and install the study with its pinned dependencies
+
+report: setup  ## regenerate the report (PROFILE=auto|smoke|classroom|full)
+	$(PY) -m fer_helpers report --profile $(PROFILE)
+
+train: setup  ## train every model of a profile without Jupyter
+	$(PY) -m fer_helpers train --profile $(PROFILE)
+
+test: setup  ## run the test suite (real-data tests need FER2013_PATH)
+	$(PY) -m pytest
+
+bench: setup  ## measure load, HOG, training and inference speed; writes reports/benchmarks.json
+	$(PY) benchmarks/run_all.py
+
+lab: setup  ## open the notebooks in JupyterLab
+	$(VENV)/bin/jupyter lab notebooks/
+
+strip: setup  ## remove outputs from the source notebooks before committing
+	$(VENV)/bin/nbstripout notebooks/*.ipynb
+
+clean:  ## remove caches and run folders other than the committed full run
+	rm -rf .pytest_cache runs/smoke* runs/classroom* runs/full-synthetic

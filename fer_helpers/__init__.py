@@ -1,0 +1,1 @@
+"""Facial emotion recognition on FER-2013: data, features, models, training, evaluation, explanation."""

@@ -1,0 +1,152 @@
+"""Cached training results: one folder per (model, configuration, data checksum), reloaded instead of retrained."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+EVAL_SPLITS = ("PublicTest", "PrivateTest")
+RESULT_FILE = "result.json"
+PREDICTIONS_FILE = "predictions.npz"
+HISTORY_FILE = "history.csv"
+
+
+def run_key(model: str, config: dict, data_sha256: str) -> str:
+    """A short, stable key for a model's configuration on one data set."""
+    blob = json.dumps({"model": model, "config": config, "data": data_sha256}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass
+class RunResult:
+    """What one training run produced: metrics, per-split logits and labels, history, weights and timing."""
+
+    model: str
+    config: dict
+    key: str
+    run_dir: Path
+    data_sha256: str
+    logits: dict[str, np.ndarray]  # split -> (N, num_classes) float32 scores (CNN logits, SVM decision values)
+    labels: dict[str, np.ndarray]  # split -> (N,) int64
+    metrics: dict[str, dict]  # split -> {"accuracy", "macro_f1", "weighted_f1", "accuracy_ci95", ...}
+    seed: int | None = None
+    params: int | None = None
+    train_seconds: float = 0.0
+    images_per_second: float | None = None  # training throughput
+    device: str = "cpu"
+    history: pd.DataFrame | None = None
+    extra: dict = field(default_factory=dict)  # model-specific facts (chosen C, best epoch, ...)
+    from_cache: bool = False
+
+    @property
+    def weights_path(self) -> Path | None:
+        path = self.run_dir / "weights.safetensors"
+        return path if path.exists() else None
+
+    def probs(self, split: str) -> np.ndarray:
+        """Softmax of the stored scores for one split."""
+        z = self.logits[split].astype(np.float64)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def preds(self, split: str) -> np.ndarray:
+        return self.logits[split].argmax(axis=1)
+
+    def save(self) -> None:
+        """Write the result into run_dir (atomically: a crash leaves the old result or none)."""
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.run_dir.name}.", dir=self.run_dir.parent))
+        try:
+            if self.run_dir.exists():
+                for item in self.run_dir.iterdir():  # keep weights and logs written during training
+                    if item.name not in (RESULT_FILE, PREDICTIONS_FILE, HISTORY_FILE):
+                        shutil.move(str(item), tmp / item.name)
+            arrays = {f"logits_{s}": v for s, v in self.logits.items()}
+            arrays |= {f"labels_{s}": v for s, v in self.labels.items()}
+            np.savez_compressed(tmp / PREDICTIONS_FILE, **arrays)
+            if self.history is not None:
+                self.history.to_csv(tmp / HISTORY_FILE, index=False)
+            meta = {
+                "model": self.model, "config": self.config, "key": self.key, "data_sha256": self.data_sha256,
+                "metrics": self.metrics, "seed": self.seed, "params": self.params,
+                "train_seconds": self.train_seconds, "images_per_second": self.images_per_second,
+                "device": self.device, "extra": self.extra, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            (tmp / RESULT_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+            if self.run_dir.exists():
+                shutil.rmtree(self.run_dir)
+            os.replace(tmp, self.run_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "RunResult":
+        run_dir = Path(run_dir)
+        meta = json.loads((run_dir / RESULT_FILE).read_text())
+        with np.load(run_dir / PREDICTIONS_FILE) as npz:
+            logits = {k[len("logits_"):]: npz[k] for k in npz.files if k.startswith("logits_")}
+            labels = {k[len("labels_"):]: npz[k] for k in npz.files if k.startswith("labels_")}
+        history_path = run_dir / HISTORY_FILE
+        history = pd.read_csv(history_path) if history_path.exists() else None
+        return cls(
+            model=meta["model"], config=meta["config"], key=meta["key"], run_dir=run_dir,
+            data_sha256=meta["data_sha256"], logits=logits, labels=labels, metrics=meta["metrics"],
+            seed=meta.get("seed"), params=meta.get("params"), train_seconds=meta.get("train_seconds", 0.0),
+            images_per_second=meta.get("images_per_second"), device=meta.get("device", "cpu"),
+            history=history, extra=meta.get("extra", {}), from_cache=True,
+        )
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def result_dir(run_root: str | Path, model: str, key: str) -> Path:
+    return Path(run_root) / "results" / f"{model}-{key}"
+
+
+def cached_run(
+    model: str,
+    config: dict,
+    data_sha256: str,
+    run_root: str | Path,
+    train: Callable[[Path, str], RunResult],
+    fresh: bool = False,
+) -> RunResult:
+    """Load the result for (model, config, data) from run_root, or call train(run_dir, key) and save what it returns."""
+    key = run_key(model, config, data_sha256)
+    run_dir = result_dir(run_root, model, key)
+    if not fresh and (run_dir / RESULT_FILE).exists():
+        return RunResult.load(run_dir)
+    result = train(run_dir, key)
+    result.save()
+    return result
+
+
+def find_results(run_root: str | Path, model: str | None = None) -> list[RunResult]:
+    """Every saved result under run_root (optionally of one model), oldest first."""
+    root = Path(run_root) / "results"
+    if not root.exists():
+        return []
+    found = [p.parent for p in root.glob(f"{model or '*'}-*/{RESULT_FILE}")]
+    found.sort(key=lambda p: (p / RESULT_FILE).stat().st_mtime)
+    return [RunResult.load(p) for p in found]

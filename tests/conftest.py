@@ -1,0 +1,41 @@
+"""Shared fixtures: the real FER-2013 (skipped with a reason where absent) and the embedded synthetic faces."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fer_path() -> Path | None:
+    env = os.environ.get("FER2013_PATH")
+    if env and Path(env).exists():
+        return Path(env)
+    return None
+
+
+@pytest.fixture(scope="session")
+def fer_path() -> Path:
+    """Path of the real FER-2013, from FER2013_PATH."""
+    path = _fer_path()
+    if path is None:
+        pytest.skip("real FER-2013 not available: set FER2013_PATH to the Kaggle zip to run this test")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_data(fer_path, tmp_path_factory):
+    """All of FER-2013, loaded once per test session (cache in a temporary folder)."""
+    from fer_helpers.data import load_fer2013
+
+    return load_fer2013(fer_path, cache_dir=tmp_path_factory.mktemp("fer-cache"))
+
+
+@pytest.fixture(scope="session")
+def synth():
+    """A small synthetic data set with FER-2013's classes, splits and imbalance."""
+    from fer_helpers.synthetic import make_synthetic_fer
+
+    return make_synthetic_fer(n_train=1400, n_public=350, n_private=350, seed=0)
