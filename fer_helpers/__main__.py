@@ -1,0 +1,6 @@
+"""`python -m fer_helpers`: the same command line as `fer-study`."""
+import sys
+
+from fer_helpers.cli import main
+
+sys.exit(main())

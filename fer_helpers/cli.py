@@ -1,0 +1,95 @@
+"""`fer-study`: the study's command line (report run, data check, training without Jupyter).
+
+Each subcommand is a `cmd_<name>(args) -> int` function and one parser block in `build_parser`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fer_helpers.data import FERDataError
+from fer_helpers.profiles import PROFILES
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Execute the notebooks with papermill into the run folder."""
+    from fer_helpers.runner import ReportError, run_report
+
+    try:
+        run_dir = run_report(args.profile, args.data, args.run_dir, notebooks=args.notebooks, fresh=args.fresh)
+    except ReportError as err:
+        print(f"\nReport run failed. {err}", file=sys.stderr)
+        return 1
+    except FERDataError:
+        raise
+    except (ValueError, FileNotFoundError) as err:  # no such notebook: nothing ran
+        print(f"fer-study report: {err}", file=sys.stderr)
+        return 2
+    print(f"Executed notebooks in {run_dir / 'executed'}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    """Load and validate FER-2013 and print what was found."""
+    from fer_helpers.data import check_dataset
+
+    print(check_dataset(args.path))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or load from the cache) every model of the study, without Jupyter."""
+    from fer_helpers.train import STEPS, train_all
+
+    unknown = sorted(set(args.only or ()) - set(STEPS))
+    if unknown:
+        print(f"fer-study train: unknown step(s) {unknown}; choose from {list(STEPS)}", file=sys.stderr)
+        return 2
+    train_all(args.profile, data_path=args.data, run_dir=args.run_dir, fresh=args.fresh, only=args.only)
+    return 0
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every run-like subcommand shares with the notebooks' parameters cell."""
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="smoke", help="run profile (default: smoke)")
+    parser.add_argument("--data", metavar="PATH", help="FER-2013 location (default: $FER2013_PATH, then data/)")
+    parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: runs/<profile>[-synthetic])")
+    parser.add_argument("--fresh", action="store_true", help="retrain even when a cached result exists")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one block per subcommand."""
+    parser = argparse.ArgumentParser(prog="fer-study", description="Facial emotion recognition on FER-2013: the study.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    report = commands.add_parser("report", help="execute the notebooks (papermill) into <run-dir>/executed")
+    _add_run_options(report)
+    report.add_argument("--notebooks", nargs="+", metavar="NN", help="only these notebooks, by number (e.g. 01 02)")
+    report.set_defaults(func=cmd_report)
+
+    data = commands.add_parser("data", help="inspect the data set")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    check = data_commands.add_parser("check", help="load and validate FER-2013, print counts and checksum")
+    check.add_argument("path", nargs="?", help="FER-2013 location (default: $FER2013_PATH, then data/)")
+    check.set_defaults(func=cmd_data_check)
+
+    train = commands.add_parser("train", help="train every model (cached per configuration and data checksum)")
+    _add_run_options(train)
+    train.add_argument("--only", nargs="+", metavar="MODEL", help="only these models (e.g. hog_svm baseline_cnn)")
+    train.set_defaults(func=cmd_train)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the subcommand; bad data exits with status 2 and the reason."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FERDataError as err:
+        print(f"Data error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The report run: execute the numbered notebooks in order with papermill, timing each and naming any failure."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+from papermill.exceptions import PapermillExecutionError
+from papermill.execute import ERROR_MARKER_TAG
+
+from fer_helpers.data import find_fer2013
+from fer_helpers.profiles import get_profile
+from fer_helpers.study import REPO, default_run_dir, synthetic_warning
+
+NOTEBOOK_DIR = REPO / "notebooks"
+NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
+KERNEL_NAME = "python3"
+TIMINGS_FILE = "timings.json"
+
+
+class ReportError(RuntimeError):
+    """A notebook of the report run failed; the message names the notebook, the cell and the error."""
+
+
+def list_notebooks(selection: list[str] | None = None, notebook_dir: str | Path | None = None) -> list[Path]:
+    """The numbered notebooks in order, optionally only those whose name starts with one of `selection`."""
+    notebook_dir = Path(notebook_dir) if notebook_dir is not None else NOTEBOOK_DIR
+    found = sorted(notebook_dir.glob(NOTEBOOK_PATTERN))
+    if not found:
+        raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_PATTERN} in {notebook_dir}")
+    if not selection:
+        return found
+    chosen = [p for p in found if any(p.stem.startswith(str(s)) for s in selection)]
+    unmatched = [s for s in selection if not any(p.stem.startswith(str(s)) for p in found)]
+    if unmatched:
+        raise ValueError(f"no notebook matches {unmatched}; available: {[p.stem for p in found]}")
+    return chosen
+
+
+def ensure_kernel() -> str:
+    """The name of a Jupyter kernel that runs this interpreter, installing one into this environment if needed."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        spec = None
+    # jupyter_client runs a spec whose command is a bare "python", "python3" or "python3.X" with this interpreter.
+    bare = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    if spec is not None and (spec.argv[0] in bare or _same_file(spec.argv[0], sys.executable)):
+        return KERNEL_NAME
+    from ipykernel.kernelspec import install
+
+    # A missing spec, or a user-wide one that runs another interpreter: register this one inside the environment.
+    name = KERNEL_NAME if spec is None else "fer-study"
+    install(kernel_name=name, prefix=sys.prefix, display_name=f"Python 3 ({Path(sys.prefix).name})")
+    return name
+
+
+def run_report(
+    profile: str = "smoke",
+    data_path: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    notebooks: list[str] | None = None,
+    fresh: bool = False,
+    notebook_dir: str | Path | None = None,
+) -> Path:
+    """Execute the notebooks into <run_dir>/executed/, print their times and write <run_dir>/timings.json."""
+    profile = get_profile(profile).name
+    paths = list_notebooks(notebooks, notebook_dir)
+    found = find_fer2013(data_path)
+    if found is None:
+        print(synthetic_warning("No FER-2013 found: this report run uses synthetic faces."), file=sys.stderr)
+    run_dir = Path(run_dir).expanduser().resolve() if run_dir is not None else default_run_dir(profile, found is None)
+    executed_dir = run_dir / "executed"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    parameters = {
+        "profile": profile,
+        "data_path": None if found is None else str(found.resolve()),
+        "run_dir": str(run_dir),
+        "fresh": bool(fresh),
+    }
+    kernel = ensure_kernel()
+    print(f"Report run: profile {profile}, {len(paths)} notebook(s), results in {run_dir}")
+    timings: list[dict] = []
+    start = time.perf_counter()
+    try:
+        for i, path in enumerate(paths, 1):
+            output = executed_dir / path.name
+            print(f"[{i}/{len(paths)}] {path.stem} ...", flush=True)
+            t0 = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    path, output, parameters=parameters, kernel_name=kernel, progress_bar=True, cwd=path.parent,
+                )
+            except PapermillExecutionError as err:
+                timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})
+                raise ReportError(_cell_failure(path, output, err)) from None
+            except Exception as err:
+                timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})
+                raise ReportError(_run_failure(path, output, err)) from err
+            seconds = time.perf_counter() - t0
+            timings.append({"notebook": path.stem, "seconds": seconds, "status": "ok"})
+            print(f"[{i}/{len(paths)}] {path.stem} ... {seconds:.1f} s", flush=True)
+    finally:
+        _write_timings(run_dir, parameters, timings, time.perf_counter() - start)
+    print(_summary(timings))
+    return run_dir
+
+
+def _cell_failure(path: Path, output: Path, err: PapermillExecutionError) -> str:
+    """One paragraph: notebook, failing cell (index in the source notebook and first line), error, partial output."""
+    cells = _executed_cells(output)
+    return (
+        f"Notebook {path.name} failed in cell {_source_index(cells, err.cell_index)} (execution count "
+        f"[{err.exec_count}], starting `{_first_line(err.source or '')}`) with {err.ename}: {err.evalue}. "
+        f"The partially executed notebook, with the traceback under that cell, is at {output}."
+    )
+
+
+def _run_failure(path: Path, output: Path, err: Exception) -> str:
+    """One paragraph for a failure outside a cell (kernel died, timeout, unreadable notebook)."""
+    where = ""
+    if output.exists():
+        cells = _executed_cells(output)
+        running = [i for i, c in enumerate(cells) if c.metadata.get("papermill", {}).get("status") == "running"]
+        if running:
+            index = running[0]
+            where = f" while running cell {_source_index(cells, index)} (`{_first_line(cells[index].source)}`)"
+        where += f"; the partially executed notebook is at {output}"
+    return f"Notebook {path.name} failed{where}: {type(err).__name__}: {err}"
+
+
+def _executed_cells(output: Path) -> list:
+    """The cells of a (partially) executed notebook as executed, without the error banners papermill adds after."""
+    if not output.exists():
+        return []
+    cells = nbformat.read(output, as_version=4).cells
+    return [c for c in cells if ERROR_MARKER_TAG not in c.metadata.get("tags", [])]
+
+
+def _source_index(cells: list, executed_index: int) -> int:
+    """Index of an executed cell in the source notebook, not counting the parameter cell papermill injects."""
+    injected = sum(1 for c in cells[:executed_index] if "injected-parameters" in c.metadata.get("tags", []))
+    return executed_index - injected
+
+
+def _first_line(source: str) -> str:
+    return next((line.strip() for line in source.splitlines() if line.strip()), "")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve().samefile(Path(b).resolve())
+    except OSError:
+        return False
+
+
+def _write_timings(run_dir: Path, parameters: dict, timings: list[dict], total: float) -> None:
+    record = {
+        "profile": parameters["profile"],
+        "data_path": parameters["data_path"],
+        "synthetic": parameters["data_path"] is None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "total_seconds": round(total, 2),
+        "notebooks": [{**t, "seconds": round(t["seconds"], 2)} for t in timings],
+    }
+    (run_dir / TIMINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _summary(timings: list[dict]) -> str:
+    width = max(len(t["notebook"]) for t in timings)
+    lines = [f"{'notebook':<{width}}  seconds", *(f"{t['notebook']:<{width}}  {t['seconds']:7.1f}" for t in timings)]
+    lines.append(f"{'total':<{width}}  {sum(t['seconds'] for t in timings):7.1f}")
+    return "\n".join(lines)

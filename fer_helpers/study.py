@@ -1,0 +1,197 @@
+"""The start of every notebook: profile, data (FER-2013 or, where absent, synthetic faces), run and report folders."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from fer_helpers.data import FER2013_COUNTS, SPLITS, FERData, find_fer2013, load_fer2013
+from fer_helpers.profiles import Profile, get_profile
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+REPO = Path(__file__).resolve().parents[1]
+ENV_VAR = "FER2013_PATH"
+SYNTHETIC_STAMP = "SYNTHETIC FACES - NOT FER-2013 RESULTS"
+SYNTHETIC_LABEL = "synthetic (not FER-2013)"
+FIGURE_DPI = 120
+
+
+def default_run_dir(profile: str, synthetic: bool) -> Path:
+    """runs/<profile> for FER-2013, runs/<profile>-synthetic for the synthetic faces."""
+    return REPO / "runs" / (f"{profile}-synthetic" if synthetic else profile)
+
+
+def synthetic_sizes(profile: Profile) -> tuple[int, int, int]:
+    """Training/PublicTest/PrivateTest sizes of synthetic faces that fill the profile's caps in every class."""
+    caps = (profile.train_per_class, profile.eval_per_class, profile.eval_per_class)
+    sizes = []
+    for split, cap in zip(SPLITS, caps):
+        total = sum(FER2013_COUNTS[split])
+        # The rarest class (Disgust) decides how many faces fill every class up to the cap.
+        needed = total if cap is None else math.ceil(cap * total / min(FER2013_COUNTS[split]))
+        sizes.append(min(total, needed))
+    return tuple(sizes)
+
+
+def synthetic_warning(reason: str) -> str:
+    """The loud text printed wherever synthetic faces stand in for FER-2013."""
+    rule = "!" * 78
+    return (
+        f"{rule}\n!! {SYNTHETIC_STAMP}\n!! {reason}\n"
+        f"!! Every number, table and figure of this run comes from generated faces.\n"
+        f"!! To use FER-2013: put the Kaggle zip into data/ or set {ENV_VAR} (see data/README.md).\n{rule}"
+    )
+
+
+@dataclass
+class Study:
+    """One notebook's view of a run: its profile, data, and where results, figures and tables go."""
+
+    profile: Profile
+    data: FERData  # subsampled per profile: what the models see
+    full_data: FERData  # everything that was loaded, for the data exploration
+    run_dir: Path
+    reports_dir: Path
+
+    @property
+    def synthetic(self) -> bool:
+        return not self.data.is_fer2013
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.reports_dir / "figures"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.reports_dir / "tables"
+
+    @property
+    def banner(self) -> str:
+        """Markdown for the top of a notebook: which data, checksum and profile, and a warning on synthetic faces."""
+        counts = ", ".join(f"{split} {int((self.data.usage == split).sum()):,}" for split in SPLITS)
+        caps = f"up to {self.profile.train_per_class or 'all'} training and {self.profile.eval_per_class or 'all'} "
+        facts = (
+            f"**Profile** `{self.profile.name}` ({caps}evaluation faces per class): {counts}.  \n"
+            f"**Data** {'synthetic faces' if self.synthetic else f'{self.data.form} `{Path(self.data.source).name}`'}, "
+            f"sha256 `{self.data.sha256[:16]}`, "
+            f"{len(self.full_data):,} faces loaded.  \n"
+            f"**Run folder** `{_display_path(self.run_dir)}`; "
+            f"figures and tables in `{_display_path(self.reports_dir)}`."
+        )
+        if not self.synthetic:
+            return facts
+        return (
+            f'<div style="border:3px solid red;padding:8px;color:red;font-size:1.3em;font-weight:bold">'
+            f"{SYNTHETIC_STAMP}</div>\n\n"
+            f"No FER-2013 was found, so this run uses the project's **synthetic faces**. "
+            f"Every number, table and figure below describes them, **not FER-2013**, and must not be compared "
+            f"with the paper. To use FER-2013, put the Kaggle zip into `data/` or set `{ENV_VAR}` "
+            f"(see `data/README.md`).\n\n{facts}"
+        )
+
+    def stamp(self, fig: Figure) -> Figure:
+        """Mark a figure: a big red warning on synthetic faces, a small profile note below the full profile."""
+        if self.synthetic and not _has_artist(fig, "synthetic-stamp"):
+            width_pt = fig.get_figwidth() * 72
+            fig.text(
+                0.5, 0.5, SYNTHETIC_STAMP, gid="synthetic-stamp", color="red", alpha=0.45, fontweight="bold",
+                fontsize=max(8.0, min(36.0, width_pt / (0.75 * len(SYNTHETIC_STAMP)))),  # fits the width
+                rotation=12, ha="center", va="center", zorder=1000,
+            )
+        if self.profile.name != "full" and not _has_artist(fig, "profile-note"):
+            fig.text(
+                0.995, 0.005, f"profile: {self.profile.name}", gid="profile-note", color="dimgray", fontsize=8,
+                ha="right", va="bottom", zorder=1000,
+            )
+        return fig
+
+    def save_figure(self, fig: Figure, name: str) -> Path:
+        """Stamp a figure and save it as <reports_dir>/figures/<name>.png."""
+        self.stamp(fig)
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        path = self.figures_dir / f"{Path(name).stem}.png"
+        fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
+        return path
+
+    def save_table(self, df: pd.DataFrame, name: str) -> pd.DataFrame:
+        """Save a table as reports/tables/<name>.csv and .md (labelled when synthetic); returns it for display."""
+        table = df.copy()
+        if self.synthetic:
+            table["data"] = SYNTHETIC_LABEL
+        flat = table.reset_index() if _has_named_index(table) else table
+        self.tables_dir.mkdir(parents=True, exist_ok=True)
+        stem = Path(name).stem
+        flat.to_csv(self.tables_dir / f"{stem}.csv", index=False)
+        header = []
+        if self.synthetic:
+            header.append(f"**{SYNTHETIC_STAMP}**")
+        if self.profile.name != "full":
+            header.append(f"_profile: {self.profile.name}_")
+        lines = ([" · ".join(header), ""] if header else []) + [_markdown_table(flat)]
+        (self.tables_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
+        return table
+
+
+def setup(
+    profile: str | Profile = "smoke", data_path: str | Path | None = None, run_dir: str | Path | None = None
+) -> Study:
+    """Validate a notebook's parameters, load FER-2013 (or synthetic faces where there is none) and subsample it."""
+    if not isinstance(profile, (str, Profile)):
+        raise TypeError(f"profile must be a profile name (str), not {type(profile).__name__}")
+    for name, value in (("data_path", data_path), ("run_dir", run_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a path (str) or None, not {type(value).__name__}")
+    profile = get_profile(profile)
+    path = find_fer2013(data_path)
+    if path is None:
+        from fer_helpers.synthetic import make_synthetic_fer
+
+        reason = f"No FER-2013 found (no data path, no ${ENV_VAR}, nothing in data/)."
+        print(synthetic_warning(reason), file=sys.stderr)
+        n_train, n_public, n_private = synthetic_sizes(profile)
+        full_data = make_synthetic_fer(n_train=n_train, n_public=n_public, n_private=n_private, seed=0)
+    else:
+        full_data = load_fer2013(path)
+    synthetic = not full_data.is_fer2013
+    data = full_data.subsample(profile.train_per_class, profile.eval_per_class, seed=0)
+    run_dir = Path(run_dir).expanduser() if run_dir is not None else default_run_dir(profile.name, synthetic)
+    reports_dir = REPO / "reports" if profile.name == "full" and not synthetic else run_dir / "reports"
+    return Study(profile=profile, data=data, full_data=full_data, run_dir=run_dir, reports_dir=reports_dir)
+
+
+def _display_path(path: Path) -> str:
+    """A path relative to the repository when it lies inside it (outputs then name no machine's folders)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _has_artist(fig, gid: str) -> bool:
+    return any(text.get_gid() == gid for text in fig.texts)
+
+
+def _has_named_index(df: pd.DataFrame) -> bool:
+    return any(name is not None for name in df.index.names) or not isinstance(df.index, pd.RangeIndex)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        text = "" if math.isnan(value) else (f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}")
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
+    rows = [[_cell(v) for v in row] for row in df.itertuples(index=False)]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [columns, ["---"] * len(columns), *rows])

@@ -1,0 +1,91 @@
+"""The `fer-study` command line: parsing, `data check`, and a failing report run's exit status and message."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_helpers import data as fer_data
+from fer_helpers import runner
+from fer_helpers.cli import build_parser, main
+from fer_helpers.data import NUM_CLASSES, SPLITS
+
+
+def test_report_arguments():
+    args = build_parser().parse_args(
+        ["report", "--profile", "classroom", "--data", "x.zip", "--run-dir", "r", "--notebooks", "01", "02", "--fresh"]
+    )
+    assert (args.profile, args.data, args.run_dir, args.notebooks, args.fresh) == ("classroom", "x.zip", "r",
+                                                                                  ["01", "02"], True)
+    defaults = build_parser().parse_args(["report"])
+    assert (defaults.profile, defaults.data, defaults.notebooks, defaults.fresh) == ("smoke", None, None, False)
+
+
+def test_train_arguments():
+    args = build_parser().parse_args(["train", "--profile", "full", "--only", "hog_svm", "baseline_cnn"])
+    assert args.profile == "full" and args.only == ["hog_svm", "baseline_cnn"] and args.run_dir is None
+
+
+@pytest.mark.parametrize("argv", [["report", "--profile", "huge"], ["data"], [], ["predict-everything"]])
+def test_bad_command_lines_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "usage: fer-study" in capsys.readouterr().err
+
+
+def test_report_with_an_unknown_notebook_exits_2_listing_the_notebooks(capsys):
+    assert main(["report", "--notebooks", "99"]) == 2
+    assert "no notebook matches ['99']" in capsys.readouterr().err
+
+
+def test_train_with_an_unknown_step_exits_2_naming_it(capsys):
+    assert main(["train", "--only", "hog_svm", "transformer"]) == 2
+    assert "transformer" in capsys.readouterr().err
+
+
+def test_data_check_on_a_missing_path_exits_2_with_the_reason(tmp_path, capsys):
+    missing = tmp_path / "fer2013.zip"
+    assert main(["data", "check", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "no such file" in err
+
+
+def test_data_check_reports_a_small_csv(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    rows = [
+        {"emotion": label, "pixels": " ".join(map(str, rng.integers(0, 256, 48 * 48))), "Usage": split}
+        for split in SPLITS for label in range(NUM_CLASSES)
+    ]
+    path = tmp_path / "fer2013.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    assert main(["data", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "form: fer2013-csv" in out and "images: 21" in out
+
+
+def test_failing_report_exits_1_naming_notebook_and_cell(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("FER2013_PATH", raising=False)
+    monkeypatch.setattr(fer_data, "DATA_DIR", tmp_path)
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    params = nbformat.v4.new_code_cell('profile = "smoke"\ndata_path = None\nrun_dir = None\nfresh = False',
+                                       metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell("1 / 0")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, notebooks / "01_divide.ipynb")
+    monkeypatch.setattr(runner, "NOTEBOOK_DIR", notebooks)
+    assert main(["report", "--run-dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "01_divide.ipynb failed in cell 1" in err and "ZeroDivisionError" in err
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    done = subprocess.run([sys.executable, "-m", "fer_helpers", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert all(command in done.stdout for command in ("report", "data", "train"))
