@@ -13,7 +13,7 @@ from papermill.execute import ERROR_MARKER_TAG
 
 from fer_helpers.data import find_fer2013
 from fer_helpers.profiles import get_profile
-from fer_helpers.study import REPO, default_run_dir, synthetic_warning
+from fer_helpers.study import REPO, SYNTHETIC, default_run_dir, synthetic_warning
 
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
@@ -71,15 +71,16 @@ def run_report(
     """Execute the notebooks into <run_dir>/executed/, print their times and write <run_dir>/timings.json."""
     profile = get_profile(profile).name
     paths = list_notebooks(notebooks, notebook_dir)
-    found = find_fer2013(data_path)
+    found = None if data_path == SYNTHETIC else find_fer2013(data_path)
     if found is None:
-        print(synthetic_warning("No FER-2013 found: this report run uses synthetic faces."), file=sys.stderr)
+        reason = "synthetic faces were asked for" if data_path == SYNTHETIC else "no FER-2013 found"
+        print(synthetic_warning(f"This report run uses synthetic faces: {reason}."), file=sys.stderr)
     run_dir = Path(run_dir).expanduser().resolve() if run_dir is not None else default_run_dir(profile, found is None)
     executed_dir = run_dir / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     parameters = {
         "profile": profile,
-        "data_path": None if found is None else str(found.resolve()),
+        "data_path": SYNTHETIC if found is None else str(found.resolve()),
         "run_dir": str(run_dir),
         "fresh": bool(fresh),
     }
@@ -163,7 +164,7 @@ def _write_timings(run_dir: Path, parameters: dict, timings: list[dict], total: 
     record = {
         "profile": parameters["profile"],
         "data_path": parameters["data_path"],
-        "synthetic": parameters["data_path"] is None,
+        "synthetic": parameters["data_path"] == SYNTHETIC,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "total_seconds": round(total, 2),
         "notebooks": [{**t, "seconds": round(t["seconds"], 2)} for t in timings],

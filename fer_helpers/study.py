@@ -21,6 +21,7 @@ ENV_VAR = "FER2013_PATH"
 SYNTHETIC_STAMP = "SYNTHETIC FACES - NOT FER-2013 RESULTS"
 SYNTHETIC_LABEL = "synthetic (not FER-2013)"
 FIGURE_DPI = 120
+SYNTHETIC = "synthetic"  # the data_path that asks for the synthetic faces even where FER-2013 is present
 
 
 def default_run_dir(profile: str, synthetic: bool) -> Path:
@@ -149,11 +150,13 @@ def setup(
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{name} must be a path (str) or None, not {type(value).__name__}")
     profile = get_profile(profile)
-    path = find_fer2013(data_path)
+    forced = data_path == SYNTHETIC
+    path = None if forced else find_fer2013(data_path)
     if path is None:
         from fer_helpers.synthetic import make_synthetic_fer
 
-        reason = f"No FER-2013 found (no data path, no ${ENV_VAR}, nothing in data/)."
+        reason = ("Synthetic faces were asked for (data_path='synthetic')." if forced
+                  else f"No FER-2013 found (no data path, no ${ENV_VAR}, nothing in data/).")
         print(synthetic_warning(reason), file=sys.stderr)
         n_train, n_public, n_private = synthetic_sizes(profile)
         full_data = make_synthetic_fer(n_train=n_train, n_public=n_public, n_private=n_private, seed=0)

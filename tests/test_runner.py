@@ -8,7 +8,6 @@ import pytest
 
 from fer_helpers import data, runner
 from fer_helpers.runner import ReportError, list_notebooks, run_report
-from fer_helpers.study import REPO
 
 PARAMETERS = 'profile = "classroom"\ndata_path = None\nrun_dir = None\nfresh = False'
 
@@ -59,8 +58,9 @@ def test_list_notebooks_orders_and_selects(notebooks):
 def test_run_report_executes_in_order_with_parameters(no_fer, notebooks, tmp_path, capsys):
     run_dir = run_report("smoke", run_dir=tmp_path / "run", fresh=True, notebook_dir=notebooks)
     assert run_dir == (tmp_path / "run").resolve()
-    # The injected parameters replace the notebook's defaults; no data was found, so data_path stays None.
-    assert (run_dir / "order.txt").read_text() == "01 smoke True None\n02\n"
+    # The injected parameters replace the notebook's defaults; no data was found, so the runner's decision
+    # (synthetic faces) is passed on and no notebook looks for the data again.
+    assert (run_dir / "order.txt").read_text() == "01 smoke True synthetic\n02\n"
     assert sorted(p.name for p in (run_dir / "executed").iterdir()) == ["01_write.ipynb", "02_append.ipynb"]
     timings = json.loads((run_dir / "timings.json").read_text())
     assert [t["notebook"] for t in timings["notebooks"]] == ["01_write", "02_append"]
@@ -111,10 +111,8 @@ def test_ensure_kernel_runs_this_interpreter():
 
 
 @pytest.mark.slow
-def test_data_exploration_notebook_runs_on_synthetic_faces(no_fer, tmp_path):
-    if any(p.name != "README.md" for p in (REPO / "data").iterdir()):
-        pytest.skip("data/ holds a data set, which the notebook's kernel (another process) would find")
-    run_dir = run_report("smoke", run_dir=tmp_path / "run", notebooks=["01"])
+def test_data_exploration_notebook_runs_on_synthetic_faces(tmp_path):
+    run_dir = run_report("smoke", data_path="synthetic", run_dir=tmp_path / "run", notebooks=["01"])
     assert (run_dir / "executed" / "01_data_exploration.ipynb").exists()
     figures = {p.name for p in (run_dir / "reports" / "figures").iterdir()}
     assert figures == {"class_counts.png", "mean_faces.png", "pixel_histograms.png"}  # never individual faces

@@ -165,3 +165,10 @@ def test_banner_names_data_checksum_profile(synthetic_study, fer_csv, tmp_path):
     assert SYNTHETIC_STAMP in banner and synthetic_study.data.sha256[:16] in banner and "`smoke`" in banner
     real = setup("smoke", data_path=fer_csv, run_dir=tmp_path / "run").banner
     assert SYNTHETIC_STAMP not in real and "fer2013-csv" in real
+
+
+def test_synthetic_can_be_asked_for_even_where_fer2013_is_present(fer_csv, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FER2013_PATH", str(fer_csv))
+    study = setup(TINY, data_path="synthetic", run_dir=tmp_path / "run")
+    assert study.synthetic and study.data.form == "synthetic"
+    assert "asked for" in capsys.readouterr().err
