@@ -1,4 +1,4 @@
-"""`fer-study`: the study's command line (report run, data check, training without Jupyter).
+"""`fer-study`: the study's command line (report run, data check, training, predicting and evaluating faces).
 
 Each subcommand is a `cmd_<name>(args) -> int` function and one parser block in `build_parser`.
 """
@@ -49,6 +49,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Classify the faces in photos, print one row per face and write annotated copies; a bad photo exits 2."""
+    from fer_helpers.predict import PredictError, load_model, predict_image, prediction_table
+
+    try:
+        model = load_model(args.weights)
+    except PredictError as err:
+        print(f"fer-study predict: {err}", file=sys.stderr)
+        return 2
+    predictions, failed = [], 0
+    for image in args.images:
+        try:
+            predictions += predict_image(image, model, cam=not args.no_cam, out_dir=args.out)
+        except PredictError as err:
+            print(f"fer-study predict: {err}", file=sys.stderr)
+            failed += 1
+    if predictions:
+        print(prediction_table(predictions).to_string(index=False))
+        print(f"Annotated copies in {args.out}")
+    return 2 if failed else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Accuracy, macro F1 and confusion matrix of trained weights on a folder with one sub-folder per class."""
+    import json
+    from pathlib import Path
+
+    from fer_helpers.predict import PredictError, default_weights, evaluate_folder, evaluation_summary, load_model
+
+    try:
+        weights = Path(args.weights) if args.weights else default_weights()
+        result = {"weights": str(weights)} | evaluate_folder(args.folder, load_model(weights), args.drop_unknown)
+    except PredictError as err:
+        print(f"fer-study evaluate: {err}", file=sys.stderr)
+        return 2
+    print(evaluation_summary(result))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"Wrote {out}")
+    return 0
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options every run-like subcommand shares with the notebooks' parameters cell."""
     parser.add_argument("--profile", choices=sorted(PROFILES), default="smoke", help="run profile (default: smoke)")
@@ -77,6 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(train)
     train.add_argument("--only", nargs="+", metavar="MODEL", help="only these models (e.g. hog_svm baseline_cnn)")
     train.set_defaults(func=cmd_train)
+
+    predict = commands.add_parser("predict", help="emotions of the faces in photos, with annotated copies")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="photos (any size; <= 64 px: a face crop)")
+    predict.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
+    predict.add_argument("--out", metavar="DIR", default="predictions",
+                         help="folder for the annotated PNGs <name>_emotions.png (default: predictions)")
+    predict.add_argument("--no-cam", action="store_true", help="skip the Grad-CAM heatmaps")
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy on a folder of labelled faces (one folder per class)")
+    evaluate.add_argument("folder", metavar="FOLDER", help="folder with one sub-folder per class (e.g. happy/, sad/)")
+    evaluate.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
+    evaluate.add_argument("--drop-unknown", action="store_true", help="leave out class folders that are not FER-2013's")
+    evaluate.add_argument("--json", metavar="OUT", help="also write the full result (per image, per class) as JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     return parser
 

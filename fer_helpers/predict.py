@@ -1,0 +1,424 @@
+"""Emotions of the faces in any photo, and accuracy on any folder of labelled face photos.
+
+Reading (`load_photo`): any file Pillow reads, turned upright by its EXIF orientation. As a guard against
+decompression bombs, a photo that would decode to more than `MAX_PIXELS` (40 megapixels) is refused before its
+pixels are decoded. A JPEG larger than needed is first decoded at a reduced scale (1/2, 1/4 or 1/8, Pillow's draft
+mode), so a large camera JPEG passes while a 40+ megapixel PNG or TIFF does not. A photo whose longer side
+exceeds `WORK_SIDE` pixels is then downscaled to it: faces end up 48x48 anyway, and detection time grows with the
+pixel count. Boxes are reported in pixels of the upright original.
+
+Faces (`locate_faces`): a photo of at most `FACE_CROP_SIDE` (64) pixels on both sides is taken to be a face crop
+already, as FER-2013's 48x48 images are, and classified whole (resized to 48x48 if needed). A larger photo goes
+through OpenCV's bundled frontal-face Haar cascade; each face is cut out square around its box, converted to
+grayscale and resized to 48x48, the form the models were trained on.
+
+Folders (`evaluate_folder`): one sub-folder per class, named by FER-2013's class or a synonym (`CLASS_SYNONYMS`,
+case-insensitive). Each image is converted as above; where several faces are found the largest counts, and where
+none is found the whole image, resized to 48x48, is classified and counted under "no_face".
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from safetensors import SafetensorError
+from scipy.special import softmax
+from sklearn.metrics import f1_score, precision_recall_fscore_support
+from torch import nn
+
+from .data import CLASS_NAMES, IMAGE_SIZE
+from .evaluation import confusion, wilson_ci95
+from .explain import gradcam
+from .training import load_weights, predict_logits
+
+FACE_CROP_SIDE = 64  # photos at most this many pixels on both sides are face crops: no detection
+MAX_PIXELS = 40_000_000  # refused above this many decoded pixels (after JPEG draft decoding)
+WORK_SIDE = 1600  # longer side, in pixels, that larger photos are downscaled to before detection
+# Extra border around each detected box, as a fraction of its side. Zero, measured: on 600 FER-2013 faces
+# (upscaled 4x, borders repeated) the cascade's box side is 0.99 of the frame (median; quartiles 0.92-1.05),
+# centred, so FER-2013's framing is the cascade's box itself.
+FACE_MARGIN = 0.0
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+MIN_FACE_SIDE = 24  # pixels; the cascade's own window, smaller faces cannot be found
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+SHIPPED_WEIGHTS = ("resnet_fer.safetensors", "model_b.safetensors")  # preferred first: ours, then Model B
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+ANNOTATED_SUFFIX = "_emotions.png"
+MAX_FACE_PANELS = 6  # faces shown with heatmap and bars in an annotated photo (all are boxed)
+
+# Folder names accepted for each FER-2013 class (lower case; a folder's name is compared case-insensitively).
+CLASS_SYNONYMS: dict[str, str] = {
+    "angry": "Angry", "anger": "Angry", "mad": "Angry",
+    "disgust": "Disgust", "disgusted": "Disgust",
+    "fear": "Fear", "fearful": "Fear", "scared": "Fear",
+    "happy": "Happy", "happiness": "Happy", "joy": "Happy",
+    "sad": "Sad", "sadness": "Sad",
+    "surprise": "Surprise", "surprised": "Surprise",
+    "neutral": "Neutral", "calm": "Neutral",
+}
+
+
+class PredictError(ValueError):
+    """A photo, folder or weights file that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, eq=False)
+class Photo:
+    """An upright photo as RGB and grayscale uint8, downscaled to at most WORK_SIDE pixels by `scale`."""
+
+    path: Path
+    rgb: np.ndarray  # (H, W, 3) uint8
+    gray: np.ndarray  # (H, W) uint8
+    scale: float  # pixels of rgb/gray per pixel of the upright original
+    size: tuple[int, int]  # (width, height) of the upright original
+
+
+@dataclass(frozen=True, eq=False)
+class FacePrediction:
+    """One face of a photo: where it is, the 48x48 face the model saw, its class probabilities and heatmap."""
+
+    file: Path
+    index: int  # faces are numbered left to right from 0
+    box: tuple[int, int, int, int]  # x, y, width, height in pixels of the upright original
+    face: np.ndarray  # (48, 48) uint8
+    probs: np.ndarray  # (7,) in FER-2013's class order
+    cam: np.ndarray | None  # (48, 48) in [0, 1]: Grad-CAM of the predicted class
+    detected: bool  # False: the photo itself was the face crop
+    annotated: Path | None = None  # the annotated PNG, once written
+
+    @property
+    def pred(self) -> int:
+        """Index of the most probable class."""
+        return int(np.argmax(self.probs))
+
+    @property
+    def label(self) -> str:
+        """Name of the most probable class."""
+        return CLASS_NAMES[self.pred]
+
+    @property
+    def prob(self) -> float:
+        """Probability of the most probable class."""
+        return float(self.probs[self.pred])
+
+
+# ---------------------------------------------------------------------------------------------- weights
+def default_weights(models_dir: str | Path | None = None) -> Path:
+    """The best shipped weights in models_dir (default: the repository's models/): ours if present, else Model B's."""
+    models_dir = Path(models_dir) if models_dir is not None else MODELS_DIR
+    for name in SHIPPED_WEIGHTS:
+        if (models_dir / name).is_file():
+            return models_dir / name
+    raise PredictError(
+        f"no shipped weights in {models_dir} (looked for {', '.join(SHIPPED_WEIGHTS)}). Train with "
+        "`fer-study train --profile full` and pass a run's weights with --weights "
+        "runs/full/results/<model>-<key>/weights.safetensors, or copy that file into models/ under one of those names."
+    )
+
+
+def load_model(weights: str | Path | None = None) -> nn.Module:
+    """The trained CNN stored in a weights file (default: `default_weights()`), in eval mode on the CPU."""
+    path = Path(weights) if weights is not None else default_weights()
+    if not path.is_file():
+        raise PredictError(f"{path}: no such weights file")
+    try:
+        return load_weights(path)
+    except (SafetensorError, ValueError, RuntimeError, KeyError) as err:
+        raise PredictError(f"{path}: not usable weights ({err})") from err
+
+
+# ---------------------------------------------------------------------------------------------- photos and faces
+def load_photo(path: str | Path, work_side: int = WORK_SIDE) -> Photo:
+    """Read an image file of any format upright (EXIF), refusing bombs, downscaled to at most work_side pixels."""
+    path = Path(path)
+    if not path.exists():
+        raise PredictError(f"{path}: no such file")
+    if not path.is_file():
+        raise PredictError(f"{path}: not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit follows
+            with Image.open(path) as image:
+                stored = image.size
+                if max(stored) > work_side:
+                    shrink = work_side / max(stored)
+                    image.draft("RGB", (math.ceil(stored[0] * shrink), math.ceil(stored[1] * shrink)))
+                if image.size[0] * image.size[1] > MAX_PIXELS:
+                    raise PredictError(
+                        f"{path}: {stored[0]}x{stored[1]} pixels is over the limit of {MAX_PIXELS / 1e6:.0f} "
+                        "megapixels; save a smaller copy"
+                    )
+                decoded_width = image.size[0]
+                turned = image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # a quarter turn
+                upright = ImageOps.exif_transpose(image)
+                rgb = np.asarray(_eight_bit(upright).convert("RGB"))
+    except PredictError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise PredictError(f"{path}: too large to decode safely ({err})") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise PredictError(f"{path}: not a readable image ({type(err).__name__}: {err})") from err
+    scale = decoded_width / stored[0]
+    size = (stored[1], stored[0]) if turned else stored
+    if max(rgb.shape[:2]) > work_side:
+        shrink = work_side / max(rgb.shape[:2])
+        new_size = (round(rgb.shape[1] * shrink), round(rgb.shape[0] * shrink))
+        rgb = cv2.resize(rgb, new_size, interpolation=cv2.INTER_AREA)
+        scale *= shrink
+    rgb = np.ascontiguousarray(rgb)
+    return Photo(path=path, rgb=rgb, gray=cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), scale=scale, size=size)
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit and float images as 8-bit grayscale (Pillow's own conversion would clip them)."""
+    if not (image.mode.startswith("I") or image.mode == "F"):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+    return Image.fromarray(np.clip(np.round(values / top * 255), 0, 255).astype(np.uint8), mode="L")
+
+
+@lru_cache(maxsize=1)
+def _cascade() -> cv2.CascadeClassifier:
+    cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / CASCADE_FILE))
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV's {CASCADE_FILE} could not be loaded from {cv2.data.haarcascades}")
+    return cascade
+
+
+def detect_faces(gray: np.ndarray) -> np.ndarray:
+    """Boxes (K,4) int (x, y, width, height) of frontal faces in a grayscale image, left to right."""
+    boxes = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(MIN_FACE_SIDE, MIN_FACE_SIDE))
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    return boxes[np.argsort(boxes[:, 0], kind="stable")]
+
+
+def crop_face(gray: np.ndarray, box: np.ndarray | tuple[int, int, int, int], margin: float = FACE_MARGIN) -> np.ndarray:
+    """The square around a box, widened by margin on each side (edges repeated past the border), as 48x48 uint8."""
+    x, y, w, h = (int(v) for v in box)
+    side = max(1, round(max(w, h) * (1 + 2 * margin)))
+    left, top = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2)
+    pad = max(0, -left, -top, left + side - gray.shape[1], top + side - gray.shape[0])
+    padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
+    square = padded[top + pad : top + pad + side, left + pad : left + pad + side]
+    return _resize_face(square)
+
+
+def _resize_face(gray: np.ndarray) -> np.ndarray:
+    if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
+        return gray.copy()
+    shrinking = min(gray.shape) > IMAGE_SIZE
+    return cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def is_face_crop(photo: Photo) -> bool:
+    """Whether a photo is small enough (at most FACE_CROP_SIDE pixels both ways) to be a face crop itself."""
+    return max(photo.size) <= FACE_CROP_SIDE
+
+
+def locate_faces(photo: Photo) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The photo's faces (K,48,48) uint8, their boxes (K,4) in original pixels, and whether they were detected."""
+    if is_face_crop(photo):
+        box = np.array([[0, 0, photo.size[0], photo.size[1]]], dtype=np.int64)
+        return _resize_face(photo.gray)[None], box, False
+    boxes = detect_faces(photo.gray)
+    faces = np.empty((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    if len(boxes):
+        faces = np.stack([crop_face(photo.gray, b) for b in boxes])
+    return faces, np.round(boxes / photo.scale).astype(np.int64), True
+
+
+# ---------------------------------------------------------------------------------------------- one photo
+def predict_image(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    cam: bool = True,
+    out_dir: str | Path | None = None,
+    method: str = "gradcam",
+) -> list[FacePrediction]:
+    """Classify every face of a photo; with out_dir, write the annotated photo there as <name>_emotions.png."""
+    photo = load_photo(path)
+    faces, boxes, detected = locate_faces(photo)
+    if not len(faces):
+        raise PredictError(
+            f"{photo.path}: no face found ({photo.size[0]}x{photo.size[1]} pixels; the detector needs an upright, "
+            f"frontal face of at least {math.ceil(MIN_FACE_SIDE / photo.scale)} pixels)"
+        )
+    probs = softmax(predict_logits(model, faces).astype(np.float64), axis=1)
+    preds = probs.argmax(axis=1)
+    cams = gradcam(model, faces, target_classes=preds, method=method) if cam else [None] * len(faces)
+    predictions = [
+        FacePrediction(file=photo.path, index=i, box=tuple(int(v) for v in boxes[i]), face=faces[i], probs=probs[i],
+                       cam=cams[i], detected=detected)
+        for i in range(len(faces))
+    ]
+    if out_dir is None:
+        return predictions
+    target = Path(out_dir) / f"{photo.path.stem}{ANNOTATED_SUFFIX}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    annotate(photo, predictions).savefig(target, dpi=100)
+    return [replace(p, annotated=target) for p in predictions]
+
+
+def annotate(photo: Photo, predictions: list[FacePrediction]) -> Figure:
+    """The photo with numbered, labelled boxes; beside it each face with its heatmap and class probabilities."""
+    n_rows = max(1, min(len(predictions), MAX_FACE_PANELS))
+    fig = Figure(figsize=(11, max(3.5, 1.8 * n_rows)), layout="constrained")
+    grid = fig.add_gridspec(n_rows, 3, width_ratios=(3, 1, 1.6))
+    colors = [f"C{i % 10}" for i in range(len(predictions))]
+    ax = fig.add_subplot(grid[:, 0])
+    ax.imshow(photo.rgb)
+    for p, color in zip(predictions, colors):
+        x, y, w, h = (v * photo.scale for v in p.box)
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=color, linewidth=2))
+        ax.text(x, y, f"{p.index}: {p.label} {p.prob:.0%}", color="white", fontsize=8, va="bottom",
+                bbox={"facecolor": color, "edgecolor": "none", "pad": 1})
+    ax.set_title(photo.path.name, fontsize=9)
+    ax.axis("off")
+    for row, (p, color) in enumerate(zip(predictions[:MAX_FACE_PANELS], colors)):
+        face_ax = fig.add_subplot(grid[row, 1])
+        face_ax.imshow(p.face, cmap="gray", vmin=0, vmax=255)
+        if p.cam is not None:
+            face_ax.imshow(p.cam, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+        face_ax.set_title(f"face {p.index}" + (", Grad-CAM" if p.cam is not None else ""), fontsize=8, color=color)
+        face_ax.axis("off")
+        bar_ax = fig.add_subplot(grid[row, 2])
+        bar_ax.barh(CLASS_NAMES, p.probs, color=[color if c == p.pred else "0.75" for c in range(len(CLASS_NAMES))])
+        bar_ax.set_xlim(0, 1)
+        bar_ax.invert_yaxis()
+        bar_ax.tick_params(labelsize=7)
+    if len(predictions) > MAX_FACE_PANELS:
+        fig.suptitle(f"{len(predictions)} faces; details for faces 0-{MAX_FACE_PANELS - 1}", fontsize=9)
+    return fig
+
+
+def prediction_table(predictions: list[FacePrediction]) -> pd.DataFrame:
+    """One row per face: file, face index, box (x,y,w,h), top label and its probability."""
+    return pd.DataFrame(
+        {
+            "file": [p.file.name for p in predictions],
+            "face": [p.index for p in predictions],
+            "box": [",".join(map(str, p.box)) for p in predictions],
+            "label": [p.label for p in predictions],
+            "prob": [round(p.prob, 3) for p in predictions],
+        },
+        columns=["file", "face", "box", "label", "prob"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------- a labelled folder
+def fer_class(name: str) -> str | None:
+    """FER-2013's class for a folder name or synonym (case-insensitive), None when unknown."""
+    return CLASS_SYNONYMS.get(name.strip().lower())
+
+
+def face_for_evaluation(photo: Photo) -> tuple[np.ndarray, str]:
+    """The one 48x48 face of a labelled photo and how it was found: "crop", "detected" (largest) or "no_face"."""
+    faces, boxes, detected = locate_faces(photo)
+    if not detected:
+        return faces[0], "crop"
+    if len(faces):
+        return faces[int(np.argmax(boxes[:, 2] * boxes[:, 3]))], "detected"
+    return _resize_face(photo.gray), "no_face"
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        f for f in folder.rglob("*")
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+    )
+
+
+def evaluate_folder(folder: str | Path, model: nn.Module, drop_unknown: bool = False) -> dict:
+    """Accuracy, macro F1 over the classes present and confusion matrix on a folder with one sub-folder per class."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PredictError(f"{folder}: no such folder")
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise PredictError(f"{folder}: no class sub-folders; expected one folder per class, e.g. {folder}/happy/")
+    mapping = {d.name: fer_class(d.name) for d in class_dirs}
+    unknown = sorted(name for name, cls in mapping.items() if cls is None)
+    if unknown and not drop_unknown:
+        raise PredictError(
+            f"{folder}: unknown class folder(s) {unknown}; known names: {sorted(CLASS_SYNONYMS)}. "
+            "Rename them, or leave them out with --drop-unknown (drop_unknown=True)."
+        )
+    files: list[Path] = []
+    labels: list[int] = []
+    dropped: dict[str, int] = {}
+    for d in class_dirs:
+        images = _image_files(d)
+        if mapping[d.name] is None:
+            dropped[d.name] = len(images)
+            continue
+        files += images
+        labels += [CLASS_NAMES.index(mapping[d.name])] * len(images)
+    if not files:
+        raise PredictError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
+
+    faces, found = zip(*(face_for_evaluation(load_photo(f)) for f in files))
+    probs = softmax(predict_logits(model, np.stack(faces)).astype(np.float64), axis=1)
+    labels_arr, preds = np.asarray(labels, dtype=np.int64), probs.argmax(axis=1)
+    present = sorted(set(labels))
+    correct = int((labels_arr == preds).sum())
+    precision, recall, f1, support = precision_recall_fscore_support(labels_arr, preds, labels=present, zero_division=0)
+    counts = confusion(labels_arr, preds)[present]
+    relative = [f.relative_to(folder).as_posix() for f in files]
+    return {
+        "folder": str(folder),
+        "n": len(files),
+        "accuracy": correct / len(files),
+        "accuracy_ci95": list(wilson_ci95(correct, len(files))),
+        "macro_f1": float(f1_score(labels_arr, preds, labels=present, average="macro", zero_division=0)),
+        "classes": [CLASS_NAMES[c] for c in present],
+        "class_folders": mapping,
+        "dropped": dropped,
+        "no_face": int(sum(how == "no_face" for how in found)),
+        "faces": {how: int(sum(h == how for h in found)) for how in ("crop", "detected", "no_face")},
+        "per_class": {
+            CLASS_NAMES[c]: {"n": int(support[i]), "precision": float(precision[i]), "recall": float(recall[i]),
+                             "f1": float(f1[i])}
+            for i, c in enumerate(present)
+        },
+        "confusion": {"rows": [CLASS_NAMES[c] for c in present], "columns": list(CLASS_NAMES),
+                      "counts": counts.tolist()},
+        "predictions": [
+            {"file": rel, "true": CLASS_NAMES[t], "pred": CLASS_NAMES[p], "prob": float(pr[p]), "face": how}
+            for rel, t, p, pr, how in zip(relative, labels_arr, preds, probs, found)
+        ],
+    }
+
+
+def confusion_frame(result: dict) -> pd.DataFrame:
+    """An evaluate_folder result's confusion matrix: rows the true classes present, columns all seven predicted."""
+    table = result["confusion"]
+    return pd.DataFrame(table["counts"], index=pd.Index(table["rows"], name="true"),
+                        columns=pd.Index(table["columns"], name="predicted"))
+
+
+def evaluation_summary(result: dict) -> str:
+    """The lines `fer-study evaluate` prints: counts, accuracy, macro F1 and the confusion matrix."""
+    low, high = result["accuracy_ci95"]
+    lines = [
+        f"{result['folder']}: {result['n']} images, classes {', '.join(result['classes'])}",
+        f"accuracy {result['accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}), "
+        f"macro F1 {result['macro_f1']:.3f} over the {len(result['classes'])} classes present",
+        f"faces: {result['faces']['crop']} face crops, {result['faces']['detected']} detected, "
+        f"{result['no_face']} without a face found (whole image used)",
+    ]
+    if result["dropped"]:
+        lines.append("left out (unknown class): " + ", ".join(f"{k} ({n})" for k, n in result["dropped"].items()))
+    lines += ["confusion matrix (rows: true, columns: predicted):", confusion_frame(result).to_string()]
+    return "\n".join(lines)
