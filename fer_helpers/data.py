@@ -130,7 +130,7 @@ class FERData:
 
         None keeps a split whole. The draw for each (split, class) has its own generator seeded with
         (seed, split, class), so changing one cap leaves the others' picks alone. The original order is kept.
-        Arrays in extras with one row per image (first dimension N) are subsampled with the images; the rest
+        The arrays that extras["per_image"] names (one row per image) are subsampled with the images; the rest
         are kept as they are, and extras["subsample"] records the caps and seed.
         """
         keep = []
@@ -143,8 +143,8 @@ class FERData:
                     members = rng.choice(members, size=cap, replace=False)
                 keep.append(members)
         index = np.sort(np.concatenate(keep))
-        extras = {key: value[index] if isinstance(value, np.ndarray) and value.ndim and len(value) == len(self)
-                  else value for key, value in self.extras.items()}
+        per_image = set(self.extras.get("per_image", ()))
+        extras = {key: value[index] if key in per_image else value for key, value in self.extras.items()}
         extras["subsample"] = {"train_per_class": train_per_class, "eval_per_class": eval_per_class, "seed": seed}
         return replace(self, images=self.images[index], labels=self.labels[index], usage=self.usage[index],
                        ids=None if self.ids is None else self.ids[index], extras=extras)

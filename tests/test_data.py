@@ -536,10 +536,12 @@ def test_subsample_is_deterministic(small):
 
 def test_subsample_keeps_per_image_extras_in_step(small):
     tagged = FERData(small.images, small.labels, small.usage, small.source, small.sha256, small.form, small.ids,
-                     extras={"row": np.arange(len(small)), "table": np.zeros((3, 2)), "note": "kept"})
+                     extras={"row": np.arange(len(small)), "per_image": ("row",),
+                             "table": np.zeros((len(small), 2)), "note": "kept"})
     sub = tagged.subsample(1, 1)
     np.testing.assert_array_equal(tagged.images[sub.extras["row"]], sub.images)
-    assert sub.extras["table"].shape == (3, 2) and sub.extras["note"] == "kept"
+    # an array not named per-image is kept whole, even where its length happens to equal N
+    assert sub.extras["table"].shape == (len(small), 2) and sub.extras["note"] == "kept"
 
 
 def test_counts_and_class_weights(small):
