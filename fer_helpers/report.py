@@ -1,0 +1,545 @@
+"""The report: metrics.json (every headline number with its provenance), REPORT.md, and the README's results table."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .data import CLASS_NAMES
+from .evaluation import (
+    METRICS, MODEL_LABELS, PAPER_RESULTS, REPORT_SPLIT, bootstrap_ci, check_paper_claims, ensemble_result,
+    expected_calibration_error, format_paper_range, per_class_over_seeds, seed_summary,
+)
+from .models import MODEL_NAMES
+from .results import RunResult, find_results
+from .study import SYNTHETIC_STAMP
+
+REPO = Path(__file__).resolve().parents[1]
+SPLIT_KEYS = {"PublicTest": "public_test", "PrivateTest": "private_test"}
+PAPER_MODELS = tuple(PAPER_RESULTS)
+# The study's main models and the notebook that trains each; everything else in a run folder is a variant or ablation.
+PRODUCED_BY = {"hog_svm": "02_hog_svm", "baseline_cnn": "03_baseline_cnn"} | {
+    m: "04_tuned_cnn" for m in MODEL_NAMES if m != "baseline_cnn"}
+PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "torch", "lightning", "matplotlib")
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+# The paper's Table 2 (Model B, in words), translated: precision, recall, F1 and its note on each class.
+PAPER_TABLE2 = {
+    "Angry": ("medium", "medium", "stable", "mistaken for Sad/Neutral"),
+    "Disgust": ("low", "low", "very low", "small (minority) class"),
+    "Fear": ("moderate", "low", "low", "resembles Surprise/Sad"),
+    "Happy": ("high", "very high", "very good", "backed by the majority of data"),
+    "Sad": ("moderate", "improved", "improved", "effect of class weights"),
+    "Surprise": ("high", "medium", "good", "strong expression features"),
+    "Neutral": ("high", "high", "stable", "visually not extreme"),
+}
+
+
+def collect_results(run_root: str | Path, data_sha256: str | None = None) -> dict[str, list[RunResult]]:
+    """Saved results under run_root grouped by model (the paper's three first), seeds in order.
+
+    Only results on the data with checksum data_sha256 count, when given; of several runs of one model with
+    the same seed (an older configuration left behind), the newest wins.
+    """
+    grouped: dict[str, dict] = {}
+    for result in find_results(run_root):  # oldest first, so newer runs overwrite
+        if data_sha256 is None or result.data_sha256 == data_sha256:
+            grouped.setdefault(result.model, {})[result.seed] = result
+    order = sorted(grouped, key=lambda m: (PAPER_MODELS.index(m) if m in PAPER_MODELS else len(PAPER_MODELS), m))
+    return {m: sorted(grouped[m].values(), key=lambda r: (r.seed is None, r.seed or 0)) for m in order}
+
+
+def missing_models(results_by_model: Mapping[str, list]) -> dict[str, str]:
+    """The study's main models absent from a run folder, each with the notebook that trains it."""
+    return {m: nb for m, nb in PRODUCED_BY.items() if not results_by_model.get(m)}
+
+
+def is_main_model(name: str) -> bool:
+    """HOG+SVM, the CNNs of the study and their seed ensembles (not variants or ablations)."""
+    return name.removesuffix("_ensemble") in PRODUCED_BY
+
+
+def git_commit() -> str | None:
+    """The repository's current commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of Python and the scientific packages that produced the numbers."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def table1_parameter_count(extra_conv: bool = False) -> int:
+    """Parameters of the paper's Table 1 as written (3x3 convs 32-64-128, flatten 4608, dense 128, dense 7)."""
+    convs = [(1, 32), (32, 64), (64, 128)] + ([(128, 128)] if extra_conv else [])
+    return sum(9 * c_in * c_out + c_out for c_in, c_out in convs) + (4608 * 128 + 128) + (128 * 7 + 7)
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def _split_block(runs: Sequence[RunResult], split: str, n_boot: int) -> dict:
+    """Headline numbers of one model on one split: means over seeds, bootstrap intervals, calibration, per class."""
+    labels = runs[0].labels[split]
+    preds = np.stack([r.preds(split) for r in runs])
+    summary = seed_summary(runs, split)
+    block: dict = {"n": int(len(labels))}
+    block |= {m: summary[m]["mean"] for m in METRICS}
+    block["accuracy_ci95"] = list(bootstrap_ci(labels, preds, "accuracy", n_boot=n_boot))
+    block["macro_f1_ci95"] = list(bootstrap_ci(labels, preds, "macro_f1", n_boot=n_boot))
+    block["ci95_method"] = f"percentile bootstrap over the test images, {n_boot} resamples" + (
+        ", of the mean over seeds" if len(runs) > 1 else "")
+    if len(runs) > 1:
+        block["std"] = {m: summary[m]["std"] for m in METRICS}
+    block["ece"] = float(np.mean([expected_calibration_error(r.probs(split), r.labels[split]) for r in runs]))
+    per_class = per_class_over_seeds(runs, split)
+    block["per_class"] = {name: {k: float(v) for k, v in row.items()} for name, row in per_class.iterrows()}
+    return block
+
+
+def model_entry(runs: Sequence[RunResult], n_boot: int = 2000) -> dict:
+    """One model's entry in metrics.json, from its runs (one per seed)."""
+    entry: dict = {}
+    for split, key in SPLIT_KEYS.items():
+        if all(split in r.logits for r in runs):
+            entry[key] = _split_block(runs, split, n_boot)
+    entry["seeds"] = [r.seed for r in runs]
+    entry["per_seed"] = [
+        {"seed": r.seed, "key": r.key, "train_seconds": r.train_seconds}
+        | {SPLIT_KEYS[s]: {m: r.metrics[s][m] for m in METRICS if m in r.metrics.get(s, {})}
+           for s in SPLIT_KEYS if s in r.metrics}
+        for r in runs
+    ]
+    entry["params"] = runs[0].params
+    entry["train_seconds"] = float(np.mean([r.train_seconds for r in runs]))
+    entry["images_per_second"] = _mean_or_none([r.images_per_second for r in runs])
+    inference = _mean_or_none([r.extra.get("inference_images_per_second") for r in runs])
+    if inference is not None:
+        entry["inference_images_per_second"] = inference
+    entry["device"] = runs[0].device
+    model = runs[0].model
+    entry["paper"] = {k: list(v) if isinstance(v, tuple) else v for k, v in PAPER_RESULTS[model].items()} \
+        if model in PAPER_RESULTS else None
+    return entry
+
+
+def _clean(value):
+    """NaN to None (JSON has no NaN), numpy scalars to Python numbers, tuples to lists, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    return value
+
+
+def build_metrics(run_root: str | Path, study, n_boot: int = 2000) -> dict:
+    """Every headline number of the run in metrics.json's shape (STUDY.md §2), with the paper's beside ours.
+
+    Models with several seeds report their mean (and "std"); models other than the paper's three with
+    several seeds also get a seed ensemble entry, "<model>_ensemble".
+    """
+    data = study.data
+    profile = getattr(study.profile, "name", study.profile)
+    results = collect_results(run_root, data.sha256)
+    models: dict = {}
+    for name, runs in results.items():
+        models[name] = model_entry(runs, n_boot)
+        if name not in PAPER_MODELS and len(runs) > 1:
+            ensemble = ensemble_result(runs)
+            models[ensemble.model] = model_entry([ensemble], n_boot) | {
+                "seeds": [r.seed for r in runs], "per_seed": [], "ensemble_of": name,
+                "train_seconds": ensemble.train_seconds,
+            }
+    claims = check_paper_claims(results, REPORT_SPLIT, is_fer2013=data.is_fer2013, profile=profile)
+    return _clean({
+        "profile": profile,
+        "data": {"sha256": data.sha256, "source": Path(data.source).name, "form": data.form,
+                 "is_fer2013": bool(data.is_fer2013)},
+        "git_commit": git_commit(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "packages": package_versions(),
+        "report_split": REPORT_SPLIT,
+        "models": models,
+        "claims": claims.to_dict("records"),
+    })
+
+
+def write_metrics(metrics: dict, path: str | Path) -> Path:
+    """Write metrics.json (strict JSON: no NaN)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(metrics), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+# ---- tables as DataFrames (for notebooks and CSV) ------------------------------------------------------------
+
+
+def comparison_frame(metrics: dict, split_key: str = "private_test") -> pd.DataFrame:
+    """The model comparison as numbers (one row per model), with the paper's figures as printed beside them."""
+    rows = []
+    for name, entry in metrics["models"].items():
+        block = entry.get(split_key)
+        if block is None:
+            continue
+        paper = entry.get("paper")
+        std = block.get("std", {})
+        rows.append({
+            "model": name, "seeds": len(entry["seeds"]),
+            "accuracy": block["accuracy"], "accuracy_std": std.get("accuracy"),
+            "accuracy_ci95": _interval(block["accuracy_ci95"]), "paper_accuracy": _paper_range(paper, "accuracy"),
+            "macro_f1": block["macro_f1"], "macro_f1_std": std.get("macro_f1"),
+            "macro_f1_ci95": _interval(block["macro_f1_ci95"]), "paper_macro_f1": _paper_range(paper, "macro_f1"),
+            "weighted_f1": block["weighted_f1"], "paper_weighted_f1": _paper_range(paper, "weighted_f1"),
+            "params": entry["params"], "paper_params": _paper_params(paper),
+            "train_seconds": entry["train_seconds"], "images_per_second": entry["images_per_second"],
+            "inference_images_per_second": entry.get("inference_images_per_second"), "device": entry["device"],
+        })
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def per_class_frame(metrics: dict, model: str | None = None, split_key: str = "private_test") -> pd.DataFrame:
+    """F1 of every class for every model (model=None), or one model's precision, recall, F1 and support.
+
+    Model B's table carries the paper's Table 2 (in words) beside our numbers.
+    """
+    index = pd.Index(list(CLASS_NAMES), name="class")
+    if model is None:
+        columns = {n: [e[split_key]["per_class"][c]["f1"] for c in CLASS_NAMES]
+                   for n, e in metrics["models"].items() if split_key in e}
+        return pd.DataFrame(columns, index=index)
+    per_class = metrics["models"][model][split_key]["per_class"]
+    frame = pd.DataFrame([per_class[c] for c in CLASS_NAMES], index=index)
+    frame["support"] = frame["support"].round().astype(int)
+    if model == "model_b":
+        paper = pd.DataFrame([PAPER_TABLE2[c] for c in CLASS_NAMES], index=index,
+                             columns=["paper_precision", "paper_recall", "paper_f1", "paper_note"])
+        frame = frame.join(paper)
+    return frame
+
+
+def seed_frame(metrics: dict, split_key: str = "private_test") -> pd.DataFrame:
+    """Mean ± standard deviation over seeds of each model with several, and every seed's value."""
+    rows = []
+    for name, entry in metrics["models"].items():
+        block = entry.get(split_key)
+        if block is None or len(entry["per_seed"]) < 2:
+            continue
+        row: dict = {"model": name, "seeds": ", ".join(str(s) for s in entry["seeds"])}
+        for metric in METRICS:
+            row[f"{metric}_mean"] = block[metric]
+            row[f"{metric}_std"] = block["std"][metric]
+            row[f"{metric}_per_seed"] = ", ".join(f"{p[split_key][metric]:.4f}" for p in entry["per_seed"])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def claims_frame(metrics: dict) -> pd.DataFrame:
+    """The paper's claims with our numbers and verdicts, as a table."""
+    return pd.DataFrame(metrics["claims"], columns=["claim", "paper", "ours", "verdict", "basis", "detail", "data"])
+
+
+# ---- prose ---------------------------------------------------------------------------------------------------
+
+
+def describe_comparison(metrics: dict, split_key: str = "private_test") -> str:
+    """One sentence per main model: our accuracy and macro F1 beside the paper's, in words."""
+    sentences = []
+    for name, entry in metrics["models"].items():
+        block = entry.get(split_key)
+        if block is None or not is_main_model(name):
+            continue
+        low, high = block["accuracy_ci95"]
+        text = (f"**{_label(name)}** reaches {_pct(block)} accuracy (95% CI {100 * low:.1f}–{100 * high:.1f}%) "
+                f"and macro F1 {_f1(block, 'macro_f1')}")
+        paper = entry.get("paper")
+        if paper:
+            text += (f"; the paper reports {_paper_range(paper, 'accuracy')} and "
+                     f"{_paper_range(paper, 'macro_f1')}")
+        sentences.append(text + ".")
+    return " ".join(sentences) if sentences else "No results yet."
+
+
+def describe_claims(metrics: dict) -> str:
+    """How many of the paper's claims our run supports, partly supports, contradicts or cannot test."""
+    counts = claims_frame(metrics)["verdict"].value_counts()
+    order = ("supported", "partly", "not supported", "not testable here")
+    return (f"Of the paper's {int(counts.sum())} claims checked here: "
+            + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in order) + ".")
+
+
+# ---- Markdown ------------------------------------------------------------------------------------------------
+
+
+def markdown_table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
+    """A GitHub-flavoured Markdown table of already formatted cells."""
+    def line(cells: Sequence) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+    return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
+
+
+def dataframe_markdown(df: pd.DataFrame, digits: int = 3) -> str:
+    """A DataFrame as a Markdown table, floats to `digits` decimals, a named index as the first column."""
+    flat = df.reset_index() if any(n is not None for n in df.index.names) else df
+    def cell(v) -> str:
+        if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+            return "–"
+        return f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
+    rows = [[cell(v) for v in row] for row in flat.itertuples(index=False)]
+    return markdown_table(rows, [str(c) for c in flat.columns])
+
+
+def _label(name: str) -> str:
+    return MODEL_LABELS.get(name, name)
+
+
+def _interval(ci: Sequence[float]) -> str:
+    return f"{ci[0]:.3f}–{ci[1]:.3f}"
+
+
+def _pct(block: dict, metric: str = "accuracy") -> str:
+    value = f"{100 * block[metric]:.1f}"
+    std = block.get("std", {}).get(metric)
+    return f"{value} ± {100 * std:.1f}%" if std is not None else f"{value}%"
+
+
+def _f1(block: dict, metric: str) -> str:
+    std = block.get("std", {}).get(metric)
+    return f"{block[metric]:.3f} ± {std:.3f}" if std is not None else f"{block[metric]:.3f}"
+
+
+def _paper_range(paper: dict | None, metric: str) -> str:
+    if not paper or metric not in paper:
+        return "–"
+    return format_paper_range(*paper[metric], percent=metric == "accuracy")
+
+
+def _params(value: int | float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value / 1e6:.2f} M" if value >= 100_000 else f"{value:,.0f}"
+
+
+def _paper_params(paper: dict | None) -> str:
+    return f"±{paper['params'] / 1e6:.1f} M" if paper and paper.get("params") else "–"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def banner(metrics: dict) -> str:
+    """A loud Markdown warning when the numbers are not the full run on FER-2013; empty otherwise."""
+    lines = []
+    if not metrics["data"]["is_fer2013"]:
+        lines.append(f"> **{SYNTHETIC_STAMP}.** Every number, table and figure here comes from the project's "
+                     "synthetic faces; none of it says anything about FER-2013 or the paper.")
+    if metrics["profile"] != "full":
+        lines.append(f"> **Profile `{metrics['profile']}`:** a shrunken run (fewer images and epochs than the "
+                     "paper's protocol); the numbers are not comparable with the paper's.")
+    return "\n>\n".join(lines)
+
+
+def comparison_table(metrics: dict, split_key: str = "private_test", main: bool = True) -> str:
+    """The paper's Table 3 with ours beside it (main models), or the same columns for variants and ablations."""
+    header = ["Model", "Accuracy", "95% CI", "Paper", "Macro F1", "95% CI", "Paper", "Weighted F1", "Paper",
+              "Parameters", "Paper", "Training", "Train images/s", "Device"]
+    rows = []
+    for name, entry in metrics["models"].items():
+        block = entry.get(split_key)
+        if block is None or is_main_model(name) != main:
+            continue
+        paper = entry.get("paper")
+        seeds = len(entry["per_seed"])
+        acc_ci, f1_ci = block["accuracy_ci95"], block["macro_f1_ci95"]
+        rows.append([
+            _label(name) + (f" ({seeds} seeds)" if seeds > 1 else ""),
+            _pct(block), f"{100 * acc_ci[0]:.1f}–{100 * acc_ci[1]:.1f}%", _paper_range(paper, "accuracy"),
+            _f1(block, "macro_f1"), _interval(f1_ci), _paper_range(paper, "macro_f1"),
+            _f1(block, "weighted_f1"), _paper_range(paper, "weighted_f1"),
+            _params(entry["params"]), _paper_params(paper),
+            _duration(entry["train_seconds"]), _rate(entry["images_per_second"]), entry["device"],
+        ])
+    return markdown_table(rows, header) if rows else ""
+
+
+def per_class_tables(metrics: dict, split_key: str = "private_test") -> str:
+    """F1 of every class for every main model, then Model B's report beside the paper's Table 2 (in words)."""
+    f1 = per_class_frame(metrics, split_key=split_key)
+    f1 = f1[[m for m in f1.columns if is_main_model(m)]].rename(columns=_label)
+    if f1.empty:
+        return "_No results._"
+    parts = ["F1 by class:", "", dataframe_markdown(f1)]
+    if "model_b" in metrics["models"] and split_key in metrics["models"]["model_b"]:
+        model_b = per_class_frame(metrics, "model_b", split_key)
+        parts += ["", "Model B, per class, beside the paper's Table 2 (which gives words, not numbers):", "",
+                  dataframe_markdown(model_b)]
+    return "\n".join(parts)
+
+
+def claims_table(metrics: dict) -> str:
+    """The paper's claims with our numbers and verdicts, in Markdown."""
+    def ours(value) -> str:
+        if value is None:
+            return "–"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    rows = [[c["claim"], c["paper"], ours(c["ours"]), f"**{c['verdict']}**", c["basis"], c["detail"]]
+            for c in metrics["claims"]]
+    return markdown_table(rows, ["Claim", "Paper", "Ours", "Verdict", "Basis", "Detail"])
+
+
+def differences(metrics: dict) -> list[str]:
+    """Where our protocol or results depart from the paper's, as bullet points."""
+    models = metrics["models"]
+    items = [
+        "**Validation protocol.** The paper splits its training data into train and validation sets without "
+        "saying how; we use FER-2013's own splits: train on Training, select models, epochs and C on PublicTest "
+        f"only, and report {metrics.get('report_split', REPORT_SPLIT)} once.",
+        "**Ranges.** The paper gives ranges (\"56–58%\") without saying how they were obtained; we report the "
+        "mean ± standard deviation over seeds and percentile-bootstrap 95% intervals over the test images.",
+    ]
+    baseline = models.get("baseline_cnn", {}).get("params")
+    items.append(
+        f"**Parameters of the baseline.** Table 1 as written has {table1_parameter_count():,} parameters "
+        f"({table1_parameter_count(extra_conv=True):,} with its optional fourth convolution), not the "
+        f"\"±1.0 M\" of Table 3; we build Table 1 exactly"
+        + (f" ({baseline:,} parameters)." if baseline else ".")
+    )
+    model_b = models.get("model_b", {}).get("params")
+    items.append(
+        "**Model B's widths.** The paper lists its ingredients (four convolution blocks, BatchNorm, LeakyReLU, "
+        "global average pooling, dropout, class weights) and \"±2.5 M\" parameters, not its layer widths; "
+        + (f"ours has {model_b:,} parameters." if model_b else "ours are set out in notebook 04.")
+    )
+    weights = next((c for c in metrics["claims"] if c["claim"].startswith("Class weights")), None)
+    if weights:
+        items.append(f"**The class-weight claim** is measured as {weights['basis'].rsplit(',', 1)[0]}.")
+    items.append("**Calibration.** HOG+SVM's scores are SVM decision values, not probabilities; their softmax is "
+                 "shown for completeness, so its calibration error says little.")
+    return items
+
+
+def write_report_md(
+    metrics: dict,
+    tables: Mapping[str, pd.DataFrame],
+    figures: Mapping[str, str | Path],
+    path: str | Path,
+) -> Path:
+    """Write REPORT.md, a results section in the paper's order: comparison, per class, figures, claims, differences.
+
+    tables: caption -> DataFrame (extra tables such as McNemar p-values or calibration, in order);
+    figures: caption -> image file (linked relative to REPORT.md).
+    """
+    path = Path(path)
+    split = metrics.get("report_split", REPORT_SPLIT)
+    split_key = SPLIT_KEYS[split]
+    data = metrics["data"]
+    parts = ["# Results", ""]
+    if banner(metrics):
+        parts += [banner(metrics), ""]
+    parts += [
+        f"Generated from `metrics.json`: profile `{metrics['profile']}`, data `{data['source']}` ({data['form']}, "
+        f"sha256 `{data['sha256'][:16]}`), commit `{metrics['git_commit'] or 'unknown'}`, {metrics['created']}. "
+        f"Models were selected on PublicTest; every number below is on {split} unless it says otherwise.",
+        "",
+        "## Comparison of the models (the paper's Table 3)",
+        "",
+        "Ours beside the paper's. Several seeds: mean ± standard deviation; intervals are bootstrap 95% intervals.",
+        "",
+        comparison_table(metrics, split_key) or "_No results._",
+        "",
+        describe_comparison(metrics, split_key),
+        "",
+    ]
+    variants = comparison_table(metrics, split_key, main=False)
+    if variants:
+        parts += ["### Variants and ablations", "", variants, ""]
+    parts += ["## Per-class results (the paper's Table 2)", "", per_class_tables(metrics, split_key), ""]
+    if figures:
+        parts += ["## Figures", ""]
+        for caption, figure in figures.items():
+            link = Path(os.path.relpath(Path(figure).resolve(), path.parent.resolve())).as_posix()
+            parts += [f"![{caption}]({link})", "", f"*{caption}*", ""]
+    for caption, table in tables.items():
+        parts += [f"## {caption}", "", dataframe_markdown(table), ""]
+    parts += ["## The paper's claims, tested", "", describe_claims(metrics), "", claims_table(metrics), "",
+              "## Differences from the paper", "", *(f"- {item}" for item in differences(metrics)), "",
+              "## Provenance", "",
+              "Packages: " + ", ".join(f"{k} {v}" for k, v in metrics["packages"].items() if v) + ".", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts))
+    return path
+
+
+def readme_results_table(metrics: dict) -> str:
+    """The README's results table: the main models on the report split, with the paper's accuracy beside ours."""
+    split = metrics.get("report_split", REPORT_SPLIT)
+    rows = []
+    for name, entry in metrics["models"].items():
+        block = entry.get(SPLIT_KEYS[split])
+        if block is None or not is_main_model(name):
+            continue
+        rows.append([_label(name), _pct(block), _f1(block, "macro_f1"), _f1(block, "weighted_f1"),
+                     _paper_range(entry.get("paper"), "accuracy"), _params(entry["params"]),
+                     f"{_duration(entry['train_seconds'])} ({entry['device']})"])
+    table = markdown_table(rows, [f"Model ({split})", "Accuracy", "Macro F1", "Weighted F1", "Paper's accuracy",
+                                  "Parameters", "Training"])
+    data = metrics["data"]
+    note = (f"Profile `{metrics['profile']}`, {'FER-2013' if data['is_fer2013'] else SYNTHETIC_STAMP} "
+            f"(`{data['source']}`, sha256 `{data['sha256'][:12]}`); mean ± std over seeds where there are several. "
+            "Details, figures and the paper's claims tested: [reports/REPORT.md](reports/REPORT.md).")
+    return f"{table}\n\n{note}"
+
+
+def update_readme(readme_path: str | Path, metrics: dict) -> bool:
+    """Replace the README's results block (between the results markers) with the table; True if it changed."""
+    path = Path(readme_path)
+    text = path.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{path.name} has no '{README_START}' ... '{README_END}' block to update")
+    new = f"{text[:start + len(README_START)]}\n{readme_results_table(metrics)}\n{text[end:]}"
+    if new == text:
+        return False
+    path.write_text(new)
+    return True
+
+
+def readme_block(readme_path: str | Path) -> str | None:
+    """The text between the README's results markers (stripped), or None without markers."""
+    text = Path(readme_path).read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return None
+    return text[start + len(README_START):end].strip()

@@ -1,0 +1,179 @@
+"""metrics.json, REPORT.md and the README's results table, from constructed runs; README and metrics.json in step."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from fer_helpers.evaluation import classification_metrics
+from fer_helpers.profiles import get_profile
+from fer_helpers.report import (
+    README_END, README_START, build_metrics, claims_frame, collect_results, comparison_frame, describe_claims,
+    missing_models, per_class_frame, readme_block, readme_results_table, seed_frame, table1_parameter_count,
+    update_readme, write_metrics, write_report_md,
+)
+from test_evaluation import fer_labels, make_preds, make_result
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fake_study(profile: str = "full", is_fer2013: bool = True, sha256: str = "abc") -> SimpleNamespace:
+    """What build_metrics reads from a Study: the profile and the data's provenance."""
+    data = SimpleNamespace(sha256=sha256, source="/somewhere/data/fer2013.zip",
+                           form="kaggle-zip" if is_fer2013 else "synthetic", is_fer2013=is_fer2013)
+    return SimpleNamespace(profile=get_profile(profile), data=data)
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory) -> Path:
+    """A run folder with HOG+SVM, the baseline, Model B (3 seeds), our model (2 seeds) and a stale result."""
+    root = tmp_path_factory.mktemp("run")
+    public, private = fer_labels("PublicTest"), fer_labels("PrivateTest")
+    labels = {"PublicTest": public, "PrivateTest": private}
+
+    def preds(acc: float, seed: int) -> dict:
+        return {"PublicTest": make_preds(public, acc, seed=seed),
+                "PrivateTest": make_preds(private, acc, seed=seed + 1)}
+
+    make_result(root, "hog_svm", preds(0.37, 10), labels, seed=None, params=None)
+    make_result(root, "baseline_cnn", preds(0.42, 20), labels, seed=0, params=683_527)
+    make_result(root, "resnet_fer", preds(0.10, 90), labels, seed=0, params=5000)  # stale: overwritten below
+    for s in range(3):
+        make_result(root, "model_b", preds(0.56 + 0.01 * s, 30 + s), labels, seed=s, params=2_737_143)
+    for s in range(2):
+        make_result(root, "resnet_fer", preds(0.70, 40 + s), labels, seed=s, params=5000,
+                    extra={"inference_images_per_second": 9000.0})
+    make_result(root, "model_b_no_bn", preds(0.50, 60), labels, seed=0, params=2_700_000)
+    make_result(root, "model_b", preds(0.9, 50), labels, seed=0, data_sha256="other-data")
+    return root
+
+
+@pytest.fixture(scope="module")
+def metrics(run_root) -> dict:
+    return build_metrics(run_root, fake_study(), n_boot=300)
+
+
+def test_collect_results_groups_by_model_keeps_newest_per_seed_and_filters_data(run_root):
+    grouped = collect_results(run_root, "abc")
+    assert list(grouped) == ["hog_svm", "baseline_cnn", "model_b", "model_b_no_bn", "resnet_fer"]
+    assert [r.seed for r in grouped["model_b"]] == [0, 1, 2]
+    assert [r.seed for r in grouped["resnet_fer"]] == [0, 1]
+    assert grouped["resnet_fer"][0].metrics["PrivateTest"]["accuracy"] == pytest.approx(0.70, abs=0.01)
+    assert len(collect_results(run_root)["model_b"]) == 3  # the other data's seed 0 is newer and replaces ours
+    assert collect_results(run_root / "nothing") == {}
+
+
+def test_metrics_shape_and_numbers(metrics, run_root):
+    assert metrics["profile"] == "full"
+    assert metrics["data"] == {"sha256": "abc", "source": "fer2013.zip", "form": "kaggle-zip", "is_fer2013": True}
+    assert {"numpy", "torch", "scikit-learn", "lightning"} <= set(metrics["packages"])
+    assert metrics["git_commit"] is None or len(metrics["git_commit"]) == 40
+    assert list(metrics["models"]) == ["hog_svm", "baseline_cnn", "model_b", "model_b_no_bn", "resnet_fer",
+                                       "resnet_fer_ensemble"]
+    model_b = metrics["models"]["model_b"]
+    runs = collect_results(run_root, "abc")["model_b"]
+    accs = [classification_metrics(r.labels["PrivateTest"], r.preds("PrivateTest"))["accuracy"] for r in runs]
+    private = model_b["private_test"]
+    assert private["accuracy"] == pytest.approx(np.mean(accs))
+    assert private["std"]["accuracy"] == pytest.approx(np.std(accs, ddof=1))
+    assert private["accuracy_ci95"][0] < private["accuracy"] < private["accuracy_ci95"][1]
+    assert "bootstrap" in private["ci95_method"] and "mean over seeds" in private["ci95_method"]
+    assert set(private["per_class"]) == {"Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"}
+    assert model_b["seeds"] == [0, 1, 2] and [p["seed"] for p in model_b["per_seed"]] == [0, 1, 2]
+    assert [p["private_test"]["accuracy"] for p in model_b["per_seed"]] == pytest.approx(accs)
+    assert model_b["paper"]["accuracy"] == [0.56, 0.58] and model_b["params"] == 2_737_143
+    assert "std" not in metrics["models"]["baseline_cnn"]["private_test"]
+    assert metrics["models"]["hog_svm"]["paper"]["macro_f1"] == [0.30, 0.36]
+    assert metrics["models"]["resnet_fer"]["paper"] is None
+    assert metrics["models"]["resnet_fer"]["inference_images_per_second"] == 9000.0
+    ensemble = metrics["models"]["resnet_fer_ensemble"]
+    assert ensemble["ensemble_of"] == "resnet_fer" and ensemble["seeds"] == [0, 1] and ensemble["params"] == 10000
+    assert any(c["claim"].startswith("Model B accuracy") for c in metrics["claims"])
+
+
+def test_frames_for_the_notebook(metrics, run_root):
+    comparison = comparison_frame(metrics)
+    assert comparison.loc["model_b", "accuracy"] == metrics["models"]["model_b"]["private_test"]["accuracy"]
+    assert comparison.loc["model_b", "paper_accuracy"] == "56–58%" and comparison.loc["model_b", "seeds"] == 3
+    f1 = per_class_frame(metrics)
+    assert f1.shape == (7, len(metrics["models"])) and list(f1.index)[0] == "Angry"
+    model_b = per_class_frame(metrics, "model_b")
+    assert model_b.loc["Disgust", "support"] == 55 and model_b.loc["Disgust", "paper_f1"] == "very low"
+    seeds = seed_frame(metrics)
+    assert list(seeds.index) == ["model_b", "resnet_fer"] and seeds.loc["model_b", "seeds"] == "0, 1, 2"
+    assert len(claims_frame(metrics)) == len(metrics["claims"])
+    assert describe_claims(metrics).startswith(f"Of the paper's {len(metrics['claims'])} claims")
+    assert missing_models(collect_results(run_root, "abc")) == {}
+    assert missing_models({"model_b": []}) == {"hog_svm": "02_hog_svm", "baseline_cnn": "03_baseline_cnn",
+                                                "model_b": "04_tuned_cnn", "resnet_fer": "04_tuned_cnn"}
+
+
+def test_write_metrics_is_strict_json(metrics, tmp_path):
+    path = write_metrics(metrics | {"note": float("nan")}, tmp_path / "reports" / "metrics.json")
+    loaded = json.loads(path.read_text())
+    assert loaded["note"] is None and loaded["models"]["model_b"]["seeds"] == [0, 1, 2]
+
+
+def test_report_md_reads_like_a_results_section(metrics, tmp_path):
+    reports = tmp_path / "reports"
+    figure = reports / "figures" / "confusion_model_b.png"
+    figure.parent.mkdir(parents=True)
+    figure.write_bytes(b"png")
+    frame = comparison_frame(metrics)
+    path = write_report_md(metrics, {"Calibration": frame[["accuracy", "macro_f1"]]},
+                           {"Model B's confusion matrix": figure}, reports / "REPORT.md")
+    text = path.read_text()
+    for heading in ("# Results", "## Comparison of the models", "## Per-class results", "## Figures",
+                    "## Calibration", "## The paper's claims, tested", "## Differences from the paper"):
+        assert heading in text
+    assert "](figures/confusion_model_b.png)" in text
+    assert "| Model B (3 seeds) |" in text and "56–58%" in text
+    main, variants = text.split("### Variants and ablations")
+    assert "| model_b_no_bn |" in variants.split("## Per-class")[0] and "model_b_no_bn" not in main
+    assert f"{table1_parameter_count():,}" in text and "683,527" in text
+    assert "SYNTHETIC" not in text and "Profile `" not in text
+
+
+def test_report_md_banner_on_synthetic_or_small_runs(run_root, tmp_path):
+    metrics = build_metrics(run_root, fake_study("smoke", is_fer2013=False, sha256="synthetic"), n_boot=100)
+    assert metrics["models"] == {}  # the run folder holds results of other data only
+    text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
+    assert "SYNTHETIC FACES - NOT FER-2013" in text.split("## Comparison")[0]
+    assert "Profile `smoke`" in text
+
+
+def test_table1_parameter_count_matches_the_paper_as_written():
+    assert table1_parameter_count() == 683_527 and table1_parameter_count(extra_conv=True) == 831_111
+
+
+def test_readme_table_and_update(metrics, tmp_path):
+    table = readme_results_table(metrics)
+    lines = table.splitlines()
+    assert lines[0].startswith("| Model (PrivateTest) | Accuracy |")
+    assert sum(line.startswith("| ") for line in lines) == 2 + len(metrics["models"]) - 1  # not the ablation
+    assert "model_b_no_bn" not in table
+    model_b = metrics["models"]["model_b"]["private_test"]
+    assert f"{100 * model_b['accuracy']:.1f} ± {100 * model_b['std']['accuracy']:.1f}%" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nIntro.\n\n{README_START}\nold table\n{README_END}\n\nMore.\n")
+    assert update_readme(readme, metrics) is True
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# Title\n\nIntro.") and text.endswith("\n\nMore.\n")
+    assert readme_block(readme) == table.strip()
+    assert update_readme(readme, metrics) is False  # already in step
+    readme.write_text("# No markers\n")
+    with pytest.raises(ValueError, match="results:start"):
+        update_readme(readme, metrics)
+
+
+def test_repository_readme_agrees_with_committed_metrics():
+    metrics_path = REPO / "reports" / "metrics.json"
+    if not metrics_path.exists():
+        pytest.skip("no reports/metrics.json committed yet (a full run on FER-2013 writes it)")
+    metrics = json.loads(metrics_path.read_text())
+    block = readme_block(REPO / "README.md")
+    assert block is not None, f"README.md lacks the {README_START} ... {README_END} block"
+    assert block == readme_results_table(metrics).strip(), "README results table is out of step with metrics.json"
