@@ -1,0 +1,282 @@
+"""The CNNs of the study: the paper's baseline (Table 1), its tuned Model B, and our ResNet-style model."""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .data import IMAGE_SIZE, NUM_CLASSES
+from .results import RunResult
+
+MODEL_NAMES: tuple[str, ...] = ("baseline_cnn", "model_b", "resnet_fer")
+MODEL_B_WIDTHS: tuple[int, ...] = (48, 96, 192, 384)  # our reading of "four conv blocks, about 2.5 M parameters"
+MODEL_B_HIDDEN = 256
+RESNET_FER_WIDTH = 64
+# Dense bf16 tensor-core peaks from the vendors' datasheets, FLOP/s; the first name found in the device name wins.
+GPU_PEAK_FLOPS: dict[str, float] = {
+    "H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+}
+TRAIN_FLOPS_PER_FORWARD = 3  # a training step is about a forward pass plus a backward pass of twice its cost
+
+
+class BaselineCNN(nn.Module):
+    """The paper's CNN Level-1 (Table 1): three 3x3 ReLU convs 32-64-128 with max-pooling, dense 128, dropout 0.5.
+
+    Table 1 as written has 683,527 parameters (831,111 with the optional fourth conv); the paper's Table 3
+    says "±1.0 M". We build Table 1 exactly and report the count we measure.
+    """
+
+    def __init__(self, extra_conv: bool = False, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = 1
+        for width in (32, 64, 128):
+            layers += [nn.Conv2d(in_ch, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            in_ch = width
+        if extra_conv:  # Table 1's optional conv 128 at 6x6; "same" padding keeps the 4608 features
+            layers += [nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        side = IMAGE_SIZE // 8
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(128 * side * side, 128),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(128, num_classes),  # softmax lives in the loss
+        )
+
+    @property
+    def target_layer(self) -> nn.Module:
+        """The last convolution, whose feature map Grad-CAM explains."""
+        return _last_conv(self.features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class ModelB(nn.Module):
+    """The paper's tuned CNN (Model B): four conv blocks with BatchNorm and LeakyReLU, GAP, dropout; about 2.7 M.
+
+    The paper gives the ingredients and "±2.5 M parameters" but not the widths. Our choice: each block is
+    two 3x3 convs (conv-BN-LeakyReLU twice) then a 2x2 max-pool, widths 48-96-192-384 (48x48 -> 3x3), then
+    global average pooling, dense 256, LeakyReLU, dropout 0.5 and dense 7: 2,737,143 parameters.
+    LeakyReLU's slope is not given either; we use 0.1 (PyTorch's default 0.01 is nearly ReLU, Keras' is 0.3).
+    Every ingredient is a switch for the ablation: batchnorm, activation ("leaky_relu" or "relu"),
+    pooling ("gap", or "flatten": flatten the 3x3 map into the dense layer) and dropout (0 removes it).
+    """
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = MODEL_B_WIDTHS,
+        hidden: int = MODEL_B_HIDDEN,
+        batchnorm: bool = True,
+        activation: str = "leaky_relu",
+        negative_slope: float = 0.1,
+        pooling: str = "gap",
+        dropout: float = 0.5,
+        num_classes: int = NUM_CLASSES,
+    ):
+        super().__init__()
+        if activation not in ("leaky_relu", "relu"):
+            raise ValueError(f"unknown activation {activation!r}; choose 'leaky_relu' or 'relu'")
+        if pooling not in ("gap", "flatten"):
+            raise ValueError(f"unknown pooling {pooling!r}; choose 'gap' or 'flatten'")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+
+        def act() -> nn.Module:
+            return nn.LeakyReLU(negative_slope, inplace=True) if activation == "leaky_relu" else nn.ReLU(inplace=True)
+
+        layers: list[nn.Module] = []
+        in_ch = 1
+        for width in widths:
+            for _ in range(2):
+                layers.append(nn.Conv2d(in_ch, width, 3, padding=1, bias=not batchnorm))
+                if batchnorm:
+                    layers.append(nn.BatchNorm2d(width))
+                layers.append(act())
+                in_ch = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        side = IMAGE_SIZE // 2 ** len(widths)
+        if pooling == "gap":
+            pool: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            n_features = in_ch
+        else:
+            pool = [nn.Flatten()]
+            n_features = in_ch * side * side
+        head: list[nn.Module] = [*pool, nn.Linear(n_features, hidden), act()]
+        if dropout > 0:
+            head.append(nn.Dropout(dropout))
+        head.append(nn.Linear(hidden, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    @property
+    def target_layer(self) -> nn.Module:
+        """The last convolution, whose feature map Grad-CAM explains."""
+        return _last_conv(self.features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers with a shortcut (He et al. 2016); a 1x1 conv shortcut where the shape changes."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_ch != out_ch:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ResNetFER(nn.Module):
+    """Our model: a small ResNet for 48x48 faces, 4.9 M parameters at width 64.
+
+    A 3x3 stem at full resolution, four stages of basic residual blocks with widths w, 2w, 4w, 8w
+    (48 -> 24 -> 12 -> 6 pixels), global average pooling, dropout and a linear layer. It follows the
+    four-stage, BatchNorm design of the best published single FER-2013 network (Khaireddin & Chen 2021,
+    a VGG variant, 73.28%) with shortcuts instead of a large dense head, so it stays under 5 M parameters
+    and trains quickly with a high learning rate. `width` shrinks it for CPU profiles (parameters scale ~ width^2).
+    """
+
+    def __init__(
+        self,
+        width: int = RESNET_FER_WIDTH,
+        blocks: tuple[int, ...] = (1, 1, 1, 1),
+        dropout: float = 0.2,
+        num_classes: int = NUM_CLASSES,
+    ):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
+        stages: list[nn.Module] = []
+        in_ch = width
+        for i, n_blocks in enumerate(blocks):
+            out_ch = width * 2**i
+            stage = [BasicBlock(in_ch, out_ch, stride=1 if i == 0 else 2)]
+            stage += [BasicBlock(out_ch, out_ch) for _ in range(n_blocks - 1)]
+            stages.append(nn.Sequential(*stage))
+            in_ch = out_ch
+        self.stages = nn.Sequential(*stages)
+        head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        if dropout > 0:
+            head.append(nn.Dropout(dropout))
+        head.append(nn.Linear(in_ch, num_classes))
+        self.classifier = nn.Sequential(*head)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        # Each residual branch starts as the identity (Goyal et al. 2017): stable at high learning rates.
+        for m in self.modules():
+            if isinstance(m, BasicBlock):
+                nn.init.zeros_(m.bn2.weight)
+
+    @property
+    def target_layer(self) -> nn.Module:
+        """The last residual block, whose 6x6 feature map Grad-CAM explains."""
+        return self.stages[-1][-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.stages(self.stem(x)))
+
+
+_BUILDERS: dict[str, type[nn.Module]] = {"baseline_cnn": BaselineCNN, "model_b": ModelB, "resnet_fer": ResNetFER}
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """A fresh, randomly initialised model by name; kwargs are the architecture's switches."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+    return _BUILDERS[name](**kwargs)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_flops(model: nn.Module) -> int:
+    """Forward FLOPs for one 48x48 face (convolutions and matrix products; a multiply-add counts as 2)."""
+    param = next(model.parameters())
+    x = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE, device=param.device, dtype=param.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def device_peak_flops(device: str) -> float | None:
+    """The datasheet bf16 peak (FLOP/s) of a GPU named in `device` (a RunResult's device), None if unknown."""
+    return next((peak for name, peak in GPU_PEAK_FLOPS.items() if name in device), None)
+
+
+def measure_matmul_flops(device: str | torch.device = "cpu", size: int = 1024, repeats: int = 5) -> float:
+    """The float32 matrix-multiply rate (FLOP/s) measured here: a practical peak for a CPU without a datasheet."""
+    a = torch.rand(size, size, device=device)
+    b = torch.rand(size, size, device=device)
+    a @ b  # warm-up: thread pool and caches
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def epoch_floor_seconds(flops_per_image: int, n_images: int, peak_flops: float) -> float:
+    """The fastest a training epoch can be: training FLOPs (3x forward) of every image at the device's peak."""
+    return TRAIN_FLOPS_PER_FORWARD * flops_per_image * n_images / peak_flops
+
+
+def speed_table(results: Sequence[RunResult], n_train: int, cpu_peak_flops: float | None = None) -> pd.DataFrame:
+    """Measured training speed of saved runs beside the floor that their FLOPs and the device's peak allow.
+
+    The peak is the datasheet bf16 figure for a known GPU, else `cpu_peak_flops` for a CPU run (e.g. from
+    `measure_matmul_flops`), else unknown (no floor).
+    """
+    rows = []
+    for r in results:
+        flops = count_flops(build_model(r.config["model"], **r.config.get("model_kwargs", {})))
+        peak = device_peak_flops(r.device)
+        source = "datasheet bf16"
+        if peak is None and r.device.startswith("cpu") and cpu_peak_flops is not None:
+            peak, source = cpu_peak_flops, "measured fp32 matmul here"
+        train_epoch = n_train / r.images_per_second if r.images_per_second else float("nan")
+        floor = epoch_floor_seconds(flops, n_train, peak) if peak else float("nan")
+        rows.append({
+            "model": r.model, "seed": r.seed, "device": r.device, "params": r.params,
+            "forward MFLOP/image": flops / 1e6, "train images/s": r.images_per_second,
+            "train s/epoch": train_epoch,
+            "wall s/epoch": float(r.history["seconds"].mean()) if r.history is not None else float("nan"),
+            "peak TFLOP/s": peak / 1e12 if peak else float("nan"), "peak source": source if peak else "unknown",
+            "floor s/epoch": floor, "share of peak": floor / train_epoch,
+        })
+    return pd.DataFrame(rows)
+
+
+def _last_conv(module: nn.Module) -> nn.Conv2d:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)][-1]

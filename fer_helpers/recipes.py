@@ -1,0 +1,212 @@
+"""Training recipes: the paper's baseline and Model B as it describes them, our model's, and the steps between.
+
+Each recipe is a function of the run profile and the seed that returns a `CNNConfig`; `fit_cnn` trains it.
+`RECIPE_STEPS` walks from Model B's recipe to ours one change at a time, so that a table can show what each
+change bought on PublicTest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .data import FERData
+from .models import MODEL_B_HIDDEN, MODEL_B_WIDTHS, RESNET_FER_WIDTH
+from .profiles import Profile, get_profile
+from .training import CNNConfig, fit_cnn
+
+# Paper, section 3.1: Adam from 5e-4, the rate halved on a plateau of the validation loss down to 3.9e-6
+# (= 5e-4 / 2**7: seven halvings in its 50 epochs).
+MODEL_B_LR = 5e-4
+MODEL_B_MIN_LR = 3.9e-6
+ROTATE_DEG = 10.0  # the paper's "small rotations"; also the rotation of Khaireddin & Chen (2021)
+OURS_LR_PER_128 = 0.1  # SGD peak learning rate for a batch of 128, scaled linearly with the batch size
+# What our recipe aims at on PrivateTest: the best published FER-2013-only single network (Khaireddin & Chen 2021,
+# a VGG variant) and, for a seed ensemble, a couple of points above it.
+BEST_PUBLISHED_SINGLE = 0.7328
+ENSEMBLE_TARGET = 0.755
+
+
+@dataclass(frozen=True)
+class RecipeScale:
+    """How much of the CNNs a profile trains: a CPU profile shrinks the widths and the recipe-steps table."""
+
+    width: float  # multiplier of Model B's and our model's channel widths (1.0: the full-size models)
+    step_epochs: int  # epochs of each run of the recipe-steps table (seed 0, PublicTest only)
+
+
+RECIPE_SCALES: dict[str, RecipeScale] = {
+    "smoke": RecipeScale(width=0.125, step_epochs=1),
+    "classroom": RecipeScale(width=0.5, step_epochs=3),
+    "full": RecipeScale(width=1.0, step_epochs=20),
+}
+
+# Model B's ingredients, each a switch for the ablation: four architecture switches and two training ones.
+MODEL_B_DEFAULTS: dict[str, Any] = {
+    "batchnorm": True, "activation": "leaky_relu", "pooling": "gap", "dropout": 0.5,
+    "class_weights": True, "augment": True,
+}
+MODEL_B_ABLATIONS: dict[str, dict[str, Any]] = {
+    "model_b_no_bn": {"batchnorm": False},
+    "model_b_relu": {"activation": "relu"},
+    "model_b_flatten": {"pooling": "flatten"},
+    "model_b_no_dropout": {"dropout": 0.0},
+    "model_b_no_class_weights": {"class_weights": False},
+    "model_b_no_augment": {"augment": False},
+}
+
+
+@dataclass(frozen=True)
+class RecipeStep:
+    """One change on the way from Model B's recipe to ours: a name, why, and the CNNConfig fields it takes from ours."""
+
+    slug: str  # the step's runs are saved as model "recipe_<slug>", apart from the study's main models
+    name: str
+    why: str
+    fields: tuple[str, ...]
+
+    @property
+    def result_name(self) -> str:
+        return f"recipe_{self.slug}"
+
+
+# Applied in order to Model B's recipe, the steps give our recipe; the values come from `ours_config`.
+RECIPE_STEPS: tuple[RecipeStep, ...] = (
+    RecipeStep("model_b", "Model B recipe",
+               "the paper's Model B as it trains it (Adam 5e-4, plateau, class weights)", ()),
+    RecipeStep("resnet_fer", "ResNet-FER",
+               "our residual network instead of Model B, same training", ("model", "model_kwargs")),
+    RecipeStep("sgd_onecycle", "SGD Nesterov, one-cycle, weight decay",
+               "a schedule that anneals over a fixed budget instead of waiting for plateaus",
+               ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "scheduler", "plateau_factor",
+                "plateau_patience", "min_lr", "patience")),
+    RecipeStep("no_class_weights", "no class weights",
+               "train for accuracy on the natural class balance", ("class_weights",)),
+    RecipeStep("shifts", "random shifts", "random crops of the face padded by 4 pixels", ("crop_pad",)),
+    RecipeStep("erasing", "random erasing", "hide a random patch in half of the faces", ("erasing_p",)),
+    RecipeStep("label_smoothing", "label smoothing",
+               "soften the targets against FER-2013's label noise", ("label_smoothing",)),
+    RecipeStep("tta", "test-time augmentation",
+               "average the logits of mirrored and shifted copies", ("tta",)),
+)
+
+
+def recipe_scale(profile: str | Profile) -> RecipeScale:
+    """The model widths and step epochs of a profile."""
+    profile = get_profile(profile)
+    if profile.name not in RECIPE_SCALES:
+        raise ValueError(f"no recipe scale for profile {profile.name!r}; known: {sorted(RECIPE_SCALES)}")
+    return RECIPE_SCALES[profile.name]
+
+
+def model_kwargs(model: str, profile: str | Profile) -> dict[str, Any]:
+    """The width arguments of a model at the profile's scale (none at full scale: the documented defaults)."""
+    scale = recipe_scale(profile).width
+    if scale == 1.0 or model == "baseline_cnn":
+        return {}
+    if model == "model_b":
+        return {"widths": tuple(max(4, round(w * scale)) for w in MODEL_B_WIDTHS),
+                "hidden": max(8, round(MODEL_B_HIDDEN * scale))}
+    if model == "resnet_fer":
+        return {"width": max(4, round(RESNET_FER_WIDTH * scale))}
+    raise ValueError(f"no recipe for model {model!r}")
+
+
+def baseline_config(profile: str | Profile, seed: int = 0, **changes: Any) -> CNNConfig:
+    """The paper's baseline CNN: Adam lr 1e-3, flips and small rotations, early stopping on PublicTest."""
+    profile = get_profile(profile)
+    config = CNNConfig(
+        model="baseline_cnn", optimizer="adam", lr=1e-3, scheduler="none",
+        max_epochs=profile.baseline_max_epochs, patience=profile.patience, batch_size=profile.batch_size,
+        class_weights=False, hflip=True, rotate_deg=ROTATE_DEG, seed=seed,
+    )
+    return replace(config, **changes)
+
+
+def model_b_config(profile: str | Profile, seed: int = 0, **ablation: Any) -> CNNConfig:
+    """The paper's Model B recipe; keyword switches of MODEL_B_DEFAULTS turn single ingredients off for the ablation.
+
+    Adam from 5e-4 with ReduceLROnPlateau (factor 0.5, patience 3, floor 3.9e-6), class weights, flips and
+    rotations, dropout 0.5; all `profile.model_b_max_epochs` epochs are trained (the paper ran its 50 and kept
+    the best, epoch 21) and the best PublicTest epoch is kept.
+    """
+    unknown = set(ablation) - set(MODEL_B_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown Model B switch(es) {sorted(unknown)}; known: {sorted(MODEL_B_DEFAULTS)}")
+    switches = MODEL_B_DEFAULTS | ablation
+    profile = get_profile(profile)
+    architecture = {k: switches[k] for k in ("batchnorm", "activation", "pooling", "dropout")}
+    changed = {k: v for k, v in architecture.items() if v != MODEL_B_DEFAULTS[k]}
+    return CNNConfig(
+        model="model_b", model_kwargs=model_kwargs("model_b", profile) | changed,
+        optimizer="adam", lr=MODEL_B_LR, scheduler="plateau", plateau_factor=0.5, plateau_patience=3,
+        min_lr=MODEL_B_MIN_LR, max_epochs=profile.model_b_max_epochs, patience=None, batch_size=profile.batch_size,
+        class_weights=bool(switches["class_weights"]), hflip=bool(switches["augment"]),
+        rotate_deg=ROTATE_DEG if switches["augment"] else 0.0, seed=seed,
+    )
+
+
+def ours_config(profile: str | Profile, seed: int = 0, **changes: Any) -> CNNConfig:
+    """Our recipe: ResNet-FER, SGD Nesterov with a one-cycle schedule, shifts, erasing, label smoothing, TTA.
+
+    Changes are CNNConfig fields to replace (e.g. max_epochs=100, mixup_alpha=0.2).
+    """
+    profile = get_profile(profile)
+    config = CNNConfig(
+        model="resnet_fer", model_kwargs=model_kwargs("resnet_fer", profile),
+        optimizer="sgd", lr=OURS_LR_PER_128 * profile.batch_size / 128, momentum=0.9, nesterov=True,
+        weight_decay=5e-4, scheduler="onecycle", max_epochs=profile.ours_max_epochs, patience=None,
+        batch_size=profile.batch_size, class_weights=False, hflip=True, rotate_deg=ROTATE_DEG, crop_pad=4,
+        erasing_p=0.5, label_smoothing=0.1, tta="flip_crop", seed=seed,
+    )
+    return replace(config, **changes)
+
+
+def recipe_step_configs(
+    profile: str | Profile, seed: int = 0, max_epochs: int | None = None
+) -> list[tuple[RecipeStep, CNNConfig]]:
+    """Each step of RECIPE_STEPS with its configuration: Model B's recipe plus every change up to that step.
+
+    All steps train for the same number of epochs (default: the profile's step_epochs) so that they compare.
+    """
+    profile = get_profile(profile)
+    epochs = max_epochs if max_epochs is not None else recipe_scale(profile).step_epochs
+    ours = ours_config(profile, seed)
+    config = model_b_config(profile, seed)
+    steps = []
+    for step in RECIPE_STEPS:
+        config = replace(config, **{name: getattr(ours, name) for name in step.fields})
+        steps.append((step, replace(config, max_epochs=epochs)))
+    return steps
+
+
+def config_changes(before: CNNConfig, after: CNNConfig) -> dict[str, Any]:
+    """The fields whose values differ between two configurations, with their new values."""
+    old, new = before.to_dict(), after.to_dict()
+    return {name: new[name] for name in new if new[name] != old[name]}
+
+
+def run_recipe_steps(
+    data: FERData, profile: str | Profile, run_root: str | Path, seed: int = 0, fresh: bool = False
+) -> pd.DataFrame:
+    """Train every recipe step once (cached) and tabulate what each change bought on PublicTest (never PrivateTest)."""
+    rows = []
+    previous: CNNConfig | None = None
+    for step, config in recipe_step_configs(profile, seed):
+        result = fit_cnn(data, config, run_root, fresh=fresh, name=step.result_name)
+        changes = config_changes(previous, config) if previous is not None else {}
+        rows.append({
+            "step": step.name,
+            "change": ", ".join(f"{k}={v}" for k, v in changes.items()) or "(starting point)",
+            "why": step.why,
+            "accuracy": result.metrics["PublicTest"]["accuracy"],
+            "macro_f1": result.metrics["PublicTest"]["macro_f1"],
+            "params": result.params,
+            "train_seconds": result.train_seconds,
+        })
+        previous = config
+    table = pd.DataFrame(rows).set_index("step")
+    table.insert(3, "gain (points)", 100 * table["accuracy"].diff().fillna(0.0))
+    return table

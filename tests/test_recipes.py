@@ -1,0 +1,157 @@
+"""Training recipes: the paper's settings, the Model B ablation switches, our recipe and the steps between them."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+from torch import nn
+
+from fer_helpers.models import build_model, count_params
+from fer_helpers.profiles import PROFILES, get_profile
+from fer_helpers.recipes import (
+    MODEL_B_ABLATIONS,
+    MODEL_B_DEFAULTS,
+    RECIPE_SCALES,
+    RECIPE_STEPS,
+    baseline_config,
+    config_changes,
+    model_b_config,
+    ours_config,
+    recipe_scale,
+    recipe_step_configs,
+    run_recipe_steps,
+)
+from fer_helpers.results import find_results
+from fer_helpers.training import CNNConfig, fit_cnn
+
+
+def _model(config: CNNConfig) -> nn.Module:
+    return build_model(config.model, **config.kwargs)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_has_a_scale(profile):
+    scale = recipe_scale(profile)
+    assert 0 < scale.width <= 1 and scale.step_epochs >= 1
+    assert set(RECIPE_SCALES) == set(PROFILES)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_baseline_follows_the_paper(profile):
+    config = baseline_config(profile, seed=3)
+    p = get_profile(profile)
+    assert (config.model, config.optimizer, config.lr, config.scheduler) == ("baseline_cnn", "adam", 1e-3, "none")
+    assert config.hflip and config.rotate_deg > 0 and not config.class_weights
+    assert config.max_epochs == p.baseline_max_epochs and config.patience == p.patience and config.seed == 3
+    assert count_params(_model(config)) == 683_527  # Table 1 at every profile
+
+
+def test_model_b_follows_the_paper():
+    config = model_b_config("full", seed=1)
+    assert (config.model, config.optimizer, config.lr, config.scheduler) == ("model_b", "adam", 5e-4, "plateau")
+    assert config.plateau_factor == 0.5
+    assert math.isclose(config.min_lr, 5e-4 / 2**7, rel_tol=0.01)  # the paper's floor, 3.9e-6
+    assert config.class_weights and config.hflip and config.rotate_deg > 0
+    assert config.max_epochs == PROFILES["full"].model_b_max_epochs and config.seed == 1
+    assert 2_000_000 <= count_params(_model(config)) <= 3_000_000
+    types = {type(m) for m in _model(config).modules()}
+    assert {nn.BatchNorm2d, nn.LeakyReLU, nn.AdaptiveAvgPool2d, nn.Dropout} <= types
+
+
+def test_cpu_profiles_shrink_the_models_but_not_the_recipe():
+    small, full = model_b_config("smoke"), model_b_config("full")
+    assert count_params(_model(small)) < count_params(_model(full)) / 8
+    assert count_params(_model(ours_config("smoke"))) < count_params(_model(ours_config("full"))) / 8
+    assert config_changes(small, full).keys() <= {"model_kwargs", "max_epochs", "batch_size"}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_B_ABLATIONS))
+def test_each_ablation_changes_its_ingredient_only(name):
+    switches = MODEL_B_ABLATIONS[name]
+    default, ablated = model_b_config("smoke"), model_b_config("smoke", **switches)
+    changed = config_changes(default, ablated)
+    assert changed  # the switch applies
+    (switch,) = switches
+    if switch in ("batchnorm", "activation", "pooling", "dropout"):
+        assert changed.keys() == {"model_kwargs"}
+        assert changed["model_kwargs"][switch] == switches[switch]
+    elif switch == "class_weights":
+        assert changed == {"class_weights": False}
+    else:
+        assert changed == {"hflip": False, "rotate_deg": 0.0}
+
+
+def test_ablated_architectures_lack_their_ingredient():
+    def types(**switches):
+        return {type(m) for m in _model(model_b_config("smoke", **switches)).modules()}
+
+    assert nn.BatchNorm2d not in types(batchnorm=False)
+    assert nn.LeakyReLU not in types(activation="relu")
+    assert nn.AdaptiveAvgPool2d not in types(pooling="flatten")
+    assert nn.Dropout not in types(dropout=0.0)
+
+
+def test_unknown_switches_and_fields_are_errors():
+    with pytest.raises(ValueError, match="switch"):
+        model_b_config("smoke", batch_norm=False)
+    with pytest.raises(TypeError):
+        ours_config("smoke", learning_rate=0.1)
+    with pytest.raises(ValueError, match="profile"):
+        ours_config("huge")
+    assert set(MODEL_B_DEFAULTS) >= {k for switches in MODEL_B_ABLATIONS.values() for k in switches}
+
+
+def test_ours_is_a_modern_recipe_under_five_million_parameters():
+    config = ours_config("full", seed=2)
+    assert (config.optimizer, config.nesterov, config.momentum) == ("sgd", True, 0.9)
+    assert 0.05 <= config.lr <= 0.1 * config.batch_size / 128
+    assert config.scheduler in ("onecycle", "cosine") and config.patience is None
+    assert config.weight_decay == 5e-4 and 4 <= config.crop_pad <= 6 and 10 <= config.rotate_deg <= 15
+    assert 0.25 <= config.erasing_p <= 0.5 and config.label_smoothing == 0.1 and config.tta == "flip_crop"
+    assert config.max_epochs == PROFILES["full"].ours_max_epochs and config.seed == 2
+    assert count_params(_model(config)) <= 5_000_000
+    changed = ours_config("full", max_epochs=100, mixup_alpha=0.2)
+    assert changed == replace(config, seed=0, max_epochs=100, mixup_alpha=0.2)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_recipe_steps_lead_from_model_b_to_ours(profile):
+    steps = recipe_step_configs(profile, seed=0)
+    assert [step for step, _ in steps] == list(RECIPE_STEPS)
+    assert len({step.name for step in RECIPE_STEPS}) == len(RECIPE_STEPS)
+    epochs = recipe_scale(profile).step_epochs
+    assert all(config.max_epochs == epochs for _, config in steps)
+    assert steps[0][1] == replace(model_b_config(profile), max_epochs=epochs)
+    assert steps[-1][1] == replace(ours_config(profile), max_epochs=epochs)  # the steps cover every difference
+    for (_, before), (step, after) in zip(steps, steps[1:]):
+        changed = config_changes(before, after)
+        assert changed and changed.keys() <= set(step.fields), step.name
+
+
+def test_configs_round_trip_through_their_stored_form():
+    for config in (baseline_config("full"), model_b_config("smoke", pooling="flatten"), ours_config("classroom")):
+        assert CNNConfig.from_dict(config.to_dict()) == config
+        hash(config)
+
+
+@pytest.mark.slow
+def test_our_recipe_trains_on_synthetic_faces(synth, tmp_path):
+    data = synth.subsample(10, 5, seed=0)
+    config = ours_config("smoke", seed=0, max_epochs=1, batch_size=16, accelerator="cpu")
+    result = fit_cnn(data, config, tmp_path)
+    assert result.model == "resnet_fer" and result.params == count_params(_model(config))
+    for split in ("PublicTest", "PrivateTest"):
+        assert result.logits[split].shape == (int((data.usage == split).sum()), 7)
+    assert result.config["tta"] == "flip_crop" and len(result.history) == 1
+
+
+@pytest.mark.slow
+def test_recipe_steps_table_reports_public_test_under_their_own_names(synth, tmp_path):
+    data = synth.subsample(8, 4, seed=0)
+    table = run_recipe_steps(data, "smoke", tmp_path, seed=0)
+    assert list(table.index) == [step.name for step in RECIPE_STEPS]
+    assert table["accuracy"].between(0, 1).all() and table["gain (points)"].iloc[0] == 0
+    assert table["change"].iloc[1].startswith("model=resnet_fer")
+    saved = {r.model for r in find_results(tmp_path)}
+    assert saved == {step.result_name for step in RECIPE_STEPS}  # never mistaken for model_b or resnet_fer runs
