@@ -671,7 +671,8 @@ def ablation_table(
         is_reference = name == reference_name
         ensembles = ensemble_logits(runs)
         for split in splits:
-            labels, ref = base[split]["labels"], base[split]
+            ref = base[split]
+            labels = ref["labels"]
             preds = np.stack([r.preds(split) for r in runs])
             summary = ref["summary"] if is_reference else seed_summary(runs, split)
             row: dict = {
@@ -685,7 +686,7 @@ def ablation_table(
                 row[f"{metric}_std"] = summary[metric]["std"]
                 row[f"{metric}_ci95"] = tuple(round(v, 4) for v in bootstrap_ci(labels, preds, metric, n_boot, seed))
                 if is_reference:
-                    row[f"delta_{metric}"], row[f"delta_{metric}_ci95"] = float("nan"), (float("nan"),) * 2
+                    row[f"delta_{metric}"] = row[f"delta_{metric}_ci95"] = float("nan")
                 else:
                     row[f"delta_{metric}"] = 100 * (summary[metric]["mean"] - ref["summary"][metric]["mean"])
                     interval = paired_bootstrap_ci(labels, preds, ref["preds"], metric, n_boot, seed)
@@ -704,6 +705,11 @@ def _ablation_reference(table: pd.DataFrame) -> str:
     if len(names) != 1:
         raise ValueError(f"an ablation table has one reference model (rows without delta), found {list(names)}")
     return str(names[0])
+
+
+def _points(value: float) -> str:
+    """A signed change in points with one decimal, never "-0.0"."""
+    return f"{round(value, 1) + 0.0:+.1f}"
 
 
 def _p_text(p: float) -> str:
@@ -742,7 +748,7 @@ def describe_ablation(
         low, high = judged["delta_accuracy_ci95"]
         change = judged["change"]
         text = (f"{change[:1].upper() + change[1:]} {_effect(judged['delta_accuracy'], f'{split} accuracy')} "
-                f"(95% CI {low:+.1f} to {high:+.1f}; McNemar {_p_text(judged['mcnemar_p'])}) and "
+                f"(95% CI {_points(low)} to {_points(high)}; McNemar {_p_text(judged['mcnemar_p'])}) and "
                 f"{_effect(judged['delta_macro_f1'], 'macro F1')} ({seeds})")
         if other is not None:
             text += (f"; on {reported} it {_effect(other['delta_accuracy'], 'accuracy')} "
@@ -790,13 +796,13 @@ def ablation_claims(
                                "detail": f"no {variant} results in the ablation table"})
             continue
         judged = table.loc[(variant, split)]
-        gain = -judged["delta_accuracy"]  # what the ingredient adds, in accuracy points
+        gain = 0.0 - judged["delta_accuracy"]  # what the ingredient adds, in accuracy points (never -0.0)
         low, high = judged["delta_accuracy_ci95"]
         verdict = "not supported" if gain <= 0 else "supported" if judged["mcnemar_p"] < SIGNIFICANCE else "partly"
-        detail = (f"{gain:+.1f} accuracy points with it (95% CI {-high:+.1f} to {-low:+.1f}; McNemar "
-                  f"p = {judged['mcnemar_p']:.2g}), {-judged['delta_macro_f1']:+.1f} macro F1 points")
+        detail = (f"{_points(gain)} accuracy points with it (95% CI {_points(-high)} to {_points(-low)}; "
+                  f"McNemar p = {judged['mcnemar_p']:.2g}), {_points(-judged['delta_macro_f1'])} macro F1 points")
         if (variant, reported) in table.index:
-            detail += f"; {reported}: {-table.loc[(variant, reported), 'delta_accuracy']:+.1f} accuracy points"
+            detail += f"; {reported}: {_points(-table.loc[(variant, reported), 'delta_accuracy'])} accuracy points"
         rows.append(row | {"ours": gain, "verdict": verdict, "detail": detail})
     for name in CLASS_WEIGHT_CLASSES:
         row = {"claim": f"Class weights lift {name} F1 by 12–16 points", "paper": "+12–16 points", "scope": "full",
@@ -811,10 +817,10 @@ def ablation_claims(
         lift = 100 * (with_weights - without)
         verdict = ("supported" if 12 - 100 * PAPER_ROUNDING <= lift <= 16 + 100 * PAPER_ROUNDING
                    else "partly" if lift > 0 else "not supported")
-        detail = f"{name} F1 {without:.3f} → {with_weights:.3f} ({lift:+.1f} points)"
+        detail = f"{name} F1 {without:.3f} → {with_weights:.3f} ({_points(lift)} points)"
         if (NO_CLASS_WEIGHTS, reported) in table.index:
             reported_lift = 100 * (table.loc[(reference, reported), column]
                                    - table.loc[(NO_CLASS_WEIGHTS, reported), column])
-            detail += f"; {reported}: {reported_lift:+.1f} points"
+            detail += f"; {reported}: {_points(reported_lift)} points"
         rows.append(row | {"ours": lift, "verdict": verdict, "detail": detail})
     return _scoped_claims(rows, is_fer2013, profile)
