@@ -16,7 +16,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from fer_helpers.runner import ReportError, run_report
 
     try:
-        run_dir = run_report(args.profile, args.data, args.run_dir, notebooks=args.notebooks, fresh=args.fresh)
+        profile = resolve_profile(args.profile, args.data)
+        run_dir = run_report(profile, args.data, args.run_dir, notebooks=args.notebooks, fresh=args.fresh)
     except ReportError as err:
         print(f"\nReport run failed. {err}", file=sys.stderr)
         return 1
@@ -45,7 +46,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if unknown:
         print(f"fer-study train: unknown step(s) {unknown}; choose from {list(STEPS)}", file=sys.stderr)
         return 2
-    train_all(args.profile, data_path=args.data, run_dir=args.run_dir, fresh=args.fresh, only=args.only)
+    train_all(resolve_profile(args.profile, args.data), data_path=args.data, run_dir=args.run_dir, fresh=args.fresh,
+              only=args.only)
     return 0
 
 
@@ -93,9 +95,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def resolve_profile(profile: str, data_path: str | None) -> str:
+    """'auto': full on FER-2013 with a GPU, classroom on FER-2013 without one, smoke on synthetic faces."""
+    if profile != "auto":
+        return profile
+    from fer_helpers.data import find_fer2013
+
+    if data_path == "synthetic" or find_fer2013(data_path) is None:
+        chosen, why = "smoke", "no FER-2013 found: synthetic faces"
+    else:
+        import torch
+
+        chosen, why = ("full", "FER-2013 and a GPU") if torch.cuda.is_available() else (
+            "classroom", "FER-2013 without a GPU; PROFILE=full re-renders the committed full run and trains what it lacks")
+    print(f"profile auto -> {chosen} ({why})", flush=True)
+    return chosen
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options every run-like subcommand shares with the notebooks' parameters cell."""
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="smoke", help="run profile (default: smoke)")
+    parser.add_argument("--profile", choices=["auto", *sorted(PROFILES)], default="auto",
+                        help="run profile (default: auto = full on FER-2013 with a GPU, classroom on FER-2013 "
+                             "without one, smoke on synthetic faces)")
     parser.add_argument("--data", metavar="PATH", help="FER-2013 location (default: $FER2013_PATH, then data/)")
     parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: runs/<profile>[-synthetic])")
     parser.add_argument("--fresh", action="store_true", help="retrain even when a cached result exists")

@@ -22,7 +22,23 @@ def test_report_arguments():
     assert (args.profile, args.data, args.run_dir, args.notebooks, args.fresh) == ("classroom", "x.zip", "r",
                                                                                   ["01", "02"], True)
     defaults = build_parser().parse_args(["report"])
-    assert (defaults.profile, defaults.data, defaults.notebooks, defaults.fresh) == ("smoke", None, None, False)
+    assert (defaults.profile, defaults.data, defaults.notebooks, defaults.fresh) == ("auto", None, None, False)
+
+
+def test_auto_profile(monkeypatch, tmp_path):
+    from fer_helpers import cli, data
+
+    monkeypatch.delenv("FER2013_PATH", raising=False)
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    assert cli.resolve_profile("auto", None) == "smoke"
+    assert cli.resolve_profile("auto", "synthetic") == "smoke"
+    assert cli.resolve_profile("classroom", None) == "classroom"
+    fake = tmp_path / "fer2013.csv"
+    fake.write_text("emotion,pixels,Usage\n")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert cli.resolve_profile("auto", str(fake)) == "classroom"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert cli.resolve_profile("auto", str(fake)) == "full"
 
 
 def test_train_arguments():
