@@ -1,0 +1,104 @@
+"""Training and inference throughput (images/s) of the study's CNNs on this machine (GPU when present).
+
+Training images/s comes from `fit_cnn` itself: the full Lightning loop with on-device batches and augmentation,
+counting only the training steps (validation excluded), over `epochs` short epochs of `train_images` faces.
+Inference images/s times `predict_logits` on the PublicTest faces after one warm-up pass.
+Faces are FER-2013's when FER2013_PATH is set, synthetic otherwise (throughput does not depend on the content).
+Usage: [FER2013_PATH=path/to/fer2013.zip] python benchmarks/bench_train.py [threads]
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+import torch
+
+from fer_helpers.data import NUM_CLASSES, load_fer2013
+from fer_helpers.models import count_params
+from fer_helpers.synthetic import make_synthetic_fer
+from fer_helpers.training import CNNConfig, DeviceBatches, augment_batch, fit_cnn, load_weights, predict_logits
+
+MODELS = ("baseline_cnn", "model_b", "resnet_fer")
+# Every augmentation switched on: the most the data path ever does per batch.
+FULL_AUGMENTATION = CNNConfig(hflip=True, rotate_deg=10.0, crop_pad=4, erasing_p=0.5)
+
+
+def _faces(train_images: int, eval_images: int):
+    path = os.environ.get("FER2013_PATH")
+    if path:
+        data = load_fer2013(path).subsample(train_images // NUM_CLASSES, eval_images // NUM_CLASSES, seed=0)
+        return data, "FER-2013"
+    data = make_synthetic_fer(n_train=train_images, n_public=eval_images, n_private=eval_images, seed=0)
+    return data, "synthetic"
+
+
+def data_path_images_per_second(data, batch_size: int, device: str, epochs: int = 3) -> float:
+    """Faces per second that batching on the device and augmenting them (all augmentations on) deliver alone."""
+    images, labels = (torch.from_numpy(a).to(device) for a in data.split("Training"))
+    generator = torch.Generator(device=device).manual_seed(0)
+    start, n = time.perf_counter(), 0
+    for _ in range(epochs):
+        for batch, batch_labels in DeviceBatches(images, labels, batch_size, generator):
+            augment_batch(batch.unsqueeze(1).float() / 255, FULL_AUGMENTATION, generator)
+            n += len(batch_labels)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - start)
+
+
+def run(
+    models: tuple[str, ...] = MODELS,
+    train_images: int = 768,
+    eval_images: int = 1024,
+    epochs: int = 2,
+    batch_size: int = 128,
+    threads: int | None = None,
+) -> dict:
+    """Training and inference images/s of each model, with the device and thread count they ran on."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+    data, source = _faces(train_images, eval_images)
+    images, _ = data.split("PublicTest")
+    result = {"data": source, "train_images": int((data.usage == "Training").sum()), "epochs": epochs,
+              "batch_size": batch_size, "torch_threads": torch.get_num_threads()}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result["data_path_images_per_second"] = round(data_path_images_per_second(data, batch_size, device), 1)
+    with tempfile.TemporaryDirectory() as run_root:
+        for name in models:
+            config = CNNConfig(model=name, max_epochs=epochs, patience=None, batch_size=batch_size)
+            fitted = fit_cnn(data, config, run_root)
+            model = load_weights(fitted.weights_path)
+            predict_logits(model, images, device=device)  # warm-up
+            start = time.perf_counter()
+            predict_logits(model, images, device=device)  # returns on the host, so the GPU has finished
+            result |= {
+                f"{name}_params": count_params(model),
+                f"{name}_train_images_per_second": round(fitted.images_per_second, 1),
+                f"{name}_inference_images_per_second": round(len(images) / (time.perf_counter() - start), 1),
+            }
+            result["device"], result["precision"] = fitted.device, fitted.extra["precision"]
+    result["models"] = list(models)
+    return result
+
+
+def main() -> None:
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    result = run(threads=threads)
+    print(f"{result['data']} faces: {result['train_images']} training faces x {result['epochs']} epochs, "
+          f"batch {result['batch_size']}, {result['torch_threads']} torch threads")
+    print(f"{'model':<14}{'params':>11}{'train img/s':>13}{'infer img/s':>13}")
+    for name in result["models"]:
+        print(f"{name:<14}{result[f'{name}_params']:>11,}{result[f'{name}_train_images_per_second']:>13,.1f}"
+              f"{result[f'{name}_inference_images_per_second']:>13,.1f}")
+    print(f"on {result['device']} ({result['precision']}); batching and augmenting alone: "
+          f"{result['data_path_images_per_second']:,.0f} img/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,661 @@
+"""Training the CNNs with Lightning: configuration, faces kept on the device, batched augmentation, cached fits.
+
+`fit_cnn(data, CNNConfig(...), run_root)` trains one CNN on the Training split, keeps the epoch with the best
+PublicTest accuracy, and stores its logits for PublicTest and PrivateTest, its history, timing and weights
+(a few MB of safetensors) in a run folder keyed by the configuration and the data checksum; the same call
+again loads that result instead of retraining.
+
+The whole data set is small (35,887 faces of 48x48 bytes, 83 MB), so it is copied once to the training device
+as uint8 tensors; every batch is sliced there from a per-epoch permutation and augmented there with batched
+tensor operations (`augment_batch`). No worker processes, no per-batch host work. On CUDA, training uses
+bf16 mixed precision and channels-last weights ("auto" settings); on CPU everything runs in float32 and
+deterministically.
+
+Scaling is a matter of settings, passed straight to Lightning's `Trainer` (no distributed code of our own):
+- One GPU: nothing to set; `accelerator="auto"` picks it.
+- Several GPUs in one machine: `CNNConfig(devices=4, strategy="ddp")`, run as a script
+  (`fer-study train ...`); in a notebook use `strategy="ddp_notebook"`. Each process holds the faces on its
+  own GPU and takes every `devices`-th image of the shared per-epoch permutation; `batch_size` is per device, so
+  the effective batch is `devices * batch_size` (scale `lr` with it). `devices` defaults to 1 rather than
+  "auto" so that a result never depends on how many GPUs a host happens to have.
+- Several machines under SLURM: `CNNConfig(devices=<GPUs per node>, num_nodes=<nodes>, strategy="ddp")`,
+  launched with `srun` from an sbatch script with `--ntasks-per-node=<GPUs per node>`; Lightning reads the
+  SLURM environment. Only rank 0 writes the cached result.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from lightning.pytorch.loggers import CSVLogger
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from .data import NUM_CLASSES, FERData
+from .evaluation import classification_metrics
+from .models import build_model, count_params
+from .results import EVAL_SPLITS, RESULT_FILE, RunResult, cached_run, result_dir, run_key
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "plateau", "onecycle", "cosine")
+TTA_MODES = ("none", "flip", "flip_crop")
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "seconds")
+WEIGHTS_FILE = "weights.safetensors"
+WEIGHTS_LIMIT_BYTES = 5_000_000  # above this, weights are stored in float16 to keep run folders committable
+EVAL_BATCH_SIZE = 512
+TTA_SHIFT = 4  # pixels; the shifted copies of "flip_crop" test-time augmentation
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Everything that decides one CNN training run; `to_dict()` is stored with the result and keys its cache."""
+
+    model: str = "baseline_cnn"  # a name known to fer_helpers.models.build_model
+    model_kwargs: tuple[tuple[str, Any], ...] = ()  # architecture switches; a dict is accepted and stored sorted
+    optimizer: str = "adam"  # "adam", "adamw" or "sgd"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    scheduler: str = "none"  # "none", "plateau" (on PublicTest loss), "onecycle" or "cosine" (per step)
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3  # epochs without a lower PublicTest loss before the lr is multiplied by the factor
+    min_lr: float = 1e-6  # floor of "plateau" and "cosine"
+    max_epochs: int = 50
+    patience: int | None = 10  # early stopping on PublicTest accuracy, in epochs; None: off
+    batch_size: int = 128  # per device
+    class_weights: bool = False  # weight the loss by the inverse class frequency (sklearn's "balanced")
+    hflip: bool = True  # random horizontal flip (p = 0.5)
+    rotate_deg: float = 10.0  # random rotation in [-rotate_deg, +rotate_deg]; 0: off
+    crop_pad: int = 0  # random shift by up to crop_pad pixels (pad, then crop 48x48); 0: off
+    erasing_p: float = 0.0  # probability of erasing a random rectangle (filled with noise); 0: off
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing of image pairs; 0: off
+    tta: str = "none"  # test-time augmentation of the stored logits: "none", "flip" or "flip_crop"
+    seed: int = 0
+    precision: str = "auto"  # Lightning precision; "auto": bf16-mixed on CUDA, 32-true elsewhere
+    channels_last: bool | str = "auto"  # "auto": on CUDA
+    compile: bool = False  # torch.compile the model
+    accelerator: str = "auto"  # Lightning Trainer settings, see the module docstring for scaling
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+
+    def __post_init__(self):
+        kwargs = self.model_kwargs.items() if isinstance(self.model_kwargs, dict) else self.model_kwargs
+        object.__setattr__(self, "model_kwargs", tuple(sorted((str(k), _frozen(v)) for k, v in kwargs)))
+        for name, value, choices in (
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("scheduler", self.scheduler, SCHEDULERS),
+            ("tta", self.tta, TTA_MODES),
+        ):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {choices}")
+        if self.channels_last not in ("auto", True, False):
+            raise ValueError(f"channels_last must be 'auto', True or False, got {self.channels_last!r}")
+        if self.lr <= 0 or self.max_epochs < 1 or self.batch_size < 1:
+            raise ValueError("lr must be positive, max_epochs and batch_size at least 1")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be at least 1 epoch or None (off), got {self.patience}")
+        if not (0.0 <= self.erasing_p <= 1.0 and 0.0 <= self.label_smoothing < 1.0):
+            raise ValueError("erasing_p must lie in [0, 1] and label_smoothing in [0, 1)")
+        if self.rotate_deg < 0 or self.crop_pad < 0 or self.mixup_alpha < 0:
+            raise ValueError("rotate_deg, crop_pad and mixup_alpha must not be negative")
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The model's keyword arguments as a dict."""
+        return dict(self.model_kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready settings (model_kwargs as a dict)."""
+        settings = asdict(self)
+        settings["model_kwargs"] = json.loads(json.dumps(self.kwargs))
+        return settings
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> "CNNConfig":
+        """The configuration back from `to_dict()` (e.g. a stored result's config); unknown keys are errors."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(settings) - known
+        if unknown:
+            raise ValueError(f"unknown CNNConfig field(s) {sorted(unknown)}")
+        return cls(**settings)
+
+
+def _frozen(value: Any) -> Any:
+    """Lists become tuples so that a configuration stays hashable."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def uses_cuda(config: CNNConfig) -> bool:
+    """Whether this configuration trains on a CUDA GPU on this machine."""
+    return config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def resolve_precision(config: CNNConfig) -> str:
+    """The Lightning precision that "auto" stands for on this machine."""
+    if config.precision != "auto":
+        return config.precision
+    if uses_cuda(config):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or "cpu (N threads)"."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
+
+
+# ---------------------------------------------------------------- augmentation (batched, on the faces' device)
+
+
+def random_hflip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Mirror each face left-right with probability p."""
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < p
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def random_rotation(x: torch.Tensor, max_deg: float, generator: torch.Generator) -> torch.Tensor:
+    """Rotate each face by its own angle in [-max_deg, max_deg] about the centre (edges repeated, not black)."""
+    angles = (torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype) * 2 - 1)
+    angles = angles * math.radians(max_deg)
+    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Pad each face by `pad` pixels (edges repeated) and cut a same-size window at its own random offset."""
+    batch, _, height, width = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (batch, 2), generator=generator, device=x.device)
+    rows = offsets[:, :1] + torch.arange(height, device=x.device)  # (B, H)
+    cols = offsets[:, 1:] + torch.arange(width, device=x.device)  # (B, W)
+    index = torch.arange(batch, device=x.device)[:, None, None]
+    window = padded[index, :, rows[:, :, None], cols[:, None, :]]  # advanced indexing puts channels last
+    return window.permute(0, 3, 1, 2).contiguous()
+
+
+def random_erasing(
+    x: torch.Tensor,
+    p: float,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.02, 0.2),
+    ratio: tuple[float, float] = (0.3, 3.3),
+) -> torch.Tensor:
+    """With probability p per face, replace a random rectangle (area fraction in `scale`) by uniform noise."""
+    batch, _, height, width = x.shape
+    u = torch.rand(batch, 5, generator=generator, device=x.device)
+    area = (scale[0] + (scale[1] - scale[0]) * u[:, 1]) * height * width
+    aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[:, 2])
+    h = (area * aspect).sqrt().round().clamp(1, height)
+    w = (area / aspect).sqrt().round().clamp(1, width)
+    top = ((height - h + 1) * u[:, 3]).floor()[:, None, None]
+    left = ((width - w + 1) * u[:, 4]).floor()[:, None, None]
+    rows = torch.arange(height, device=x.device)[None, :, None]
+    cols = torch.arange(width, device=x.device)[None, None, :]
+    inside = (rows >= top) & (rows < top + h[:, None, None]) & (cols >= left) & (cols < left + w[:, None, None])
+    mask = (inside & (u[:, 0] < p)[:, None, None])[:, None]
+    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return torch.where(mask, noise, x)
+
+
+def augment_batch(x: torch.Tensor, config: CNNConfig, generator: torch.Generator) -> torch.Tensor:
+    """Shift, rotate, mirror and erase a batch of faces (B,1,48,48) in [0,1] as the config says; x is unchanged."""
+    if config.crop_pad > 0:
+        x = random_crop(x, config.crop_pad, generator)
+    if config.rotate_deg > 0:
+        x = random_rotation(x, config.rotate_deg, generator)
+    if config.hflip:
+        x = random_hflip(x, generator)
+    if config.erasing_p > 0:
+        x = random_erasing(x, config.erasing_p, generator)
+    return x
+
+
+# ---------------------------------------------------------------- data on the device
+
+
+class DeviceBatches:
+    """Batches (uint8 images (B,48,48), labels (B,)) sliced from tensors on the device; a new order each pass.
+
+    Shuffled passes drop the incomplete last batch (a new permutation each epoch, so no face is left out for long).
+    Under DDP each of `world_size` processes takes every world_size-th face of the same permutation.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.generator, self.rank, self.world_size = generator, rank, world_size
+
+    @property
+    def shuffle(self) -> bool:
+        return self.generator is not None
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        if self.shuffle:
+            return max(1, n // self.world_size // self.batch_size)
+        return math.ceil(len(range(self.rank, n, self.world_size)) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator, device=self.labels.device)
+        else:
+            order = torch.arange(n, device=self.labels.device)
+        order = order[self.rank :: self.world_size]
+        for i in range(len(self)):
+            index = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield self.images[index], self.labels[index]
+
+
+class FERDataModule(L.LightningDataModule):
+    """Training and PublicTest faces as uint8 tensors on the training device, augmented there batch by batch."""
+
+    def __init__(self, data: FERData, config: CNNConfig):
+        super().__init__()
+        self.data = data
+        self.config = config
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.generator: torch.Generator | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if self.generator is not None and self.generator.device == device:
+            return  # already on this device: the copy happens once
+        for split in ("Training", "PublicTest"):
+            images, labels = self.data.split(split)
+            self.splits[split] = (torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device))
+        # One generator drives both the epoch order and the augmentation: the same seed, the same run.
+        self.generator = torch.Generator(device=device).manual_seed(self.config.seed)
+
+    def _rank(self) -> tuple[int, int]:
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DeviceBatches:
+        rank, world_size = self._rank()
+        images, labels = self.splits["Training"]
+        return DeviceBatches(images, labels, self.config.batch_size, self.generator, rank, world_size)
+
+    def val_dataloader(self) -> DeviceBatches:
+        rank, world_size = self._rank()
+        images, labels = self.splits["PublicTest"]
+        return DeviceBatches(images, labels, EVAL_BATCH_SIZE, None, rank, world_size)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        x = images.unsqueeze(1).float().div_(255)
+        if self.trainer is not None and self.trainer.training:
+            x = augment_batch(x, self.config, self.generator)
+        return x, labels
+
+
+# ---------------------------------------------------------------- the classifier
+
+
+class FERClassifier(L.LightningModule):
+    """A CNN trained with cross-entropy (optional class weights, label smoothing, mixup), scored on PublicTest."""
+
+    def __init__(self, model: nn.Module, config: CNNConfig, class_weights: np.ndarray | None = None):
+        super().__init__()
+        self.model = model
+        self.config = config
+        weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        self.register_buffer("class_weight", weight)
+        self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_f1 = MulticlassF1Score(NUM_CLASSES, average="macro")
+        # Kept outside the module tree, so the state dict holds the model's weights once, under "model.".
+        object.__setattr__(self, "_net", torch.compile(model) if config.compile else model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._net(x)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.float(), labels, weight=self.class_weight, label_smoothing=self.config.label_smoothing
+        )
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, labels = batch
+        if self.config.mixup_alpha > 0:
+            alpha = torch.tensor(self.config.mixup_alpha)
+            lam = float(torch.distributions.Beta(alpha, alpha).sample())
+            partner = torch.randperm(len(labels), device=labels.device)
+            logits = self(lam * x + (1 - lam) * x[partner])
+            loss = lam * self._loss(logits, labels) + (1 - lam) * self._loss(logits, labels[partner])
+        else:
+            logits = self(x)
+            loss = self._loss(logits, labels)
+        self.train_acc(logits, labels)
+        self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=True, batch_size=len(labels),
+                 sync_dist=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, labels = batch
+        logits = self(x)
+        # Unweighted and unsmoothed, so that validation losses compare across configurations.
+        loss = F.cross_entropy(logits.float(), labels)
+        self.val_acc(logits, labels)
+        self.val_f1(logits, labels)
+        self.log("val_loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=True)
+        self.log("val_acc", self.val_acc, prog_bar=True)
+        self.log("val_macro_f1", self.val_f1)
+
+    def configure_optimizers(self):
+        cfg = self.config
+        params = self.model.parameters()
+        if cfg.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(
+                params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+            )
+        if cfg.scheduler == "none":
+            return optimizer
+        if cfg.scheduler == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+        total_steps = int(self.trainer.estimated_stepping_batches)  # max_epochs x steps per epoch
+        if cfg.scheduler == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps)
+        else:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=cfg.min_lr)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class EpochRecorder(Callback):
+    """One history row per epoch, and the time and images of the training steps alone (validation excluded)."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.train_seconds = 0.0
+        self.train_images = 0
+        self._start = self._train_end = None
+        self._lr = float("nan")
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        _synchronize(pl_module.device)
+        self._start, self._train_end = time.perf_counter(), None
+        self._lr = trainer.optimizers[0].param_groups[0]["lr"]  # the rate this epoch starts with
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.train_images += len(batch[1])
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        _synchronize(pl_module.device)
+        self._train_end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        _synchronize(pl_module.device)
+        now = time.perf_counter()
+        self.train_seconds += (self._train_end or now) - self._start
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        row = {"epoch": trainer.current_epoch + 1, "lr": self._lr, "seconds": now - self._start}
+        row |= {name: metrics.get(name, float("nan")) for name in HISTORY_COLUMNS if name not in row}
+        self.rows.append(row)
+
+    def history(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS))
+
+
+class EpochProgressBar(TQDMProgressBar):
+    """Lightning's training bar without the brief PublicTest bar after every epoch.
+
+    In a terminal it moves 20 times per epoch; elsewhere (a notebook, a log file) once per epoch, so that the
+    output stays a line per epoch.
+    """
+
+    def __init__(self, steps_per_epoch: int):
+        super().__init__(refresh_rate=max(1, steps_per_epoch // 20) if sys.stdout.isatty() else steps_per_epoch)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+
+def _torch_flags() -> tuple[bool, bool]:
+    return torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+
+
+def _restore_torch_flags(flags: tuple[bool, bool]) -> None:
+    torch.use_deterministic_algorithms(flags[0])
+    torch.backends.cudnn.benchmark = flags[1]
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------- inference and weights
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int, pad: int) -> torch.Tensor:
+    """The face moved by (dy, dx) pixels, edges repeated: the window random_crop cuts at that offset."""
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    return padded[..., pad + dy : pad + dy + height, pad + dx : pad + dx + width]
+
+
+def _tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
+    views = [x]
+    if tta in ("flip", "flip_crop"):
+        views.append(x.flip(-1))
+    if tta == "flip_crop":
+        s = TTA_SHIFT
+        views += [_shift(v, dy, dx, s) for v in (x, x.flip(-1)) for dy, dx in ((-s, -s), (-s, s), (s, -s), (s, s))]
+    return views
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    images: np.ndarray | torch.Tensor,
+    batch_size: int = EVAL_BATCH_SIZE,
+    device: str | torch.device | None = None,
+    tta: str = "none",
+) -> np.ndarray:
+    """Logits (N,7) float32 for faces (N,48,48) uint8; with tta, the mean logits over mirrored (and shifted) copies.
+
+    The model is moved to `device` (default: where its weights are) and evaluated in eval mode; its training
+    flag is restored afterwards. On CUDA the forward pass runs under bf16 autocast.
+    """
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown tta {tta!r}; choose one of {TTA_MODES}")
+    images = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    if images.dtype != torch.uint8 or images.ndim != 3:
+        raise ValueError(f"expected uint8 faces of shape (N,48,48), got {tuple(images.shape)} {images.dtype}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    was_training = model.training
+    model.eval()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    out = []
+    try:
+        with autocast:
+            for start in range(0, len(images), batch_size):
+                x = images[start : start + batch_size].to(device).unsqueeze(1).float().div_(255)
+                views = _tta_views(x, tta)
+                logits = torch.stack([model(v).float() for v in views]).mean(0)
+                out.append(logits.cpu())
+    finally:
+        model.train(was_training)
+    if not out:
+        return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def save_weights(model: nn.Module, path: str | Path, config: CNNConfig | None = None) -> Path:
+    """Write the model's weights as safetensors: float32 when under 5 MB, otherwise float16 (half the size).
+
+    With its config, the file names the architecture, so `load_weights(path)` can rebuild the model alone.
+    """
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    nbytes = sum(v.numel() * v.element_size() for v in state.values())
+    dtype = "float32"
+    if nbytes > WEIGHTS_LIMIT_BYTES:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        dtype = "float16"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"dtype": dtype}
+    if config is not None:
+        metadata |= {"model": config.model, "model_kwargs": json.dumps(config.to_dict()["model_kwargs"]),
+                     "config": json.dumps(config.to_dict())}
+    save_file(state, str(path), metadata=metadata)
+    return path
+
+
+def load_weights(path: str | Path, model: nn.Module | None = None) -> nn.Module:
+    """Load saved weights into `model` (or into a new model built from the file's metadata), in eval mode."""
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    if model is None:
+        if "model" not in metadata:
+            raise ValueError(f"{path} does not name its model; pass the model to load the weights into")
+        model = build_model(metadata["model"], **json.loads(metadata.get("model_kwargs", "{}")))
+    own = model.state_dict()
+    model.load_state_dict({k: v.to(own[k].dtype) if k in own else v for k, v in state.items()})
+    return model.eval()
+
+
+# ---------------------------------------------------------------- training with a cache
+
+
+def fit_cnn(
+    data: FERData,
+    config: CNNConfig,
+    run_root: str | Path,
+    fresh: bool = False,
+    name: str | None = None,
+) -> RunResult:
+    """Train a CNN on Training, keep its best PublicTest epoch, store PublicTest/PrivateTest logits (cached).
+
+    `name` (default: config.model) names the result, e.g. "model_b_no_bn" for an ablation of "model_b".
+    """
+    model_name = name or config.model
+    settings = config.to_dict()
+
+    def train(run_dir: Path, key: str) -> RunResult:
+        return _train(data, config, model_name, run_dir, key)
+
+    if rank_zero_only.rank > 0:
+        # A DDP/SLURM worker trains in step with rank 0, which alone writes the cache; it reads what rank 0 reads.
+        key = run_key(model_name, settings, data.sha256)
+        run_dir = result_dir(run_root, model_name, key)
+        if not fresh and (run_dir / RESULT_FILE).exists():
+            return RunResult.load(run_dir)
+        return train(run_dir, key)
+    return cached_run(model_name, settings, data.sha256, run_root, train, fresh=fresh)
+
+
+def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key: str) -> RunResult:
+    run_dir = Path(run_dir)
+    if rank_zero_only.rank == 0:
+        for leftover in ("logs", "checkpoints"):  # from an interrupted or replaced run
+            shutil.rmtree(run_dir / leftover, ignore_errors=True)
+    L.seed_everything(config.seed, workers=True)
+    cuda = uses_cuda(config)
+    model = build_model(config.model, **config.kwargs)
+    if (config.channels_last == "auto" and cuda) or config.channels_last is True:
+        model = model.to(memory_format=torch.channels_last)
+    class_weights = data.class_weights("Training") if config.class_weights else None
+    module = FERClassifier(model, config, class_weights=class_weights)
+    datamodule = FERDataModule(data, config)
+
+    steps_per_epoch = max(1, int((data.usage == "Training").sum()) // config.batch_size)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc", mode="max",
+        save_top_k=1, save_weights_only=True,
+    )
+    recorder = EpochRecorder()
+    callbacks: list[Callback] = [checkpoint, recorder, EpochProgressBar(steps_per_epoch)]
+    if config.patience is not None:
+        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.patience))
+    precision = resolve_precision(config)
+    logger = CSVLogger(run_dir, name="logs", version="")
+    logger.log_hyperparams(config.to_dict())
+    flags = _torch_flags()  # the Trainer sets them process-wide; code run after training should not inherit them
+    try:
+        trainer = L.Trainer(
+            accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
+            num_nodes=config.num_nodes, precision=precision, max_epochs=config.max_epochs,
+            callbacks=callbacks, logger=logger, default_root_dir=run_dir,
+            deterministic=not cuda, benchmark=cuda, num_sanity_val_steps=0, enable_model_summary=False,
+            log_every_n_steps=min(50, steps_per_epoch),
+        )
+        started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        wall_seconds = time.perf_counter() - started
+    finally:
+        _restore_torch_flags(flags)
+
+    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(best["state_dict"])
+    trainer.strategy.barrier()
+    device = trainer.strategy.root_device
+    logits, labels, metrics = {}, {}, {}
+    for split in EVAL_SPLITS:
+        images, labels[split] = data.split(split)
+        logits[split] = predict_logits(model, images, device=device, tta=config.tta)
+        metrics[split] = classification_metrics(labels[split], logits[split].argmax(axis=1))
+    images, _ = data.split("PrivateTest")
+    started = time.perf_counter()
+    predict_logits(model, images, device=device)  # one plain pass, timed: inference throughput without TTA
+    inference_images_per_second = len(images) / max(time.perf_counter() - started, 1e-9)
+    model.cpu()
+    if trainer.is_global_zero:
+        save_weights(model, run_dir / WEIGHTS_FILE, config)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+    history = recorder.history()
+    return RunResult(
+        model=model_name, config=config.to_dict(), key=key, run_dir=run_dir, data_sha256=data.sha256,
+        logits=logits, labels=labels, metrics=metrics, seed=config.seed, params=count_params(model),
+        train_seconds=wall_seconds,
+        images_per_second=recorder.train_images * trainer.world_size / max(recorder.train_seconds, 1e-9),
+        device=device_name(device), history=history,
+        extra={
+            "best_epoch": int(best["epoch"]) + 1,  # epochs count from 1, as in the paper
+            "stopped_epoch": len(history),
+            "config": config.to_dict(),
+            "precision": precision,
+            "inference_images_per_second": inference_images_per_second,
+        },
+    )

@@ -1,0 +1,148 @@
+"""HOG + linear SVM: learns the synthetic faces, picks C on PublicTest, and reloads instead of refitting."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fer_helpers import classical
+from fer_helpers.classical import HOG_VARIANTS, HogSvmConfig, fit_hog_svm, fit_hog_variant, hog_variant_config
+from fer_helpers.data import NUM_CLASSES
+from fer_helpers.profiles import get_profile
+
+GRID = (0.0001, 0.001, 0.01)
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def result(synth, run_root):
+    return fit_hog_svm(synth, HogSvmConfig(c_grid=GRID), run_root)
+
+
+def test_beats_the_majority_class(synth, result):
+    for split in ("PublicTest", "PrivateTest"):
+        _, labels = synth.split(split)
+        majority = np.bincount(labels, minlength=NUM_CLASSES).max() / len(labels)
+        assert result.metrics[split]["accuracy"] > majority + 0.2, (split, result.metrics[split], majority)
+        np.testing.assert_array_equal(result.labels[split], labels)
+        assert result.logits[split].shape == (len(labels), NUM_CLASSES)
+        assert result.logits[split].dtype == np.float32
+
+
+def test_records_what_the_report_needs(result):
+    assert result.model == "hog_svm" and result.device == "cpu" and result.seed == 0
+    assert result.params == NUM_CLASSES * 900 + NUM_CLASSES  # one weight per HOG dimension and class, plus biases
+    assert result.extra["hog_dim"] == 900
+    assert result.train_seconds > 0 and result.images_per_second > 0 and result.extra["hog_images_per_second"] > 0
+    assert list(result.history["C"]) == list(GRID)
+
+
+def test_c_is_chosen_on_public_test(result):
+    search = result.extra["c_search"]
+    assert [row["C"] for row in search] == list(GRID)
+    best = max(row["public_accuracy"] for row in search)
+    chosen = next(row for row in search if row["C"] == result.extra["chosen_C"])
+    assert chosen["public_accuracy"] == best
+    assert result.metrics["PublicTest"]["accuracy"] == pytest.approx(best)
+    # The grid spans a strongly over-regularised C, so the choice matters.
+    assert min(row["public_accuracy"] for row in search) < best
+
+
+def test_second_call_loads_from_cache(synth, run_root, result, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("refitted instead of loading the cached result")
+
+    monkeypatch.setattr(classical, "LinearSVC", refuse)
+    again = fit_hog_svm(synth, {"c_grid": list(GRID)}, run_root)
+    assert again.from_cache and not result.from_cache
+    assert again.key == result.key
+    for split in ("PublicTest", "PrivateTest"):
+        np.testing.assert_array_equal(again.logits[split], result.logits[split])
+    assert again.extra["c_search"] == result.extra["c_search"]
+
+
+def test_refits_when_config_or_data_change(synth, run_root, result, monkeypatch):
+    calls = []
+    original = classical.cached_hog_features
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(classical, "cached_hog_features", counting)
+    feature_files = set((run_root / "features").glob("*.npz"))
+    other_grid = fit_hog_svm(synth, HogSvmConfig(c_grid=GRID[1:]), run_root)
+    balanced = fit_hog_svm(synth, HogSvmConfig(c_grid=GRID, class_weight="balanced"), run_root)
+    other_data = fit_hog_svm(dataclasses.replace(synth, sha256="0" * 64), HogSvmConfig(c_grid=GRID), run_root)
+    assert len(calls) == 3
+    assert not any(r.from_cache for r in (other_grid, balanced, other_data))
+    assert len({result.key, other_grid.key, balanced.key, other_data.key}) == 4
+    assert balanced.model == "hog_svm_balanced"
+    assert result.run_dir != balanced.run_dir
+    # The other grid and the class weights reuse the features; the new checksum gets its own file.
+    assert len(set((run_root / "features").glob("*.npz")) - feature_files) == 1
+
+
+def test_fresh_refits(synth, run_root, result):
+    again = fit_hog_svm(synth, HogSvmConfig(c_grid=GRID), run_root, fresh=True)
+    assert not again.from_cache
+    np.testing.assert_allclose(again.logits["PrivateTest"], result.logits["PrivateTest"], rtol=1e-5, atol=1e-5)
+
+
+def test_config_from_profile_and_validation():
+    full = get_profile("full")
+    assert HogSvmConfig.from_profile(full).c_grid == full.hog_c_grid
+    assert HogSvmConfig.from_profile(full, class_weight="balanced").model == "hog_svm_balanced"
+    with pytest.raises(ValueError, match="unknown"):
+        HogSvmConfig.from_dict({"c_grid": [1.0], "kernel": "rbf"})
+    with pytest.raises(ValueError, match="class_weight"):
+        HogSvmConfig(class_weight="inverse")
+    with pytest.raises(ValueError, match="empty"):
+        HogSvmConfig(c_grid=())
+
+
+def test_stored_weights_reproduce_the_scores(synth, result):
+    from safetensors.numpy import load_file
+
+    from fer_helpers.features import hog_features
+
+    weights = load_file(str(result.weights_path))
+    images, _ = synth.split("PrivateTest")
+    standardised = (hog_features(images, n_jobs=1) - weights["scaler_mean"]) / weights["scaler_scale"]
+    scores = standardised @ weights["coef"].T + weights["intercept"]
+    np.testing.assert_allclose(scores, result.logits["PrivateTest"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(HOG_VARIANTS))
+def test_extension_variants_learn_and_choose_c_on_public_test(synth, run_root, result, name):
+    variant = fit_hog_variant(synth, name, run_root)
+    assert variant.model == name
+    search = variant.extra["c_search"]
+    chosen = next(row for row in search if row["C"] == variant.extra["chosen_C"])
+    assert chosen["public_accuracy"] == max(row["public_accuracy"] for row in search)
+    assert variant.metrics["PublicTest"]["accuracy"] == pytest.approx(chosen["public_accuracy"])
+    # Finer cells, several scales and a kernel all see more of the face than the paper's 900 numbers.
+    assert variant.extra["hog_dim"] > 900
+    assert variant.metrics["PrivateTest"]["accuracy"] > result.metrics["PrivateTest"]["accuracy"] - 0.05
+    again = fit_hog_variant(synth, name, run_root)
+    assert again.from_cache
+    np.testing.assert_array_equal(again.logits["PrivateTest"], variant.logits["PrivateTest"])
+
+
+def test_variant_sizes_follow_the_training_set():
+    config = hog_variant_config("hog_extended")
+    small = config.sized_for(n_train=2000)
+    assert small.kernel_components == 2000 and small.pca_components == 256
+    tiny = config.sized_for(n_train=100)
+    assert tiny.pca_components == 25 and tiny.kernel_components == 100
+    assert config.sized_for(n_train=10**6) == config
+    with pytest.raises(ValueError, match="unknown HOG variant"):
+        hog_variant_config("hog_rbf_exact")
+    with pytest.raises(ValueError, match="classifier"):
+        hog_variant_config("hog_extended", classifier="forest")
