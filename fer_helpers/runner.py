@@ -19,6 +19,7 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 TIMINGS_FILE = "timings.json"
+REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
 
 
 class ReportError(RuntimeError):
@@ -88,28 +89,39 @@ def run_report(
     print(f"Report run: profile {profile}, {len(paths)} notebook(s), results in {run_dir}")
     timings: list[dict] = []
     start = time.perf_counter()
+    # The evaluation notebook writes metrics.json and REPORT.md from every saved result; where notebooks after it
+    # trained more models (the ablation), it runs once more at the end so that the report includes them.
+    steps = list(paths)
+    report_notebook = next((p for p in paths if p.stem.startswith(REPORT_NOTEBOOK_PREFIX)), None)
+    if report_notebook is not None and paths[-1] != report_notebook:
+        steps.append(report_notebook)
     try:
-        for i, path in enumerate(paths, 1):
-            output = executed_dir / path.name
-            print(f"[{i}/{len(paths)}] {path.stem} ...", flush=True)
-            t0 = time.perf_counter()
-            try:
-                papermill.execute_notebook(
-                    path, output, parameters=parameters, kernel_name=kernel, progress_bar=True, cwd=path.parent,
-                )
-            except PapermillExecutionError as err:
-                timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})
-                raise ReportError(_cell_failure(path, output, err)) from None
-            except Exception as err:
-                timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})
-                raise ReportError(_run_failure(path, output, err)) from err
-            seconds = time.perf_counter() - t0
-            timings.append({"notebook": path.stem, "seconds": seconds, "status": "ok"})
-            print(f"[{i}/{len(paths)}] {path.stem} ... {seconds:.1f} s", flush=True)
+        for i, path in enumerate(steps, 1):
+            label = f"[{i}/{len(steps)}] {path.stem}" + (" (report pass)" if i > len(paths) else "")
+            _execute(path, executed_dir / path.name, parameters, kernel, label, timings)
     finally:
         _write_timings(run_dir, parameters, timings, time.perf_counter() - start)
     print(_summary(timings))
     return run_dir
+
+
+def _execute(path: Path, output: Path, parameters: dict, kernel: str, label: str, timings: list[dict]) -> None:
+    """Run one notebook with papermill and record its time; a failure raises ReportError naming notebook and cell."""
+    print(f"{label} ...", flush=True)
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            path, output, parameters=parameters, kernel_name=kernel, progress_bar=True, cwd=path.parent,
+        )
+    except PapermillExecutionError as err:
+        timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})
+        raise ReportError(_cell_failure(path, output, err)) from None
+    except Exception as err:
+        timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})
+        raise ReportError(_run_failure(path, output, err)) from err
+    seconds = time.perf_counter() - t0
+    timings.append({"notebook": path.stem, "seconds": seconds, "status": "ok"})
+    print(f"{label} ... {seconds:.1f} s", flush=True)
 
 
 def _cell_failure(path: Path, output: Path, err: PapermillExecutionError) -> str:
