@@ -16,6 +16,17 @@ def _fer_path() -> Path | None:
     return None
 
 
+@pytest.fixture
+def no_fer(monkeypatch, tmp_path):
+    """No FER-2013 anywhere: no $FER2013_PATH and an empty data folder."""
+    from fer_helpers import data
+
+    monkeypatch.delenv("FER2013_PATH", raising=False)
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    monkeypatch.setattr(data, "DATA_DIR", empty)
+
+
 @pytest.fixture(scope="session")
 def fer_path() -> Path:
     """Path of the real FER-2013, from FER2013_PATH."""

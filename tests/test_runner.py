@@ -23,15 +23,6 @@ def write_notebook(path, *sources: str) -> None:
 
 
 @pytest.fixture
-def no_fer(monkeypatch, tmp_path):
-    """No FER-2013 anywhere: no $FER2013_PATH and an empty data folder."""
-    monkeypatch.delenv("FER2013_PATH", raising=False)
-    empty = tmp_path / "empty-data"
-    empty.mkdir()
-    monkeypatch.setattr(data, "DATA_DIR", empty)
-
-
-@pytest.fixture
 def notebooks(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()

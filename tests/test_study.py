@@ -22,15 +22,6 @@ TINY = get_profile("smoke", train_per_class=10, eval_per_class=5)
 
 
 @pytest.fixture
-def no_fer(monkeypatch, tmp_path):
-    """No FER-2013 anywhere: no $FER2013_PATH and an empty data folder."""
-    monkeypatch.delenv("FER2013_PATH", raising=False)
-    empty = tmp_path / "empty-data"
-    empty.mkdir()
-    monkeypatch.setattr(fer_data, "DATA_DIR", empty)
-
-
-@pytest.fixture
 def fer_csv(tmp_path, monkeypatch):
     """A tiny file in the original fer2013.csv form (3 faces per class and split), with its own parse cache."""
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
