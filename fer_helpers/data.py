@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import operator
 import os
 import re
@@ -145,9 +146,14 @@ class FERData:
         index = np.sort(np.concatenate(keep))
         per_image = set(self.extras.get("per_image", ()))
         extras = {key: value[index] if key in per_image else value for key, value in self.extras.items()}
-        extras["subsample"] = {"train_per_class": train_per_class, "eval_per_class": eval_per_class, "seed": seed}
+        caps = {"train_per_class": train_per_class, "eval_per_class": eval_per_class, "seed": seed}
+        extras["subsample"] = caps
+        sha256 = self.sha256
+        if len(index) < len(self):  # a true subset gets its own checksum, so caches never mix it with the whole
+            extras.setdefault("source_sha256", self.sha256)
+            sha256 = hashlib.sha256(json.dumps([self.sha256, caps], sort_keys=True).encode()).hexdigest()
         return replace(self, images=self.images[index], labels=self.labels[index], usage=self.usage[index],
-                       ids=None if self.ids is None else self.ids[index], extras=extras)
+                       ids=None if self.ids is None else self.ids[index], sha256=sha256, extras=extras)
 
 
 # ---------------------------------------------------------------- finding the data

@@ -178,8 +178,9 @@ def build_metrics(run_root: str | Path, study, n_boot: int = 2000) -> dict:
     claims = check_paper_claims(results, REPORT_SPLIT, is_fer2013=data.is_fer2013, profile=profile)
     return _clean({
         "profile": profile,
-        "data": {"sha256": data.sha256, "source": Path(data.source).name, "form": data.form,
-                 "is_fer2013": bool(data.is_fer2013)},
+        "data": {"sha256": data.extras.get("source_sha256", data.sha256), "subset_sha256": data.sha256,
+                 "source": Path(data.source).name, "form": data.form, "is_fer2013": bool(data.is_fer2013),
+                 "subsample": data.extras.get("subsample")},
         "git_commit": git_commit(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "packages": package_versions(),

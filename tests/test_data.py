@@ -522,7 +522,19 @@ def test_subsample_caps_each_class_and_split(small, train_cap, eval_cap):
         assert (label, split) == originals[i][1:]
     position = {i: k for k, i in enumerate(small.ids)}
     assert np.all(np.diff([position[i] for i in sub.ids]) > 0)  # original order kept
-    assert sub.sha256 == small.sha256 and sub.extras["subsample"]["seed"] == 3
+    assert sub.extras["subsample"]["seed"] == 3
+    if len(sub) < len(small):  # a true subset is its own data set for every cache; the source stays recorded
+        assert sub.sha256 != small.sha256 and sub.extras["source_sha256"] == small.sha256
+    else:
+        assert sub.sha256 == small.sha256
+
+
+def test_subsample_checksum_depends_on_caps_and_seed(small):
+    keys = {small.subsample(2, 1, seed=0).sha256, small.subsample(3, 1, seed=0).sha256,
+            small.subsample(2, 2, seed=0).sha256, small.subsample(2, 1, seed=1).sha256}
+    assert len(keys) == 4 and small.sha256 not in keys
+    assert small.subsample(2, 1, seed=0).sha256 == small.subsample(2, 1, seed=0).sha256
+    assert small.subsample(None, None).sha256 == small.sha256
 
 
 def test_subsample_is_deterministic(small):

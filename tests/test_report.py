@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 def fake_study(profile: str = "full", is_fer2013: bool = True, sha256: str = "abc") -> SimpleNamespace:
     """What build_metrics reads from a Study: the profile and the data's provenance."""
     data = SimpleNamespace(sha256=sha256, source="/somewhere/data/fer2013.zip",
-                           form="kaggle-zip" if is_fer2013 else "synthetic", is_fer2013=is_fer2013)
+                           form="kaggle-zip" if is_fer2013 else "synthetic", is_fer2013=is_fer2013, extras={})
     return SimpleNamespace(profile=get_profile(profile), data=data)
 
 
