@@ -68,7 +68,8 @@ def test_collect_results_groups_by_model_keeps_newest_per_seed_and_filters_data(
 
 def test_metrics_shape_and_numbers(metrics, run_root):
     assert metrics["profile"] == "full"
-    assert metrics["data"] == {"sha256": "abc", "source": "fer2013.zip", "form": "kaggle-zip", "is_fer2013": True}
+    assert metrics["data"] == {"sha256": "abc", "subset_sha256": "abc", "source": "fer2013.zip", "form": "kaggle-zip",
+                               "is_fer2013": True, "subsample": None}
     assert {"numpy", "torch", "scikit-learn", "lightning"} <= set(metrics["packages"])
     assert metrics["git_commit"] is None or len(metrics["git_commit"]) == 40
     assert list(metrics["models"]) == ["hog_svm", "baseline_cnn", "model_b", "model_b_no_bn", "resnet_fer",
