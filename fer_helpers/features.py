@@ -14,6 +14,8 @@ from skimage.feature import hog
 
 # Below this many images per worker, starting worker processes costs more than it saves.
 MIN_IMAGES_PER_WORKER = 2000
+# The paper's HOG: 9 orientations, 8x8-pixel cells, 2x2-cell blocks (normalisation unstated: scikit-image's default).
+HOG_DEFAULTS = {"orientations": 9, "pixels_per_cell": (8, 8), "cells_per_block": (2, 2), "block_norm": "L2-Hys"}
 
 
 def hog_features(
@@ -62,6 +64,10 @@ def cached_hog_features(
     images: np.ndarray, data_sha256: str, run_root: str | Path, *, n_jobs: int = -1, **hog_params
 ) -> tuple[np.ndarray, float]:
     """HOG features of the images, computed once and kept in run_root/features/; also the seconds extraction took."""
+    unknown = set(hog_params) - set(HOG_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown HOG parameter(s) {sorted(unknown)}; known: {sorted(HOG_DEFAULTS)}")
+    hog_params = {**HOG_DEFAULTS, **hog_params}
     images = np.ascontiguousarray(images)
     # The images' own digest joins the data checksum, so a subsample never reuses the full set's features.
     blob = json.dumps({"data": data_sha256, "images": hashlib.sha256(images).hexdigest(), "shape": images.shape,

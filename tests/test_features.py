@@ -82,3 +82,11 @@ def test_cache_reuses_features_and_keys_on_content(faces, tmp_path, monkeypatch)
     cached_hog_features(faces, "sha-b", tmp_path, n_jobs=1)
     cached_hog_features(faces, "sha-a", tmp_path, n_jobs=1, pixels_per_cell=(6, 6))
     assert len(list((tmp_path / "features").glob("*.npz"))) == 4
+
+
+def test_cache_treats_explicit_defaults_as_defaults(faces, tmp_path):
+    cached_hog_features(faces, "sha-a", tmp_path, n_jobs=1)
+    cached_hog_features(faces, "sha-a", tmp_path, n_jobs=1, orientations=9, pixels_per_cell=(8, 8))
+    assert len(list((tmp_path / "features").glob("*.npz"))) == 1
+    with pytest.raises(ValueError, match="unknown HOG parameter"):
+        cached_hog_features(faces, "sha-a", tmp_path, cell_size=4)
