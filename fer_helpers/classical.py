@@ -1,4 +1,4 @@
-"""The classical pipeline: HOG features, standardisation and a linear SVM (the paper's baseline), and stronger variants."""
+"""The classical pipeline: HOG, standardisation and a linear SVM (the paper's baseline), and stronger variants."""
 from __future__ import annotations
 
 import time
@@ -230,7 +230,7 @@ def fit_hog_variant(
             blocks.append(block)
             hog_seconds += seconds
         x, y = _by_split(data, np.concatenate(blocks, axis=1))
-        hog_dim = x["Training"].shape[1]
+        n_dims = x["Training"].shape[1]
         del blocks
 
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -269,9 +269,10 @@ def fit_hog_variant(
             logits=logits, labels={split: y[split] for split in EVAL_SPLITS},
             metrics={split: classification_metrics(y[split], logits[split].argmax(axis=1)) for split in EVAL_SPLITS},
             seed=config.seed, params=transform_params + classifier_params,
-            train_seconds=transform_seconds + fit_seconds, images_per_second=n_train / (transform_seconds + fit_seconds),
+            train_seconds=transform_seconds + fit_seconds,
+            images_per_second=n_train / (transform_seconds + fit_seconds),
             device="cpu", history=pd.DataFrame(search),
-            extra={"c_search": search, "chosen_C": config.c_grid[best], "hog_dim": hog_dim,
+            extra={"c_search": search, "chosen_C": config.c_grid[best], "hog_dim": n_dims,
                    "hog_seconds": hog_seconds, "hog_images_per_second": len(data) / hog_seconds,
                    "transform_seconds": transform_seconds, "search_seconds": search_seconds,
                    "search_cpu_seconds": search_cpu_seconds,

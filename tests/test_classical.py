@@ -156,3 +156,25 @@ def test_variant_sizes_follow_the_training_set():
         hog_variant_config("hog_rbf_exact")
     with pytest.raises(ValueError, match="classifier"):
         hog_variant_config("hog_extended", classifier="forest")
+
+
+@pytest.mark.parametrize("normalize", [None, "true"])
+def test_confusion_matrix_figure_shows_the_matrix(result, normalize):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    from fer_helpers.data import CLASS_NAMES
+    from fer_helpers.plots import plot_confusion_matrix
+
+    labels, preds = result.labels["PrivateTest"], result.preds("PrivateTest")
+    fig = plot_confusion_matrix(labels, preds, CLASS_NAMES, normalize=normalize)
+    shown = fig.axes[0].collections[0].get_array().reshape(NUM_CLASSES, NUM_CLASSES)
+    np.testing.assert_allclose(shown, confusion_matrix(labels, preds, labels=range(NUM_CLASSES), normalize=normalize))
+    if normalize == "true":
+        np.testing.assert_allclose(np.asarray(shown).sum(axis=1), 1.0)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="normalize"):
+        plot_confusion_matrix(labels, preds, CLASS_NAMES, normalize="rows")
