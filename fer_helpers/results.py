@@ -66,6 +66,7 @@ class RunResult:
         """Write the result into run_dir (atomically: a crash leaves the old result or none)."""
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.run_dir.name}.", dir=self.run_dir.parent))
+        tmp.chmod(0o755)  # mkdtemp's 0700 would keep a shared run folder private to one user
         try:
             if self.run_dir.exists():
                 for item in self.run_dir.iterdir():  # keep weights and logs written during training
