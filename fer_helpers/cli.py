@@ -1,4 +1,4 @@
-"""`fer-study`: the study's command line (report run, data check, training, predicting and evaluating faces).
+"""`fer-study`: the study's command line (report run, data check, training, shipping weights, predicting and evaluating faces).
 
 Each subcommand is a `cmd_<name>(args) -> int` function and one parser block in `build_parser`.
 """
@@ -95,6 +95,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ship(args: argparse.Namespace) -> int:
+    """Copy a trained CNN's weights into models/ with a model card, for predict, evaluate and Grad-CAM."""
+    from fer_helpers.ship import ShipError, ship
+
+    try:
+        weights, card = ship(args.result, args.models_dir, args.name)
+    except ShipError as err:
+        print(f"fer-study ship: {err}", file=sys.stderr)
+        return 2
+    print(f"Wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and its model card {card}")
+    return 0
+
+
 def resolve_profile(profile: str, data_path: str | None) -> str:
     """'auto': full on FER-2013 with a GPU, classroom on FER-2013 without one, smoke on synthetic faces."""
     if profile != "auto":
@@ -157,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--drop-unknown", action="store_true", help="leave out class folders that are not FER-2013's")
     evaluate.add_argument("--json", metavar="OUT", help="also write the full result (per image, per class) as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    ship = commands.add_parser("ship", help="copy a trained CNN's weights into models/ with a model card")
+    ship.add_argument("result", metavar="RESULT_DIR", help="a CNN's result folder, e.g. runs/full/results/model_b-<key>")
+    ship.add_argument("--models-dir", metavar="DIR", help="where to write (default: the repository's models/)")
+    ship.add_argument("--name", help="file name without suffix (default: the result's model name, e.g. model_b)")
+    ship.set_defaults(func=cmd_ship)
 
     return parser
 

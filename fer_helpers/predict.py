@@ -18,6 +18,7 @@ none is found the whole image, resized to 48x48, is classified and counted under
 """
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass, replace
@@ -30,7 +31,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from scipy.special import softmax
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from torch import nn
@@ -50,7 +51,8 @@ FACE_MARGIN = 0.0
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 MIN_FACE_SIDE = 24  # pixels; the cascade's own window, smaller faces cannot be found
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-SHIPPED_WEIGHTS = ("resnet_fer.safetensors", "model_b.safetensors")  # preferred first: ours, then Model B
+# Preferred first: ours, then Model B, then the paper's baseline CNN (`fer-study ship` puts them there).
+SHIPPED_WEIGHTS = ("resnet_fer.safetensors", "model_b.safetensors", "baseline_cnn.safetensors")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ANNOTATED_SUFFIX = "_emotions.png"
 MAX_FACE_PANELS = 6  # faces shown with heatmap and bars in an annotated photo (all are boxed)
@@ -113,7 +115,7 @@ class FacePrediction:
 
 # ---------------------------------------------------------------------------------------------- weights
 def default_weights(models_dir: str | Path | None = None) -> Path:
-    """The best shipped weights in models_dir (default: the repository's models/): ours if present, else Model B's."""
+    """The best shipped weights in models_dir (default: the repository's models/), in SHIPPED_WEIGHTS' order."""
     models_dir = Path(models_dir) if models_dir is not None else MODELS_DIR
     for name in SHIPPED_WEIGHTS:
         if (models_dir / name).is_file():
@@ -121,19 +123,33 @@ def default_weights(models_dir: str | Path | None = None) -> Path:
     raise PredictError(
         f"no shipped weights in {models_dir} (looked for {', '.join(SHIPPED_WEIGHTS)}). Train with "
         "`fer-study train --profile full` and pass a run's weights with --weights "
-        "runs/full/results/<model>-<key>/weights.safetensors, or copy that file into models/ under one of those names."
+        "runs/full/results/<model>-<key>/weights.safetensors, or ship it with `fer-study ship runs/full/results/<model>-<key>`."
     )
 
 
 def load_model(weights: str | Path | None = None) -> nn.Module:
-    """The trained CNN stored in a weights file (default: `default_weights()`), in eval mode on the CPU."""
+    """The trained CNN stored in a weights file (default: `default_weights()`), in eval mode on the CPU.
+
+    The model's `tta` attribute holds the test-time augmentation it was evaluated with (from the file's
+    configuration; "none" where it names none), which `predict_image` and `evaluate_folder` apply too.
+    """
     path = Path(weights) if weights is not None else default_weights()
     if not path.is_file():
         raise PredictError(f"{path}: no such weights file")
     try:
-        return load_weights(path)
+        model = load_weights(path)
+        with safe_open(str(path), framework="pt") as f:
+            config = json.loads((f.metadata() or {}).get("config", "{}"))
     except (SafetensorError, ValueError, RuntimeError, KeyError) as err:
         raise PredictError(f"{path}: not usable weights ({err})") from err
+    model.tta = config.get("tta", "none")
+    return model
+
+
+def _class_probs(model: nn.Module, faces: np.ndarray) -> np.ndarray:
+    """Class probabilities (N,7) of faces (N,48,48) uint8, with the model's test-time augmentation if it has one."""
+    logits = predict_logits(model, faces, tta=getattr(model, "tta", "none"))
+    return softmax(logits.astype(np.float64), axis=1)
 
 
 # ---------------------------------------------------------------------------------------------- photos and faces
@@ -254,7 +270,7 @@ def predict_image(
             f"{photo.path}: no face found ({photo.size[0]}x{photo.size[1]} pixels; the detector needs an upright, "
             f"frontal face of at least {math.ceil(MIN_FACE_SIDE / photo.scale)} pixels)"
         )
-    probs = softmax(predict_logits(model, faces).astype(np.float64), axis=1)
+    probs = _class_probs(model, faces)
     preds = probs.argmax(axis=1)
     cams = gradcam(model, faces, target_classes=preds, method=method) if cam else [None] * len(faces)
     predictions = [
@@ -369,7 +385,7 @@ def evaluate_folder(folder: str | Path, model: nn.Module, drop_unknown: bool = F
         raise PredictError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
 
     faces, found = zip(*(face_for_evaluation(load_photo(f)) for f in files))
-    probs = softmax(predict_logits(model, np.stack(faces)).astype(np.float64), axis=1)
+    probs = _class_probs(model, np.stack(faces))
     labels_arr, preds = np.asarray(labels, dtype=np.int64), probs.argmax(axis=1)
     present = sorted(set(labels))
     correct = int((labels_arr == preds).sum())

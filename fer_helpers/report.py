@@ -5,7 +5,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -20,7 +19,7 @@ from .evaluation import (
     expected_calibration_error, format_paper_range, per_class_over_seeds, seed_summary,
 )
 from .models import MODEL_NAMES
-from .results import RunResult, find_results
+from .results import RunResult, find_results, git_commit
 from .study import SYNTHETIC_STAMP
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,15 +65,6 @@ def missing_models(results_by_model: Mapping[str, list]) -> dict[str, str]:
 def is_main_model(name: str) -> bool:
     """HOG+SVM, the CNNs of the study and their seed ensembles (not variants or ablations)."""
     return name.removesuffix("_ensemble") in PRODUCED_BY
-
-
-def git_commit() -> str | None:
-    """The repository's current commit, or None outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def package_versions() -> dict[str, str | None]:

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,16 @@ EVAL_SPLITS = ("PublicTest", "PrivateTest")
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.npz"
 HISTORY_FILE = "history.csv"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> str | None:
+    """The repository's current commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def run_key(model: str, config: dict, data_sha256: str) -> str:
@@ -82,6 +93,7 @@ class RunResult:
                 "metrics": self.metrics, "seed": self.seed, "params": self.params,
                 "train_seconds": self.train_seconds, "images_per_second": self.images_per_second,
                 "device": self.device, "extra": self.extra, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "git_commit": git_commit(),
             }
             (tmp / RESULT_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
             if self.run_dir.exists():

@@ -116,9 +116,11 @@ def test_every_fer_class_is_its_own_name_and_every_synonym_a_fer_class():
 
 
 # ---------------------------------------------------------------------------------------------- weights
-def test_default_weights_prefers_ours_then_model_b(tmp_path, weights):
+def test_default_weights_prefers_ours_then_model_b_then_the_baseline(tmp_path, weights):
     with pytest.raises(PredictError, match="fer-study train"):
         default_weights(tmp_path)
+    (tmp_path / "baseline_cnn.safetensors").write_bytes(weights.read_bytes())
+    assert default_weights(tmp_path).name == "baseline_cnn.safetensors"
     (tmp_path / "model_b.safetensors").write_bytes(weights.read_bytes())
     assert default_weights(tmp_path).name == "model_b.safetensors"
     (tmp_path / "resnet_fer.safetensors").write_bytes(weights.read_bytes())
@@ -137,6 +139,26 @@ def test_load_model_errors_name_the_file(tmp_path):
     anonymous = save_weights(build_model("baseline_cnn"), tmp_path / "anonymous.safetensors")  # no config
     with pytest.raises(PredictError, match="does not name its model"):
         load_model(anonymous)
+
+
+def test_weights_bring_their_test_time_augmentation(tmp_path, weights, faces):
+    import torch
+
+    from fer_helpers.models import build_model
+
+    assert load_model(weights).tta == "none"
+    config = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16}, tta="flip")
+    torch.manual_seed(1)
+    path = save_weights(build_model(config.model, **config.kwargs), tmp_path / "flip.safetensors", config)
+    flip_model = load_model(path)
+    assert flip_model.tta == "flip"
+    crops = faces.split("PublicTest")[0][:3]
+    for i, crop in enumerate(crops):
+        _write_gray(tmp_path / "crops" / f"{i}.png", crop)
+    predicted = np.stack([predict_image(tmp_path / "crops" / f"{i}.png", flip_model, cam=False)[0].probs
+                          for i in range(len(crops))])
+    expected = softmax(predict_logits(flip_model, crops, tta="flip").astype(np.float64), axis=1)
+    np.testing.assert_allclose(predicted, expected, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- reading photos

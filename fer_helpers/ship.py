@@ -1,0 +1,146 @@
+"""Shipping a trained CNN: its weights copied into models/ beside a model card written from its saved result.
+
+`fer-study ship RESULT_DIR` takes one folder of `runs/<profile>/results/` (a CNN's, with weights), checks that the
+weights load into the architecture they name with the parameter count the result records, and writes
+`models/<model>.safetensors` and its card `models/<model>.md` (each replaced whole, never half-written).
+`predict`, `evaluate` and Grad-CAM use the best weights there.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .evaluation import bootstrap_ci
+from .predict import MODELS_DIR
+from .results import RunResult, git_commit
+from .training import WEIGHTS_LIMIT_BYTES, load_weights
+
+CARD_SPLITS = ("PublicTest", "PrivateTest")
+MODEL_TITLES = {"baseline_cnn": "Baseline CNN (the paper's Table 1)", "model_b": "Model B (the paper's tuned CNN)",
+                "resnet_fer": "ResNet-FER (our model)"}
+
+
+class ShipError(ValueError):
+    """A result folder that cannot be shipped; the message names it and why."""
+
+
+def model_card(result: RunResult, shipped_as: str, n_boot: int = 2000) -> str:
+    """A short Markdown model card: data, protocol, metrics with 95% intervals, seed, commit, device, time."""
+    config = result.config
+    extra = result.extra
+    rows = []
+    for split in CARD_SPLITS:
+        m = result.metrics[split]
+        labels, preds = result.labels[split], result.preds(split)
+        f1_low, f1_high = bootstrap_ci(labels, preds, "macro_f1", n_boot=n_boot, seed=0)
+        acc_low, acc_high = m["accuracy_ci95"]
+        rows.append(f"| {split} | {m['n']:,} | {m['accuracy']:.1%} ({acc_low:.1%}–{acc_high:.1%}) | "
+                    f"{m['macro_f1']:.3f} ({f1_low:.3f}–{f1_high:.3f}) | {m['weighted_f1']:.3f} |")
+    augment = [name for name, on in (("horizontal flips", config.get("hflip")),
+                                     (f"rotations up to ±{config.get('rotate_deg', 0):g}°", config.get("rotate_deg")),
+                                     (f"shifts up to {config.get('crop_pad', 0)} px", config.get("crop_pad")),
+                                     (f"random erasing (p={config.get('erasing_p', 0):g})", config.get("erasing_p")))
+               if on]
+    epochs = (f"{extra['stopped_epoch']} epochs trained of at most {config['max_epochs']}, best PublicTest epoch "
+              f"{extra['best_epoch']} kept" if "best_epoch" in extra else f"at most {config['max_epochs']} epochs")
+    trained_commit = _stored_commit(result)
+    n_train = extra.get("n_train")
+    data_line = (f"- Data: FER-2013, sha256 `{result.data_sha256}`; trained on its Training split"
+                 + (f" ({n_train:,} faces)." if isinstance(n_train, int) else "."))
+    speed = f" ({result.images_per_second:,.0f} training images/s)" if result.images_per_second else ""
+    lines = [
+        f"# {MODEL_TITLES.get(result.model, result.model)}: `{shipped_as}`",
+        "",
+        "Classifies a 48×48 grayscale face (pixels scaled to [0, 1]) into FER-2013's seven classes, in the order "
+        "Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral. Load it with "
+        f"`fer_helpers.training.load_weights(\"models/{shipped_as}\")`, or use `fer-study predict` / `fer-study evaluate`.",
+        "",
+        "## Data and protocol",
+        "",
+        data_line,
+        f"- Model: `{result.model}` {config.get('model_kwargs') or '(default widths)'}, {result.params:,} parameters.",
+        f"- Training: {config['optimizer']} from lr {config['lr']:g}, scheduler {config['scheduler']}, batch "
+        f"{config['batch_size']}, class weights {'on' if config.get('class_weights') else 'off'}, label smoothing "
+        f"{config.get('label_smoothing', 0):g}; augmentation: {', '.join(augment) or 'none'}; {epochs}.",
+        f"- Test-time augmentation: {config.get('tta', 'none')}.",
+        "- Model selection on PublicTest only; PrivateTest is the held-out test set, reported once.",
+        "",
+        "## Metrics",
+        "",
+        "Accuracy with its Wilson 95% interval; macro F1 with a bootstrap 95% interval "
+        f"({n_boot:,} resamples of the test faces).",
+        "",
+        "| split | faces | accuracy (95% CI) | macro F1 (95% CI) | weighted F1 |",
+        "|---|---:|---|---|---:|",
+        *rows,
+        "",
+        "## Run",
+        "",
+        f"- Seed {result.seed}; device {result.device}; training time {result.train_seconds / 60:.1f} min{speed}.",
+        f"- Result folder `{result.run_dir.parent.parent.name}/results/{result.run_dir.name}` (configuration key "
+        f"`{result.key}`); trained at commit `{trained_commit or 'not recorded'}`; shipped at commit "
+        f"`{git_commit() or 'unknown'}`.",
+        "",
+        "## Limits",
+        "",
+        "- FER-2013 holds low-resolution web faces labelled once each, with label noise and duplicates "
+        "(notebook 01); its people are not a balanced sample of any population. Accuracy on other faces, lighting "
+        "or cultures can be much lower: measure it with `fer-study evaluate` before relying on it.",
+        "- A facial expression is not an emotion felt. Do not use this model for decisions about people.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _stored_commit(result: RunResult) -> str | None:
+    """The commit recorded in the result's result.json (results saved before commits were recorded have none)."""
+    meta = json.loads((result.run_dir / "result.json").read_text())
+    return meta.get("git_commit")
+
+
+def check_weights(result: RunResult, split: str = "PrivateTest") -> None:
+    """Refuse a result whose weights are missing, too large, or do not load into the model its config names."""
+    path = result.weights_path
+    if path is None:
+        raise ShipError(f"{result.run_dir}: no weights.safetensors (only the CNNs' results carry weights)")
+    size = path.stat().st_size
+    if size > WEIGHTS_LIMIT_BYTES:
+        raise ShipError(f"{path}: {size / 1e6:.1f} MB, over the {WEIGHTS_LIMIT_BYTES / 1e6:.0f} MB limit")
+    try:
+        model = load_weights(path)
+    except (ValueError, RuntimeError, KeyError) as err:
+        raise ShipError(f"{path}: does not load ({err})") from err
+    params = sum(p.numel() for p in model.parameters())
+    if result.params is not None and params != result.params:
+        raise ShipError(f"{path}: {params:,} parameters, but the result records {result.params:,}")
+    if split not in result.metrics:
+        raise ShipError(f"{result.run_dir}: no {split} metrics in result.json")
+    if not np.isfinite(result.logits[split]).all():
+        raise ShipError(f"{result.run_dir}: non-finite {split} logits")
+
+
+def ship(result_dir: str | Path, models_dir: str | Path | None = None, name: str | None = None) -> tuple[Path, Path]:
+    """Copy a CNN result's weights into models_dir as `<name>.safetensors` with its model card `<name>.md`."""
+    result_dir = Path(result_dir)
+    if not (result_dir / "result.json").is_file():
+        raise ShipError(f"{result_dir}: not a result folder (no result.json)")
+    result = RunResult.load(result_dir)
+    check_weights(result)
+    models_dir = Path(models_dir) if models_dir is not None else MODELS_DIR
+    models_dir.mkdir(parents=True, exist_ok=True)
+    name = name or result.model
+    weights = models_dir / f"{name}.safetensors"
+    card = models_dir / f"{name}.md"
+    tmp_weights, tmp_card = weights.with_suffix(".safetensors.tmp"), card.with_suffix(".md.tmp")
+    try:
+        shutil.copyfile(result.weights_path, tmp_weights)
+        tmp_card.write_text(model_card(result, weights.name))
+        tmp_weights.replace(weights)
+        tmp_card.replace(card)
+    finally:
+        tmp_weights.unlink(missing_ok=True)
+        tmp_card.unlink(missing_ok=True)
+    return weights, card
