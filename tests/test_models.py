@@ -189,8 +189,12 @@ def test_target_layer_gives_a_4d_feature_map(name, kwargs):
         finally:
             handle.remove()
     assert len(captured) == 1 and captured[0].ndim == 4 and captured[0].shape[0] == 2
-    if name != "resnet_fer":
+    if name == "model_b":
         assert isinstance(layer, nn.Conv2d)
+    if name == "baseline_cnn":  # the rectified map of the last convolution
+        modules = list(model.features)
+        assert isinstance(layer, nn.ReLU) and isinstance(modules[modules.index(layer) - 1], nn.Conv2d)
+        assert (captured[0] >= 0).all()
     # the property must not register the layer twice (duplicate weights would break safetensors)
     assert not any(key.startswith("target_layer") for key in model.state_dict())
 
