@@ -36,7 +36,10 @@ SIGNIFICANCE = 0.05
 # to mean something; smoke runs only check that the chain works. Absolute numbers need the full profile.
 RANKING_PROFILES = ("classroom", "full")
 
-MODEL_LABELS = {"hog_svm": "HOG + SVM", "baseline_cnn": "Baseline CNN", "model_b": "Model B"}
+MODEL_LABELS = {"hog_svm": "HOG + SVM", "baseline_cnn": "Baseline CNN", "model_b": "Model B",
+                "resnet_fer": "ResNet-FER (ours)", "resnet_fer_ensemble": "ResNet-FER ensemble",
+                "model_b_ensemble": "Model B ensemble",
+                "hog_svm_balanced": "HOG + SVM, balanced", "hog_extended": "HOG + RBF kernel (ours)"}
 METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
 
 

@@ -19,6 +19,11 @@ class Profile:
     batch_size: int
     patience: int  # early stopping patience in epochs, on PublicTest
     num_workers_hog: int = -1  # joblib workers for HOG extraction (-1: all cores)
+    model_b_width: float = 1.0  # multiplier of Model B's channel widths (1.0: the paper-size model)
+    resnet_width: float = 1.0  # multiplier of ResNet-FER's width (1.0: 4.9 M parameters)
+    step_epochs: int = 20  # epochs of each run of notebook 04's recipe-steps table (seed 0, PublicTest; 0: no table)
+    side_train_per_class: int | None = None  # Training cap for the recipe steps and the ablation (None: as above)
+    hog_variants: tuple[str, ...] = ()  # HOG extension variants fitted (names in classical.HOG_VARIANTS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,18 +41,29 @@ PROFILES: dict[str, Profile] = {
         seeds=(0,),
         batch_size=64,
         patience=2,
+        model_b_width=0.125,
+        resnet_width=0.125,
+        step_epochs=1,
+        hog_variants=("hog_extended_multiscale", "hog_extended"),
     ),
+    # Sized to run the whole study in about 15 minutes on a 2-core laptop CPU: all of FER-2013 for the main models
+    # (the CNNs need it more than they need epochs), shrunken CNNs for a few epochs, the ablation on a class-capped
+    # subset of Training, and no recipe-steps table (too short to tell the steps apart).
     "classroom": Profile(
         name="classroom",
-        train_per_class=600,
+        train_per_class=None,
         eval_per_class=None,
-        hog_c_grid=(0.001, 0.01, 0.1, 1.0),
-        baseline_max_epochs=12,
-        model_b_max_epochs=10,
-        ours_max_epochs=10,
+        hog_c_grid=(0.001, 0.01),
+        baseline_max_epochs=3,
+        model_b_max_epochs=4,
+        ours_max_epochs=3,
         seeds=(0,),
         batch_size=128,
         patience=4,
+        model_b_width=1 / 3,
+        resnet_width=0.125,
+        step_epochs=0,  # measured: one epoch per step left every step at 14-25% PublicTest accuracy, noise
+        side_train_per_class=1000,
     ),
     "full": Profile(
         name="full",
@@ -60,6 +76,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1, 2),
         batch_size=128,
         patience=10,
+        hog_variants=("hog_extended_fine", "hog_extended_multiscale", "hog_extended", "hog_extended_balanced"),
     ),
 }
 

@@ -29,20 +29,6 @@ BEST_PUBLISHED_SINGLE = 0.7328
 ENSEMBLE_TARGET = 0.755
 
 
-@dataclass(frozen=True)
-class RecipeScale:
-    """How much of the CNNs a profile trains: a CPU profile shrinks the widths and the recipe-steps table."""
-
-    width: float  # multiplier of Model B's and our model's channel widths (1.0: the full-size models)
-    step_epochs: int  # epochs of each run of the recipe-steps table (seed 0, PublicTest only)
-
-
-RECIPE_SCALES: dict[str, RecipeScale] = {
-    "smoke": RecipeScale(width=0.125, step_epochs=1),
-    "classroom": RecipeScale(width=0.5, step_epochs=3),
-    "full": RecipeScale(width=1.0, step_epochs=20),
-}
-
 # Model B's ingredients, each a switch for the ablation: four architecture switches and two training ones.
 MODEL_B_DEFAULTS: dict[str, Any] = {
     "batchnorm": True, "activation": "leaky_relu", "pooling": "gap", "dropout": 0.5,
@@ -93,24 +79,25 @@ RECIPE_STEPS: tuple[RecipeStep, ...] = (
 )
 
 
-def recipe_scale(profile: str | Profile) -> RecipeScale:
-    """The model widths and step epochs of a profile."""
-    profile = get_profile(profile)
-    if profile.name not in RECIPE_SCALES:
-        raise ValueError(f"no recipe scale for profile {profile.name!r}; known: {sorted(RECIPE_SCALES)}")
-    return RECIPE_SCALES[profile.name]
+def side_data(data: FERData, profile: str | Profile) -> FERData:
+    """The faces of the side experiments (recipe steps, ablation): Training capped at the profile's
+    `side_train_per_class` per class, the test splits whole; the profile's own data where it sets no cap."""
+    cap = get_profile(profile).side_train_per_class
+    return data if cap is None else data.subsample(cap, None, seed=0)
 
 
 def model_kwargs(model: str, profile: str | Profile) -> dict[str, Any]:
     """The width arguments of a model at the profile's scale (none at full scale: the documented defaults)."""
-    scale = recipe_scale(profile).width
-    if scale == 1.0 or model == "baseline_cnn":
+    profile = get_profile(profile)
+    if model == "baseline_cnn":
         return {}
     if model == "model_b":
-        return {"widths": tuple(max(4, round(w * scale)) for w in MODEL_B_WIDTHS),
-                "hidden": max(8, round(MODEL_B_HIDDEN * scale))}
+        scale = profile.model_b_width
+        return {} if scale == 1.0 else {"widths": tuple(max(4, round(w * scale)) for w in MODEL_B_WIDTHS),
+                                         "hidden": max(8, round(MODEL_B_HIDDEN * scale))}
     if model == "resnet_fer":
-        return {"width": max(4, round(RESNET_FER_WIDTH * scale))}
+        scale = profile.resnet_width
+        return {} if scale == 1.0 else {"width": max(4, round(RESNET_FER_WIDTH * scale))}
     raise ValueError(f"no recipe for model {model!r}")
 
 
@@ -169,10 +156,13 @@ def recipe_step_configs(
 ) -> list[tuple[RecipeStep, CNNConfig]]:
     """Each step of RECIPE_STEPS with its configuration: Model B's recipe plus every change up to that step.
 
-    All steps train for the same number of epochs (default: the profile's step_epochs) so that they compare.
+    All steps train for the same number of epochs (default: the profile's step_epochs) so that they compare;
+    with 0 epochs there are no steps.
     """
     profile = get_profile(profile)
-    epochs = max_epochs if max_epochs is not None else recipe_scale(profile).step_epochs
+    epochs = max_epochs if max_epochs is not None else profile.step_epochs
+    if epochs == 0:  # a profile without the table
+        return []
     ours = ours_config(profile, seed)
     config = model_b_config(profile, seed)
     steps = []
@@ -191,10 +181,19 @@ def config_changes(before: CNNConfig, after: CNNConfig) -> dict[str, Any]:
 def run_recipe_steps(
     data: FERData, profile: str | Profile, run_root: str | Path, seed: int = 0, fresh: bool = False
 ) -> pd.DataFrame:
-    """Train every recipe step once (cached) and tabulate what each change bought on PublicTest (never PrivateTest)."""
+    """Train every recipe step once (cached) and tabulate what each change bought on PublicTest (never PrivateTest).
+
+    The steps train on `side_data(data, profile)`: all of `data` unless the profile caps the side experiments.
+    A profile with `step_epochs=0` trains none and gets an empty table.
+    """
+    data = side_data(data, profile)
+    columns = ["change", "why", "accuracy", "gain (points)", "macro_f1", "params", "train_seconds"]
+    configs = recipe_step_configs(profile, seed)
+    if not configs:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="step"))
     rows = []
     previous: CNNConfig | None = None
-    for step, config in recipe_step_configs(profile, seed):
+    for step, config in configs:
         result = fit_cnn(data, config, run_root, fresh=fresh, name=step.result_name)
         changes = config_changes(previous, config) if previous is not None else {}
         rows.append({
@@ -209,4 +208,4 @@ def run_recipe_steps(
         previous = config
     table = pd.DataFrame(rows).set_index("step")
     table.insert(3, "gain (points)", 100 * table["accuracy"].diff().fillna(0.0))
-    return table
+    return table[columns]

@@ -22,7 +22,7 @@ def hog_svm_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
     results = {}
     for class_weight in (None, "balanced"):
         config = HogSvmConfig.from_profile(study.profile, class_weight=class_weight)
-        results[config.model] = fit_hog_svm(study.data, config, study.run_dir, fresh)
+        results[config.model] = fit_hog_svm(study.data, config, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog)
     return results
 
 
@@ -63,22 +63,34 @@ def ours_runs(study: Study, fresh: bool = False) -> list[RunResult]:
 def ablation_runs(study: Study, fresh: bool = False) -> dict[str, list[RunResult]]:
     """Model B with each ingredient removed in turn (MODEL_B_ABLATIONS), one run per profile seed.
 
-    The full Model B they are compared with comes first, under "model_b": the runs of `model_b_runs`, loaded from
-    their cache (trained only where the run folder lacks them); `fresh` retrains the ablations, not the reference.
+    All runs train on `side_data` (the profile's data, or a class-capped subset of its Training where the profile
+    sets `side_train_per_class`). The full Model B they are compared with comes first, under "model_b": on the
+    profile's own data these are the runs of `model_b_runs`, loaded from their cache; `fresh` retrains the
+    ablations, not the reference.
     """
-    from .recipes import MODEL_B_ABLATIONS, model_b_config
+    from .recipes import MODEL_B_ABLATIONS, model_b_config, side_data
     from .training import fit_cnn
 
-    runs = {"model_b": model_b_runs(study, fresh=False)}
+    data = side_data(study.data, study.profile)
+    seeds = study.profile.seeds
+    runs = {"model_b": [fit_cnn(data, model_b_config(study.profile, seed), study.run_dir) for seed in seeds]}
     for name, switches in MODEL_B_ABLATIONS.items():
-        runs[name] = [fit_cnn(study.data, model_b_config(study.profile, seed, **switches), study.run_dir, fresh,
-                              name=name)
-                      for seed in study.profile.seeds]
+        runs[name] = [fit_cnn(data, model_b_config(study.profile, seed, **switches), study.run_dir, fresh, name=name)
+                      for seed in seeds]
     return runs
+
+
+def hog_variant_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
+    """The HOG extension variants the profile names (`hog_variants`): finer and several cells, PCA, a kernel."""
+    from .classical import fit_hog_variant
+
+    return {name: fit_hog_variant(study.data, name, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog)
+            for name in study.profile.hog_variants}
 
 
 STEPS: dict[str, Callable[[Study, bool], object]] = {
     "hog_svm": hog_svm_runs,
+    "hog_variants": hog_variant_runs,
     "baseline_cnn": baseline_runs,
     "model_b": model_b_runs,
     "recipe_steps": recipe_step_runs,

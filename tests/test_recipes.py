@@ -12,15 +12,15 @@ from fer_helpers.profiles import PROFILES, get_profile
 from fer_helpers.recipes import (
     MODEL_B_ABLATIONS,
     MODEL_B_DEFAULTS,
-    RECIPE_SCALES,
     RECIPE_STEPS,
     baseline_config,
     config_changes,
     model_b_config,
+    model_kwargs,
     ours_config,
-    recipe_scale,
     recipe_step_configs,
     run_recipe_steps,
+    side_data,
 )
 from fer_helpers.results import find_results
 from fer_helpers.training import CNNConfig, fit_cnn
@@ -32,9 +32,27 @@ def _model(config: CNNConfig) -> nn.Module:
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_every_profile_has_a_scale(profile):
-    scale = recipe_scale(profile)
-    assert 0 < scale.width <= 1 and scale.step_epochs >= 1
-    assert set(RECIPE_SCALES) == set(PROFILES)
+    p = get_profile(profile)
+    assert 0 < p.model_b_width <= 1 and 0 < p.resnet_width <= 1 and p.step_epochs >= 0
+    assert p.side_train_per_class is None or p.side_train_per_class > 0
+    full_size = (p.model_b_width, p.resnet_width) == (1.0, 1.0)
+    assert (model_kwargs("model_b", p) == {} and model_kwargs("resnet_fer", p) == {}) == full_size
+
+
+def test_classroom_widths():
+    assert model_kwargs("model_b", "classroom") == {"widths": (16, 32, 64, 128), "hidden": 85}
+    assert model_kwargs("resnet_fer", "classroom") == {"width": 8}
+    assert model_kwargs("baseline_cnn", "classroom") == {}
+
+
+def test_side_data_caps_training_only(synth):
+    capped = side_data(synth, get_profile("full", side_train_per_class=50))
+    counts = capped.counts()
+    assert counts["Training"].max() == 50
+    for split in ("PublicTest", "PrivateTest"):
+        assert counts[split].equals(synth.counts()[split])
+    assert capped.sha256 != synth.sha256
+    assert side_data(synth, "full") is synth  # no cap: the same data, so the same cached runs
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -117,10 +135,10 @@ def test_ours_is_a_modern_recipe_under_five_million_parameters():
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_recipe_steps_lead_from_model_b_to_ours(profile):
-    steps = recipe_step_configs(profile, seed=0)
+    steps = recipe_step_configs(profile, seed=0, max_epochs=None if get_profile(profile).step_epochs else 3)
     assert [step for step, _ in steps] == list(RECIPE_STEPS)
     assert len({step.name for step in RECIPE_STEPS}) == len(RECIPE_STEPS)
-    epochs = recipe_scale(profile).step_epochs
+    epochs = get_profile(profile).step_epochs or 3
     assert all(config.max_epochs == epochs for _, config in steps)
     assert steps[0][1] == replace(model_b_config(profile), max_epochs=epochs)
     assert steps[-1][1] == replace(ours_config(profile), max_epochs=epochs)  # the steps cover every difference
@@ -155,3 +173,11 @@ def test_recipe_steps_table_reports_public_test_under_their_own_names(synth, tmp
     assert table["change"].iloc[1].startswith("model=resnet_fer")
     saved = {r.model for r in find_results(tmp_path)}
     assert saved == {step.result_name for step in RECIPE_STEPS}  # never mistaken for model_b or resnet_fer runs
+
+
+def test_a_profile_without_step_epochs_trains_no_recipe_steps(synth, tmp_path):
+    no_steps = get_profile("smoke", step_epochs=0)
+    assert recipe_step_configs(no_steps) == []
+    table = run_recipe_steps(synth, no_steps, tmp_path)
+    assert table.empty and "accuracy" in table.columns
+    assert not find_results(tmp_path)
