@@ -351,7 +351,7 @@ def test_claims_on_paper_like_runs(tmp_path):
     fear = confusion(model_b.labels["PrivateTest"], model_b.preds("PrivateTest"), "true")[C["Fear"]]
     assert row(table, "Fear is mostly")["ours"] == pytest.approx(fear[C["Surprise"]])
     assert row(table, "Baseline CNN has about")["verdict"] == "not supported"  # 0.68 M is not ±1.0 M
-    assert row(table, "Model B has about")["verdict"] == "supported"  # 2.74 M is within 10% of 2.5 M
+    assert row(table, "Model B has about")["verdict"] == "supported"  # 2.46 M is within 10% of 2.5 M
     weights = row(table, "Class weights lift Sad")
     assert "baseline_cnn" in weights["basis"] and weights["verdict"] in {"supported", "partly"}
     assert weights["ours"] > 0

@@ -81,10 +81,18 @@ def test_baseline_flatten_has_4608_features():
 def test_model_b_params_near_paper():
     n = count_params(build_model("model_b"))
     assert 2_000_000 <= n <= 3_000_000  # paper: "±2.5 M"
-    widths = (48, 96, 192, 384)
+    widths = (48, 96, 192, 352)
     convs = sum(_conv(c_in, c_out, bias=False) + 2 * c_out for c_in, c_out in zip((1, 48, 96, 192), widths))
     convs += sum(_conv(w, w, bias=False) + 2 * w for w in widths)
-    assert n == convs + _dense(384, 256) + _dense(256, 7)
+    assert n == convs + _dense(352, 256) + _dense(256, 7) == 2_461_559
+
+
+@pytest.mark.parametrize("name", ["model_b", "resnet_fer"])
+def test_full_size_weights_fit_the_size_limit(name, tmp_path):
+    from fer_helpers.training import WEIGHTS_LIMIT_BYTES, CNNConfig, save_weights
+
+    path = save_weights(build_model(name), tmp_path / "w.safetensors", CNNConfig(model=name))
+    assert path.stat().st_size <= WEIGHTS_LIMIT_BYTES
 
 
 def test_resnet_fer_under_five_million_and_width_scales():
@@ -119,7 +127,7 @@ def test_model_b_flatten_instead_of_gap():
     model = build_model("model_b", pooling="flatten")
     assert nn.AdaptiveAvgPool2d not in _types(model)
     first_dense = next(m for m in model.modules() if isinstance(m, nn.Linear))
-    assert first_dense.in_features == 384 * 3 * 3
+    assert first_dense.in_features == 352 * 3 * 3
     assert count_params(model) > count_params(build_model("model_b"))
 
 

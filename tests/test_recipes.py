@@ -40,7 +40,7 @@ def test_every_profile_has_a_scale(profile):
 
 
 def test_classroom_widths():
-    assert model_kwargs("model_b", "classroom") == {"widths": (16, 32, 64, 128), "hidden": 85}
+    assert model_kwargs("model_b", "classroom") == {"widths": (16, 32, 64, 117), "hidden": 85}
     assert model_kwargs("resnet_fer", "classroom") == {"width": 8}
     assert model_kwargs("baseline_cnn", "classroom") == {}
 
