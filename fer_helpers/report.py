@@ -357,8 +357,8 @@ def banner(metrics: dict) -> str:
         lines.append(f"> **{SYNTHETIC_STAMP}.** Every number, table and figure here comes from the project's "
                      "synthetic faces; none of it says anything about FER-2013 or the paper.")
     if metrics["profile"] != "full":
-        lines.append(f"> **Profile `{metrics['profile']}`:** a shrunken run (fewer images and epochs than the "
-                     "paper's protocol); the numbers are not comparable with the paper's.")
+        lines.append(f"> **Profile `{metrics['profile']}`:** a shrunken run (fewer epochs, and fewer faces or narrower "
+                     "models, than the paper's protocol); the numbers are not comparable with the paper's.")
     return "\n>\n".join(lines)
 
 
