@@ -56,6 +56,7 @@ class RunResult:
     device: str = "cpu"
     history: pd.DataFrame | None = None
     extra: dict = field(default_factory=dict)  # model-specific facts (chosen C, best epoch, ...)
+    git_commit: str | None = None  # the code's commit when the result was saved (None: not recorded)
     from_cache: bool = False
 
     @property
@@ -76,6 +77,8 @@ class RunResult:
     def save(self) -> None:
         """Write the result into run_dir (atomically: a crash leaves the old result or none)."""
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        if self.git_commit is None:
+            self.git_commit = git_commit()
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.run_dir.name}.", dir=self.run_dir.parent))
         tmp.chmod(0o755)  # mkdtemp's 0700 would keep a shared run folder private to one user
         try:
@@ -93,7 +96,7 @@ class RunResult:
                 "metrics": self.metrics, "seed": self.seed, "params": self.params,
                 "train_seconds": self.train_seconds, "images_per_second": self.images_per_second,
                 "device": self.device, "extra": self.extra, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "git_commit": git_commit(),
+                "git_commit": self.git_commit,
             }
             (tmp / RESULT_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
             if self.run_dir.exists():
@@ -117,7 +120,7 @@ class RunResult:
             data_sha256=meta["data_sha256"], logits=logits, labels=labels, metrics=meta["metrics"],
             seed=meta.get("seed"), params=meta.get("params"), train_seconds=meta.get("train_seconds", 0.0),
             images_per_second=meta.get("images_per_second"), device=meta.get("device", "cpu"),
-            history=history, extra=meta.get("extra", {}), from_cache=True,
+            history=history, extra=meta.get("extra", {}), git_commit=meta.get("git_commit"), from_cache=True,
         )
 
 

@@ -7,7 +7,6 @@ weights load into the architecture they name with the parameter count the result
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -46,10 +45,6 @@ def model_card(result: RunResult, shipped_as: str, n_boot: int = 2000) -> str:
                if on]
     epochs = (f"{extra['stopped_epoch']} epochs trained of at most {config['max_epochs']}, best PublicTest epoch "
               f"{extra['best_epoch']} kept" if "best_epoch" in extra else f"at most {config['max_epochs']} epochs")
-    trained_commit = _stored_commit(result)
-    n_train = extra.get("n_train")
-    data_line = (f"- Data: FER-2013, sha256 `{result.data_sha256}`; trained on its Training split"
-                 + (f" ({n_train:,} faces)." if isinstance(n_train, int) else "."))
     speed = f" ({result.images_per_second:,.0f} training images/s)" if result.images_per_second else ""
     lines = [
         f"# {MODEL_TITLES.get(result.model, result.model)}: `{shipped_as}`",
@@ -60,7 +55,7 @@ def model_card(result: RunResult, shipped_as: str, n_boot: int = 2000) -> str:
         "",
         "## Data and protocol",
         "",
-        data_line,
+        f"- Data: FER-2013, sha256 `{result.data_sha256}`; trained on its Training split.",
         f"- Model: `{result.model}` {config.get('model_kwargs') or '(default widths)'}, {result.params:,} parameters.",
         f"- Training: {config['optimizer']} from lr {config['lr']:g}, scheduler {config['scheduler']}, batch "
         f"{config['batch_size']}, class weights {'on' if config.get('class_weights') else 'off'}, label smoothing "
@@ -81,7 +76,7 @@ def model_card(result: RunResult, shipped_as: str, n_boot: int = 2000) -> str:
         "",
         f"- Seed {result.seed}; device {result.device}; training time {result.train_seconds / 60:.1f} min{speed}.",
         f"- Result folder `{result.run_dir.parent.parent.name}/results/{result.run_dir.name}` (configuration key "
-        f"`{result.key}`); trained at commit `{trained_commit or 'not recorded'}`; shipped at commit "
+        f"`{result.key}`); trained at commit `{result.git_commit or 'not recorded'}`; shipped at commit "
         f"`{git_commit() or 'unknown'}`.",
         "",
         "## Limits",
@@ -93,12 +88,6 @@ def model_card(result: RunResult, shipped_as: str, n_boot: int = 2000) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _stored_commit(result: RunResult) -> str | None:
-    """The commit recorded in the result's result.json (results saved before commits were recorded have none)."""
-    meta = json.loads((result.run_dir / "result.json").read_text())
-    return meta.get("git_commit")
 
 
 def check_weights(result: RunResult, split: str = "PrivateTest") -> None:
