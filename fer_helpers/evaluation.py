@@ -39,7 +39,9 @@ RANKING_PROFILES = ("classroom", "full")
 MODEL_LABELS = {"hog_svm": "HOG + SVM", "baseline_cnn": "Baseline CNN", "model_b": "Model B",
                 "resnet_fer": "ResNet-FER (ours)", "resnet_fer_ensemble": "ResNet-FER ensemble",
                 "model_b_ensemble": "Model B ensemble",
-                "hog_svm_balanced": "HOG + SVM, balanced", "hog_extended": "HOG + RBF kernel (ours)"}
+                "hog_svm_balanced": "HOG + SVM, balanced", "hog_extended": "HOG + RBF kernel (ours)",
+                "hog_extended_balanced": "HOG + RBF kernel, balanced", "hog_extended_fine": "HOG, 4-pixel cells",
+                "hog_extended_multiscale": "HOG, three cell sizes"}
 METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
 
 

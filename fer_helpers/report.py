@@ -19,6 +19,7 @@ from .evaluation import (
     expected_calibration_error, format_paper_range, per_class_over_seeds, seed_summary,
 )
 from .models import MODEL_NAMES
+from .profiles import Profile
 from .results import RunResult, find_results, git_commit
 from .study import SYNTHETIC_STAMP
 
@@ -60,6 +61,33 @@ def collect_results(run_root: str | Path, data_sha256: str | None = None) -> dic
 def missing_models(results_by_model: Mapping[str, list]) -> dict[str, str]:
     """The study's main models absent from a run folder, each with the notebook that trains it."""
     return {m: nb for m, nb in PRODUCED_BY.items() if not results_by_model.get(m)}
+
+
+def missing_runs(results_by_model: Mapping[str, list], profile: Profile) -> list[str]:
+    """What the profile's protocol trains that the run folder lacks: main models, CNN seeds, the ablation.
+
+    Each item names what is missing and the notebook that trains it. The ablation is checked only where it trains
+    on the profile's own data (no `side_train_per_class`); otherwise its results are not part of the report.
+    """
+    items = [f"{_label(m)}: not trained (notebook {nb})" for m, nb in missing_models(results_by_model).items()]
+    for model, notebook in PRODUCED_BY.items():
+        runs = results_by_model.get(model)
+        if model == "hog_svm" or not runs:
+            continue
+        have = {r.seed for r in runs}
+        lacking = [s for s in profile.seeds if s not in have]
+        if lacking:
+            items.append(f"{_label(model)}: seed{'s' if len(lacking) > 1 else ''} "
+                         f"{', '.join(map(str, lacking))} of {', '.join(map(str, profile.seeds))} not trained "
+                         f"(notebook {notebook})")
+    if profile.side_train_per_class is None:
+        from .recipes import MODEL_B_ABLATIONS
+
+        absent = [name for name in MODEL_B_ABLATIONS if not results_by_model.get(name)]
+        if absent:
+            what = "the ablation of Model B" if len(absent) == len(MODEL_B_ABLATIONS) else ", ".join(absent)
+            items.append(f"{what}: not trained (notebook 07_ablation)")
+    return items
 
 
 def is_main_model(name: str) -> bool:
@@ -140,6 +168,8 @@ def _clean(value):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -177,6 +207,8 @@ def build_metrics(run_root: str | Path, study, n_boot: int = 2000) -> dict:
         "report_split": REPORT_SPLIT,
         "models": models,
         "claims": claims.to_dict("records"),
+        "missing": missing_runs(results, study.profile) if hasattr(study.profile, "seeds") else [],
+        "gradcam": load_gradcam(getattr(study, "reports_dir", None), models),
     })
 
 
@@ -359,6 +391,12 @@ def banner(metrics: dict) -> str:
     if metrics["profile"] != "full":
         lines.append(f"> **Profile `{metrics['profile']}`:** a shrunken run (fewer epochs, and fewer faces or narrower "
                      "models, than the paper's protocol); the numbers are not comparable with the paper's.")
+    missing = metrics.get("missing") or []
+    if missing:
+        lines.append(f"> **Incomplete run:** this report covers the results saved so far. The `{metrics['profile']}` "
+                     "protocol also trains what is listed below; train it (`fer-study train --profile "
+                     f"{metrics['profile']}`, best on a GPU) and run `make report PROFILE={metrics['profile']}` "
+                     "again.\n>\n" + "\n".join(f"> - {item}" for item in missing))
     return "\n>\n".join(lines)
 
 
@@ -441,6 +479,66 @@ def differences(metrics: dict) -> list[str]:
     return items
 
 
+GRADCAM_FILE = "gradcam.json"
+
+
+def write_gradcam_summary(
+    reports_dir: str | Path,
+    explained: Mapping[str, RunResult],
+    figures: Mapping[str, str | Path],
+    tables: Mapping[str, pd.DataFrame],
+) -> Path:
+    """Save what notebook 06 measured as <reports_dir>/gradcam.json: the runs it explained, its figures and tables.
+
+    05_evaluation puts it into metrics.json and REPORT.md while those runs are still the report's (`load_gradcam`).
+    """
+    reports_dir = Path(reports_dir)
+    summary = {
+        "models": {name: {"key": r.key, "seed": r.seed} for name, r in explained.items()},
+        "figures": {caption: Path(os.path.relpath(Path(f).resolve(), reports_dir.resolve())).as_posix()
+                    for caption, f in figures.items()},
+        "tables": {caption: (df.reset_index() if any(n is not None for n in df.index.names) else df).to_dict("records")
+                   for caption, df in tables.items()},
+    }
+    path = reports_dir / GRADCAM_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(summary), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def load_gradcam(reports_dir: str | Path | None, models: Mapping[str, dict]) -> dict | None:
+    """Notebook 06's summary, or None when there is none or it explained other runs than the report's models.
+
+    models: metrics.json's "models"; 06 explains the lowest seed of each model, the first of its "per_seed".
+    """
+    path = Path(reports_dir) / GRADCAM_FILE if reports_dir is not None else None
+    if path is None or not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    for name, run in summary.get("models", {}).items():
+        per_seed = models.get(name, {}).get("per_seed") or [{}]
+        if per_seed[0].get("key") != run.get("key"):
+            return None
+    return summary if summary.get("models") else None
+
+
+def gradcam_section(metrics: dict) -> list[str]:
+    """REPORT.md's Grad-CAM section (the paper's Figure 2) from metrics["gradcam"], figure links relative to it."""
+    summary = metrics.get("gradcam")
+    parts = ["## Grad-CAM (the paper's Figure 2)", ""]
+    if not summary:
+        return parts + ["_Not measured for these results: run notebooks/06_gradcam.ipynb, then "
+                        "notebooks/05_evaluation.ipynb (or `make report`)._", ""]
+    runs = "; ".join(f"{_label(name)}, seed {run['seed']} (run `{run['key']}`)"
+                     for name, run in summary["models"].items())
+    parts += [f"Heatmaps of {runs} on PublicTest faces, measured in notebook 06.", ""]
+    for caption, figure in summary["figures"].items():
+        parts += [f"![{caption}]({figure})", "", f"*{caption}*", ""]
+    for caption, records in summary["tables"].items():
+        parts += [f"### {caption}", "", dataframe_markdown(pd.DataFrame(records)), ""]
+    return parts
+
+
 def write_report_md(
     metrics: dict,
     tables: Mapping[str, pd.DataFrame],
@@ -484,6 +582,7 @@ def write_report_md(
             parts += [f"![{caption}]({link})", "", f"*{caption}*", ""]
     for caption, table in tables.items():
         parts += [f"## {caption}", "", dataframe_markdown(table), ""]
+    parts += gradcam_section(metrics)
     parts += ["## The paper's claims, tested", "", describe_claims(metrics), "", claims_table(metrics), "",
               "## Differences from the paper", "", *(f"- {item}" for item in differences(metrics)), "",
               "## Provenance", "",
@@ -503,13 +602,16 @@ def readme_results_table(metrics: dict) -> str:
             continue
         rows.append([_label(name), _pct(block), _f1(block, "macro_f1"), _f1(block, "weighted_f1"),
                      _paper_range(entry.get("paper"), "accuracy"), _params(entry["params"]),
-                     f"{_duration(entry['train_seconds'])} ({entry['device']})"])
+                     f"{_duration(entry['train_seconds'])} on {entry['device']}"])
     table = markdown_table(rows, [f"Model ({split})", "Accuracy", "Macro F1", "Weighted F1", "Paper's accuracy",
                                   "Parameters", "Training"])
     data = metrics["data"]
     note = (f"Profile `{metrics['profile']}`, {'FER-2013' if data['is_fer2013'] else SYNTHETIC_STAMP} "
             f"(`{data['source']}`, sha256 `{data['sha256'][:12]}`); mean ± std over seeds where there are several. "
             "Details, figures and the paper's claims tested: [reports/REPORT.md](reports/REPORT.md).")
+    missing = metrics.get("missing") or []
+    if missing:
+        note += " Incomplete run, still to train: " + "; ".join(missing) + "."
     return f"{table}\n\n{note}"
 
 

@@ -89,8 +89,8 @@ def run_report(
     print(f"Report run: profile {profile}, {len(paths)} notebook(s), results in {run_dir}")
     timings: list[dict] = []
     start = time.perf_counter()
-    # The evaluation notebook writes metrics.json and REPORT.md from every saved result; where notebooks after it
-    # trained more models (the ablation), it runs once more at the end so that the report includes them.
+    # The evaluation notebook writes metrics.json and REPORT.md from every saved result; where notebooks run after
+    # it (Grad-CAM, the ablation), it runs once more at the end so that the report includes what they produced.
     steps = list(paths)
     report_notebook = next((p for p in paths if p.stem.startswith(REPORT_NOTEBOOK_PREFIX)), None)
     if report_notebook is not None and paths[-1] != report_notebook:

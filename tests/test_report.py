@@ -11,9 +11,9 @@ import pytest
 from fer_helpers.evaluation import classification_metrics
 from fer_helpers.profiles import get_profile
 from fer_helpers.report import (
-    README_END, README_START, build_metrics, claims_frame, collect_results, comparison_frame, describe_claims,
-    missing_models, per_class_frame, readme_block, readme_results_table, seed_frame, table1_parameter_count,
-    update_readme, write_metrics, write_report_md,
+    GRADCAM_FILE, README_END, README_START, build_metrics, claims_frame, collect_results, comparison_frame,
+    describe_claims, load_gradcam, missing_models, missing_runs, per_class_frame, readme_block, readme_results_table,
+    seed_frame, table1_parameter_count, update_readme, write_gradcam_summary, write_metrics, write_report_md,
 )
 from test_evaluation import fer_labels, make_preds, make_result
 
@@ -178,3 +178,65 @@ def test_repository_readme_agrees_with_committed_metrics():
     block = readme_block(REPO / "README.md")
     assert block is not None, f"README.md lacks the {README_START} ... {README_END} block"
     assert block == readme_results_table(metrics).strip(), "README results table is out of step with metrics.json"
+
+
+def test_missing_runs_names_models_seeds_and_the_ablation(run_root):
+    results = collect_results(run_root, "abc")
+    missing = missing_runs(results, get_profile("full"))
+    assert missing == [
+        "Baseline CNN: seeds 1, 2 of 0, 1, 2 not trained (notebook 03_baseline_cnn)",
+        "ResNet-FER (ours): seed 2 of 0, 1, 2 not trained (notebook 04_tuned_cnn)",
+        "model_b_relu, model_b_flatten, model_b_no_dropout, model_b_no_class_weights, model_b_no_augment: "
+        "not trained (notebook 07_ablation)",
+    ]
+    # classroom: one seed, and its ablation trains on a subset, outside the report
+    assert missing_runs(results, get_profile("classroom")) == []
+    nothing = missing_runs({}, get_profile("full"))
+    assert nothing[0] == "HOG + SVM: not trained (notebook 02_hog_svm)"
+    assert "Model B: not trained (notebook 04_tuned_cnn)" in nothing
+    assert nothing[-1] == "the ablation of Model B: not trained (notebook 07_ablation)"
+
+
+def test_incomplete_run_is_said_in_report_and_readme(metrics, tmp_path):
+    assert metrics["missing"] and metrics["missing"][0].startswith("Baseline CNN: seeds 1, 2")
+    text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
+    head = text.split("## Comparison")[0]
+    assert "**Incomplete run:**" in head and "> - Baseline CNN: seeds 1, 2 of 0, 1, 2 not trained" in head
+    assert "Incomplete run, still to train: Baseline CNN: seeds 1, 2" in readme_results_table(metrics)
+    complete = metrics | {"missing": []}
+    assert "Incomplete" not in write_report_md(complete, {}, {}, tmp_path / "R2.md").read_text()
+    assert "Incomplete" not in readme_results_table(complete)
+
+
+def test_gradcam_summary_round_trip_and_staleness(run_root, metrics, tmp_path):
+    import pandas as pd
+
+    reports = tmp_path / "reports"
+    figure = reports / "figures" / "gradcam_examples_model_b.png"
+    figure.parent.mkdir(parents=True)
+    figure.write_bytes(b"png")
+    model_b = collect_results(run_root, "abc")["model_b"][0]
+    claims = pd.DataFrame({"claim": ["eyes + mouth"], "measured": [0.455], "holds": [np.bool_(True)]})
+    shares = pd.DataFrame({"eyes": [0.2, 0.3]}, index=pd.Index(["Angry", "all"], name="class"))
+    path = write_gradcam_summary(reports, {"model_b": model_b}, {"Figure 2, Model B": figure},
+                                 {"Claims": claims, "Shares": shares})
+    assert path == reports / GRADCAM_FILE
+    summary = load_gradcam(reports, metrics["models"])
+    assert summary["models"] == {"model_b": {"key": model_b.key, "seed": 0}}
+    assert summary["figures"] == {"Figure 2, Model B": "figures/gradcam_examples_model_b.png"}
+    assert summary["tables"]["Claims"] == [{"claim": "eyes + mouth", "measured": 0.455, "holds": True}]
+    assert summary["tables"]["Shares"][0] == {"class": "Angry", "eyes": 0.2}
+    # build_metrics picks it up from the study's reports folder
+    study = fake_study()
+    study.reports_dir = reports
+    assert build_metrics(run_root, study, n_boot=50)["gradcam"] == summary
+    text = write_report_md(metrics | {"gradcam": summary}, {}, {}, reports / "REPORT.md").read_text()
+    section = text.split("## Grad-CAM (the paper's Figure 2)")[1].split("## The paper's claims")[0]
+    assert "](figures/gradcam_examples_model_b.png)" in section and "| class | eyes |" in section
+    assert f"Heatmaps of Model B, seed 0 (run `{model_b.key}`) on PublicTest faces" in section
+    # retrained Model B (another key): the summary no longer describes the report's model
+    other = {"model_b": {"per_seed": [{"seed": 0, "key": "another"}]}}
+    assert load_gradcam(reports, other) is None and load_gradcam(tmp_path / "none", metrics["models"]) is None
+    assert load_gradcam(None, metrics["models"]) is None
+    text = write_report_md(metrics | {"gradcam": None}, {}, {}, reports / "REPORT.md").read_text()
+    assert "_Not measured for these results: run notebooks/06_gradcam.ipynb" in text
