@@ -330,7 +330,7 @@ def dataframe_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     """A DataFrame as a Markdown table, floats to `digits` decimals, a named index as the first column."""
     flat = df.reset_index() if any(n is not None for n in df.index.names) else df
     def cell(v) -> str:
-        if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+        if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v)):
             return "–"
         return f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
     rows = [[cell(v) for v in row] for row in flat.itertuples(index=False)]
@@ -531,11 +531,14 @@ def gradcam_section(metrics: dict) -> list[str]:
                         "notebooks/05_evaluation.ipynb (or `make report`)._", ""]
     runs = "; ".join(f"{_label(name)}, seed {run['seed']} (run `{run['key']}`)"
                      for name, run in summary["models"].items())
-    parts += [f"Heatmaps of {runs} on PublicTest faces, measured in notebook 06.", ""]
+    parts += [f"Heatmaps of {runs} on PublicTest faces, measured in notebook 06. The paper's Figure 2 proper, "
+              "heatmaps over single faces, is in that notebook's output: the project commits no image from FER-2013.",
+              ""]
     for caption, figure in summary["figures"].items():
         parts += [f"![{caption}]({figure})", "", f"*{caption}*", ""]
     for caption, records in summary["tables"].items():
-        parts += [f"### {caption}", "", dataframe_markdown(pd.DataFrame(records)), ""]
+        # JSON keeps a count column with a blank cell as floats; convert_dtypes makes it whole numbers again
+        parts += [f"### {caption}", "", dataframe_markdown(pd.DataFrame(records).convert_dtypes()), ""]
     return parts
 
 

@@ -240,3 +240,22 @@ def test_gradcam_summary_round_trip_and_staleness(run_root, metrics, tmp_path):
     assert load_gradcam(None, metrics["models"]) is None
     text = write_report_md(metrics | {"gradcam": None}, {}, {}, reports / "REPORT.md").read_text()
     assert "_Not measured for these results: run notebooks/06_gradcam.ipynb" in text
+
+
+def test_figures_of_single_faces_stay_out_of_the_repository():
+    """The project commits no image from FER-2013: notebook 06's figures of single faces are ignored by git."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    faces = ["reports/figures/gradcam_examples_model_b.png", "reports/figures/gradcam_examples_resnet_fer.png",
+             "reports/figures/gradcam_randomization_examples.png"]
+    ignored = subprocess.run(["git", "check-ignore", *faces], cwd=REPO, capture_output=True, text=True).stdout
+    assert ignored.split() == faces
+    assert "reports/figures/gradcam_class_means_model_b.png" not in ignored  # class means: averages, committed
+    tracked = subprocess.run(["git", "ls-files", "reports"], cwd=REPO, capture_output=True, text=True).stdout
+    assert not [name for name in tracked.split() if "examples" in name]
+    summary = REPO / "reports" / GRADCAM_FILE
+    if summary.exists():
+        assert not [f for f in json.loads(summary.read_text())["figures"].values() if "examples" in f]
