@@ -326,9 +326,14 @@ def markdown_table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
     return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
 
 
+def _flat(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame with a named index turned into its first column(s)."""
+    return df.reset_index() if any(n is not None for n in df.index.names) else df
+
+
 def dataframe_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     """A DataFrame as a Markdown table, floats to `digits` decimals, a named index as the first column."""
-    flat = df.reset_index() if any(n is not None for n in df.index.names) else df
+    flat = _flat(df)
     def cell(v) -> str:
         if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v)):
             return "–"
@@ -497,8 +502,7 @@ def write_gradcam_summary(
         "models": {name: {"key": r.key, "seed": r.seed} for name, r in explained.items()},
         "figures": {caption: Path(os.path.relpath(Path(f).resolve(), reports_dir.resolve())).as_posix()
                     for caption, f in figures.items()},
-        "tables": {caption: (df.reset_index() if any(n is not None for n in df.index.names) else df).to_dict("records")
-                   for caption, df in tables.items()},
+        "tables": {caption: _flat(df).to_dict("records") for caption, df in tables.items()},
     }
     path = reports_dir / GRADCAM_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
