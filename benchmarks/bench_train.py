@@ -3,7 +3,10 @@
 Training images/s comes from `fit_cnn` itself: the full Lightning loop with on-device batches and augmentation,
 counting only the training steps (validation excluded), over `epochs` short epochs of `train_images` faces.
 Inference images/s times `predict_logits` on the PublicTest faces after one warm-up pass. Training is measured
-twice, with channels-last weights (the study's default) and with the default layout, to show what the layout buys.
+with channels-last weights (the study's default) and with the default layout, and in float32 and bf16 mixed
+precision, so that the numbers show what the layout and bf16 buy on this processor (`precision="auto"` picks bf16
+only where the processor computes it natively). Where bf16 is emulated (no AVX-512 BF16 or AMX) it is several
+times slower, so it is measured on a quarter of the faces for one epoch, enough for a rate.
 Faces are FER-2013's when FER2013_PATH is set, synthetic otherwise (throughput does not depend on the content).
 Usage: [FER2013_PATH=path/to/fer2013.zip] python benchmarks/bench_train.py [threads]
 """
@@ -22,7 +25,15 @@ import torch
 from fer_helpers.data import NUM_CLASSES, load_fer2013
 from fer_helpers.models import count_params
 from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import CNNConfig, DeviceBatches, augment_batch, fit_cnn, load_weights, predict_logits
+from fer_helpers.training import (
+    CNNConfig,
+    DeviceBatches,
+    augment_batch,
+    cpu_has_native_bf16,
+    fit_cnn,
+    load_weights,
+    predict_logits,
+)
 
 MODELS = ("baseline_cnn", "model_b", "resnet_fer")
 # Every augmentation switched on: the most the data path ever does per batch.
@@ -71,24 +82,38 @@ def run(
               "batch_size": batch_size, "torch_threads": torch.get_num_threads()}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     result["data_path_images_per_second"] = round(data_path_images_per_second(data, batch_size, device), 1)
+    native = device == "cuda" or cpu_has_native_bf16()
+    result["bf16_native"] = native
+    slow_data = data if native else data.subsample(train_images // NUM_CLASSES // 4, None, seed=0)
     with tempfile.TemporaryDirectory() as run_root:
         for name in models:
-            config = CNNConfig(model=name, max_epochs=epochs, patience=None, batch_size=batch_size)
+            config = CNNConfig(model=name, max_epochs=epochs, patience=None, batch_size=batch_size,
+                               precision="32-true")
             fitted = fit_cnn(data, config, run_root)
             first = fit_cnn(data, replace(config, channels_last=False), run_root)
+            bf16_config = replace(config, precision="bf16-mixed", max_epochs=epochs if native else 1)
+            bf16 = fit_cnn(slow_data, bf16_config, tempfile.mkdtemp(dir=run_root))
             model = load_weights(fitted.weights_path)
-            predict_logits(model, images, device=device)  # warm-up
-            start = time.perf_counter()
-            predict_logits(model, images, device=device)  # returns on the host, so the GPU has finished
             result |= {
                 f"{name}_params": count_params(model),
                 f"{name}_train_images_per_second": round(fitted.images_per_second, 1),
                 f"{name}_train_images_per_second_channels_first": round(first.images_per_second, 1),
-                f"{name}_inference_images_per_second": round(len(images) / (time.perf_counter() - start), 1),
+                f"{name}_train_images_per_second_bf16": round(bf16.images_per_second, 1),
+                f"{name}_inference_images_per_second": inference_rate(model, images, device, bf16=False),
+                f"{name}_inference_images_per_second_bf16": inference_rate(model, images if native else images[:256],
+                                                                           device, bf16=True),
             }
-            result["device"], result["precision"] = fitted.device, fitted.extra["precision"]
+            result["device"] = fitted.device
     result["models"] = list(models)
     return result
+
+
+def inference_rate(model, images, device: str, bf16: bool) -> float:
+    """Faces per second of `predict_logits` after one warm-up pass."""
+    predict_logits(model, images[:64], device=device, bf16=bf16)  # warm-up
+    start = time.perf_counter()
+    predict_logits(model, images, device=device, bf16=bf16)  # returns on the host, so the GPU has finished
+    return round(len(images) / (time.perf_counter() - start), 1)
 
 
 def main() -> None:
@@ -96,13 +121,16 @@ def main() -> None:
     result = run(threads=threads)
     print(f"{result['data']} faces: {result['train_images']} training faces x {result['epochs']} epochs, "
           f"batch {result['batch_size']}, {result['torch_threads']} torch threads")
-    print(f"{'model':<14}{'params':>11}{'train img/s':>13}{'channels-first':>16}{'infer img/s':>13}")
+    print(f"{'model':<14}{'params':>11}{'train img/s':>13}{'channels-first':>16}{'bf16':>9}"
+          f"{'infer img/s':>13}{'bf16':>9}")
     for name in result["models"]:
         print(f"{name:<14}{result[f'{name}_params']:>11,}{result[f'{name}_train_images_per_second']:>13,.1f}"
               f"{result[f'{name}_train_images_per_second_channels_first']:>16,.1f}"
-              f"{result[f'{name}_inference_images_per_second']:>13,.1f}")
-    print(f"on {result['device']} ({result['precision']}); batching and augmenting alone: "
-          f"{result['data_path_images_per_second']:,.0f} img/s")
+              f"{result[f'{name}_train_images_per_second_bf16']:>9,.1f}"
+              f"{result[f'{name}_inference_images_per_second']:>13,.1f}"
+              f"{result[f'{name}_inference_images_per_second_bf16']:>9,.1f}")
+    print(f"on {result['device']} (float32 unless marked; bf16 native: {result['bf16_native']}); "
+          f"batching and augmenting alone: {result['data_path_images_per_second']:,.0f} img/s")
 
 
 if __name__ == "__main__":

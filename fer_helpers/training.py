@@ -9,8 +9,16 @@ The whole data set is small (35,887 faces of 48x48 bytes, 83 MB), so it is copie
 as uint8 tensors; every batch is sliced there from a per-epoch permutation and augmented there with batched
 tensor operations (`augment_batch`). No worker processes, no per-batch host work. Weights are channels-last
 ("auto"; on a 2-core CPU it trains these nets 1.3-1.7 times faster than the default layout, and it is what
-tensor cores want). On CUDA, training uses bf16 mixed precision; on CPU everything runs in float32 and
-deterministically.
+tensor cores want). `precision="auto"` means bf16 mixed precision on CUDA and on a CPU that computes bf16 natively
+(AVX-512 BF16 or AMX), float32 on any other CPU, where bf16 is emulated and several times slower
+(`cpu_has_native_bf16`). CPU runs are deterministic.
+
+The cache key is the experiment, not where it ran: `CNNConfig.experiment()` resets the execution fields
+(`EXECUTION_FIELDS`: precision, layout, compilation, accelerator, devices, strategy, nodes) to their defaults
+before hashing, so the same recipe trained on a laptop or on a GPU with `compile=True` has one key, and a run
+saved under that key is reused wherever it was trained. What each run actually ran with (device, resolved
+precision, layout, compilation) is recorded in its result (`RunResult.extra`). Keep a run in another precision
+apart by giving it another run folder, not another key.
 
 Scaling is a matter of settings, passed straight to Lightning's `Trainer` (no distributed code of our own):
 - One GPU: nothing to set; `accelerator="auto"` picks it.
@@ -25,6 +33,7 @@ Scaling is a matter of settings, passed straight to Lightning's `Trainer` (no di
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -51,13 +60,12 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from .data import NUM_CLASSES, FERData
 from .evaluation import classification_metrics
 from .models import build_model, count_params
-from .results import EVAL_SPLITS, RESULT_FILE, RunResult, cached_run, result_dir, run_key
+from .results import EVAL_SPLITS, RESULT_FILE, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "plateau", "onecycle", "cosine")
 TTA_MODES = ("none", "flip", "flip_crop")
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "seconds")
-WEIGHTS_FILE = "weights.safetensors"
 WEIGHTS_LIMIT_BYTES = 5_000_000  # weights files stay under this size, so that run folders and models/ are committable
 INT8_SCALE_SUFFIX = ".int8_scale"  # stored beside an int8 weight: one float32 scale per output channel
 EVAL_BATCH_SIZE = 512
@@ -66,7 +74,7 @@ TTA_SHIFT = 4  # pixels; the shifted copies of "flip_crop" test-time augmentatio
 
 @dataclass(frozen=True)
 class CNNConfig:
-    """Everything that decides one CNN training run; `to_dict()` is stored with the result and keys its cache."""
+    """Everything that decides one CNN training run; `to_dict()` is stored with the result, `experiment()` keys it."""
 
     model: str = "baseline_cnn"  # a name known to fer_helpers.models.build_model
     model_kwargs: tuple[tuple[str, Any], ...] = ()  # architecture switches; a dict is accepted and stored sorted
@@ -91,7 +99,7 @@ class CNNConfig:
     mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing of image pairs; 0: off
     tta: str = "none"  # test-time augmentation of the stored logits: "none", "flip" or "flip_crop"
     seed: int = 0
-    precision: str = "auto"  # Lightning precision; "auto": bf16-mixed on CUDA, 32-true elsewhere
+    precision: str = "auto"  # Lightning precision; "auto": bf16-mixed on CUDA or a native-bf16 CPU, else 32-true
     channels_last: bool | str = "auto"  # "auto": channels-last weights (faster on CPU and GPU alike)
     compile: bool = False  # torch.compile the model
     accelerator: str = "auto"  # Lightning Trainer settings, see the module docstring for scaling
@@ -131,6 +139,10 @@ class CNNConfig:
         settings["model_kwargs"] = json.loads(json.dumps(self.kwargs))
         return settings
 
+    def experiment(self) -> dict[str, Any]:
+        """The settings that define the experiment: `to_dict()` with the execution fields at their defaults."""
+        return self.to_dict() | {name: _DEFAULTS[name] for name in EXECUTION_FIELDS}
+
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> "CNNConfig":
         """The configuration back from `to_dict()` (e.g. a stored result's config); unknown keys are errors."""
@@ -139,6 +151,11 @@ class CNNConfig:
         if unknown:
             raise ValueError(f"unknown CNNConfig field(s) {sorted(unknown)}")
         return cls(**settings)
+
+
+# Where and how a run executes, not what it is: left out of the cache key (see the module docstring).
+EXECUTION_FIELDS = ("precision", "channels_last", "compile", "accelerator", "devices", "strategy", "num_nodes")
+_DEFAULTS = {f.name: f.default for f in fields(CNNConfig)}
 
 
 def _frozen(value: Any) -> Any:
@@ -151,13 +168,32 @@ def uses_cuda(config: CNNConfig) -> bool:
     return config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX) and torch's oneDNN uses it.
+
+    Both are checked: torch will autocast to bf16 on any CPU, but without the instructions it emulates them,
+    several times slower than float32 (measured 8x slower training on an AVX2-only AMD EPYC).
+    """
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # not Linux: no reliable flag source, stay with float32
+        return False
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_precision(config: CNNConfig) -> str:
-    """The Lightning precision that "auto" stands for on this machine."""
+    """The Lightning precision that "auto" stands for on this machine (see the module docstring)."""
     if config.precision != "auto":
         return config.precision
     if uses_cuda(config):
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
 
 
 def device_name(device: torch.device) -> str:
@@ -491,11 +527,13 @@ def predict_logits(
     batch_size: int = EVAL_BATCH_SIZE,
     device: str | torch.device | None = None,
     tta: str = "none",
+    bf16: bool | None = None,
 ) -> np.ndarray:
     """Logits (N,7) float32 for faces (N,48,48) uint8; with tta, the mean logits over mirrored (and shifted) copies.
 
     The model is moved to `device` (default: where its weights are) and evaluated in eval mode; its training
-    flag is restored afterwards. On CUDA the forward pass runs under bf16 autocast.
+    flag is restored afterwards. The forward pass runs under bf16 autocast where `bf16` says so (default: on CUDA
+    and on a CPU with native bf16).
     """
     if tta not in TTA_MODES:
         raise ValueError(f"unknown tta {tta!r}; choose one of {TTA_MODES}")
@@ -506,7 +544,9 @@ def predict_logits(
     model.to(device)
     was_training = model.training
     model.eval()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    if bf16 is None:
+        bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     out = []
     try:
         with autocast:
@@ -617,7 +657,7 @@ def fit_cnn(
     `name` (default: config.model) names the result, e.g. "model_b_no_bn" for an ablation of "model_b".
     """
     model_name = name or config.model
-    settings = config.to_dict()
+    settings = config.experiment()
 
     def train(run_dir: Path, key: str) -> RunResult:
         return _train(data, config, model_name, run_dir, key)
@@ -706,6 +746,7 @@ def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key
             "config": config.to_dict(),
             "precision": precision,
             "channels_last": channels_last,
+            "compile": config.compile,
             "stored_precision": stored_precision,
             "inference_images_per_second": inference_images_per_second,
         },
