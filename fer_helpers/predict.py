@@ -40,6 +40,7 @@ from torch import nn
 from .data import CLASS_NAMES, IMAGE_SIZE
 from .evaluation import confusion, wilson_ci95
 from .explain import gradcam
+from .results import MODELS_DIR
 from .training import load_weights, predict_logits
 
 FACE_CROP_SIDE = 64  # photos at most this many pixels on both sides are face crops: no detection
@@ -58,7 +59,6 @@ CASCADE_FILE = "haarcascade_frontalface_alt2.xml"
 MIN_NEIGHBORS = 3
 DETECT_SIDE = 1024  # longer side, in pixels, of the copy the cascade searches (boxes are mapped back)
 MIN_FACE_SIDE = 20  # pixels of that copy; the cascade's own window, smaller faces cannot be found
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 # Preferred first: ours, then Model B, then the paper's baseline CNN (`fer-study ship` puts them there).
 SHIPPED_WEIGHTS = ("resnet_fer.safetensors", "model_b.safetensors", "baseline_cnn.safetensors")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")

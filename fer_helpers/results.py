@@ -20,15 +20,35 @@ RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.npz"
 HISTORY_FILE = "history.csv"
 REPO = Path(__file__).resolve().parents[1]
+MODELS_DIR = REPO / "models"  # shipped weights and their model cards (`fer-study ship`)
+WEIGHTS_FILE = "weights.safetensors"
+SHIPPED_KEY = "run_key"  # metadata of a shipped weights file: the key of the run it came from
+COMMIT_ENV = "FER_STUDY_COMMIT"  # the commit of a source tree copied without its .git (a training host's)
 
 
 def git_commit() -> str | None:
-    """The repository's current commit, or None outside a git checkout."""
+    """The repository's current commit; in a copy without .git, $FER_STUDY_COMMIT; else None."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
+        out = None
+    if out is not None and out.returncode == 0:
+        return out.stdout.strip()
+    return os.environ.get(COMMIT_ENV) or None
+
+
+def shipped_weights(key: str, models_dir: str | Path | None = None) -> Path | None:
+    """The weights file in models/ shipped from the run with this key, if any (a shipped run keeps no copy)."""
+    from safetensors import safe_open
+
+    for path in sorted(Path(models_dir or MODELS_DIR).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="np") as f:
+                if (f.metadata() or {}).get(SHIPPED_KEY) == key:
+                    return path
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def run_key(model: str, config: dict, data_sha256: str) -> str:
@@ -61,8 +81,9 @@ class RunResult:
 
     @property
     def weights_path(self) -> Path | None:
-        path = self.run_dir / "weights.safetensors"
-        return path if path.exists() else None
+        """The run's weights: in its folder, or, once shipped, the file in models/ that names its key."""
+        path = self.run_dir / WEIGHTS_FILE
+        return path if path.exists() else shipped_weights(self.key)
 
     def probs(self, split: str) -> np.ndarray:
         """Softmax of the stored scores for one split."""

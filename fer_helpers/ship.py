@@ -1,20 +1,25 @@
-"""Shipping a trained CNN: its weights copied into models/ beside a model card written from its saved result.
+"""Shipping a trained CNN: its weights moved into models/ beside a model card written from its saved result.
 
 `fer-study ship RESULT_DIR` takes one folder of `runs/<profile>/results/` (a CNN's, with weights), checks that the
 weights load into the architecture they name with the parameter count the result records, and writes
 `models/<model>.safetensors` and its card `models/<model>.md` (each replaced whole, never half-written).
 `predict`, `evaluate` and Grad-CAM use the best weights there.
+
+Into the repository's models/ the weights are moved, not copied, so that the repository stores each file once:
+the shipped file names the run's key in its metadata, and `RunResult.weights_path` finds it there (into any other
+folder a ship is a copy). A file that a newer ship replaces goes
+back into its own run folder first, so no run loses its weights.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from .evaluation import bootstrap_ci
-from .predict import MODELS_DIR
-from .results import RunResult, git_commit
+from .results import MODELS_DIR, SHIPPED_KEY, WEIGHTS_FILE, RunResult, git_commit, shipped_weights
 from .training import WEIGHTS_LIMIT_BYTES, load_weights
 
 CARD_SPLITS = ("PublicTest", "PrivateTest")
@@ -124,12 +129,32 @@ def ship(result_dir: str | Path, models_dir: str | Path | None = None, name: str
     weights = models_dir / f"{name}.safetensors"
     card = models_dir / f"{name}.md"
     tmp_weights, tmp_card = weights.with_suffix(".safetensors.tmp"), card.with_suffix(".md.tmp")
+    source = result.weights_path
     try:
-        shutil.copyfile(result.weights_path, tmp_weights)
+        tensors, metadata = _read_safetensors(source)
+        save_file(tensors, str(tmp_weights), metadata=metadata | {SHIPPED_KEY: result.key})
         tmp_card.write_text(model_card(result, weights.name))
+        if weights.exists() and source != weights:
+            _return_to_run(weights, result.run_dir.parent)
         tmp_weights.replace(weights)
         tmp_card.replace(card)
     finally:
         tmp_weights.unlink(missing_ok=True)
         tmp_card.unlink(missing_ok=True)
+    if source == result.run_dir / WEIGHTS_FILE and shipped_weights(result.key) == weights:
+        source.unlink()  # the run finds its weights in models/ now (elsewhere a ship is a copy)
     return weights, card
+
+
+def _read_safetensors(path: Path) -> tuple[dict, dict]:
+    with safe_open(str(path), framework="np") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+
+
+def _return_to_run(shipped: Path, results_dir: Path) -> None:
+    """Put a shipped file about to be replaced back into its run folder (found by key under results_dir)."""
+    tensors, metadata = _read_safetensors(shipped)
+    key = metadata.pop(SHIPPED_KEY, None)
+    home = next(iter(results_dir.glob(f"*-{key}")), None) if key else None
+    if home is not None and not (home / WEIGHTS_FILE).exists():
+        save_file(tensors, str(home / WEIGHTS_FILE), metadata=metadata)
