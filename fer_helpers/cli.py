@@ -46,8 +46,49 @@ def cmd_train(args: argparse.Namespace) -> int:
     if unknown:
         print(f"fer-study train: unknown step(s) {unknown}; choose from {list(STEPS)}", file=sys.stderr)
         return 2
-    train_all(resolve_profile(args.profile, args.data), data_path=args.data, run_dir=args.run_dir, fresh=args.fresh,
-              only=args.only)
+    scheduled = (args.plan or args.jobs is not None or args.budget_minutes is not None or args.archive is not None
+                 or args.compile)
+    if args.target and not args.plan:
+        print("fer-study train: --target only estimates (use it with --plan)", file=sys.stderr)
+        return 2
+    if not scheduled:
+        train_all(resolve_profile(args.profile, args.data), data_path=args.data, run_dir=args.run_dir,
+                  fresh=args.fresh, only=args.only)
+        return 0
+    if args.fresh:
+        print("fer-study train: --fresh retrains one step at a time; it does not go with --plan, --jobs, "
+              "--budget-minutes or --archive", file=sys.stderr)
+        return 2
+    from fer_helpers.schedule import train_on_budget
+
+    try:
+        outcome = train_on_budget(
+            resolve_profile(args.profile, args.data), args.data, args.run_dir, jobs=args.jobs or 1,
+            budget_minutes=args.budget_minutes, only=args.only, archive=args.archive, target=args.target,
+            plan_only=args.plan, preflight=not args.no_preflight, compile=args.compile,
+        )
+    except RuntimeError as err:  # the preflight failed: nothing was trained
+        print(f"fer-study train: {err}", file=sys.stderr)
+        return 1
+    return 1 if outcome is not None and (outcome.failed or outcome.stopped) else 0
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    """Move the run folders of archives made by `fer-study train --archive` into a run folder."""
+    from pathlib import Path
+
+    from fer_helpers.bundle import BundleError, unpack_runs
+
+    run_root = Path(args.run_dir) if args.run_dir else Path("runs") / args.profile
+    try:
+        added, present = unpack_runs(args.archives, run_root)
+    except BundleError as err:
+        print(f"fer-study unpack: {err}", file=sys.stderr)
+        return 2
+    for path in added:
+        print(f"added {path}")
+    for name in present:
+        print(f"already there, kept as it was: {name}")
     return 0
 
 
@@ -154,7 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train every model (cached per configuration and data checksum)")
     _add_run_options(train)
     train.add_argument("--only", nargs="+", metavar="MODEL", help="only these models (e.g. hog_svm baseline_cnn)")
+    train.add_argument("--plan", action="store_true",
+                       help="print the runs still to train, in value order, with time estimates; train nothing")
+    train.add_argument("--jobs", type=int, metavar="N", help="train N runs at once, each in its own process")
+    train.add_argument("--budget-minutes", type=float, metavar="M",
+                       help="start no run whose estimate does not finish within M minutes; stop overdue runs")
+    train.add_argument("--archive", metavar="DIR",
+                       help="after each finished run, write all runs of this command as runs-NN.tar.gz into DIR")
+    train.add_argument("--target", choices=["h200", "h100"], help="with --plan: estimate for this GPU instead")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile each CNN (recorded in the run; the experiment and its key are unchanged)")
+    train.add_argument("--no-preflight", action="store_true",
+                       help="skip the seconds-long check of every architecture's whole path before training")
     train.set_defaults(func=cmd_train)
+
+    unpack = commands.add_parser("unpack", help="add the run folders of `train --archive` archives to a run folder")
+    unpack.add_argument("archives", nargs="+", metavar="ARCHIVE", help="runs-NN.tar.gz files")
+    unpack.add_argument("--profile", default="full", choices=sorted(PROFILES), help="run folder runs/<profile>")
+    unpack.add_argument("--run-dir", metavar="DIR", help="run folder (default: runs/<profile>)")
+    unpack.set_defaults(func=cmd_unpack)
 
     predict = commands.add_parser("predict", help="emotions of the faces in photos, with annotated copies")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="photos (any size; <= 64 px: a face crop)")

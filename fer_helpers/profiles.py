@@ -24,6 +24,7 @@ class Profile:
     step_epochs: int = 20  # epochs of each run of notebook 04's recipe-steps table (seed 0, PublicTest; 0: no table)
     side_train_per_class: int | None = None  # Training cap for the recipe steps and the ablation (None: as above)
     hog_variants: tuple[str, ...] = ()  # HOG extension variants fitted (names in classical.HOG_VARIANTS)
+    ours_probe_epochs: int = 0  # our model's seed 0 once more at this many epochs: does a longer schedule pay? (0: no)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +46,7 @@ PROFILES: dict[str, Profile] = {
         resnet_width=0.125,
         step_epochs=1,
         hog_variants=("hog_extended_multiscale", "hog_extended"),
+        ours_probe_epochs=3,
     ),
     # Sized to run the whole study in about 15 minutes on a 2-core laptop CPU: all of FER-2013 for the main models
     # (the CNNs need it more than they need epochs), shrunken CNNs for a few epochs, the ablation on a class-capped
@@ -77,6 +79,7 @@ PROFILES: dict[str, Profile] = {
         batch_size=128,
         patience=10,
         hog_variants=("hog_extended_fine", "hog_extended_multiscale", "hog_extended", "hog_extended_balanced"),
+        ours_probe_epochs=120,
     ),
 }
 
