@@ -50,3 +50,12 @@ def synth():
     from fer_helpers.synthetic import make_synthetic_fer
 
     return make_synthetic_fer(n_train=1400, n_public=350, n_private=350, seed=0)
+
+
+@pytest.fixture(scope="session")
+def ferplus_path() -> Path:
+    """Path of the real FER+ votes (ferplus_votes.csv), from FERPLUS_PATH."""
+    env = os.environ.get("FERPLUS_PATH")
+    if not env or not Path(env).is_file():
+        pytest.skip("real FER+ votes not available: set FERPLUS_PATH to ferplus_votes.csv to run this test")
+    return Path(env)
