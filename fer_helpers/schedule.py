@@ -168,18 +168,23 @@ def run_flops(run: PlannedRun, n_train: int) -> float:
     return config.max_epochs * per_epoch + forward * EVAL_IMAGES * TTA_VIEWS[config.tta]
 
 
-def measured_rates(results: list[RunResult], device: Device) -> dict[str, float]:
-    """Training FLOP/s per model measured by saved runs on this kind of device (one job's, as it ran)."""
+def measured_rates(run_root: str | Path, device: Device) -> dict[str, float]:
+    """Training FLOP/s per model measured by the runs saved under run_root on this kind of device (one job's).
+
+    Reads only each run's result.json, which is all a slim tree carries.
+    """
     from .training import CNNConfig
 
     rates: dict[str, float] = {}
-    for r in results:
-        on_kind = r.device.startswith("cpu") if device.kind == "cpu" else device.name.lower() in r.device.lower()
-        if not r.images_per_second or not on_kind or "model" not in r.config or "max_epochs" not in r.config:
+    for path in sorted(Path(run_root).glob(f"results/*/{RESULT_FILE}")):
+        meta = json.loads(path.read_text())
+        config, rate, ran_on = meta.get("config", {}), meta.get("images_per_second"), meta.get("device", "")
+        on_kind = ran_on.startswith("cpu") if device.kind == "cpu" else device.name.lower() in ran_on.lower()
+        if not rate or not on_kind or "max_epochs" not in config:  # CNN runs only
             continue
-        kwargs = CNNConfig(model=r.config["model"], model_kwargs=r.config.get("model_kwargs", {})).model_kwargs
-        forward = forward_flops(r.config["model"], kwargs)
-        rates[r.config["model"]] = max(rates.get(r.config["model"], 0.0), 3 * forward * r.images_per_second)
+        kwargs = CNNConfig(model=config["model"], model_kwargs=config.get("model_kwargs", {})).model_kwargs
+        forward = forward_flops(config["model"], kwargs)
+        rates[config["model"]] = max(rates.get(config["model"], 0.0), 3 * forward * rate)
     return rates
 
 
@@ -406,9 +411,8 @@ def train_on_budget(
     todo, saved = pending_runs(plan, data, profile_obj, run_root)
     device = Device.target(target) if target else Device.here()
     from .recipes import side_data
-    from .results import find_results
 
-    rates = measured_rates(find_results(run_root), device)
+    rates = measured_rates(run_root, device)
     n_train = {False: int((data.usage == "Training").sum()),
                True: int((side_data(data, profile_obj).usage == "Training").sum())}
     estimates = {r.id: estimate_seconds(r, n_train[r.side], device, jobs, rates) for r in todo}
@@ -418,8 +422,8 @@ def train_on_budget(
           f"{jobs} job(s), budget {'none' if budget is None else f'{budget:.0f} s'}; rates measured for: "
           f"{', '.join(sorted(rates)) or 'none (assumed efficiencies)'}")
     print(format_plan(slots, saved, device, jobs, budget), flush=True)
-    if plan_only or not todo:
-        return None
+    if plan_only or not any(slot.start is not None for slot in slots):
+        return None  # nothing to train, or nothing that fits the budget
     threads = default_threads(jobs)
     started = time.perf_counter()
     if preflight:

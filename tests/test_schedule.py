@@ -161,3 +161,17 @@ def test_preflight_cuts_each_architecture_to_one_epoch_on_few_faces(synth):
     assert {r.config.scheduler for r in runs} == {r.config.scheduler for r in plan if r.cnn}
     run, data, profile = schedule.preflight_variant(runs[0], synth, get_profile("full"))
     assert run.config.max_epochs == 1 and len(data) < len(synth) and profile.side_train_per_class is None
+
+
+def test_measured_rates_read_a_slim_tree_of_result_files(tmp_path):
+    """A training host has each saved run's result.json only: the rates must come from those files alone."""
+    import shutil
+
+    from fer_helpers.results import REPO
+
+    for path in (REPO / "runs" / "full" / "results").glob("*/result.json"):
+        (tmp_path / "results" / path.parent.name).mkdir(parents=True)
+        shutil.copy(path, tmp_path / "results" / path.parent.name / "result.json")
+    rates = schedule.measured_rates(tmp_path, Device("cpu", "cpu (2 threads)", 1e11))
+    assert {"baseline_cnn", "model_b"} <= set(rates) and all(rate > 1e9 for rate in rates.values())
+    assert schedule.measured_rates(tmp_path, Device.target("h200")) == {}  # no run of ours on an H200 yet
