@@ -138,10 +138,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_ship(args: argparse.Namespace) -> int:
     """Copy a trained CNN's weights into models/ with a model card, for predict, evaluate and Grad-CAM."""
+    from fer_helpers.data import find_fer2013, load_fer2013
     from fer_helpers.ship import ShipError, ship
 
+    path = find_fer2013(args.data)
+    data = load_fer2013(path) if path is not None else None  # for the card's numbers without twins
     try:
-        weights, card = ship(args.result, args.models_dir, args.name)
+        weights, card = ship(args.result, args.models_dir, args.name, data)
     except ShipError as err:
         print(f"fer-study ship: {err}", file=sys.stderr)
         return 2
@@ -234,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("result", metavar="RESULT_DIR", help="a CNN's result folder, e.g. runs/full/results/model_b-<key>")
     ship.add_argument("--models-dir", metavar="DIR", help="where to write (default: the repository's models/)")
     ship.add_argument("--name", help="file name without suffix (default: the result's model name, e.g. model_b)")
+    ship.add_argument("--data", metavar="PATH", help="FER-2013, for the card's numbers without the test faces that "
+                      "have a twin in Training (default: $FER2013_PATH, then data/)")
     ship.set_defaults(func=cmd_ship)
 
     return parser

@@ -642,6 +642,14 @@ def find_duplicates(data: FERData) -> pd.DataFrame:
     return table.sort_values(["group", "index"], kind="stable").reset_index(drop=True)
 
 
+def twin_mask(data: FERData, split: str) -> np.ndarray:
+    """For each face of `split` (in split order), whether Training holds a byte-identical image: a seen face."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    training = {image.tobytes() for image in data.images[data.usage == "Training"]}
+    return np.array([image.tobytes() in training for image in data.images[data.usage == split]], dtype=bool)
+
+
 def duplicate_summary(duplicates: pd.DataFrame) -> pd.Series:
     """Counts of images from find_duplicates, within and across splits, and of conflicting labels.
 

@@ -35,6 +35,8 @@ REST = "rest"
 # "Lower eyes" (the paper's "mata bagian bawah" for Sad): the lowest third of the eyes-and-brows region,
 # from the eye centres down to the lower lids, below the brows.
 LOWER_EYES_FRACTION = 1 / 3
+# The cheeks (the paper's "pipi"): beside the nose box, below the eyes and brows, above the mouth (rows, columns).
+CHEEK_BOXES: tuple[tuple[int, int, int, int], ...] = ((22, 31, 4, 15), (22, 31, 32, 43))
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,54 @@ def peak_table(
     return table
 
 
+def cheek_region(shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> np.ndarray:
+    """The cheeks the paper names: two boxes beside the nose, below the eyes and above the mouth (CHEEK_BOXES)."""
+    mask = np.zeros(shape, dtype=bool)
+    for r0, r1, c0, c1 in CHEEK_BOXES:
+        mask[r0 : r1 + 1, c0 : c1 + 1] = True
+    return mask
+
+
+def centre_bias_map(cams: np.ndarray) -> np.ndarray:
+    """A heatmap with the models' centre bias and no face in it: the 2-D Gaussian with the centroid and covariance
+    of the mean (each map normalised to unit heat) of `cams`. A region's share of it is what the bias alone gives."""
+    cams = _check_cams(cams)
+    totals = cams.reshape(len(cams), -1).sum(axis=1)
+    mean = (cams[totals > 0] / totals[totals > 0, None, None]).mean(axis=0)
+    rows, cols = np.mgrid[: mean.shape[0], : mean.shape[1]]
+    points = np.stack([rows.ravel(), cols.ravel()], axis=1).astype(np.float64)
+    weights = mean.ravel() / mean.sum()
+    centre = weights @ points
+    spread = ((points - centre) * weights[:, None]).T @ (points - centre) + 1e-6 * np.eye(2)
+    offsets = points - centre
+    density = np.exp(-0.5 * np.einsum("ni,ij,nj->n", offsets, np.linalg.inv(spread), offsets))
+    return (density / density.sum()).reshape(mean.shape).astype(np.float32)
+
+
+def _mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean of per-face values with its percentile-bootstrap 95% interval (the study's resampling), NaNs left out."""
+    from .evaluation import resample_index
+
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return (np.nan, np.nan, np.nan)
+    means = values[resample_index(len(values))].mean(axis=1)
+    return (float(values.mean()), *map(float, np.quantile(means, [0.025, 0.975])))
+
+
+def _difference_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """95% interval of mean(a) - mean(b), each group resampled on its own."""
+    from .evaluation import BOOT_SEED, resample_index
+
+    a, b = (np.asarray(v, dtype=np.float64) for v in (a, b))
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) == 0 or len(b) == 0:
+        return (np.nan, np.nan)
+    diff = a[resample_index(len(a))].mean(axis=1) - b[resample_index(len(b), seed=BOOT_SEED + 1)].mean(axis=1)
+    return tuple(map(float, np.quantile(diff, [0.025, 0.975])))
+
+
 def paper_claims(
     cams: np.ndarray,
     labels: np.ndarray,
@@ -292,32 +342,50 @@ def paper_claims(
     mouth: str = "mouth",
     class_names: tuple[str, ...] = CLASS_NAMES,
 ) -> pd.DataFrame:
-    """The paper's Grad-CAM claims measured: heat on eyes and mouth (overall, in every class); Sad on the lower eyes."""
+    """The paper's Grad-CAM claims measured against a reference with the same centre bias, with intervals.
+
+    Each region's share of heat (mean over faces, bootstrap 95% interval) is compared with the share the same
+    region gets from `centre_bias_map` (a blob with the models' own centre bias), not with its share of the frame:
+    every CNN's heat gathers in the middle, so uniform heat is too easy to beat. "Sad on the lower eyes" is also
+    compared with the other classes' heat there (interval of the difference). A claim holds only when its
+    interval lies above the reference; `area` (the uniform-heat share) is shown for comparison.
+    """
     labels = np.asarray(labels)
+    regions = dict(regions) | ({"cheeks": cheek_region(cams.shape[1:])} if "cheeks" not in regions else {})
     shares = region_shares(cams, regions)
+    bias = region_shares(centre_bias_map(cams)[None], regions).iloc[0]
     area = region_area_shares(regions)
-    eyes_mouth = shares[eyes] + shares[mouth]
-    em_area = area[eyes] + area[mouth]
-    by_class = eyes_mouth.groupby(labels).mean()
-    weakest = by_class.idxmin() if by_class.notna().any() else labels[0]
+    eyes_mouth = (shares[eyes] + shares[mouth]).to_numpy()
+    by_class = pd.Series(eyes_mouth).groupby(labels).mean()
+    weakest = int(by_class.idxmin()) if by_class.notna().any() else int(labels[0])
     lower = {"lower eyes": lower_part(regions[eyes], LOWER_EYES_FRACTION)}
-    lower_share = region_shares(cams, lower)["lower eyes"]
+    lower_share = region_shares(cams, lower)["lower eyes"].to_numpy()
+    lower_bias = region_shares(centre_bias_map(cams)[None], lower)["lower eyes"].iloc[0]
     lower_area = region_area_shares(lower)["lower eyes"]
     sad = labels == class_names.index("Sad")
-    sad_share = lower_share[sad].mean() if sad.any() else np.nan
-    others = lower_share[~sad].mean() if (~sad).any() else np.nan
-    rows = [
-        ("heat on eyes + mouth, all faces", eyes_mouth.mean(), em_area, "their share of the frame"),
-        (f"heat on eyes + mouth, weakest class ({class_names[weakest]})", by_class[weakest], em_area,
-         "their share of the frame"),
-        ("Sad: heat on the lower eyes", sad_share, lower_area, "its share of the frame"),
-        ("Sad: heat on the lower eyes", sad_share, others, "the other classes' heat there"),
-    ]
-    table = pd.DataFrame(rows, columns=["claim", "measured", "reference", "against"])
+    centre = "a centre-biased blob (same centroid and spread as the mean heatmap)"
+    rows = []
+    for claim, values, reference, against, area_share in (
+        ("heat on eyes + mouth, all faces", eyes_mouth, bias[eyes] + bias[mouth], centre, area[eyes] + area[mouth]),
+        (f"heat on eyes + mouth, weakest class ({class_names[weakest]})", eyes_mouth[labels == weakest],
+         bias[eyes] + bias[mouth], centre, area[eyes] + area[mouth]),
+        ("heat on the cheeks, all faces", shares["cheeks"].to_numpy(), bias["cheeks"], centre, area["cheeks"]),
+        ("Sad: heat on the lower eyes", lower_share[sad], lower_bias, centre, lower_area),
+    ):
+        measured, low, high = _mean_ci(values)
+        rows.append({"claim": claim, "measured": measured, "ci_low": low, "ci_high": high, "reference": reference,
+                     "against": against, "area": area_share})
+    measured, low, high = _mean_ci(lower_share[sad])
+    others = float(np.nanmean(lower_share[~sad])) if (~sad).any() else np.nan
+    diff_low, diff_high = _difference_ci(lower_share[sad], lower_share[~sad])
+    rows.append({"claim": "Sad: heat on the lower eyes", "measured": measured, "ci_low": others + diff_low,
+                 "ci_high": others + diff_high, "reference": others,
+                 "against": "the other classes' heat there (interval of the difference, shifted)",
+                 "area": lower_area})
+    table = pd.DataFrame(rows)
     table["ratio"] = table["measured"] / table["reference"]
-    # Without a measurement (only blank heatmaps) there is no verdict.
-    known = table[["measured", "reference"]].notna().all(axis=1)
-    table["holds"] = pd.Series(table["measured"] > table["reference"], dtype="boolean").where(known)
+    known = table[["ci_low", "reference"]].notna().all(axis=1)
+    table["holds"] = pd.Series(table["ci_low"] > table["reference"], dtype="boolean").where(known)
     return table
 
 

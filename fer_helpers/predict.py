@@ -38,7 +38,7 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from torch import nn
 
 from .data import CLASS_NAMES, IMAGE_SIZE
-from .evaluation import confusion, wilson_ci95
+from .evaluation import bootstrap_ci, confusion
 from .explain import gradcam
 from .results import MODELS_DIR
 from .training import load_weights, predict_logits
@@ -417,7 +417,7 @@ def evaluate_folder(folder: str | Path, model: nn.Module, drop_unknown: bool = F
         "folder": str(folder),
         "n": len(files),
         "accuracy": correct / len(files),
-        "accuracy_ci95": list(wilson_ci95(correct, len(files))),
+        "accuracy_ci95": list(bootstrap_ci(labels_arr, preds, "accuracy")),
         "macro_f1": float(f1_score(labels_arr, preds, labels=present, average="macro", zero_division=0)),
         "classes": [CLASS_NAMES[c] for c in present],
         "class_folders": mapping,

@@ -209,3 +209,34 @@ def run_recipe_steps(
     table = pd.DataFrame(rows).set_index("step")
     table.insert(3, "gain (points)", 100 * table["accuracy"].diff().fillna(0.0))
     return table[columns]
+
+
+def open_choices(profile: str | Profile = "full") -> pd.DataFrame:
+    """The choices the paper leaves open and what this study chose, read from the recipes and models themselves."""
+    import inspect
+
+    from .models import ModelB
+
+    baseline, model_b = baseline_config(profile), model_b_config(profile)
+    slope = inspect.signature(ModelB).parameters["negative_slope"].default
+    widths = dict(model_b.model_kwargs).get("widths", MODEL_B_WIDTHS)
+    rows = [
+        ("validation split", "PublicTest (FER-2013's own); PrivateTest reported once",
+         "the paper splits its training data 'stratified' without saying how"),
+        ("Model B's widths", "-".join(map(str, widths)) + ", two 3x3 convolutions per block",
+         "the paper gives four blocks and about 2.5 M parameters"),
+        ("Model B's dense layer", f"{dict(model_b.model_kwargs).get('hidden', MODEL_B_HIDDEN)} units", "not given"),
+        ("LeakyReLU slope", f"{slope:g}", "not given"),
+        ("Model B's plateau schedule", f"factor {model_b.plateau_factor:g}, patience {model_b.plateau_patience} "
+         f"epochs on PublicTest loss, floor {model_b.min_lr:g}",
+         "the paper gives the start (5e-4) and the floor (about 3.9e-6) only"),
+        ("augmentation", f"horizontal flips, rotations up to {baseline.rotate_deg:g} degrees",
+         "'flips and small rotations'"),
+        ("batch size", f"{baseline.batch_size}", "not given"),
+        ("baseline's early stopping", f"patience {baseline.patience} epochs on PublicTest accuracy, at most "
+         f"{baseline.max_epochs} epochs", "'50-100 epochs with early stopping'"),
+        ("Model B's epochs", f"all {model_b.max_epochs}, the best PublicTest epoch kept",
+         "50 epochs, best validation epoch 21"),
+        ("class weights", "scikit-learn's 'balanced' (n / (7 n_class)) on Training", "'class weights'"),
+    ]
+    return pd.DataFrame(rows, columns=["choice", "ours", "the paper"]).set_index("choice")

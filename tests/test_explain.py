@@ -210,17 +210,39 @@ def test_peak_in_region_on_constructed_maps():
 def test_paper_claims_measure_a_sad_lower_eye_focus():
     regions = face_regions()
     lower = explain.lower_part(regions["eyes"], explain.LOWER_EYES_FRACTION)
-    labels = np.arange(NUM_CLASSES)
-    cams = np.stack([_blob(_centre(regions["mouth"]), 2.0)] * NUM_CLASSES)
-    cams[CLASS_NAMES.index("Sad")] = _blob(_centre(lower), 1.5)
+    labels = np.repeat(np.arange(NUM_CLASSES), 6)
+    rng = np.random.default_rng(0)
+    mouth = _blob(_centre(regions["mouth"]), 2.0)
+    cams = np.stack([mouth * rng.uniform(0.8, 1.2) for _ in labels])
+    sad = labels == CLASS_NAMES.index("Sad")
+    cams[sad] = _blob(_centre(lower), 1.5)
     claims = explain.paper_claims(cams, labels, regions)
+    assert list(claims.columns) == ["claim", "measured", "ci_low", "ci_high", "reference", "against", "area",
+                                    "ratio", "holds"]
+    assert (claims["ci_low"] <= claims["measured"]).all()
     assert claims["holds"].iloc[0] and claims["holds"].iloc[1]  # every map lies on the eyes or the mouth
+    assert not claims["holds"].iloc[2]  # and none on the cheeks
     sad_rows = claims[claims["claim"].str.startswith("Sad")]
     assert sad_rows["holds"].all() and (sad_rows["measured"] > 0.5).all()
-    cams[CLASS_NAMES.index("Sad")] = _blob(_centre(regions["mouth"]), 2.0)
-    assert not explain.paper_claims(cams, labels, regions)["holds"].iloc[2:].any()
-    cams[CLASS_NAMES.index("Sad")] = 0.0  # a blank map: no evidence either way
-    assert explain.paper_claims(cams, labels, regions)["holds"].iloc[2:].isna().all()
+    centred = np.stack([np.roll(_blob((24, 24), 6.0), rng.integers(-2, 3, 2), axis=(0, 1)) for _ in labels])
+    assert not explain.paper_claims(centred, labels, regions)["holds"].iloc[3:].any()  # Sad like every class
+    cams[sad] = 0.0  # blank maps: no evidence either way
+    assert explain.paper_claims(cams, labels, regions)["holds"].iloc[3:].isna().all()
+
+
+def test_a_centre_blob_beats_uniform_heat_but_not_the_centre_biased_reference():
+    """The reason for the reference: a heatmap that only prefers the middle of the frame must not 'hold'."""
+    regions = face_regions()
+    blob = _blob((24, 24), 9.0)
+    rng = np.random.default_rng(1)
+    cams = np.stack([np.roll(blob, rng.integers(-2, 3, 2), axis=(0, 1)) for _ in range(70)])
+    labels = np.repeat(np.arange(NUM_CLASSES), 10)
+    claims = explain.paper_claims(cams, labels, regions)
+    nose_heavy = claims.iloc[0]
+    assert nose_heavy["measured"] > nose_heavy["area"] * 0.5  # plenty of heat
+    assert not claims["holds"].iloc[:3].any()
+    centre = explain.centre_bias_map(cams)
+    assert centre.sum() == pytest.approx(1.0) and np.unravel_index(centre.argmax(), centre.shape) == (24, 24)
 
 
 def test_pick_examples_takes_the_most_confident():

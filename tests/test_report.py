@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from fer_helpers.data import FERData
 from fer_helpers.evaluation import classification_metrics
 from fer_helpers.profiles import get_profile
 from fer_helpers.report import (
@@ -20,10 +21,22 @@ from test_evaluation import fer_labels, make_preds, make_result
 REPO = Path(__file__).resolve().parents[1]
 
 
+TWINS = 40  # PrivateTest faces of the fake data that are byte copies of Training faces
+
+
 def fake_study(profile: str = "full", is_fer2013: bool = True, sha256: str = "abc") -> SimpleNamespace:
-    """What build_metrics reads from a Study: the profile and the data's provenance."""
-    data = SimpleNamespace(sha256=sha256, source="/somewhere/data/fer2013.zip",
-                           form="kaggle-zip" if is_fer2013 else "synthetic", is_fer2013=is_fer2013, extras={})
+    """What build_metrics reads from a Study: the profile and the data (test labels as the runs', random faces,
+    the first TWINS PrivateTest faces copied from Training)."""
+    rng = np.random.default_rng(0)
+    public, private = fer_labels("PublicTest"), fer_labels("PrivateTest")
+    training = np.arange(200) % 7
+    labels = np.concatenate([training, public, private])
+    usage = np.array(["Training"] * len(training) + ["PublicTest"] * len(public) + ["PrivateTest"] * len(private))
+    images = rng.integers(0, 256, (len(labels), 48, 48), dtype=np.uint8)
+    first_private = len(training) + len(public)
+    images[first_private:first_private + TWINS] = images[:TWINS]
+    data = FERData(images=images, labels=labels, usage=usage, source="/somewhere/data/fer2013.zip", sha256=sha256,
+                   form="kaggle-zip" if is_fer2013 else "synthetic")
     return SimpleNamespace(profile=get_profile(profile), data=data)
 
 
@@ -53,7 +66,7 @@ def run_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def metrics(run_root) -> dict:
-    return build_metrics(run_root, fake_study(), n_boot=300)
+    return build_metrics(run_root, fake_study())
 
 
 def test_collect_results_groups_by_model_keeps_newest_per_seed_and_filters_data(run_root):
@@ -131,15 +144,20 @@ def test_report_md_reads_like_a_results_section(metrics, tmp_path):
                     "## Calibration", "## The paper's claims, tested", "## Differences from the paper"):
         assert heading in text
     assert "](figures/confusion_model_b.png)" in text
-    assert "| Model B (3 seeds) |" in text and "56–58%" in text
+    assert "| Model B (mean ± std, 3 seeds) |" in text and "56–58%" in text and "| Baseline CNN (one seed) |" in text
+    for heading in ("## Calibration before and after temperature scaling", "## FER-2013 in the field",
+                    "## Choices the paper leaves open", "## Runs replaced"):
+        assert heading in text
+    assert "73.28%" in text and "LeakyReLU slope" in text
+    assert f"{TWINS} of the" in text and "byte-identical twin in Training" in text
     main, variants = text.split("### Variants and ablations")
-    assert "| model_b_no_bn |" in variants.split("## Per-class")[0] and "model_b_no_bn" not in main
+    assert "| model_b_no_bn (one seed) |" in variants.split("## Per-class")[0] and "model_b_no_bn" not in main
     assert f"{table1_parameter_count():,}" in text and "683,527" in text
     assert "SYNTHETIC" not in text and "Profile `" not in text
 
 
 def test_report_md_banner_on_synthetic_or_small_runs(run_root, tmp_path):
-    metrics = build_metrics(run_root, fake_study("smoke", is_fer2013=False, sha256="synthetic"), n_boot=100)
+    metrics = build_metrics(run_root, fake_study("smoke", is_fer2013=False, sha256="synthetic"))
     assert metrics["models"] == {}  # the run folder holds results of other data only
     text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
     assert "SYNTHETIC FACES - NOT FER-2013" in text.split("## Comparison")[0]
@@ -153,7 +171,7 @@ def test_table1_parameter_count_matches_the_paper_as_written():
 def test_readme_table_and_update(metrics, tmp_path):
     table = readme_results_table(metrics)
     lines = table.splitlines()
-    assert lines[0].startswith("| Model (PrivateTest) | Accuracy |")
+    assert lines[0].startswith("| Model (PrivateTest) | Accuracy (95% CI) | Without twins |")
     assert sum(line.startswith("| ") for line in lines) == 2 + len(metrics["models"]) - 1  # not the ablation
     assert "model_b_no_bn" not in table
     model_b = metrics["models"]["model_b"]["private_test"]
@@ -229,7 +247,7 @@ def test_gradcam_summary_round_trip_and_staleness(run_root, metrics, tmp_path):
     # build_metrics picks it up from the study's reports folder
     study = fake_study()
     study.reports_dir = reports
-    assert build_metrics(run_root, study, n_boot=50)["gradcam"] == summary
+    assert build_metrics(run_root, study)["gradcam"] == summary
     text = write_report_md(metrics | {"gradcam": summary}, {}, {}, reports / "REPORT.md").read_text()
     section = text.split("## Grad-CAM (the paper's Figure 2)")[1].split("## The paper's claims")[0]
     assert "](figures/gradcam_examples_model_b.png)" in section and "| class | eyes |" in section
@@ -259,3 +277,23 @@ def test_figures_of_single_faces_stay_out_of_the_repository():
     summary = REPO / "reports" / GRADCAM_FILE
     if summary.exists():
         assert not [f for f in json.loads(summary.read_text())["figures"].values() if "examples" in f]
+
+
+def test_without_twins_leaves_out_the_test_faces_seen_in_training(metrics, run_root):
+    assert metrics["twins"]["private_test"]["n"] == TWINS and metrics["twins"]["public_test"]["n"] == 0
+    model_b = metrics["models"]["model_b"]
+    dedup, whole = model_b["private_test_dedup"], model_b["private_test"]
+    assert dedup["n"] == whole["n"] - TWINS
+    runs = collect_results(run_root, "abc")["model_b"]
+    expected = np.mean([(r.preds("PrivateTest")[TWINS:] == r.labels["PrivateTest"][TWINS:]).mean() for r in runs])
+    assert dedup["accuracy"] == pytest.approx(expected)
+    assert model_b["public_test_dedup"]["n"] == model_b["public_test"]["n"]
+
+
+def test_one_interval_for_one_number_everywhere(metrics, tmp_path):
+    """metrics.json, REPORT.md and the README print the same bootstrap interval (the card: test_ship)."""
+    block = metrics["models"]["baseline_cnn"]["private_test"]
+    low, high = block["accuracy_ci95"]
+    printed = f"{100 * low:.1f}–{100 * high:.1f}%"
+    assert printed in readme_results_table(metrics)
+    assert printed in write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()

@@ -9,6 +9,7 @@ import pytest
 from safetensors import safe_open
 
 from fer_helpers.cli import main
+from fer_helpers.evaluation import bootstrap_ci
 from fer_helpers.predict import MODELS_DIR, SHIPPED_WEIGHTS, default_weights, load_model
 from fer_helpers.results import RunResult
 from fer_helpers.ship import ShipError, model_card, ship
@@ -39,13 +40,15 @@ def test_ship_copies_the_weights_that_made_the_stored_predictions(trained, data,
 
 
 def test_model_card_states_the_results_numbers(trained):
-    card = model_card(trained, "model_b.safetensors", n_boot=200)
+    card = model_card(trained, "model_b.safetensors")
     for split in ("PublicTest", "PrivateTest"):
         m = trained.metrics[split]
         row = next(line for line in card.splitlines() if line.startswith(f"| {split} |"))
         assert f"{m['accuracy']:.1%}" in row and f"{m['macro_f1']:.3f}" in row and f"{m['weighted_f1']:.3f}" in row
         low, high = (float(v) for v in re.search(r"\(([\d.]+)–([\d.]+)\) \|\s*[\d.]+ \|$", row).groups())
         assert low <= m["macro_f1"] <= high
+        acc_low, acc_high = bootstrap_ci(trained.labels[split], trained.preds(split))  # as metrics.json has it
+        assert f"({acc_low:.1%}–{acc_high:.1%})" in row
     assert trained.data_sha256 in card
     assert f"Seed {trained.seed}" in card and trained.device in card
     assert f"{trained.params:,} parameters" in card
