@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
-import time
 import zipfile
 from pathlib import Path
 
@@ -414,10 +413,8 @@ def test_cache_hit_is_equal_and_skips_parsing(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("a cache hit decoded an image")
 
-    monkeypatch.setattr(data_module, "_decode_image", no_decoding)
-    start = time.perf_counter()
+    monkeypatch.setattr(data_module, "_decode_image", no_decoding)  # how fast a hit is: benchmarks/bench_load.py
     second = load(path, tmp_path)
-    assert time.perf_counter() - start < 0.5
     for name in ("images", "labels", "usage", "ids"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
     assert (second.sha256, second.form, second.source) == (first.sha256, first.form, first.source)
