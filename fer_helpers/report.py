@@ -17,7 +17,7 @@ from .data import CLASS_NAMES, twin_mask
 from .evaluation import (
     BOOT_SEED, FIELD_RESULTS, METRICS, MODEL_LABELS, N_BOOT, PAPER_RESULTS, REPORT_SPLIT, VERDICT_ORDER, bootstrap_ci,
     check_paper_claims, classification_metrics, ensemble_result, expected_calibration_error, fit_temperature,
-    format_paper_range, per_class_f1_ci, per_class_report, softmax,
+    format_paper_range, paired_bootstrap_ci, per_class_f1_ci, per_class_report, softmax,
 )
 from .models import MODEL_NAMES
 from .profiles import PROFILES, Profile
@@ -182,6 +182,25 @@ def model_entry(runs: Sequence[RunResult], twins: Mapping[str, np.ndarray] | Non
     return entry
 
 
+PRECISION_CHECK = ("baseline_cnn", "baseline_cnn_bf16")  # the float32 run and its bf16 twin (same recipe, seed)
+
+
+def precision_check(results: Mapping[str, Sequence[RunResult]], split: str = REPORT_SPLIT) -> dict | None:
+    """The bf16 twin of the float32 baseline against it on the same faces: the accuracy difference and its paired
+    bootstrap interval, and the precision each ran in; None until both exist for one seed."""
+    reference, twin = ({r.seed: r for r in results.get(name, [])} for name in PRECISION_CHECK)
+    seed = next((s for s in sorted(twin, key=str) if s in reference), None)
+    if seed is None:
+        return None
+    a, b = twin[seed], reference[seed]
+    labels = a.labels[split]
+    low, high = paired_bootstrap_ci(labels, a.preds(split), b.preds(split))
+    return {"seed": seed, "split": split, "precisions": [a.extra.get("precision"), b.extra.get("precision")],
+            "accuracy": [float(np.mean(a.preds(split) == labels)), float(np.mean(b.preds(split) == labels))],
+            "difference": float(np.mean(a.preds(split) == labels) - np.mean(b.preds(split) == labels)),
+            "difference_ci95": [low, high]}
+
+
 def _clean(value):
     """NaN to None (JSON has no NaN), numpy scalars to Python numbers, tuples to lists, recursively."""
     if isinstance(value, dict):
@@ -234,6 +253,7 @@ def build_metrics(run_root: str | Path, study) -> dict:
                   for split, mask in twins.items()},
         "models": models,
         "claims": claims.to_dict("records"),
+        "precision_check": precision_check(results),
         "missing": missing_runs(results, study.profile) if hasattr(study.profile, "seeds") else [],
         "gradcam": load_gradcam(getattr(study, "reports_dir", None), models),
     })
@@ -704,6 +724,14 @@ def write_report_md(
                   "Expected calibration error (15 bins) on " + split + ", before and after dividing each model's "
                   "logits by one temperature fitted on PublicTest (negative log-likelihood).", "",
                   dataframe_markdown(calibration), ""]
+    check = metrics.get("precision_check")
+    if check:
+        low, high = check["difference_ci95"]
+        parts += ["## bf16 against float32", "",
+                  f"The baseline CNN, seed {check['seed']}, trained once in {check['precisions'][0]} and once in "
+                  f"{check['precisions'][1]}: {check['split']} accuracy {100 * check['accuracy'][0]:.1f}% against "
+                  f"{100 * check['accuracy'][1]:.1f}%, a difference of {100 * check['difference']:+.1f} points "
+                  f"(paired bootstrap 95% CI {100 * low:+.1f} to {100 * high:+.1f}).", ""]
     parts += ["## FER-2013 in the field", "",
               "Published numbers on FER-2013 beside ours; theirs are as their sources report them.", "",
               field_table(metrics, split_key), ""]

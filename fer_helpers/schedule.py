@@ -9,7 +9,8 @@ seconds (a one-epoch run on a few faces, in worker processes, saved, archived an
 path costs seconds, not the budget.
 
 Value order (`plan_runs`): our model's seed 0; its longer-schedule probe (how accuracy grows with epochs, chosen
-on PublicTest); Model B's and the baseline's seeds; our other seeds; the recipe steps; the ablation, one seed of
+on PublicTest); Model B's and the baseline's seeds; the baseline's seed 0 again in bf16 (the precision check); our
+other seeds; the recipe steps; the ablation, one seed of
 each variant before the next seed; the classical runs last (they need no GPU and are usually saved already).
 
 Time estimates (`estimate_seconds`): a run's training FLOPs (3x the forward FLOPs per training image, 1x per
@@ -98,6 +99,10 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
                                keep_weights=True))
         runs.append(PlannedRun(f"baseline_cnn/seed{seed}", "baseline_cnn", "baseline_cnn",
                                baseline_config(profile, seed), keep_weights=True))
+    # The paper's baseline, seed 0, once more in bf16 mixed precision: the check that bf16 costs no accuracy (its
+    # own name keeps it apart from the float32 run of the same recipe, which has the same key).
+    runs.append(PlannedRun(f"baseline_cnn_bf16/seed{first}", "precision_check", "baseline_cnn_bf16",
+                           replace(baseline_config(profile, first), precision="bf16-mixed")))
     runs += [PlannedRun(f"resnet_fer/seed{seed}", "ours", "resnet_fer", ours_config(profile, seed), keep_weights=True)
              for seed in later]
     runs += [PlannedRun(f"{step.result_name}/seed{first}", "recipe_steps", step.result_name, config, side=True)

@@ -297,3 +297,18 @@ def test_one_interval_for_one_number_everywhere(metrics, tmp_path):
     printed = f"{100 * low:.1f}–{100 * high:.1f}%"
     assert printed in readme_results_table(metrics)
     assert printed in write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
+
+
+def test_the_precision_check_compares_the_bf16_twin_with_the_float32_run(tmp_path):
+    from fer_helpers.report import precision_check
+
+    private = fer_labels("PrivateTest")
+    float32 = make_result(tmp_path, "baseline_cnn", {"PrivateTest": make_preds(private, 0.60, seed=1)},
+                          {"PrivateTest": private}, extra={"precision": "32-true"})
+    assert precision_check({"baseline_cnn": [float32]}) is None  # no twin yet
+    bf16 = make_result(tmp_path, "baseline_cnn_bf16", {"PrivateTest": make_preds(private, 0.58, seed=2)},
+                       {"PrivateTest": private}, extra={"precision": "bf16-mixed"})
+    check = precision_check({"baseline_cnn": [float32], "baseline_cnn_bf16": [bf16]})
+    assert check["precisions"] == ["bf16-mixed", "32-true"]
+    assert check["difference"] == pytest.approx(check["accuracy"][0] - check["accuracy"][1])
+    assert check["difference_ci95"][0] < check["difference"] < check["difference_ci95"][1]

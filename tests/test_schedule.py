@@ -29,6 +29,15 @@ def test_the_full_plan_puts_the_most_valuable_runs_first():
     assert seeds == sorted(seeds) and len(ablation) == 18  # one seed of every variant before the next seed
 
 
+def test_the_plan_checks_bf16_on_the_baseline_apart_from_its_float32_run():
+    plan = {r.id: r for r in plan_runs("full")}
+    check, float32 = plan["baseline_cnn_bf16/seed0"], plan["baseline_cnn/seed0"]
+    assert check.config.precision == "bf16-mixed" and check.config.experiment() == float32.config.experiment()
+    assert check.name != float32.name  # so it never replaces, nor is loaded as, the float32 run
+    ids = list(plan)
+    assert ids.index("baseline_cnn/seed2") < ids.index("baseline_cnn_bf16/seed0") < ids.index("resnet_fer/seed1")
+
+
 def test_weights_travel_back_only_for_the_models_worth_keeping():
     keep = {r.name for r in plan_runs("full") if r.keep_weights}
     assert keep == {"resnet_fer", "model_b", "baseline_cnn"}
