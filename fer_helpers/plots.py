@@ -449,3 +449,68 @@ def plot_ablation_deltas(table: pd.DataFrame, splits: tuple[str, ...] = ("Public
     fig.suptitle("Each ingredient removed in turn (95% paired bootstrap intervals): left of 0, it had helped")
     fig.tight_layout()
     return fig
+
+
+def plot_vote_entropy(entropy: np.ndarray, usage: np.ndarray) -> plt.Figure:
+    """Histogram of each face's crowd vote entropy (bits; 0: unanimous) per split; faces without votes left out."""
+    entropy, usage = np.asarray(entropy, dtype=float), np.asarray(usage)
+    top = np.log2(NUM_CLASSES)
+    bins = np.linspace(0, top, 29)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for split in dict.fromkeys(usage):
+        values = entropy[(usage == split) & ~np.isnan(entropy)]
+        if len(values):
+            ax.hist(values, bins=bins, histtype="step", linewidth=1.6, density=True,
+                    label=f"{split} ({len(values):,} faces, median {np.median(values):.2f} bits)")
+    ax.axvline(top, color="gray", linestyle="--", linewidth=1)
+    ax.annotate("all seven classes equally", (top, 0.02), xycoords=("data", "axes fraction"), ha="right",
+                va="bottom", fontsize=8, color="gray", rotation=90)
+    ax.set(xlabel="entropy of the crowd's emotion votes (bits)", ylabel="density", xlim=(0, top * 1.02),
+           title="How much the crowd disagrees about each face")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_confusion(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """FER-2013 label (rows) against the crowd's plurality (columns) from ferplus.label_confusion: counts, shares."""
+    fig = plot_confusion_pair(table.to_numpy(), title=title, class_names=list(table.columns))
+    counts, shares, counts_bar, shares_bar = fig.axes  # two heatmaps, then their colour bars
+    for ax in (counts, shares):
+        ax.set(xlabel=table.columns.name or "crowd plurality", ylabel=table.index.name or "FER-2013 label")
+    shares.set_title("row-normalised (agreement with the crowd on the diagonal)")
+    counts_bar.set_ylabel("faces")
+    shares_bar.set_ylabel("share of the label's faces")
+    return fig
+
+
+def plot_noise_ceiling(accuracies: pd.DataFrame, ceilings: dict[str, float]) -> plt.Figure:
+    """Accuracies against FER-2013's labels (dots, coloured by group) under label-noise ceilings (dashed lines).
+
+    `accuracies`: one row per model or reference, columns "accuracy" and "group" (e.g. "ours", "paper", "field"),
+    optionally "low" and "high" for a range (drawn as a bar); `ceilings`: name -> accuracy.
+    """
+    rows = accuracies.sort_values("accuracy")
+    groups = list(dict.fromkeys(rows["group"]))
+    colors = dict(zip(groups, sns.color_palette("deep", len(groups))))
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.38 * len(rows) + 1.4)))
+    y = np.arange(len(rows))
+    for group in groups:
+        mine = (rows["group"] == group).to_numpy()
+        ax.scatter(rows["accuracy"].to_numpy(float)[mine] * 100, y[mine], color=colors[group], label=group, zorder=3)
+    if {"low", "high"} <= set(rows.columns):
+        for i, (low, high, group) in enumerate(zip(rows["low"], rows["high"], rows["group"])):
+            if pd.notna(low) and pd.notna(high):
+                ax.plot([100 * low, 100 * high], [i, i], color=colors[group], linewidth=5, alpha=0.4)
+    for (name, value), style in zip(ceilings.items(), ("--", ":", "-.", (0, (5, 1)))):
+        ax.axvline(100 * value, color="black", linestyle=style, linewidth=1.2, label=f"{name}: {100 * value:.1f}%")
+    ax.set_yticks(y, rows.index)
+    right = 100 * max([*ceilings.values(), *rows["accuracy"], *rows.get("high", pd.Series(dtype=float)).dropna()])
+    ax.set_xlim(right=min(100.0, right + 3))
+    ax.set(xlabel="PrivateTest accuracy against FER-2013's labels (%)", ylim=(-0.7, len(rows) - 0.3),
+           title="Where the models sit under the label-noise ceiling")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="ceilings (lines), entries (dots)",
+              title_fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -25,6 +25,7 @@ class Profile:
     side_train_per_class: int | None = None  # Training cap for the recipe steps and the ablation (None: as above)
     hog_variants: tuple[str, ...] = ()  # HOG extension variants fitted (names in classical.HOG_VARIANTS)
     ours_probe_epochs: int = 0  # our model's seed 0 once more at this many epochs: does a longer schedule pay? (0: no)
+    crowd_models: tuple[str, ...] = ("baseline_cnn",)  # retrained on the FER+ crowd's votes (notebook 08; first seed)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +48,7 @@ PROFILES: dict[str, Profile] = {
         step_epochs=1,
         hog_variants=("hog_extended_multiscale", "hog_extended"),
         ours_probe_epochs=3,
+        crowd_models=("baseline_cnn",),
     ),
     # Sized to run the whole study in about 15 minutes on a 2-core laptop CPU: all of FER-2013 for the main models
     # (the CNNs need it more than they need epochs), shrunken CNNs for a few epochs, the ablation on a class-capped
@@ -66,6 +68,7 @@ PROFILES: dict[str, Profile] = {
         resnet_width=0.125,
         step_epochs=0,  # measured: one epoch per step left every step at 14-25% PublicTest accuracy, noise
         side_train_per_class=800,
+        crowd_models=("baseline_cnn",),
     ),
     "full": Profile(
         name="full",
@@ -80,6 +83,7 @@ PROFILES: dict[str, Profile] = {
         patience=10,
         hog_variants=("hog_extended_fine", "hog_extended_multiscale", "hog_extended", "hog_extended_balanced"),
         ours_probe_epochs=120,
+        crowd_models=("baseline_cnn", "model_b"),
     ),
 }
 

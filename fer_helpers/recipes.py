@@ -151,6 +151,23 @@ def ours_config(profile: str | Profile, seed: int = 0, **changes: Any) -> CNNCon
     return replace(config, **changes)
 
 
+def main_config(model: str, profile: str | Profile, seed: int = 0) -> CNNConfig:
+    """The recipe of one of the study's main CNNs, by model name: baseline_cnn, model_b or resnet_fer (ours)."""
+    builders = {"baseline_cnn": baseline_config, "model_b": model_b_config, "resnet_fer": ours_config}
+    if model not in builders:
+        raise ValueError(f"no recipe for model {model!r}; choose one of {sorted(builders)}")
+    return builders[model](profile, seed)
+
+
+def crowd_config(config: CNNConfig) -> CNNConfig:
+    """A recipe's crowd-target twin: the same run trained on the FER+ vote distributions instead of the labels.
+
+    Everything else (model, optimizer, schedule, epochs, class weights, augmentation, seed) stays, and validation
+    stays against the FER-2013 labels; `fit_cnn` saves it as "<model>_crowd" (`training.result_name`).
+    """
+    return replace(config, targets="crowd")
+
+
 def recipe_step_configs(
     profile: str | Profile, seed: int = 0, max_epochs: int | None = None
 ) -> list[tuple[RecipeStep, CNNConfig]]:
@@ -175,6 +192,9 @@ def recipe_step_configs(
 def config_changes(before: CNNConfig, after: CNNConfig) -> dict[str, Any]:
     """The fields whose values differ between two configurations, with their new values."""
     old, new = before.to_dict(), after.to_dict()
+    names = dict.fromkeys([*new, *old])  # to_dict leaves a default "targets" out: take it from the config then
+    old = {name: old.get(name, getattr(before, name)) for name in names}
+    new = {name: new.get(name, getattr(after, name)) for name in names}
     return {name: new[name] for name in new if new[name] != old[name]}
 
 

@@ -7,10 +7,12 @@ its results; the notebooks call the same functions, so a GPU host can train ever
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
+from .data import FERData, FERDataError
 from .results import RunResult
 from .study import Study, setup
 
@@ -80,6 +82,57 @@ def ablation_runs(study: Study, fresh: bool = False) -> dict[str, list[RunResult
     return runs
 
 
+SIMULATED_VOTES_WARNING = (
+    "SIMULATED CROWD VOTES - NOT FER+: the synthetic faces have no FER+ votes, so ten stand-in annotators per face "
+    "were drawn from a noise model (ferplus.synthetic_votes); every label-noise number of this run describes that "
+    "model, not FER-2013's labels."
+)
+
+
+def crowd_data(study: Study, ferplus_path: str | Path | None = None) -> FERData:
+    """The study's faces with crowd votes attached: FER+ on FER-2013, simulated votes (said loudly) on synthetic faces.
+
+    FER+ is looked for by `ferplus.find_ferplus` (ferplus_path, FERPLUS_PATH, data/, beside FER-2013); on FER-2013
+    without it, a FERDataError says where to put it.
+    """
+    from . import data as fer_data
+    from . import ferplus
+
+    if study.synthetic:
+        print("!" * 78 + f"\n!! {SIMULATED_VOTES_WARNING}\n" + "!" * 78, file=sys.stderr)
+        return ferplus.attach_votes(study.data, ferplus.synthetic_votes(study.data, seed=0))
+    path = ferplus.find_ferplus(ferplus_path, data_path=study.full_data.source)
+    if path is None:
+        raise FERDataError(
+            f"no FER+ crowd votes for {study.full_data.source}: the crowd-target runs and notebook 08 need them. Put "
+            f"{' or '.join(ferplus.VOTE_FILE_NAMES)} (Microsoft's FER+ votes, MIT licence) into "
+            f"{fer_data.DATA_DIR} or beside {Path(study.full_data.source).name}, or set "
+            f"{ferplus.FERPLUS_ENV} (notebook 08: the ferplus_path parameter).")
+    return ferplus.attach_votes(study.data, ferplus.read_votes(path))
+
+
+def crowd_runs(
+    study: Study, fresh: bool = False, ferplus_path: str | Path | None = None
+) -> dict[str, dict[str, RunResult]]:
+    """The profile's `crowd_models` trained on the crowd's vote distributions, each beside its label twin (first seed).
+
+    Returns {model: {"labels": run, "crowd": run}}. The label twin is the study's own run of that model (the same
+    configuration, so the same cached result as notebooks 03/04); it is trained here only when the run folder lacks
+    it, and `fresh` retrains the crowd runs, not the twins.
+    """
+    from .recipes import crowd_config, main_config
+    from .training import fit_cnn
+
+    data = crowd_data(study, ferplus_path)
+    seed = study.profile.seeds[0]
+    runs = {}
+    for model in study.profile.crowd_models:
+        config = main_config(model, study.profile, seed)
+        runs[model] = {"labels": fit_cnn(study.data, config, study.run_dir),
+                       "crowd": fit_cnn(data, crowd_config(config), study.run_dir, fresh)}
+    return runs
+
+
 def hog_variant_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
     """The HOG extension variants the profile names (`hog_variants`): finer and several cells, PCA, a kernel."""
     from .classical import fit_hog_variant
@@ -96,6 +149,7 @@ STEPS: dict[str, Callable[[Study, bool], object]] = {
     "recipe_steps": recipe_step_runs,
     "ours": ours_runs,
     "ablation": ablation_runs,
+    "crowd": crowd_runs,
 }
 
 

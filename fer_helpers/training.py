@@ -30,10 +30,20 @@ Scaling is a matter of settings, passed straight to Lightning's `Trainer` (no di
 - Several machines under SLURM: `CNNConfig(devices=<GPUs per node>, num_nodes=<nodes>, strategy="ddp")`,
   launched with `srun` from an sbatch script with `--ntasks-per-node=<GPUs per node>`; Lightning reads the
   SLURM environment. Only rank 0 writes the cached result.
+
+Targets: `targets="labels"` trains on FER-2013's single label of each face; `targets="crowd"` trains on the FER+
+crowd's vote distribution over the seven classes (`ferplus.vote_distribution` of the votes that
+`ferplus.attach_votes` put beside the faces) with soft cross-entropy, leaving out the Training faces without an
+emotion vote. Validation (early stopping, the kept epoch) and the stored logits stay against FER-2013's labels, so a
+crowd run and its label twin differ in the training targets alone. The default, "labels", is left out of the stored
+configuration and so of the cache key: every run from before the field existed keeps its key. A crowd run is saved
+as "<model>_crowd" (`result_name`), apart from the study's label runs. The votes are not part of the key (the data
+checksum is); their checksum is recorded in the result's extra.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import shutil
@@ -59,12 +69,15 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from .data import NUM_CLASSES, FERData
 from .evaluation import classification_metrics
+from .ferplus import VOTES_KEY, vote_distribution
 from .models import build_model, count_params
 from .results import EVAL_SPLITS, RESULT_FILE, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "plateau", "onecycle", "cosine")
 TTA_MODES = ("none", "flip", "flip_crop")
+TARGETS = ("labels", "crowd")  # what the loss is computed against: FER-2013's labels or the FER+ vote distribution
+CROWD_SUFFIX = "_crowd"  # a crowd-target run of model m is saved as m + CROWD_SUFFIX
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "seconds")
 WEIGHTS_LIMIT_BYTES = 5_000_000  # weights files stay under this size, so that run folders and models/ are committable
 INT8_SCALE_SUFFIX = ".int8_scale"  # stored beside an int8 weight: one float32 scale per output channel
@@ -98,6 +111,7 @@ class CNNConfig:
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing of image pairs; 0: off
     tta: str = "none"  # test-time augmentation of the stored logits: "none", "flip" or "flip_crop"
+    targets: str = "labels"  # "labels": FER-2013's labels; "crowd": FER+ vote distributions (soft cross-entropy)
     seed: int = 0
     precision: str = "auto"  # Lightning precision; "auto": bf16-mixed on CUDA or a native-bf16 CPU, else 32-true
     channels_last: bool | str = "auto"  # "auto": channels-last weights (faster on CPU and GPU alike)
@@ -114,6 +128,7 @@ class CNNConfig:
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("scheduler", self.scheduler, SCHEDULERS),
             ("tta", self.tta, TTA_MODES),
+            ("targets", self.targets, TARGETS),
         ):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {choices}")
@@ -134,9 +149,11 @@ class CNNConfig:
         return dict(self.model_kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-ready settings (model_kwargs as a dict)."""
+        """Plain, JSON-ready settings (model_kwargs as a dict); targets only where it is not the default "labels"."""
         settings = asdict(self)
         settings["model_kwargs"] = json.loads(json.dumps(self.kwargs))
+        if settings["targets"] == _DEFAULTS["targets"]:  # stored configurations and keys from before the field
+            del settings["targets"]
         return settings
 
     def experiment(self) -> dict[str, Any]:
@@ -161,6 +178,32 @@ _DEFAULTS = {f.name: f.default for f in fields(CNNConfig)}
 def _frozen(value: Any) -> Any:
     """Lists become tuples so that a configuration stays hashable."""
     return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def result_name(config: CNNConfig) -> str:
+    """The name a run of this configuration is saved under: its model, with CROWD_SUFFIX for crowd targets."""
+    return config.model + (CROWD_SUFFIX if config.targets == "crowd" else "")
+
+
+def crowd_targets(data: FERData) -> tuple[np.ndarray, np.ndarray]:
+    """The FER+ vote distribution (n,7) float32 of each Training face (zeros without votes), and which have votes.
+
+    "Votes" means at least one vote for one of FER-2013's seven emotions; the votes are those that
+    `ferplus.attach_votes` stored beside the faces.
+    """
+    votes = data.extras.get(VOTES_KEY)
+    if votes is None:
+        raise ValueError(
+            f"targets='crowd' trains on FER+ votes, and {data.source} has none attached: attach them first with "
+            f"ferplus.attach_votes(data, ferplus.read_votes(path)) (FER-2013), or "
+            f"ferplus.attach_votes(data, ferplus.synthetic_votes(data)) (synthetic faces)")
+    if len(votes) != len(data):
+        raise ValueError(f"{len(votes)} vote rows for {len(data)} faces: attach the votes with ferplus.attach_votes")
+    distribution = vote_distribution(votes[data.usage == "Training"])
+    voted = ~np.isnan(distribution).any(axis=1)
+    if not voted.any():
+        raise ValueError(f"no Training face of {data.source} has a vote for one of FER-2013's seven emotions")
+    return np.nan_to_num(distribution).astype(np.float32), voted
 
 
 def uses_cuda(config: CNNConfig) -> bool:
@@ -276,7 +319,8 @@ def augment_batch(x: torch.Tensor, config: CNNConfig, generator: torch.Generator
 
 
 class DeviceBatches:
-    """Batches (uint8 images (B,48,48), labels (B,)) sliced from tensors on the device; a new order each pass.
+    """Batches (uint8 images (B,48,48), labels (B,)[, targets (B,7)]) sliced from tensors on the device; a new order
+    each pass. Targets (soft, e.g. crowd vote distributions) come with a batch where they are given.
 
     Shuffled passes drop the incomplete last batch (a new permutation each epoch, so no face is left out for long).
     Under DDP each of `world_size` processes takes every world_size-th face of the same permutation.
@@ -290,9 +334,11 @@ class DeviceBatches:
         generator: torch.Generator | None = None,
         rank: int = 0,
         world_size: int = 1,
+        targets: torch.Tensor | None = None,
     ):
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.generator, self.rank, self.world_size = generator, rank, world_size
+        self.targets = targets
 
     @property
     def shuffle(self) -> bool:
@@ -304,7 +350,7 @@ class DeviceBatches:
             return max(1, n // self.world_size // self.batch_size)
         return math.ceil(len(range(self.rank, n, self.world_size)) / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         n = len(self.labels)
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator, device=self.labels.device)
@@ -313,17 +359,24 @@ class DeviceBatches:
         order = order[self.rank :: self.world_size]
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.images[index], self.labels[index]
+            if self.targets is None:
+                yield self.images[index], self.labels[index]
+            else:
+                yield self.images[index], self.labels[index], self.targets[index]
 
 
 class FERDataModule(L.LightningDataModule):
-    """Training and PublicTest faces as uint8 tensors on the training device, augmented there batch by batch."""
+    """Training and PublicTest faces as uint8 tensors on the training device, augmented there batch by batch.
+
+    With crowd targets, the Training faces with emotion votes come with their vote distributions (`crowd_targets`);
+    PublicTest keeps its FER-2013 labels alone.
+    """
 
     def __init__(self, data: FERData, config: CNNConfig):
         super().__init__()
         self.data = data
         self.config = config
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.splits: dict[str, tuple[torch.Tensor, ...]] = {}
         self.generator: torch.Generator | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -331,8 +384,11 @@ class FERDataModule(L.LightningDataModule):
         if self.generator is not None and self.generator.device == device:
             return  # already on this device: the copy happens once
         for split in ("Training", "PublicTest"):
-            images, labels = self.data.split(split)
-            self.splits[split] = (torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device))
+            arrays = self.data.split(split)
+            if split == "Training" and self.config.targets == "crowd":
+                targets, voted = crowd_targets(self.data)
+                arrays = (arrays[0][voted], arrays[1][voted], targets[voted])
+            self.splits[split] = tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)
         # One generator drives both the epoch order and the augmentation: the same seed, the same run.
         self.generator = torch.Generator(device=device).manual_seed(self.config.seed)
 
@@ -341,8 +397,9 @@ class FERDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DeviceBatches:
         rank, world_size = self._rank()
-        images, labels = self.splits["Training"]
-        return DeviceBatches(images, labels, self.config.batch_size, self.generator, rank, world_size)
+        images, labels, *targets = self.splits["Training"]
+        return DeviceBatches(images, labels, self.config.batch_size, self.generator, rank, world_size,
+                             targets=targets[0] if targets else None)
 
     def val_dataloader(self) -> DeviceBatches:
         rank, world_size = self._rank()
@@ -350,18 +407,22 @@ class FERDataModule(L.LightningDataModule):
         return DeviceBatches(images, labels, EVAL_BATCH_SIZE, None, rank, world_size)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
+        images, *rest = batch
         x = images.unsqueeze(1).float().div_(255)
         if self.trainer is not None and self.trainer.training:
             x = augment_batch(x, self.config, self.generator)
-        return x, labels
+        return (x, *rest)
 
 
 # ---------------------------------------------------------------- the classifier
 
 
 class FERClassifier(L.LightningModule):
-    """A CNN trained with cross-entropy (optional class weights, label smoothing, mixup), scored on PublicTest."""
+    """A CNN trained with cross-entropy (optional class weights, label smoothing, mixup), scored on PublicTest.
+
+    A training batch (x, labels) is scored against the labels; a batch (x, labels, targets) against the soft targets
+    (soft cross-entropy, -sum_c w_c q_c log p_c averaged over the faces), its accuracy still against the labels.
+    """
 
     def __init__(self, model: nn.Module, config: CNNConfig, class_weights: np.ndarray | None = None):
         super().__init__()
@@ -378,22 +439,24 @@ class FERClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._net(x)
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against class indices (N,) or class probabilities (N,7)."""
         return F.cross_entropy(
-            logits.float(), labels, weight=self.class_weight, label_smoothing=self.config.label_smoothing
+            logits.float(), targets, weight=self.class_weight, label_smoothing=self.config.label_smoothing
         )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, labels = batch
+        x, labels, *soft = batch
+        targets = soft[0] if soft else labels
         if self.config.mixup_alpha > 0:
             alpha = torch.tensor(self.config.mixup_alpha)
             lam = float(torch.distributions.Beta(alpha, alpha).sample())
             partner = torch.randperm(len(labels), device=labels.device)
             logits = self(lam * x + (1 - lam) * x[partner])
-            loss = lam * self._loss(logits, labels) + (1 - lam) * self._loss(logits, labels[partner])
+            loss = lam * self._loss(logits, targets) + (1 - lam) * self._loss(logits, targets[partner])
         else:
             logits = self(x)
-            loss = self._loss(logits, labels)
+            loss = self._loss(logits, targets)
         self.train_acc(logits, labels)
         self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=True, batch_size=len(labels),
                  sync_dist=True)
@@ -654,9 +717,12 @@ def fit_cnn(
 ) -> RunResult:
     """Train a CNN on Training, keep its best PublicTest epoch, store PublicTest/PrivateTest logits (cached).
 
-    `name` (default: config.model) names the result, e.g. "model_b_no_bn" for an ablation of "model_b".
+    `name` (default: `result_name(config)`, the model, "_crowd" added for crowd targets) names the result, e.g.
+    "model_b_no_bn" for an ablation of "model_b". Crowd targets need FER+ votes attached to data (`crowd_targets`).
     """
-    model_name = name or config.model
+    if config.targets == "crowd":
+        crowd_targets(data)  # refuse data without votes before a cached result could hide it
+    model_name = name or result_name(config)
     settings = config.experiment()
 
     def train(run_dir: Path, key: str) -> RunResult:
@@ -683,11 +749,19 @@ def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key
     channels_last = config.channels_last in ("auto", True)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    # From the labels of all Training faces, crowd targets or not: a crowd run and its label twin weigh alike.
     class_weights = data.class_weights("Training") if config.class_weights else None
     module = FERClassifier(model, config, class_weights=class_weights)
     datamodule = FERDataModule(data, config)
 
-    steps_per_epoch = max(1, int((data.usage == "Training").sum()) // config.batch_size)
+    train_faces = int((data.usage == "Training").sum())
+    crowd = {}
+    if config.targets == "crowd":
+        voted = crowd_targets(data)[1]
+        train_faces = int(voted.sum())
+        crowd = {"targets": "crowd", "crowd_train_faces": train_faces, "crowd_left_out": int((~voted).sum()),
+                 "votes_sha256": hashlib.sha256(np.ascontiguousarray(data.extras[VOTES_KEY]).tobytes()).hexdigest()}
+    steps_per_epoch = max(1, train_faces // config.batch_size)
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc", mode="max",
         save_top_k=1, save_weights_only=True,
@@ -749,5 +823,6 @@ def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key
             "compile": config.compile,
             "stored_precision": stored_precision,
             "inference_images_per_second": inference_images_per_second,
+            **crowd,
         },
     )
