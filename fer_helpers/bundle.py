@@ -166,7 +166,7 @@ def heavy_paths(repo: str | Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m fer_helpers.bundle heavy|size [DATA]`: the files the slim tree leaves out, or its size with DATA."""
+    """`python -m fer_helpers.bundle heavy|size [DATA ...]`: the files the slim tree leaves out, or its size with DATA."""
     import argparse
     import sys
 
@@ -174,13 +174,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m fer_helpers.bundle", description=main.__doc__)
     parser.add_argument("what", choices=["heavy", "size"])
-    parser.add_argument("data", nargs="?", help="with size: the data file that travels beside the tree")
+    parser.add_argument("data", nargs="*", help="with size: the data files that travel beside the tree")
     args = parser.parse_args(argv)
     if args.what == "heavy":
         sys.stdout.write("".join(p + "\0" for p in heavy_paths(REPO)))
         return 0
     tree = slim_size(REPO)
-    data = Path(args.data).stat().st_size if args.data else 0
+    data = sum(Path(path).stat().st_size for path in args.data if Path(path).exists())
     total = tree + data
     print(f"slim tree {tree / MIB:.1f} MiB + data {data / MIB:.1f} MiB = {total / MIB:.1f} MiB "
           f"of {TRAVEL_LIMIT_BYTES / MIB:.0f} MiB")

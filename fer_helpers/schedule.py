@@ -9,12 +9,14 @@ seconds (a one-epoch run on a few faces, in worker processes, saved, archived an
 path costs seconds, not the budget.
 
 Value order (`plan_runs`): our model's seed 0; its longer-schedule probe (how accuracy grows with epochs, chosen
-on PublicTest); Model B's and the baseline's seeds; the baseline's seed 0 again in bf16 (the precision check); our
-other seeds; the recipe steps; the ablation, one seed of
+on PublicTest); Model B's and the baseline's seeds; the baseline's seed 0 again in bf16 (the precision check); the
+crowd-target twins of notebook 08 (their FER+ votes travel with the data); our other seeds; the recipe steps; the ablation, one seed of
 each variant before the next seed; the classical runs last (they need no GPU and are usually saved already).
 
 Time estimates (`estimate_seconds`): a run's training FLOPs (3x the forward FLOPs per training image, 1x per
-evaluated image, from `count_flops`) over the rate one job gets, plus a fixed start-up and evaluation overhead.
+evaluated image, from `count_flops`) over the rate one job gets, or its steps times the host time of one step
+(`STEP_SECONDS`: small nets are launch-bound on a GPU), whichever is longer, plus a fixed start-up and evaluation
+overhead.
 The rate is measured where possible: from saved runs of the same model on the same kind of device (images/s
 times FLOPs per image); otherwise the device's bf16 rate times `SOLO_EFFICIENCY` for one job, growing with the
 number of jobs up to `MAX_EFFICIENCY` in all (on a CPU, jobs share the cores and the total does not grow).
@@ -41,6 +43,9 @@ TARGETS: dict[str, float] = {"h200": 790e12, "h100": 790e12}
 SOLO_EFFICIENCY = 0.05  # share of the bf16 rate one small-CNN training job reaches alone (assumed, see above)
 MAX_EFFICIENCY = 0.20  # share all concurrent jobs reach together (assumed)
 OVERHEAD_SECONDS = {"cuda": 30.0, "cpu": 10.0}  # process start, data onto the device, final evaluation, saving
+# Host time per training step on a GPU (Python, Lightning, kernel launches; assumed, to be checked): a small net at
+# batch 128 is launch-bound, so a run takes at least steps x this, whatever its FLOPs. On a CPU compute dominates.
+STEP_SECONDS = {"cuda": 0.004, "cpu": 0.0}
 EVAL_IMAGES = 3589 * 2  # PublicTest + PrivateTest, evaluated once at the end (times the TTA views)
 TTA_VIEWS = {"none": 1, "flip": 2, "flip_crop": 10}
 WORKER_LOG_DIR = "logs"  # under the run folder: one log per run, kept when a run fails
@@ -85,7 +90,10 @@ class PlannedRun:
 def plan_runs(profile: str | Profile) -> list[PlannedRun]:
     """Every run the profile's `fer-study train` makes, most valuable first (see the module docstring)."""
     from .classical import HogSvmConfig, hog_variant_config
-    from .recipes import MODEL_B_ABLATIONS, baseline_config, model_b_config, ours_config, recipe_step_configs
+    from .recipes import (
+        MODEL_B_ABLATIONS, baseline_config, crowd_config, main_config, model_b_config, ours_config, recipe_step_configs,
+    )
+    from .training import result_name
 
     profile = get_profile(profile)
     first, *later = profile.seeds
@@ -103,6 +111,9 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
     # own name keeps it apart from the float32 run of the same recipe, which has the same key).
     runs.append(PlannedRun(f"baseline_cnn_bf16/seed{first}", "precision_check", "baseline_cnn_bf16",
                            replace(baseline_config(profile, first), precision="bf16-mixed")))
+    for model in profile.crowd_models:  # notebook 08: the same recipes trained on the FER+ crowd's votes
+        config = crowd_config(main_config(model, profile, first))
+        runs.append(PlannedRun(f"{result_name(config)}/seed{first}", "crowd", result_name(config), config))
     runs += [PlannedRun(f"resnet_fer/seed{seed}", "ours", "resnet_fer", ours_config(profile, seed), keep_weights=True)
              for seed in later]
     runs += [PlannedRun(f"{step.result_name}/seed{first}", "recipe_steps", step.result_name, config, side=True)
@@ -203,7 +214,8 @@ def estimate_seconds(run: PlannedRun, n_train: int, device: Device, jobs: int,
     rate = measured / jobs if measured and device.kind == "cpu" else measured or device.job_rate(jobs)
     if measured and device.kind == "cuda":
         rate = min(measured, device.peak_flops * MAX_EFFICIENCY / jobs)
-    return overhead + run_flops(run, n_train) / rate
+    steps = run.config.max_epochs * max(1, n_train // run.config.batch_size)
+    return overhead + max(run_flops(run, n_train) / rate, steps * STEP_SECONDS[device.kind])
 
 
 @dataclass
@@ -213,6 +225,8 @@ class Slot:
     run: PlannedRun
     seconds: float
     start: float | None = None
+    steps: int = 0  # training steps at the most epochs (CNN runs)
+    flops: float = 0.0  # training and evaluation FLOPs (CNN runs)
 
     @property
     def end(self) -> float | None:
@@ -235,12 +249,16 @@ def format_plan(slots: list[Slot], saved: list[PlannedRun], device: Device, jobs
                 budget_seconds: float | None) -> str:
     """The schedule as text, ending with the line `estimate: <seconds> s for <n> runs on <device>`."""
     lines = [f"{len(saved)} run(s) already saved: " + (", ".join(r.id for r in saved) or "none"),
-             f"{'run':<40}{'step':<14}{'epochs':>7}{'start s':>9}{'est. s':>9}"]
+             f"{'run':<40}{'step':<16}{'epochs':>7}{'steps':>8}{'PFLOP':>7}{'start s':>9}{'est. s':>9}"]
     for slot in slots:
         start = "skip" if slot.start is None else f"{slot.start:.0f}"
         epochs = slot.run.config.max_epochs if slot.run.cnn else "-"
-        lines.append(f"{slot.run.id:<40}{slot.run.step:<14}{epochs:>7}{start:>9}{slot.seconds:>9.0f}")
+        lines.append(f"{slot.run.id:<40}{slot.run.step:<16}{epochs:>7}{slot.steps or '-':>8}"
+                     f"{slot.flops / 1e15:>7.2f}{start:>9}{slot.seconds:>9.0f}")
     planned = [s for s in slots if s.start is not None]
+    lines.append(f"{sum(s.steps for s in planned):,} training steps and {sum(s.flops for s in planned) / 1e15:.1f} "
+                 f"PFLOP in the budget, of {sum(s.steps for s in slots):,} and {sum(s.flops for s in slots) / 1e15:.1f} "
+                 "planned")
     skipped = [s.run.id for s in slots if s.start is None]
     if skipped:
         lines.append(f"not in the budget of {budget_seconds:.0f} s ({len(skipped)}): " + ", ".join(skipped))
@@ -355,6 +373,10 @@ def worker_main(spec: dict) -> int:
     profile, data = study.profile, study.data
     plan = {r.id: r for r in plan_runs(profile)}
     run = plan[spec["id"]]
+    if run.cnn and run.config.targets == "crowd":
+        from .train import crowd_data
+
+        data = crowd_data(study)
     if spec.get("compile") and run.cnn:  # how it runs, not what it is: the key stays the same
         run = replace(run, config=replace(run.config, compile=True))
     if spec["preflight"]:
@@ -379,7 +401,7 @@ def preflight_runs(plan: list[PlannedRun]) -> list[PlannedRun]:
     for run in plan:
         if not run.cnn:
             continue
-        signature = (run.config.model, run.config.model_kwargs, run.config.tta, run.config.scheduler)
+        signature = (run.config.model, run.config.model_kwargs, run.config.tta, run.config.scheduler, run.config.targets)
         if signature not in seen:
             seen.add(signature)
             chosen.append(run)
@@ -413,6 +435,12 @@ def train_on_budget(
     study = setup(profile, data_path, run_dir)
     profile_obj, data, run_root = study.profile, study.data, Path(study.run_dir)
     plan = [r for r in plan_runs(profile_obj) if not only or r.step in only]
+    if data.is_fer2013 and any(r.step == "crowd" for r in plan):
+        from .ferplus import find_ferplus
+
+        if find_ferplus(None, data_path=study.full_data.source) is None:
+            print("no FER+ votes found (FERPLUS_PATH, data/, beside FER-2013): the crowd runs are left out", flush=True)
+            plan = [r for r in plan if r.step != "crowd"]
     todo, saved = pending_runs(plan, data, profile_obj, run_root)
     device = Device.target(target) if target else Device.here()
     from .recipes import side_data
@@ -422,7 +450,9 @@ def train_on_budget(
                True: int((side_data(data, profile_obj).usage == "Training").sum())}
     estimates = {r.id: estimate_seconds(r, n_train[r.side], device, jobs, rates) for r in todo}
     budget = None if budget_minutes is None else 60.0 * budget_minutes
-    slots = simulate([Slot(r, estimates[r.id]) for r in todo], jobs, budget)
+    slots = simulate([Slot(r, estimates[r.id], steps=r.config.max_epochs * (n_train[r.side] // r.config.batch_size),
+                           flops=run_flops(r, n_train[r.side])) if r.cnn else Slot(r, estimates[r.id])
+                      for r in todo], jobs, budget)
     print(f"Plan for profile {profile_obj.name!r} on {data.form} data (sha256 {data.sha256[:12]}), "
           f"{jobs} job(s), budget {'none' if budget is None else f'{budget:.0f} s'}; rates measured for: "
           f"{', '.join(sorted(rates)) or 'none (assumed efficiencies)'}")

@@ -11,6 +11,9 @@ mkdir -p "$OUT_DIR"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 FER_STUDY_COMMIT=$(cat .device-data/COMMIT 2>/dev/null || true)
 export FER_STUDY_COMMIT
+if [ -z "${FERPLUS_PATH:-}" ] && [ -f .device-data/ferplus_votes.csv ]; then
+    export FERPLUS_PATH=.device-data/ferplus_votes.csv
+fi
 python3 -c "import sys, torch, lightning; print('python', sys.version.split()[0], 'torch', torch.__version__,
 'lightning', lightning.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name(0))"
 python3 -m fer_helpers train --profile full --data "${FER2013_PATH:-.device-data/fer2013.zip}" \

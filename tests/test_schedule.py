@@ -24,6 +24,7 @@ def test_the_full_plan_puts_the_most_valuable_runs_first():
              for step in ("model_b", "baseline_cnn", "recipe_steps", "ablation", "hog_svm")}
     assert ids.index("resnet_fer/seed1") > max(ids.index("model_b/seed2"), ids.index("baseline_cnn/seed2"))
     assert ids.index("resnet_fer/seed2") < first["recipe_steps"] < first["ablation"] < first["hog_svm"]
+    assert ids.index("baseline_cnn_crowd/seed0") < ids.index("model_b_crowd/seed0") < ids.index("resnet_fer/seed1")
     ablation = [r for r in plan_runs("full") if r.step == "ablation"]
     seeds = [r.config.seed for r in ablation]
     assert seeds == sorted(seeds) and len(ablation) == 18  # one seed of every variant before the next seed
