@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= auto
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup report train test bench lab strip clean
+.PHONY: setup report train test test-fast lint bench lab strip clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,15 @@ report: setup  ## regenerate the report (PROFILE=auto|smoke|classroom|full)
 train: setup  ## train every model of a profile without Jupyter
 	$(PY) -m fer_helpers train --profile $(PROFILE)
 
-test: setup  ## run the test suite (real-data tests need FER2013_PATH)
+test: setup  ## the linter, then the whole test suite (real-data tests need FER2013_PATH and FERPLUS_PATH)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+test-fast: setup  ## the quick edit loop: no training, no notebooks, no FER-2013 (about a minute or two)
+	$(PY) -m pytest -m "not trains and not fer2013" -q
+
+lint: setup  ## the linter (ruff, configured in pyproject.toml)
+	$(VENV)/bin/ruff check .
 
 bench: setup  ## measure load, HOG, training and inference speed; writes reports/benchmarks.json
 	$(PY) benchmarks/run_all.py

@@ -30,9 +30,10 @@ def run() -> dict:
     cores = os.cpu_count() or 1
     rows = []
     for cells in CELLS:
-        ways = [("serial", 1, lambda: hog_features(images, pixels_per_cell=cells, n_jobs=1)),
-                (f"processes x{cores}", cores, lambda: hog_features(images, pixels_per_cell=cells, n_jobs=cores)),
-                (f"threads x{cores}", cores, lambda: _threaded(images, cores, pixels_per_cell=cells))]
+        ways = [("serial", 1, lambda cells=cells: hog_features(images, pixels_per_cell=cells, n_jobs=1)),
+                (f"processes x{cores}", cores,
+                 lambda cells=cells: hog_features(images, pixels_per_cell=cells, n_jobs=cores)),
+                (f"threads x{cores}", cores, lambda cells=cells: _threaded(images, cores, pixels_per_cell=cells))]
         for how, workers, extract in ways:
             start = time.perf_counter()
             features = extract()

@@ -89,8 +89,9 @@ def run(
         for name in models:
             config = CNNConfig(model=name, max_epochs=epochs, patience=None, batch_size=batch_size,
                                precision="32-true")
-            fitted = fit_cnn(data, config, run_root)
-            first = fit_cnn(data, replace(config, channels_last=False), run_root)
+            # Layout and precision are not part of a run's cache key: each variant trains in a folder of its own.
+            fitted = fit_cnn(data, config, tempfile.mkdtemp(dir=run_root))
+            first = fit_cnn(data, replace(config, channels_last=False), tempfile.mkdtemp(dir=run_root))
             bf16_config = replace(config, precision="bf16-mixed", max_epochs=epochs if native else 1)
             bf16 = fit_cnn(slow_data, bf16_config, tempfile.mkdtemp(dir=run_root))
             model = load_weights(fitted.weights_path)

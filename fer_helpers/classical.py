@@ -45,12 +45,12 @@ class HogSvmConfig:
             raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
 
     @classmethod
-    def from_profile(cls, profile: Profile, **overrides) -> "HogSvmConfig":
+    def from_profile(cls, profile: Profile, **overrides) -> HogSvmConfig:
         """The configuration a run profile asks for (its C grid), with some fields replaced."""
         return cls(**({"c_grid": profile.hog_c_grid} | overrides))
 
     @classmethod
-    def from_dict(cls, config: dict) -> "HogSvmConfig":
+    def from_dict(cls, config: dict) -> HogSvmConfig:
         """Build from a plain dict; an unknown key is an error, not a silently ignored setting."""
         unknown = set(config) - {f.name for f in fields(cls)}
         if unknown:
@@ -171,7 +171,7 @@ class HogVariantConfig:
         if self.class_weight not in (None, "balanced"):
             raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
 
-    def sized_for(self, n_train: int, image_shape: tuple[int, int] = (48, 48)) -> "HogVariantConfig":
+    def sized_for(self, n_train: int, image_shape: tuple[int, int] = (48, 48)) -> HogVariantConfig:
         """This configuration with PCA and kernel sizes clipped to what the training faces allow."""
         dims = sum(hog_dim(image_shape, orientations=self.orientations, pixels_per_cell=(cells, cells),
                            cells_per_block=self.cells_per_block) for cells in self.cell_sizes)

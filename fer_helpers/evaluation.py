@@ -1,8 +1,8 @@
 """Evaluation: headline metrics, per-class reports and the statistics behind them."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

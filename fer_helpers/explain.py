@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np

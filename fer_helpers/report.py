@@ -5,19 +5,35 @@ import json
 import math
 import os
 import platform
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .data import CLASS_NAMES, twin_mask
 from .evaluation import (
-    BOOT_SEED, FIELD_RESULTS, METRICS, MODEL_LABELS, N_BOOT, PAPER_RESULTS, REPORT_SPLIT, VERDICT_ORDER, bootstrap_ci,
-    check_paper_claims, classification_metrics, ensemble_result, expected_calibration_error, fit_temperature,
-    format_paper_range, paired_bootstrap_ci, per_class_f1_ci, per_class_report, softmax,
+    BOOT_SEED,
+    FIELD_RESULTS,
+    METRICS,
+    MODEL_LABELS,
+    N_BOOT,
+    PAPER_RESULTS,
+    REPORT_SPLIT,
+    VERDICT_ORDER,
+    bootstrap_ci,
+    check_paper_claims,
+    classification_metrics,
+    ensemble_result,
+    expected_calibration_error,
+    fit_temperature,
+    format_paper_range,
+    paired_bootstrap_ci,
+    per_class_f1_ci,
+    per_class_report,
+    softmax,
 )
 from .models import MODEL_NAMES
 from .profiles import PROFILES, Profile

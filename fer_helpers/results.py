@@ -8,9 +8,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -128,7 +128,7 @@ class RunResult:
             raise
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "RunResult":
+    def load(cls, run_dir: str | Path) -> RunResult:
         run_dir = Path(run_dir)
         meta = json.loads((run_dir / RESULT_FILE).read_text())
         with np.load(run_dir / PREDICTIONS_FILE) as npz:

@@ -31,9 +31,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .profiles import Profile, get_profile
 from .results import RESULT_FILE, RunResult, result_dir, run_key
@@ -91,7 +92,13 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
     """Every run the profile's `fer-study train` makes, most valuable first (see the module docstring)."""
     from .classical import HogSvmConfig, hog_variant_config
     from .recipes import (
-        MODEL_B_ABLATIONS, baseline_config, crowd_config, main_config, model_b_config, ours_config, recipe_step_configs,
+        MODEL_B_ABLATIONS,
+        baseline_config,
+        crowd_config,
+        main_config,
+        model_b_config,
+        ours_config,
+        recipe_step_configs,
     )
     from .training import result_name
 
@@ -144,7 +151,7 @@ class Device:
     peak_flops: float
 
     @classmethod
-    def here(cls) -> "Device":
+    def here(cls) -> Device:
         import torch
 
         from .models import measure_matmul_flops
@@ -156,7 +163,7 @@ class Device:
         return cls("cpu", f"cpu ({torch.get_num_threads()} threads)", measure_matmul_flops("cpu"))
 
     @classmethod
-    def target(cls, name: str) -> "Device":
+    def target(cls, name: str) -> Device:
         if name not in TARGETS:
             raise ValueError(f"unknown target {name!r}; choose one of {sorted(TARGETS)}")
         return cls("cuda", name.upper(), TARGETS[name])
@@ -168,7 +175,7 @@ class Device:
         return self.peak_flops * min(SOLO_EFFICIENCY * jobs, MAX_EFFICIENCY) / jobs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def forward_flops(model: str, model_kwargs: tuple) -> int:
     """Forward FLOPs of one face through the model with these architecture arguments."""
     from .models import build_model, count_flops

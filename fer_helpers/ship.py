@@ -18,8 +18,8 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from .evaluation import N_BOOT, bootstrap_ci, classification_metrics
 from .data import FERData, twin_mask
+from .evaluation import N_BOOT, bootstrap_ci, classification_metrics
 from .results import MODELS_DIR, SHIPPED_KEY, WEIGHTS_FILE, RunResult, git_commit, shipped_weights
 from .training import WEIGHTS_LIMIT_BYTES, load_weights
 

@@ -49,9 +49,10 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -161,7 +162,7 @@ class CNNConfig:
         return self.to_dict() | {name: _DEFAULTS[name] for name in EXECUTION_FIELDS}
 
     @classmethod
-    def from_dict(cls, settings: dict[str, Any]) -> "CNNConfig":
+    def from_dict(cls, settings: dict[str, Any]) -> CNNConfig:
         """The configuration back from `to_dict()` (e.g. a stored result's config); unknown keys are errors."""
         known = {f.name for f in fields(cls)}
         unknown = set(settings) - known

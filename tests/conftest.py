@@ -7,6 +7,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+REAL_DATA_FIXTURES = {"fer_path", "real_data", "ferplus_path"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that uses the real data (`-m "not fer2013"` leaves them out; `make test-fast` does)."""
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fer2013)
 
 
 def _fer_path() -> Path | None:

@@ -249,7 +249,7 @@ def test_ablation_figure_has_one_row_per_ablation(table):
     assert len(fig.axes) == 2
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_ablation_runs_reuse_the_full_model_b(tmp_path, monkeypatch):
     """A shrunken run: the reference comes from model_b_runs' cache, the ablation is saved under its own name."""
     from fer_helpers import recipes, train

@@ -13,8 +13,19 @@ import pytest
 from PIL import Image
 
 from fer_helpers import data as data_module
-from fer_helpers.data import (CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES, SPLITS, FERData, FERDataError,
-                              check_dataset, duplicate_summary, find_duplicates, find_fer2013, load_fer2013)
+from fer_helpers.data import (
+    CLASS_NAMES,
+    FER2013_COUNTS,
+    NUM_CLASSES,
+    SPLITS,
+    FERData,
+    FERDataError,
+    check_dataset,
+    duplicate_summary,
+    find_duplicates,
+    find_fer2013,
+    load_fer2013,
+)
 
 FOLDERS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # FER order
 PER_CLASS = 2  # images per class and split in the small fake data sets
@@ -642,7 +653,6 @@ def test_synthetic_data_subsamples_with_its_masks():
 
 # ---------------------------------------------------------------- the real FER-2013 (FER2013_PATH)
 
-@pytest.mark.slow
 def test_real_split_sizes(real_data):
     assert len(real_data) == 35887
     assert {split: int((real_data.usage == split).sum()) for split in SPLITS} == {
@@ -650,14 +660,12 @@ def test_real_split_sizes(real_data):
     assert real_data.images.shape == (35887, 48, 48) and real_data.images.dtype == np.uint8
 
 
-@pytest.mark.slow
 def test_real_counts_per_class(real_data):
     counts = real_data.counts()
     for split in SPLITS:
         assert tuple(counts[split]) == FER2013_COUNTS[split]
 
 
-@pytest.mark.slow
 def test_real_ids_are_unique_and_report_matches(real_data, tmp_path_factory):
     assert len(set(real_data.ids)) == len(real_data)
     report = check_dataset(real_data.source, cache_dir=tmp_path_factory.mktemp("check-cache"))

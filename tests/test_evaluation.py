@@ -11,10 +11,27 @@ from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
 from fer_helpers.data import CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES
 from fer_helpers.evaluation import (
-    VERDICT_ORDER, _resampled_f1, bootstrap_ci, check_paper_claims, classification_metrics, confusion,
-    ensemble_logits, ensemble_result, expected_calibration_error, fit_temperature, holm, mcnemar,
-    not_testable_without, p_value_matrix, pairwise_mcnemar, per_class_f1_ci, per_class_report, reliability_table,
-    seed_summary, softmax, top_confusions,
+    VERDICT_ORDER,
+    _resampled_f1,
+    bootstrap_ci,
+    check_paper_claims,
+    classification_metrics,
+    confusion,
+    ensemble_logits,
+    ensemble_result,
+    expected_calibration_error,
+    fit_temperature,
+    holm,
+    mcnemar,
+    not_testable_without,
+    p_value_matrix,
+    pairwise_mcnemar,
+    per_class_f1_ci,
+    per_class_report,
+    reliability_table,
+    seed_summary,
+    softmax,
+    top_confusions,
 )
 from fer_helpers.results import RunResult, run_key
 
@@ -53,7 +70,7 @@ def make_result(run_root: Path, model: str, preds: dict, labels: dict, seed: int
     rng = np.random.default_rng(0 if seed is None else seed)
     logits = {s: (np.eye(NUM_CLASSES)[p] * 2.0 + rng.normal(0, 0.3, (len(p), NUM_CLASSES))).astype(np.float32)
               for s, p in preds.items()}
-    logits = {s: np.where(np.eye(NUM_CLASSES, dtype=bool)[preds[s]], l + 10, l) for s, l in logits.items()}
+    logits = {s: np.where(np.eye(NUM_CLASSES, dtype=bool)[preds[s]], z + 10, z) for s, z in logits.items()}
     result = RunResult(
         model=model, config=config, key=key, run_dir=Path(run_root) / "results" / f"{model}-{key}",
         data_sha256=data_sha256, logits=logits, labels=labels,
@@ -384,7 +401,9 @@ def test_claims_prefer_the_class_weight_ablation(tmp_path):
     table = check_paper_claims(paper_like(tmp_path, with_ablation=True))
     sad = row(table, "Class weights lift Sad")
     assert "model_b_no_class_weights" in sad["basis"] and "ablation" in sad["basis"]
-    f1 = lambda name, m: per_class_report(m.labels["PrivateTest"], m.preds("PrivateTest")).loc[name, "f1"]
+    def f1(name, m):
+        return per_class_report(m.labels["PrivateTest"], m.preds("PrivateTest")).loc[name, "f1"]
+
     runs = paper_like(tmp_path / "again", with_ablation=True)
     expected = 100 * (f1("Sad", runs["model_b"][0]) - f1("Sad", runs["model_b_no_class_weights"][0]))
     assert sad["ours"] == pytest.approx(expected)

@@ -361,7 +361,7 @@ def test_randomization_check_on_model_b(faces):
 
 
 # ------------------------------------------------------------------------------------------------ synthetic truth
-@pytest.mark.slow
+@pytest.mark.trains
 def test_trained_cnn_looks_at_the_deciding_region():
     """On synthetic faces, a briefly trained CNN's heatmap peaks inside the region that decides the label
     more often than a randomly placed peak would (the region's share of the frame)."""

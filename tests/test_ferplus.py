@@ -12,9 +12,23 @@ import pytest
 from fer_helpers import data as data_module
 from fer_helpers import ferplus
 from fer_helpers.data import CLASS_NAMES, SPLITS, FERData, FERDataError
-from fer_helpers.ferplus import (FERPLUS_TO_FER, VOTE_COLUMNS, VOTES_KEY, agreement, attach_votes, crowd_outcomes,
-                                 crowd_plurality, find_ferplus, join_votes, label_confusion, noise_ceiling,
-                                 read_votes, synthetic_votes, vote_distribution, vote_entropy)
+from fer_helpers.ferplus import (
+    FERPLUS_TO_FER,
+    VOTE_COLUMNS,
+    VOTES_KEY,
+    agreement,
+    attach_votes,
+    crowd_outcomes,
+    crowd_plurality,
+    find_ferplus,
+    join_votes,
+    label_confusion,
+    noise_ceiling,
+    read_votes,
+    synthetic_votes,
+    vote_distribution,
+    vote_entropy,
+)
 
 VOTES = ",".join(VOTE_COLUMNS)
 ANGRY, DISGUST, FEAR, HAPPY, SAD, SURPRISE, NEUTRAL = range(7)
@@ -373,7 +387,6 @@ def test_synthetic_votes_follow_the_stated_noise_model(synth):
 
 # ---------------------------------------------------------------- the real FER-2013 and FER+ votes
 
-@pytest.mark.slow
 def test_real_votes_join_onto_the_real_zip(real_data, ferplus_path):
     votes = read_votes(ferplus_path)
     assert len(votes) == 35710 and votes.form == "ferplus-votes"

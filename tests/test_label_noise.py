@@ -130,7 +130,7 @@ def test_soft_loss_on_one_hot_targets_is_the_label_loss():
     assert torch.allclose(module._loss(logits, uniform), -F.log_softmax(logits, 1).mean(1).mean())
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_a_tiny_soft_target_run_trains_apart_from_its_label_twin(small, voted, tmp_path):
     config = replace(TINY, targets="crowd")
     crowd = fit_cnn(voted, config, tmp_path)
@@ -167,7 +167,7 @@ def test_crowd_step_comes_after_the_ablation():
     assert train.STEPS["crowd"] is train.crowd_runs
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_crowd_runs_train_each_profile_model_beside_its_label_twin(small, tmp_path, capsys):
     study = _study(small, tmp_path)
     twin = train.baseline_runs(study)[0]

@@ -57,7 +57,7 @@ def _assert_quoted(text: str, quotes: list[str]) -> None:
     assert not missing, f"notebook 02 no longer quotes its committed results: missing {missing}"
 
 
-def _per_class(result: RunResult) -> "pd.DataFrame":  # noqa: F821
+def _per_class(result: RunResult) -> pd.DataFrame:  # noqa: F821
     return per_class_report(result.labels["PrivateTest"], result.preds("PrivateTest"))
 
 

@@ -10,7 +10,7 @@ import pytest
 from fer_helpers.runner import list_notebooks, run_report
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_every_notebook_runs_under_the_smoke_profile(tmp_path):
     """On FER-2013 where FER2013_PATH is set, else on the synthetic faces; nothing is written to reports/."""
     data_path = os.environ.get("FER2013_PATH") or "synthetic"

@@ -153,7 +153,7 @@ def test_configs_round_trip_through_their_stored_form():
         hash(config)
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_our_recipe_trains_on_synthetic_faces(synth, tmp_path):
     data = synth.subsample(10, 5, seed=0)
     config = ours_config("smoke", seed=0, max_epochs=1, batch_size=16, accelerator="cpu")
@@ -164,7 +164,7 @@ def test_our_recipe_trains_on_synthetic_faces(synth, tmp_path):
     assert result.config["tta"] == "flip_crop" and len(result.history) == 1
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_recipe_steps_table_reports_public_test_under_their_own_names(synth, tmp_path):
     data = synth.subsample(8, 4, seed=0)
     table = run_recipe_steps(data, "smoke", tmp_path, seed=0)

@@ -7,16 +7,33 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_evaluation import fer_labels, make_preds, make_result
 
 from fer_helpers.data import FERData
 from fer_helpers.evaluation import classification_metrics
 from fer_helpers.profiles import get_profile
 from fer_helpers.report import (
-    GRADCAM_FILE, README_END, README_START, build_metrics, claims_frame, collect_results, comparison_frame,
-    describe_claims, load_gradcam, missing_models, missing_runs, per_class_frame, readme_block, readme_results_table,
-    seed_frame, table1_parameter_count, update_readme, write_gradcam_summary, write_metrics, write_report_md,
+    GRADCAM_FILE,
+    README_END,
+    README_START,
+    build_metrics,
+    claims_frame,
+    collect_results,
+    comparison_frame,
+    describe_claims,
+    load_gradcam,
+    missing_models,
+    missing_runs,
+    per_class_frame,
+    readme_block,
+    readme_results_table,
+    seed_frame,
+    table1_parameter_count,
+    update_readme,
+    write_gradcam_summary,
+    write_metrics,
+    write_report_md,
 )
-from test_evaluation import fer_labels, make_preds, make_result
 
 REPO = Path(__file__).resolve().parents[1]
 

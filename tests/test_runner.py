@@ -101,7 +101,7 @@ def test_ensure_kernel_runs_this_interpreter():
     assert argv0.startswith("python") or runner._same_file(argv0, __import__("sys").executable)
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_data_exploration_notebook_runs_on_synthetic_faces(tmp_path):
     run_dir = run_report("smoke", data_path="synthetic", run_dir=tmp_path / "run", notebooks=["01"])
     assert (run_dir / "executed" / "01_data_exploration.ipynb").exists()

@@ -13,7 +13,7 @@ from fer_helpers.bundle import PART_LIMIT_BYTES
 from fer_helpers.cli import main
 from fer_helpers.profiles import get_profile
 from fer_helpers.schedule import Device, PlannedRun, Slot, plan_runs, run_plan, simulate
-from fer_helpers.training import CNNConfig, EXECUTION_FIELDS, resolve_precision
+from fer_helpers.training import EXECUTION_FIELDS, CNNConfig, resolve_precision
 
 
 def test_the_full_plan_puts_the_most_valuable_runs_first():
@@ -125,7 +125,7 @@ def test_run_plan_reports_a_failed_run_with_its_log_and_goes_on(tmp_path):
     assert finished == ["good"] and [r.id for r, _ in outcome.finished] == ["good"]
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_two_jobs_train_archive_and_resume_the_smoke_profile(no_fer, tmp_path, capsys):
     """The real command on synthetic faces: preflight, two workers, archive per finished run, then resume."""
     args = ["train", "--profile", "smoke", "--run-dir", str(tmp_path / "runs"), "--only", "baseline_cnn", "model_b",
@@ -146,7 +146,7 @@ def test_two_jobs_train_archive_and_resume_the_smoke_profile(no_fer, tmp_path, c
     assert "2 run(s) already saved" in out and "estimate: 0 s for 0 runs" in out
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_the_training_path_runs_without_the_notebook_packages(no_fer, tmp_path):
     """A GPU host has no papermill or pytorch-grad-cam: planning and a worker's run must not need them."""
     blocked = ["papermill", "pytorch_grad_cam", "seaborn", "nbformat"]

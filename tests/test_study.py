@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fer_helpers import data as fer_data
-from fer_helpers.data import FERDataError, NUM_CLASSES, SPLITS
+from fer_helpers.data import NUM_CLASSES, SPLITS, FERDataError
 from fer_helpers.profiles import get_profile
 from fer_helpers.study import REPO, SYNTHETIC_LABEL, SYNTHETIC_STAMP, default_run_dir, setup, synthetic_sizes
 from fer_helpers.synthetic import make_synthetic_fer

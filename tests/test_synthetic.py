@@ -1,7 +1,6 @@
 """The embedded synthetic faces: format, splits, determinism, deciding regions, speed and learnability."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from skimage.feature import hog

@@ -268,7 +268,7 @@ def synth_fit(synth, tmp_path_factory):
     return root, fit_cnn(synth, TINY, root)
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_training_on_synthetic_faces_beats_the_majority_class(synth_fit):
     _, result = synth_fit
     assert not result.from_cache
@@ -285,7 +285,7 @@ def test_training_on_synthetic_faces_beats_the_majority_class(synth_fit):
     assert not list(result.run_dir.rglob("*.ckpt"))
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_cached_result_is_loaded_without_training(synth, synth_fit, monkeypatch):
     root, first = synth_fit
 
@@ -300,7 +300,7 @@ def test_cached_result_is_loaded_without_training(synth, synth_fit, monkeypatch)
     assert again.extra["best_epoch"] == first.extra["best_epoch"]
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_saved_weights_reproduce_the_stored_logits(synth, synth_fit):
     _, result = synth_fit
     model = load_weights(result.weights_path)
@@ -308,7 +308,7 @@ def test_saved_weights_reproduce_the_stored_logits(synth, synth_fit):
     np.testing.assert_allclose(predict_logits(model, images), result.logits["PrivateTest"], atol=1e-5)
 
 
-@pytest.mark.slow
+@pytest.mark.trains
 def test_changed_config_or_data_trains_anew_and_same_seed_gives_same_run(synth, synth_fit, tmp_path):
     root, first = synth_fit
     small = synth.subsample(40, 10)
@@ -329,7 +329,6 @@ def test_changed_config_or_data_trains_anew_and_same_seed_gives_same_run(synth, 
     assert fit_cnn(other, one_epoch, root).key != changed.key
 
 
-@pytest.mark.slow
 def test_training_on_real_faces_beats_the_majority_class(real_data, tmp_path):
     data = real_data.subsample(100, 30, seed=0)  # 700 training faces; 210 balanced faces per test split
     config = replace(TINY, model_kwargs={"widths": (16, 32, 64, 64), "hidden": 64}, max_epochs=5)
