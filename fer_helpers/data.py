@@ -468,14 +468,21 @@ def _decode_image(data: bytes, where: str, resize: bool) -> np.ndarray:
 
 # ---------------------------------------------------------------- CSV forms
 
-def _read_frame(data: bytes, where: str) -> pd.DataFrame:
+def read_csv_text(data: bytes, where: str, **read_csv: object) -> pd.DataFrame:
+    """A CSV file's cells as text (nothing parsed as a number or NaN), column names stripped; an empty or
+    unreadable file is a FERDataError naming it. Keyword arguments go to pandas.read_csv."""
     if not data or data.isspace():
         raise FERDataError(f"{where}: empty file")
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, skipinitialspace=True)
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, **read_csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise FERDataError(f"{where}: not a readable CSV ({error})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _read_frame(data: bytes, where: str) -> pd.DataFrame:
+    frame = read_csv_text(data, where, skipinitialspace=True)
     if frame.empty:
         raise FERDataError(f"{where}: empty file (a header but no rows)")
     return frame

@@ -27,7 +27,6 @@ emotion plurality (-1). The vote distribution and entropy use the votes for FER-
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 from dataclasses import dataclass, replace
@@ -38,7 +37,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from fer_helpers import data as fer_data
-from fer_helpers.data import CLASS_NAMES, NUM_CLASSES, SPLITS, FERData, FERDataError
+from fer_helpers.data import CLASS_NAMES, NUM_CLASSES, SPLITS, FERData, FERDataError, read_csv_text
 
 VOTE_COLUMNS: tuple[str, ...] = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                                  "contempt", "unknown", "NF")
@@ -203,13 +202,7 @@ def read_votes(path: str | os.PathLike | None = None) -> FERPlusVotes:
 
 def _read_table(raw: bytes, where: str) -> tuple[pd.DataFrame, np.ndarray]:
     """Every cell as stripped text, blank lines left out, and the line of each row (the header is line 1)."""
-    if not raw or raw.isspace():
-        raise FERDataError(f"{where}: empty file")
-    try:
-        frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise FERDataError(f"{where}: not a readable CSV ({error})") from None
-    frame.columns = [str(column).strip() for column in frame.columns]
+    frame = read_csv_text(raw, where, skip_blank_lines=False)
     frame = frame.apply(lambda column: column.str.strip())
     filled = (frame != "").any(axis=1).to_numpy()  # blank lines are read as rows, so row r is line r + 2
     if not filled.any():

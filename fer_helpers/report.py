@@ -165,15 +165,45 @@ def _split_block(runs: Sequence[RunResult], split: str, keep: np.ndarray | None 
     return block
 
 
-def model_entry(runs: Sequence[RunResult], twins: Mapping[str, np.ndarray] | None = None) -> dict:
+def crowd_votes(data) -> tuple[np.ndarray, str] | None:
+    """FER+ crowd votes (N,10) aligned with the data and where they came from: FER+ for FER-2013 where found,
+    votes simulated from the known expressions for synthetic faces; None for FER-2013 without FER+."""
+    from .ferplus import find_ferplus, join_votes, read_votes, synthetic_votes
+
+    if not data.is_fer2013:
+        return synthetic_votes(data, seed=0), "simulated from the synthetic faces' expressions"
+    path = find_ferplus(None, data_path=data.source if Path(data.source).exists() else None)
+    if path is None or data.ids is None:  # no votes, or faces without names to match them by
+        return None
+    return join_votes(data, read_votes(path)).votes, f"FER+ ({Path(path).name})"
+
+
+def _crowd_block(runs: Sequence[RunResult], plurality: np.ndarray, split: str = REPORT_SPLIT) -> dict:
+    """Accuracy and macro F1 against the crowd's plurality, on the faces that have an emotion plurality."""
+    decided = plurality >= 0
+    labels = plurality[decided]
+    preds = np.stack([r.preds(split)[decided] for r in runs])
+    per_run = [classification_metrics(labels, p) for p in preds]
+    block: dict = {"n": int(decided.sum())}
+    for metric in ("accuracy", "macro_f1"):
+        block[metric] = float(np.mean([r[metric] for r in per_run]))
+        block[f"{metric}_ci95"] = list(bootstrap_ci(labels, preds, metric))
+    return block
+
+
+def model_entry(runs: Sequence[RunResult], twins: Mapping[str, np.ndarray] | None = None,
+                crowd: np.ndarray | None = None) -> dict:
     """One model's entry in metrics.json, from its runs (one per seed); `twins` marks, per split, the test faces
-    with a byte-identical twin in Training, which the "<split>_dedup" blocks leave out."""
+    with a byte-identical twin in Training, which the "<split>_dedup" blocks leave out; `crowd`, the FER+ crowd's
+    plurality for each face of the report split (-1: none), which "private_test_ferplus" scores against."""
     entry: dict = {}
     for split, key in SPLIT_KEYS.items():
         if all(split in r.logits for r in runs):
             entry[key] = _split_block(runs, split)
             if twins is not None and split in twins:
                 entry[f"{key}_dedup"] = _split_block(runs, split, ~twins[split])
+    if crowd is not None and all(REPORT_SPLIT in r.logits for r in runs):
+        entry[f"{SPLIT_KEYS[REPORT_SPLIT]}_ferplus"] = _crowd_block(runs, crowd)
     entry["seeds"] = [r.seed for r in runs]
     entry["per_seed"] = [
         {"seed": r.seed, "key": r.key, "train_seconds": r.train_seconds,
@@ -242,12 +272,24 @@ def build_metrics(run_root: str | Path, study) -> dict:
     profile = getattr(study.profile, "name", study.profile)
     results = collect_results(run_root, data.sha256)
     twins = {split: twin_mask(data, split) for split in SPLIT_KEYS}
+    votes = crowd_votes(data)
+    label_noise, crowd = None, None
+    if votes is not None:
+        from .ferplus import agreement, crowd_plurality, noise_ceiling
+
+        in_split = data.usage == REPORT_SPLIT
+        crowd = crowd_plurality(votes[0][in_split])
+        rate = agreement(data.labels, votes[0], data.usage).loc[(REPORT_SPLIT, "all")]
+        ceiling = noise_ceiling(data.labels[in_split], votes[0][in_split])
+        label_noise = {"votes": votes[1], "split": REPORT_SPLIT, "agreement": float(rate["rate"]),
+                       "agreement_ci95": [float(rate["ci_low"]), float(rate["ci_high"])], "n": int(rate["n"]),
+                       "ceiling_plurality": ceiling.plurality, "ceiling_label_draw": ceiling.label_draw}
     models: dict = {}
     for name, runs in results.items():
-        models[name] = model_entry(runs, twins)
+        models[name] = model_entry(runs, twins, crowd)
         if name not in PAPER_MODELS and len(runs) > 1:
             ensemble = ensemble_result(runs)
-            models[ensemble.model] = model_entry([ensemble], twins) | {
+            models[ensemble.model] = model_entry([ensemble], twins, crowd) | {
                 "seeds": [r.seed for r in runs], "per_seed": [], "ensemble_of": name,
                 "train_seconds": ensemble.train_seconds,
             }
@@ -268,6 +310,7 @@ def build_metrics(run_root: str | Path, study) -> dict:
                                                       for i, c in enumerate(CLASS_NAMES)}}
                   for split, mask in twins.items()},
         "models": models,
+        "label_noise": label_noise,
         "claims": claims.to_dict("records"),
         "precision_check": precision_check(results),
         "missing": missing_runs(results, study.profile) if hasattr(study.profile, "seeds") else [],
@@ -322,6 +365,8 @@ def per_class_frame(metrics: dict, model: str | None = None, split_key: str = "p
     per_class = metrics["models"][model][split_key]["per_class"]
     frame = pd.DataFrame([per_class[c] for c in CLASS_NAMES], index=index)
     frame["support"] = frame["support"].round().astype(int)
+    if "f1_ci95" in frame:
+        frame["f1_ci95"] = frame["f1_ci95"].map(_interval)
     if model == "model_b":
         paper = pd.DataFrame([PAPER_TABLE2[c] for c in CLASS_NAMES], index=index,
                              columns=["paper_precision", "paper_recall", "paper_f1", "paper_note"])
@@ -550,7 +595,32 @@ def describe_twins(metrics: dict, split_key: str = "private_test") -> str:
         changes.append(f"{_label(name)} {100 * block['accuracy']:.1f}% → {100 * dedup['accuracy']:.1f}% "
                        f"({100 * (dedup['accuracy'] - block['accuracy']):+.1f} points; macro F1 "
                        f"{block['macro_f1']:.3f} → {dedup['macro_f1']:.3f})")
-    return text + " " + "; ".join(changes) + "." if changes else text
+    text = text + " " + "; ".join(changes) + "." if changes else text
+    public = metrics.get("twins", {}).get("public_test")
+    if split_key == "private_test" and public and public["n"]:
+        text += (f" PublicTest, where models and hyper-parameters are chosen, has {public['n']:,} such faces "
+                 f"({public['n'] / max(public['of'], 1):.1%}); choices were made on it whole, as in the paper and the "
+                 "field, and metrics.json gives every PublicTest number without them too (public_test_dedup).")
+    return text
+
+
+def label_noise_section(metrics: dict, split_key: str = "private_test") -> list[str]:
+    """REPORT.md's label-noise section: how often FER-2013's label is the crowd's, and every model on both."""
+    noise = metrics.get("label_noise")
+    if not noise:
+        return []
+    low, high = noise["agreement_ci95"]
+    rows = [[_label(name) + _seeds_label(e), _pct(e[split_key]), _pct(e[f"{split_key}_ferplus"]),
+             _pct_interval(e[f"{split_key}_ferplus"]["accuracy_ci95"]), f"{e[f'{split_key}_ferplus']['macro_f1']:.3f}"]
+            for name, e in metrics["models"].items() if f"{split_key}_ferplus" in e and is_main_model(name)]
+    return ["## Label noise: FER-2013's labels against the FER+ crowd", "",
+            f"Crowd votes: {noise['votes']}. On {noise['split']}, FER-2013's single label equals the crowd's most-voted "
+            f"emotion on {noise['agreement']:.1%} of the {noise['n']:,} faces with one (95% CI {low:.1%}–{high:.1%}). "
+            f"A predictor that answered each face's most-voted emotion would score {noise['ceiling_plurality']:.1%} "
+            f"against FER-2013's labels; one crowd vote drawn at random agrees with the label "
+            f"{noise['ceiling_label_draw']:.1%} of the time. Notebook 08 shows the reasoning and trains on the votes.",
+            "", markdown_table(rows, ["Model", "Accuracy (FER-2013 labels)", "Accuracy (crowd plurality)", "95% CI",
+                                      "Macro F1 (crowd)"]), ""]
 
 
 def calibration_frame(metrics: dict, split_key: str = "private_test") -> pd.DataFrame:
@@ -748,6 +818,7 @@ def write_report_md(
                   f"{check['precisions'][1]}: {check['split']} accuracy {100 * check['accuracy'][0]:.1f}% against "
                   f"{100 * check['accuracy'][1]:.1f}%, a difference of {100 * check['difference']:+.1f} points "
                   f"(paired bootstrap 95% CI {100 * low:+.1f} to {100 * high:+.1f}).", ""]
+    parts += label_noise_section(metrics, split_key)
     parts += ["## FER-2013 in the field", "",
               "Published numbers on FER-2013 beside ours; theirs are as their sources report them.", "",
               field_table(metrics, split_key), ""]
@@ -785,8 +856,16 @@ def readme_results_table(metrics: dict) -> str:
             f"(`{data['source']}`, sha256 `{data['sha256'][:12]}`). *Without twins*: "
             f"{metrics.get('report_split', REPORT_SPLIT)} without the faces that have a byte-identical twin in "
             "Training. For scale: " + "; ".join(f"{what} {100 * acc:.4g}%" for what, acc, _, _ in FIELD_RESULTS)
-            + " (sources in the report). Details, figures and the paper's claims tested: "
-            "[reports/REPORT.md](reports/REPORT.md).")
+            + " (sources in the report).")
+    noise = metrics.get("label_noise")
+    if noise:
+        note += (f" Label noise: FER-2013's label equals the FER+ crowd's most-voted emotion on {noise['agreement']:.1%} "
+                 f"of {noise['split']} faces, and answering the crowd's choice would score "
+                 f"{noise['ceiling_plurality']:.1%}; the table's models score " + ", ".join(
+                     f"{_label(n)} {100 * e[SPLIT_KEYS[split] + '_ferplus']['accuracy']:.1f}%"
+                     for n, e in metrics["models"].items() if SPLIT_KEYS[split] + "_ferplus" in e and is_main_model(n))
+                 + " against the crowd (notebook 08).")
+    note += " Details, figures and the paper's claims tested: [reports/REPORT.md](reports/REPORT.md)."
     missing = metrics.get("missing") or []
     if missing:
         note += " Incomplete run, still to train: " + "; ".join(missing) + "."

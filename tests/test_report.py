@@ -83,7 +83,9 @@ def run_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def metrics(run_root) -> dict:
-    return build_metrics(run_root, fake_study())
+    with pytest.MonkeyPatch.context() as patch:  # the fake faces are not FER-2013's: no FER+ votes for them
+        patch.delenv("FERPLUS_PATH", raising=False)
+        return build_metrics(run_root, fake_study())
 
 
 def test_collect_results_groups_by_model_keeps_newest_per_seed_and_filters_data(run_root):
@@ -329,3 +331,15 @@ def test_the_precision_check_compares_the_bf16_twin_with_the_float32_run(tmp_pat
     assert check["precisions"] == ["bf16-mixed", "32-true"]
     assert check["difference"] == pytest.approx(check["accuracy"][0] - check["accuracy"][1])
     assert check["difference_ci95"][0] < check["difference"] < check["difference_ci95"][1]
+
+
+def test_models_are_scored_against_the_crowd_where_there_are_votes(run_root, tmp_path):
+    """Synthetic faces carry simulated votes; every model then gets private_test_ferplus and REPORT.md a section."""
+    metrics = build_metrics(run_root, fake_study(is_fer2013=False))
+    noise = metrics["label_noise"]
+    assert noise["votes"].startswith("simulated") and 0 < noise["agreement"] <= 1
+    crowd = metrics["models"]["model_b"]["private_test_ferplus"]
+    assert 0 < crowd["n"] <= metrics["models"]["model_b"]["private_test"]["n"]
+    assert crowd["accuracy_ci95"][0] <= crowd["accuracy"] <= crowd["accuracy_ci95"][1]
+    text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
+    assert "## Label noise" in text and "crowd plurality" in text
