@@ -20,6 +20,7 @@ NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 TIMINGS_FILE = "timings.json"
 REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
+VOTES_NOTEBOOK_PREFIXES = ("08_",)  # notebooks that need the FER+ crowd votes beside FER-2013
 
 
 class ReportError(RuntimeError):
@@ -76,6 +77,8 @@ def run_report(
     if found is None:
         reason = "synthetic faces were asked for" if data_path == SYNTHETIC else "no FER-2013 found"
         print(synthetic_warning(f"This report run uses synthetic faces: {reason}."), file=sys.stderr)
+    if found is not None and notebooks is None:
+        paths = without_vote_notebooks(paths, found)
     run_dir = Path(run_dir).expanduser().resolve() if run_dir is not None else default_run_dir(profile, found is None)
     executed_dir = run_dir / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +106,23 @@ def run_report(
         _write_timings(run_dir, parameters, timings, time.perf_counter() - start)
     print(_summary(timings))
     return run_dir
+
+
+def without_vote_notebooks(paths: list[Path], data_path: Path) -> list[Path]:
+    """The notebooks, less those that need FER+ votes where none lie beside FER-2013 (said on the terminal).
+
+    A report run on FER-2013 alone still renders everything else; asked for by number, such a notebook runs and
+    says itself where the votes go.
+    """
+    from fer_helpers.ferplus import FERPLUS_ENV, find_ferplus
+
+    if find_ferplus(None, data_path=data_path) is not None:
+        return paths
+    skipped = [p for p in paths if p.stem.startswith(VOTES_NOTEBOOK_PREFIXES)]
+    for path in skipped:
+        print(f"Skipping {path.stem}: no FER+ crowd votes found (put ferplus_votes.csv or fer2013new.csv beside "
+              f"{data_path.name} or in data/, or set {FERPLUS_ENV}).", flush=True)
+    return [p for p in paths if p not in skipped]
 
 
 def _execute(path: Path, output: Path, parameters: dict, kernel: str, label: str, timings: list[dict]) -> None:

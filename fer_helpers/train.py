@@ -153,6 +153,13 @@ STEPS: dict[str, Callable[[Study, bool], object]] = {
 }
 
 
+def _votes_at_hand(study: Study) -> bool:
+    """Whether the crowd step can run: synthetic faces (votes are simulated) or FER+ votes found for FER-2013."""
+    from .ferplus import find_ferplus
+
+    return study.synthetic or find_ferplus(None, data_path=study.full_data.source) is not None
+
+
 def train_all(
     profile: str = "full",
     data_path: str | Path | None = None,
@@ -170,6 +177,10 @@ def train_all(
     seconds = {}
     for name, step in STEPS.items():
         if only and name not in only:
+            continue
+        if name == "crowd" and not only and not _votes_at_hand(study):
+            print("== crowd skipped: no FER+ crowd votes beside FER-2013 (notebook 08 says where to put them) ==",
+                  flush=True)
             continue
         print(f"== {name} ({study.profile.name}) ==", flush=True)
         start = time.perf_counter()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -109,3 +110,19 @@ def test_data_exploration_notebook_runs_on_synthetic_faces(tmp_path):
     assert figures == {"class_counts.png", "mean_faces.png", "pixel_histograms.png"}  # never individual faces
     counts = (run_dir / "reports" / "tables" / "class_counts.csv").read_text().splitlines()
     assert counts[0].endswith(",data") and counts[2].startswith("Disgust,60,20,20,436,56,55,synthetic")
+
+
+def test_a_report_on_fer2013_without_crowd_votes_skips_the_label_noise_notebook(tmp_path, monkeypatch, capsys):
+    from fer_helpers import data as data_module
+    from fer_helpers import runner
+
+    monkeypatch.delenv("FERPLUS_PATH", raising=False)
+    monkeypatch.setattr(data_module, "DATA_DIR", tmp_path / "empty")
+    fer = tmp_path / "fer" / "fer2013.zip"
+    fer.parent.mkdir()
+    fer.write_bytes(b"")
+    paths = [Path(f"{n}.ipynb") for n in ("05_evaluation", "07_ablation", "08_label_noise")]
+    assert [p.stem for p in runner.without_vote_notebooks(paths, fer)] == ["05_evaluation", "07_ablation"]
+    assert "Skipping 08_label_noise: no FER+ crowd votes" in capsys.readouterr().out
+    (fer.parent / "ferplus_votes.csv").write_text("entry\n")
+    assert runner.without_vote_notebooks(paths, fer) == paths
