@@ -237,7 +237,8 @@ def mcnemar(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray) -> dic
 
 
 def pairwise_mcnemar(labels: np.ndarray, preds_by_model: dict[str, np.ndarray]) -> pd.DataFrame:
-    """McNemar's test for every pair of models on the same images, one row per pair."""
+    """McNemar's test for every pair of models on the same images, one row per pair, with the accuracy gap's
+    paired bootstrap interval and the p-values Holm-corrected over all the pairs (the family)."""
     names = list(preds_by_model)
     rows = []
     for i, a in enumerate(names):
@@ -246,10 +247,14 @@ def pairwise_mcnemar(labels: np.ndarray, preds_by_model: dict[str, np.ndarray]) 
             rows.append({"model_a": a, "model_b": b,
                          "accuracy_a": float(np.mean(preds_by_model[a] == labels)),
                          "accuracy_b": float(np.mean(preds_by_model[b] == labels)),
+                         **dict(zip(("gap_ci_low", "gap_ci_high"),
+                                    paired_bootstrap_ci(labels, preds_by_model[a], preds_by_model[b]))),
                          "only_a_right": test["b"], "only_b_right": test["c"],
                          "statistic": test["statistic"], "p_value": test["p_value"], "method": test["method"]})
-    return pd.DataFrame(rows, columns=["model_a", "model_b", "accuracy_a", "accuracy_b", "only_a_right",
-                                       "only_b_right", "statistic", "p_value", "method"])
+    table = pd.DataFrame(rows, columns=["model_a", "model_b", "accuracy_a", "accuracy_b", "gap_ci_low", "gap_ci_high",
+                                        "only_a_right", "only_b_right", "statistic", "p_value", "method"])
+    table.insert(table.columns.get_loc("p_value") + 1, "p_holm", holm(table["p_value"]) if len(table) else [])
+    return table
 
 
 def p_value_matrix(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -440,12 +440,15 @@ def _flat(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def dataframe_markdown(df: pd.DataFrame, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table, floats to `digits` decimals, a named index as the first column."""
+    """A DataFrame as a Markdown table, floats to `digits` decimals (smaller ones, such as p-values, in two
+    significant digits rather than as zero), a named index as the first column."""
     flat = _flat(df)
     def cell(v) -> str:
         if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v)):
             return "–"
-        return f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
+        if isinstance(v, (float, np.floating)):
+            return f"{v:.2g}" if 0 < abs(v) < 0.5 * 10**-digits else f"{v:.{digits}f}"
+        return str(v)
     rows = [[cell(v) for v in row] for row in flat.itertuples(index=False)]
     return markdown_table(rows, [str(c) for c in flat.columns])
 

@@ -235,6 +235,9 @@ def test_pairwise_mcnemar_and_its_matrix():
     first = pairs.iloc[0]
     assert (first["only_a_right"], first["only_b_right"]) == (30, 15)
     assert first["p_value"] == pytest.approx(mcnemar(labels, a, b)["p_value"])
+    assert list(pairs["p_holm"]) == pytest.approx(holm(pairs["p_value"]))
+    gap = np.mean(a == labels) - np.mean(b == labels)
+    assert first["gap_ci_low"] <= gap <= first["gap_ci_high"]
     matrix = p_value_matrix(pairs)
     assert matrix.loc["b", "a"] == matrix.loc["a", "b"] == first["p_value"]
     assert np.isnan(matrix.loc["a", "a"]) and matrix.shape == (3, 3)
