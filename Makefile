@@ -26,7 +26,7 @@ test: setup  ## the linter, then the whole test suite (real-data tests need FER2
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
-test-fast: setup  ## the quick edit loop: no training, no notebooks, no FER-2013 (about a minute or two)
+test-fast: setup  ## the edit loop: leaves out the tests that train, run notebooks or need FER-2013
 	$(PY) -m pytest -m "not trains and not fer2013" -q
 
 lint: setup  ## the linter (ruff, configured in pyproject.toml)
