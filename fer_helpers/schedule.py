@@ -287,16 +287,20 @@ class Outcome:
     stopped: list[PlannedRun] = field(default_factory=list)  # killed at the hard deadline
 
 
-def pending_runs(plan: list[PlannedRun], data, profile: Profile, run_root: str | Path) -> tuple[list, list]:
-    """The plan split into (runs still to train, runs already saved under run_root)."""
+def result_dirs(runs: list[PlannedRun], data, profile: Profile, run_root: str | Path) -> dict[str, Path]:
+    """Where each run's result is (or will be) saved under run_root: its folder, by run id."""
     from .recipes import side_data
 
     side_sha = side_data(data, profile).sha256
+    return {run.id: result_dir(run_root, run.name, run.key(side_sha if run.side else data.sha256)) for run in runs}
+
+
+def pending_runs(plan: list[PlannedRun], data, profile: Profile, run_root: str | Path) -> tuple[list, list]:
+    """The plan split into (runs still to train, runs already saved under run_root)."""
+    dirs = result_dirs(plan, data, profile, run_root)
     todo, saved = [], []
     for run in plan:
-        sha = side_sha if run.side else data.sha256
-        done = (result_dir(run_root, run.name, run.key(sha)) / RESULT_FILE).exists()
-        (saved if done else todo).append(run)
+        (saved if (dirs[run.id] / RESULT_FILE).exists() else todo).append(run)
     return todo, saved
 
 
@@ -442,10 +446,10 @@ def train_on_budget(
     study = setup(profile, data_path, run_dir)
     profile_obj, data, run_root = study.profile, study.data, Path(study.run_dir)
     plan = [r for r in plan_runs(profile_obj) if not only or r.step in only]
-    if data.is_fer2013 and any(r.step == "crowd" for r in plan):
-        from .ferplus import find_ferplus
+    if any(r.step == "crowd" for r in plan):
+        from .train import votes_at_hand
 
-        if find_ferplus(None, data_path=study.full_data.source) is None:
+        if not votes_at_hand(study):
             print("no FER+ votes found (FERPLUS_PATH, data/, beside FER-2013): the crowd runs are left out", flush=True)
             plan = [r for r in plan if r.step != "crowd"]
     todo, saved = pending_runs(plan, data, profile_obj, run_root)
@@ -472,11 +476,11 @@ def train_on_budget(
         check_path(preflight_runs(todo), profile_obj.name, data_path, jobs, threads, compile)
         print(f"preflight passed in {time.perf_counter() - started:.0f} s", flush=True)
     remaining = None if budget is None else budget - (time.perf_counter() - started)
+    dirs = result_dirs(todo, data, profile_obj, run_root)
     finished_dirs: dict[Path, bool] = {}
-    side_sha = side_data(data, profile_obj).sha256
 
     def archive_finished(run: PlannedRun) -> None:
-        finished_dirs[result_dir(run_root, run.name, run.key(side_sha if run.side else data.sha256))] = run.keep_weights
+        finished_dirs[dirs[run.id]] = run.keep_weights
         if archive is not None:
             from .bundle import pack_runs
 
@@ -486,7 +490,7 @@ def train_on_budget(
         todo, estimates, lambda run: worker_command(run, profile_obj.name, data_path, run_root, threads, False, compile),
         jobs, remaining, run_root / WORKER_LOG_DIR, on_finish=archive_finished,
     )
-    print(summarise(outcome, run_root, device), flush=True)
+    print(summarise(outcome, dirs, device), flush=True)
     return outcome
 
 
@@ -519,15 +523,17 @@ def check_path(runs: list[PlannedRun], profile: str, data_path: str | None, jobs
             raise RuntimeError(f"preflight: {len(dirs)} runs archived but {len(added)} read back")
 
 
-def summarise(outcome: Outcome, run_root: Path, device: Device) -> str:
-    """What the command trained, with each run's training images/s and its share of the device's rate."""
+def summarise(outcome: Outcome, dirs: dict[str, Path], device: Device) -> str:
+    """What the command trained, with each run's training images/s and its share of the device's rate.
+
+    dirs: each run's result folder, by run id (`result_dirs`).
+    """
     lines = [f"finished {len(outcome.finished)}, failed {len(outcome.failed)}, stopped {len(outcome.stopped)}, "
              f"not started {len(outcome.not_started)}"]
     for run, seconds in outcome.finished:
         line = f"  {run.id:<40} {seconds:7.0f} s"
         if run.cnn:
-            results = sorted((run_root / "results").glob(f"{run.name}-*/{RESULT_FILE}"), key=os.path.getmtime)
-            result = RunResult.load(results[-1].parent) if results else None
+            result = RunResult.load(dirs[run.id]) if (dirs[run.id] / RESULT_FILE).exists() else None
             if result is not None and result.images_per_second:
                 flops = 3 * forward_flops(run.config.model, run.config.model_kwargs) * result.images_per_second
                 line += (f"  {result.images_per_second:9,.0f} train img/s  {flops / 1e12:7.2f} TFLOP/s "

@@ -153,7 +153,7 @@ STEPS: dict[str, Callable[[Study, bool], object]] = {
 }
 
 
-def _votes_at_hand(study: Study) -> bool:
+def votes_at_hand(study: Study) -> bool:
     """Whether the crowd step can run: synthetic faces (votes are simulated) or FER+ votes found for FER-2013."""
     from .ferplus import find_ferplus
 
@@ -178,7 +178,7 @@ def train_all(
     for name, step in STEPS.items():
         if only and name not in only:
             continue
-        if name == "crowd" and not only and not _votes_at_hand(study):
+        if name == "crowd" and not only and not votes_at_hand(study):
             print("== crowd skipped: no FER+ crowd votes beside FER-2013 (notebook 08 says where to put them) ==",
                   flush=True)
             continue
