@@ -508,8 +508,22 @@ class EpochRecorder(Callback):
         self.rows: list[dict] = []
         self.train_seconds = 0.0
         self.train_images = 0
+        self.resumed_at: list[int] = []  # the epochs after which an interrupted run was resumed
         self._start = self._train_end = None
         self._lr = float("nan")
+
+    def state_dict(self) -> dict:  # kept in the resume checkpoint, so a resumed run's history is whole
+        return {"rows": self.rows, "train_seconds": self.train_seconds, "train_images": self.train_images,
+                "resumed_at": self.resumed_at}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows, self.train_seconds = list(state["rows"]), float(state["train_seconds"])
+        self.train_images = int(state["train_images"])
+        self.resumed_at = [*state.get("resumed_at", []), len(self.rows)]
+
+    def wall_seconds(self) -> float:
+        """Seconds of every epoch so far, training and validation, across resumed sessions."""
+        return float(sum(row["seconds"] for row in self.rows))
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         _synchronize(pl_module.device)
@@ -727,7 +741,7 @@ def fit_cnn(
     settings = config.experiment()
 
     def train(run_dir: Path, key: str) -> RunResult:
-        return _train(data, config, model_name, run_dir, key)
+        return _train(data, config, model_name, run_dir, key, fresh)
 
     if rank_zero_only.rank > 0:
         # A DDP/SLURM worker trains in step with rank 0, which alone writes the cache; it reads what rank 0 reads.
@@ -739,11 +753,34 @@ def fit_cnn(
     return cached_run(model_name, settings, data.sha256, run_root, train, fresh=fresh)
 
 
-def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key: str) -> RunResult:
-    run_dir = Path(run_dir)
+RESUME_FILE = "resume.ckpt"  # the whole training state after the last finished epoch, until the run is saved
+
+
+def _resume_checkpoint(run_dir: Path, key: str, fresh: bool) -> Path | None:
+    """The checkpoint an interrupted run of this key left behind, or None (leftovers of anything else removed).
+
+    A long run (a full-protocol seed on a CPU takes hours) saves its whole state after every epoch, so that calling
+    it again continues where it stopped rather than starting over; `fresh` starts over.
+    """
+    checkpoints = run_dir / "checkpoints"
+    resume, owner = checkpoints / RESUME_FILE, checkpoints / "key.txt"
+    if not fresh and resume.exists() and owner.exists() and owner.read_text().strip() == key:
+        return resume
     if rank_zero_only.rank == 0:
         for leftover in ("logs", "checkpoints"):  # from an interrupted or replaced run
             shutil.rmtree(run_dir / leftover, ignore_errors=True)
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        owner.write_text(key + "\n")
+    return None
+
+
+def _train(
+    data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key: str, fresh: bool = False
+) -> RunResult:
+    run_dir = Path(run_dir)
+    resume = _resume_checkpoint(run_dir, key, fresh)
+    if resume is not None:
+        print(f"resuming {model_name} from {resume}", flush=True)
     L.seed_everything(config.seed, workers=True)
     cuda = uses_cuda(config)
     model = build_model(config.model, **config.kwargs)
@@ -767,8 +804,11 @@ def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key
         dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc", mode="max",
         save_top_k=1, save_weights_only=True,
     )
+    # No monitor: rewritten at the end of every epoch, after the recorder has added the epoch's row.
+    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename=Path(RESUME_FILE).stem,
+                           enable_version_counter=False, save_on_train_epoch_end=True)
     recorder = EpochRecorder()
-    callbacks: list[Callback] = [checkpoint, recorder, EpochProgressBar(steps_per_epoch)]
+    callbacks: list[Callback] = [checkpoint, last, recorder, EpochProgressBar(steps_per_epoch)]
     if config.patience is not None:
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.patience))
     precision = resolve_precision(config)
@@ -783,9 +823,10 @@ def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key
             deterministic=not cuda, benchmark=cuda, num_sanity_val_steps=0, enable_model_summary=False,
             log_every_n_steps=min(50, steps_per_epoch),
         )
-        started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
-        wall_seconds = time.perf_counter() - started
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        if trainer.interrupted:  # Lightning returns from Ctrl-C; a run cut short must not be saved as finished
+            raise KeyboardInterrupt(f"{model_name} interrupted; calling it again resumes from {run_dir / 'checkpoints'}")
+        wall_seconds = recorder.wall_seconds()
     finally:
         _restore_torch_flags(flags)
 
@@ -824,6 +865,7 @@ def _train(data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key
             "compile": config.compile,
             "stored_precision": stored_precision,
             "inference_images_per_second": inference_images_per_second,
+            **({"resumed_after_epochs": recorder.resumed_at} if recorder.resumed_at else {}),
             **crowd,
         },
     )

@@ -335,3 +335,43 @@ def test_training_on_real_faces_beats_the_majority_class(real_data, tmp_path):
     result = fit_cnn(data, config, tmp_path)
     for split in ("PublicTest", "PrivateTest"):
         assert result.metrics[split]["accuracy_ci95"][0] > _majority_rate(result.labels[split])
+
+
+class _StopAfter(training.Callback):
+    """Fails at the end of one epoch, before its checkpoint, as a killed process would stop a long run."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch + 1 == self.epoch:
+            raise RuntimeError("stopped")
+
+
+@pytest.mark.trains
+def test_an_interrupted_run_resumes_where_it_stopped(synth, synth_fit, tmp_path, monkeypatch):
+    _, whole = synth_fit
+    small = synth  # the same data and config as the fixture's uninterrupted run
+    trainer_init = training.L.Trainer.__init__
+
+    def with_stop(self, *args, callbacks=(), **kwargs):
+        trainer_init(self, *args, callbacks=[*callbacks, _StopAfter(3)], **kwargs)
+
+    monkeypatch.setattr(training.L.Trainer, "__init__", with_stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        fit_cnn(small, TINY, tmp_path)
+    monkeypatch.undo()
+    checkpoints = next(tmp_path.rglob("checkpoints"))
+    assert (checkpoints / training.RESUME_FILE).exists()
+
+    resumed = fit_cnn(small, TINY, tmp_path)
+    assert resumed.extra["resumed_after_epochs"] == [2] and resumed.extra["stopped_epoch"] == 4
+    assert list(resumed.history["epoch"]) == [1, 2, 3, 4]
+    np.testing.assert_allclose(resumed.history["train_loss"][:2], whole.history["train_loss"][:2], rtol=1e-5)
+    assert not list(resumed.run_dir.rglob("*.ckpt"))
+    # `fresh` starts over instead of resuming
+    monkeypatch.setattr(training.L.Trainer, "__init__", with_stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        fit_cnn(small, TINY, tmp_path, fresh=True)
+    monkeypatch.undo()
+    assert training._resume_checkpoint(resumed.run_dir, resumed.key, fresh=True) is None
