@@ -7,6 +7,8 @@ from pathlib import Path
 
 import tomllib
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,14 +26,36 @@ def test_environment_yml_matches_pyproject():
     assert listed == wanted, f"only in environment.yml: {listed - wanted}; only in pyproject.toml: {wanted - listed}"
 
 
-def test_torch_pins():
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert "torch==2.14.1" in deps and "torchvision==0.29.1" in deps
+def _lock() -> dict[str, str]:
+    """requirements.lock as {canonical name: pinned version}."""
+    pins = {}
+    for number, line in enumerate((REPO / "requirements.lock").read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        assert "==" in line, f"requirements.lock line {number}: {line!r} is not an exact pin"
+        name, version = line.split("==", 1)
+        pins[canonicalize_name(name.split("[", 1)[0])] = version.split(";", 1)[0].strip()
+    return pins
 
 
-def test_lock_agrees_with_pins():
-    lock = dict(line.split("==", 1) for line in (REPO / "requirements.lock").read_text().split() if "==" in line)
-    assert lock["torch"] == "2.14.1" and lock["torchvision"] == "0.29.1"
+def test_lock_pins_a_version_every_declared_requirement_allows():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lock = _lock()
+    for text in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in lock, f"{requirement.name} is declared in pyproject.toml but not pinned in requirements.lock"
+        assert requirement.specifier.contains(lock[name], prereleases=True), (
+            f"requirements.lock pins {name}=={lock[name]}, which pyproject.toml's {text!r} does not allow")
+
+
+def test_torch_is_pinned_exactly():
+    """The study's torch pair: the same pins on a laptop CPU and on a GPU host (which takes their CUDA builds)."""
+    deps = [Requirement(r) for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
+    for requirement in deps:
+        if requirement.name in ("torch", "torchvision"):
+            assert str(requirement.specifier).startswith("=="), f"{requirement} must be an exact pin"
 
 
 def test_source_notebooks_have_no_outputs_and_a_parameters_cell():
