@@ -21,6 +21,7 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from .data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
+from .profiles import CamBudget, Profile, get_profile
 from .results import RunResult, find_results
 from .training import load_weights
 
@@ -39,36 +40,9 @@ LOWER_EYES_FRACTION = 1 / 3
 CHEEK_BOXES: tuple[tuple[int, int, int, int], ...] = ((22, 31, 4, 15), (22, 31, 32, 43))
 
 
-@dataclass(frozen=True)
-class CamBudget:
-    """How many faces each measurement of the heatmaps uses: heatmaps are cheap, faithfulness and sanity checks are not."""
-
-    n_images: int  # faces explained (stratified over classes): examples, class means, region shares
-    n_faithful: int  # faces for the deletion/insertion curves
-    steps: int  # deletion/insertion steps
-    n_road: int  # faces for ROAD (one sparse solve per face and level)
-    road_percentiles: tuple[int, ...]  # ROAD levels
-    n_random: int  # faces for the model-randomisation check
-    cascade: bool  # re-initialise layer by layer (one heatmap per layer) or only all at once
-
-
-# Sized for about a minute of the notebook on two CPU cores with full-width models; ROAD (a sparse solve per face
-# and level) and the cascade (one heatmap per re-initialised layer) are the expensive parts.
-CAM_BUDGETS: dict[str, CamBudget] = {
-    "smoke": CamBudget(n_images=70, n_faithful=7, steps=6, n_road=7, road_percentiles=(50,), n_random=4,
-                       cascade=False),
-    "classroom": CamBudget(n_images=210, n_faithful=42, steps=10, n_road=14, road_percentiles=(20, 50, 80),
-                           n_random=14, cascade=True),
-    "full": CamBudget(n_images=280, n_faithful=42, steps=10, n_road=21, road_percentiles=(20, 50, 80),
-                      n_random=14, cascade=True),
-}
-
-
-def cam_budget(profile: str, **overrides) -> CamBudget:
-    """The profile's budget of faces for Grad-CAM, with some fields replaced (None values are ignored)."""
-    if profile not in CAM_BUDGETS:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(CAM_BUDGETS)}")
-    return replace(CAM_BUDGETS[profile], **{k: v for k, v in overrides.items() if v is not None})
+def cam_budget(profile: str | Profile, **overrides) -> CamBudget:
+    """The profile's budget of faces for Grad-CAM (`Profile.cam`), with some fields replaced (None values ignored)."""
+    return replace(get_profile(profile).cam, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def sample_per_class(labels: np.ndarray, n_images: int, seed: int = 0) -> np.ndarray:

@@ -5,6 +5,25 @@ from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
+class CamBudget:
+    """How many faces each measurement of the heatmaps uses: heatmaps are cheap, faithfulness and sanity checks are not."""
+
+    n_images: int  # faces explained (stratified over classes): examples, class means, region shares
+    n_faithful: int  # faces for the deletion/insertion curves
+    steps: int  # deletion/insertion steps
+    n_road: int  # faces for ROAD (one sparse solve per face and level)
+    road_percentiles: tuple[int, ...]  # ROAD levels
+    n_random: int  # faces for the model-randomisation check
+    cascade: bool  # re-initialise layer by layer (one heatmap per layer) or only all at once
+
+
+# Sized for about a minute of notebook 06 on two CPU cores with full-width models; ROAD (a sparse solve per face
+# and level) and the cascade (one heatmap per re-initialised layer) are the expensive parts.
+FULL_CAM = CamBudget(n_images=280, n_faithful=42, steps=10, n_road=21, road_percentiles=(20, 50, 80), n_random=14,
+                     cascade=True)
+
+
+@dataclass(frozen=True)
 class Profile:
     """One run profile; every notebook and `fer-study train` read their sizes from here."""
 
@@ -26,6 +45,11 @@ class Profile:
     hog_variants: tuple[str, ...] = ()  # HOG extension variants fitted (names in classical.HOG_VARIANTS)
     ours_probe_epochs: int = 0  # our model's seed 0 once more at this many epochs: does a longer schedule pay? (0: no)
     crowd_models: tuple[str, ...] = ("baseline_cnn",)  # retrained on the FER+ crowd's votes (notebook 08; first seed)
+    cam: CamBudget = FULL_CAM  # faces for each Grad-CAM measurement (notebook 06)
+    # What the numbers of a run on FER-2013 may be held against: the paper's sizes (accuracy ranges, parameter counts:
+    # the paper's protocol at full size) and its orderings (which model beats which: models trained long enough).
+    paper_sizes: bool = True
+    paper_orderings: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +73,9 @@ PROFILES: dict[str, Profile] = {
         hog_variants=("hog_extended_multiscale", "hog_extended"),
         ours_probe_epochs=3,
         crowd_models=("baseline_cnn",),
+        cam=CamBudget(n_images=70, n_faithful=7, steps=6, n_road=7, road_percentiles=(50,), n_random=4, cascade=False),
+        paper_sizes=False,
+        paper_orderings=False,
     ),
     # Sized to run the whole study in about 15 minutes on a 2-core laptop CPU: all of FER-2013 for the main models
     # (the CNNs need it more than they need epochs), shrunken CNNs for a few epochs, the ablation on a class-capped
@@ -69,6 +96,8 @@ PROFILES: dict[str, Profile] = {
         step_epochs=0,  # measured: one epoch per step left every step at 14-25% PublicTest accuracy, noise
         side_train_per_class=800,
         crowd_models=("baseline_cnn",),
+        cam=replace(FULL_CAM, n_images=210, n_road=14),
+        paper_sizes=False,
     ),
     "full": Profile(
         name="full",

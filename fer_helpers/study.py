@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from fer_helpers.data import FER2013_COUNTS, SPLITS, FERData, find_fer2013, load_fer2013
-from fer_helpers.profiles import Profile, get_profile
+from fer_helpers.profiles import PROFILES, Profile, get_profile
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -98,7 +98,8 @@ class Study:
         )
 
     def stamp(self, fig: Figure) -> Figure:
-        """Mark a figure: a big red warning on synthetic faces, a small profile note below the full profile."""
+        """Mark a figure: a big red warning on synthetic faces, a small note naming a profile whose sizes are not the
+        paper's."""
         if self.synthetic and not _has_artist(fig, "synthetic-stamp"):
             width_pt = fig.get_figwidth() * 72
             fig.text(
@@ -106,7 +107,7 @@ class Study:
                 fontsize=max(8.0, min(36.0, width_pt / (0.75 * len(SYNTHETIC_STAMP)))),  # fits the width
                 rotation=12, ha="center", va="center", zorder=1000,
             )
-        if self.profile.name != "full" and not _has_artist(fig, "profile-note"):
+        if not self.profile.paper_sizes and not _has_artist(fig, "profile-note"):
             fig.text(
                 0.995, 0.005, f"profile: {self.profile.name}", gid="profile-note", color="dimgray", fontsize=8,
                 ha="right", va="bottom", zorder=1000,
@@ -133,7 +134,7 @@ class Study:
         header = []
         if self.synthetic:
             header.append(f"**{SYNTHETIC_STAMP}**")
-        if self.profile.name != "full":
+        if not self.profile.paper_sizes:
             header.append(f"_profile: {self.profile.name}_")
         lines = ([" · ".join(header), ""] if header else []) + [_markdown_table(flat)]
         (self.tables_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
@@ -165,7 +166,8 @@ def setup(
     synthetic = not full_data.is_fer2013
     data = full_data.subsample(profile.train_per_class, profile.eval_per_class, seed=0)
     run_dir = Path(run_dir).expanduser() if run_dir is not None else default_run_dir(profile.name, synthetic)
-    reports_dir = REPO / "reports" if profile.name == "full" and not synthetic else run_dir / "reports"
+    # Only the study's own full profile on FER-2013 writes the committed reports/; any other run keeps its own.
+    reports_dir = REPO / "reports" if profile == PROFILES["full"] and not synthetic else run_dir / "reports"
     return Study(profile=profile, data=data, full_data=full_data, run_dir=run_dir, reports_dir=reports_dir)
 
 

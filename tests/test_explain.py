@@ -1,6 +1,8 @@
 """Grad-CAM heatmaps and their measurements: shapes, invariants, hand computations, and the synthetic faces' truth."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from torch import nn
 from fer_helpers import explain
 from fer_helpers.data import CLASS_NAMES, NUM_CLASSES
 from fer_helpers.models import build_model
+from fer_helpers.profiles import get_profile
 from fer_helpers.synthetic import decisive_masks, face_regions, make_synthetic_fer
 
 SIZE = 48
@@ -401,6 +404,8 @@ def test_load_trained_reports_missing_results(tmp_path):
 
 def test_cam_budget_profiles():
     assert explain.cam_budget("smoke").n_images < explain.cam_budget("full").n_images
+    derived = replace(get_profile("full"), name="mine", seeds=(0,))  # a user's own profile keeps full's budget
+    assert explain.cam_budget(derived) == explain.cam_budget("full")
     assert explain.cam_budget("full", n_images=12).n_images == 12
     assert explain.cam_budget("full", n_images=None) == explain.cam_budget("full")
     with pytest.raises(ValueError, match="unknown profile"):
