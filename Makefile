@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= auto
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup report train test test-fast lint bench lab strip clean
+.PHONY: setup report train test test-fast lint bench lab lab-check strip clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: setup  ## measure load, HOG, training and inference speed; writes reports
 
 lab: setup  ## open the notebooks in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/
+
+lab-check: setup  ## run every notebook in JupyterLab in headless Chromium on synthetic faces; screenshots in runs/lab-check/
+	$(PY) scripts/lab_check.py
 
 strip: setup  ## remove outputs from the source notebooks before committing
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
