@@ -23,7 +23,7 @@ from torch import nn
 from .data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from .profiles import CamBudget, Profile, get_profile
 from .results import RunResult, find_results
-from .training import load_weights
+from .weights import load_weights
 
 CAM_METHODS: dict[str, type] = {
     "gradcam": GradCAM,

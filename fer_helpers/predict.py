@@ -40,8 +40,9 @@ from torch import nn
 from .data import CLASS_NAMES, IMAGE_SIZE
 from .evaluation import bootstrap_ci, confusion
 from .explain import gradcam
+from .inference import predict_logits
 from .results import MODELS_DIR
-from .training import load_weights, predict_logits
+from .weights import load_weights
 
 FACE_CROP_SIDE = 64  # photos at most this many pixels on both sides are face crops: no detection
 MAX_PIXELS = 40_000_000  # refused above this many decoded pixels (after JPEG draft decoding)

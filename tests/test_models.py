@@ -89,7 +89,8 @@ def test_model_b_params_near_paper():
 
 @pytest.mark.parametrize("name", ["model_b", "resnet_fer"])
 def test_full_size_weights_fit_the_size_limit(name, tmp_path):
-    from fer_helpers.training import WEIGHTS_LIMIT_BYTES, CNNConfig, save_weights
+    from fer_helpers.config import CNNConfig
+    from fer_helpers.weights import WEIGHTS_LIMIT_BYTES, save_weights
 
     path = save_weights(build_model(name), tmp_path / "w.safetensors", CNNConfig(model=name))
     assert path.stat().st_size <= WEIGHTS_LIMIT_BYTES

@@ -17,7 +17,9 @@ from sklearn.metrics import f1_score
 
 from fer_helpers import predict
 from fer_helpers.cli import main
+from fer_helpers.config import CNNConfig
 from fer_helpers.data import CLASS_NAMES, IMAGE_SIZE
+from fer_helpers.inference import predict_logits
 from fer_helpers.predict import (
     CLASS_SYNONYMS,
     FACE_CROP_SIDE,
@@ -34,7 +36,7 @@ from fer_helpers.predict import (
     prediction_table,
 )
 from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import CNNConfig, predict_logits, save_weights
+from fer_helpers.weights import save_weights
 
 ASTRONAUT_BOX = (177, 66, 97, 97)  # where OpenCV's cascade finds the face in skimage's astronaut (x, y, w, h)
 
