@@ -45,7 +45,7 @@ from .config import CNNConfig, device_name, resolve_precision, result_name, uses
 from .data import NUM_CLASSES, FERData
 from .evaluation import classification_metrics
 from .ferplus import VOTES_KEY, vote_distribution
-from .inference import EVAL_BATCH_SIZE, predict_logits
+from .inference import EVAL_BATCH_SIZE, images_to_tensor, predict_logits
 from .models import build_model, count_params
 from .results import EVAL_SPLITS, RESULT_FILE, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key
 from .weights import round_to_storage, save_weights
@@ -235,7 +235,7 @@ class FERDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, *rest = batch
-        x = images.unsqueeze(1).float().div_(255)
+        x = images_to_tensor(images)
         if self.trainer is not None and self.trainer.training:
             x = augment_batch(x, self.config, self.generator)
         return (x, *rest)

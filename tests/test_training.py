@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fer_helpers import training
 from fer_helpers.config import CNNConfig
-from fer_helpers.inference import predict_logits
+from fer_helpers.inference import images_to_tensor, predict_logits
 from fer_helpers.training import (
     DeviceBatches,
     augment_batch,
@@ -44,7 +44,7 @@ def _gen(seed: int = 0) -> torch.Generator:
 @pytest.fixture(scope="module")
 def faces(synth) -> torch.Tensor:
     """256 synthetic faces as the models see them: (N,1,48,48) float in [0,1]."""
-    return torch.from_numpy(synth.images[:256]).unsqueeze(1).float() / 255
+    return images_to_tensor(synth.images[:256])
 
 
 # ---------------------------------------------------------------- augmentation
