@@ -154,7 +154,7 @@ class Device:
     def here(cls) -> Device:
         import torch
 
-        from .models import measure_matmul_flops
+        from .speed import measure_matmul_flops
 
         if torch.cuda.is_available():
             name = torch.cuda.get_device_name(0)
