@@ -98,10 +98,10 @@ def gradcam(
     return np.clip(cams, 0.0, 1.0)
 
 
-def predict_probs(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_probs(model: nn.Module, images: np.ndarray) -> np.ndarray:
     """Class probabilities (N,7) of faces (N,48,48) uint8 as the heatmaps and the deletion curves see the model:
     computed in float32 (no bf16 autocast), without test-time augmentation, on the model's device."""
-    return inference.predict_probs(model, images, batch_size=batch_size, bf16=False)
+    return inference.predict_probs(model, images, bf16=False)
 
 
 def random_cams(n: int, grid: int = 6, seed: int = 0) -> np.ndarray:

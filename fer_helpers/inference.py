@@ -95,14 +95,8 @@ def predict_logits(
     return torch.cat(out).numpy().astype(np.float32)
 
 
-def predict_probs(
-    model: nn.Module,
-    images: np.ndarray | torch.Tensor,
-    batch_size: int = EVAL_BATCH_SIZE,
-    device: str | torch.device | None = None,
-    tta: str = "none",
-    bf16: bool | None = None,
-) -> np.ndarray:
-    """Class probabilities (N,7) float64 of faces (N,48,48) uint8: the softmax of `predict_logits` (same options)."""
-    logits = predict_logits(model, images, batch_size=batch_size, device=device, tta=tta, bf16=bf16)
-    return softmax(logits.astype(np.float64), axis=1)
+def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, tta: str = "none",
+                  bf16: bool | None = None) -> np.ndarray:
+    """Class probabilities (N,7) float64 of faces (N,48,48) uint8: the softmax of `predict_logits` on the model's
+    device, with its test-time augmentation and bf16 options."""
+    return softmax(predict_logits(model, images, tta=tta, bf16=bf16).astype(np.float64), axis=1)
