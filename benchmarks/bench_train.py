@@ -22,18 +22,13 @@ from dataclasses import replace
 
 import torch
 
+from fer_helpers.config import CNNConfig, cpu_has_native_bf16
 from fer_helpers.data import NUM_CLASSES, load_fer2013
+from fer_helpers.inference import images_to_tensor, predict_logits
 from fer_helpers.models import count_params
 from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import (
-    CNNConfig,
-    DeviceBatches,
-    augment_batch,
-    cpu_has_native_bf16,
-    fit_cnn,
-    load_weights,
-    predict_logits,
-)
+from fer_helpers.training import DeviceBatches, augment_batch, fit_cnn
+from fer_helpers.weights import load_weights
 
 MODELS = ("baseline_cnn", "model_b", "resnet_fer")
 # Every augmentation switched on: the most the data path ever does per batch.
@@ -56,7 +51,7 @@ def data_path_images_per_second(data, batch_size: int, device: str, epochs: int 
     start, n = time.perf_counter(), 0
     for _ in range(epochs):
         for batch, batch_labels in DeviceBatches(images, labels, batch_size, generator):
-            augment_batch(batch.unsqueeze(1).float() / 255, FULL_AUGMENTATION, generator)
+            augment_batch(images_to_tensor(batch), FULL_AUGMENTATION, generator)
             n += len(batch_labels)
     if device == "cuda":
         torch.cuda.synchronize()

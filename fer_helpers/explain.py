@@ -20,10 +20,11 @@ from scipy.stats import rankdata
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from . import inference
 from .data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from .profiles import CamBudget, Profile, get_profile
 from .results import RunResult, find_results
-from .training import load_weights
+from .weights import load_weights
 
 CAM_METHODS: dict[str, type] = {
     "gradcam": GradCAM,
@@ -79,7 +80,7 @@ def gradcam(
     """Class activation maps of faces (N,48,48) uint8 for target_classes (None: the predicted class): (N,48,48) in [0,1]."""
     if method not in CAM_METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose one of {sorted(CAM_METHODS)}")
-    x = images_to_tensor(images)
+    x = inference.images_to_tensor(images)
     if target_classes is not None:
         target_classes = np.asarray(target_classes)
         if target_classes.shape != (len(x),):
@@ -97,22 +98,10 @@ def gradcam(
     return np.clip(cams, 0.0, 1.0)
 
 
-def images_to_tensor(images: np.ndarray) -> torch.Tensor:
-    """Faces (N,48,48) uint8 as the models' input: a new (N,1,48,48) float tensor in [0,1]."""
-    images = np.asarray(images)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"expected uint8 faces of shape (N, 48, 48), got {images.dtype} {images.shape}")
-    return torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-
-
-@torch.no_grad()
-def predict_probs(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N,7) of faces (N,48,48) uint8, in eval mode on the model's device."""
-    x = images_to_tensor(images)
-    device = _device(model)
-    with _explaining(model):
-        parts = [torch.softmax(model(x[i : i + batch_size].to(device)), dim=1).cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(parts).numpy() if parts else np.empty((0, NUM_CLASSES), dtype=np.float32)
+def predict_probs(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    """Class probabilities (N,7) of faces (N,48,48) uint8 as the heatmaps and the deletion curves see the model:
+    computed in float32 (no bf16 autocast), without test-time augmentation, on the model's device."""
+    return inference.predict_probs(model, images, bf16=False)
 
 
 def random_cams(n: int, grid: int = 6, seed: int = 0) -> np.ndarray:
@@ -415,7 +404,7 @@ def road_scores(
     seed: int = 0,
 ) -> RoadScores:
     """ROAD scores of heatmaps with pytorch-grad-cam's ROADMostRelevantFirst / ROADLeastRelevantFirst."""
-    x = images_to_tensor(images)
+    x = inference.images_to_tensor(images)
     cams = _check_cams(cams).astype(np.float32)
     targets = np.asarray(targets)
     device = _device(model)
@@ -474,7 +463,7 @@ def deletion_insertion(
     pytorch-grad-cam has ROAD (imputation at a few levels) but no deletion/insertion curves; these are a
     few vectorised lines: every step of every image is one image of a batch.
     """
-    x = images_to_tensor(images)[:, 0].numpy()
+    x = inference.images_to_tensor(images)[:, 0].numpy()
     cams = _check_cams(cams)
     targets = np.asarray(targets)
     n, h, w = x.shape

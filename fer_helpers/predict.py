@@ -33,15 +33,15 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
-from scipy.special import softmax
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from torch import nn
 
 from .data import CLASS_NAMES, IMAGE_SIZE
 from .evaluation import bootstrap_ci, confusion
 from .explain import gradcam
+from .inference import predict_probs
 from .results import MODELS_DIR
-from .training import load_weights, predict_logits
+from .weights import load_weights
 
 FACE_CROP_SIDE = 64  # photos at most this many pixels on both sides are face crops: no detection
 MAX_PIXELS = 40_000_000  # refused above this many decoded pixels (after JPEG draft decoding)
@@ -156,8 +156,7 @@ def load_model(weights: str | Path | None = None) -> nn.Module:
 
 def _class_probs(model: nn.Module, faces: np.ndarray) -> np.ndarray:
     """Class probabilities (N,7) of faces (N,48,48) uint8, with the model's test-time augmentation if it has one."""
-    logits = predict_logits(model, faces, tta=getattr(model, "tta", "none"))
-    return softmax(logits.astype(np.float64), axis=1)
+    return predict_probs(model, faces, tta=getattr(model, "tta", "none"))
 
 
 # ---------------------------------------------------------------------------------------------- photos and faces

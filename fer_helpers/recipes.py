@@ -12,10 +12,11 @@ from typing import Any
 
 import pandas as pd
 
+from .config import CNNConfig
 from .data import FERData
 from .models import MODEL_B_HIDDEN, MODEL_B_WIDTHS, RESNET_FER_WIDTH
 from .profiles import Profile, get_profile
-from .training import CNNConfig, fit_cnn
+from .training import fit_cnn
 
 # Paper, section 3.1: Adam from 5e-4, the rate halved on a plateau of the validation loss down to 3.9e-6
 # (= 5e-4 / 2**7: seven halvings in its 50 epochs).
@@ -163,7 +164,7 @@ def crowd_config(config: CNNConfig) -> CNNConfig:
     """A recipe's crowd-target twin: the same run trained on the FER+ vote distributions instead of the labels.
 
     Everything else (model, optimizer, schedule, epochs, class weights, augmentation, seed) stays, and validation
-    stays against the FER-2013 labels; `fit_cnn` saves it as "<model>_crowd" (`training.result_name`).
+    stays against the FER-2013 labels; `fit_cnn` saves it as "<model>_crowd" (`config.result_name`).
     """
     return replace(config, targets="crowd")
 

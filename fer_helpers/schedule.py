@@ -65,7 +65,7 @@ class PlannedRun:
 
     @property
     def cnn(self) -> bool:
-        from .training import CNNConfig
+        from .config import CNNConfig
 
         return isinstance(self.config, CNNConfig)
 
@@ -91,6 +91,7 @@ class PlannedRun:
 def plan_runs(profile: str | Profile) -> list[PlannedRun]:
     """Every run the profile's `fer-study train` makes, most valuable first (see the module docstring)."""
     from .classical import HogSvmConfig, hog_variant_config
+    from .config import result_name
     from .recipes import (
         MODEL_B_ABLATIONS,
         baseline_config,
@@ -100,7 +101,6 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
         ours_config,
         recipe_step_configs,
     )
-    from .training import result_name
 
     profile = get_profile(profile)
     first, *later = profile.seeds
@@ -154,7 +154,7 @@ class Device:
     def here(cls) -> Device:
         import torch
 
-        from .models import measure_matmul_flops
+        from .speed import measure_matmul_flops
 
         if torch.cuda.is_available():
             name = torch.cuda.get_device_name(0)
@@ -196,7 +196,7 @@ def measured_rates(run_root: str | Path, device: Device) -> dict[str, float]:
 
     Reads only each run's result.json, which is all a slim tree carries.
     """
-    from .training import CNNConfig
+    from .config import CNNConfig
 
     rates: dict[str, float] = {}
     for path in sorted(Path(run_root).glob(f"results/*/{RESULT_FILE}")):

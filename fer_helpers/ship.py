@@ -21,7 +21,7 @@ from safetensors.numpy import save_file
 from .data import FERData, twin_mask
 from .evaluation import N_BOOT, bootstrap_ci, classification_metrics
 from .results import MODELS_DIR, SHIPPED_KEY, WEIGHTS_FILE, RunResult, git_commit, shipped_weights
-from .training import WEIGHTS_LIMIT_BYTES, load_weights
+from .weights import WEIGHTS_LIMIT_BYTES, load_weights
 
 CARD_SPLITS = ("PublicTest", "PrivateTest")
 MODEL_TITLES = {"baseline_cnn": "Baseline CNN (the paper's Table 1)", "model_b": "Model B (the paper's tuned CNN)",
@@ -65,7 +65,7 @@ def model_card(result: RunResult, shipped_as: str, twins: dict[str, np.ndarray] 
         "",
         "Classifies a 48×48 grayscale face (pixels scaled to [0, 1]) into FER-2013's seven classes, in the order "
         "Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral. Load it with "
-        f"`fer_helpers.training.load_weights(\"models/{shipped_as}\")`, or use `fer-study predict` / `fer-study evaluate`.",
+        f"`fer_helpers.weights.load_weights(\"models/{shipped_as}\")`, or use `fer-study predict` / `fer-study evaluate`.",
         "",
         "## Data and protocol",
         "",

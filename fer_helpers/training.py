@@ -1,58 +1,33 @@
-"""Training the CNNs with Lightning: configuration, faces kept on the device, batched augmentation, cached fits.
+"""Training the CNNs with Lightning: faces kept on the device, batched augmentation, the classifier, cached fits.
 
 `fit_cnn(data, CNNConfig(...), run_root)` trains one CNN on the Training split, keeps the epoch with the best
 PublicTest accuracy, and stores its logits for PublicTest and PrivateTest, its history, timing and weights
-(a few MB of safetensors) in a run folder keyed by the configuration and the data checksum; the same call
-again loads that result instead of retraining.
+(a few MB of safetensors, `weights`) in a run folder keyed by the experiment and the data checksum
+(`CNNConfig.experiment()` says what the key holds); the same call again loads that result instead of retraining.
+A long run saves its whole state after every epoch (`RESUME_FILE`), so calling it again after an interruption
+continues where it stopped.
 
 The whole data set is small (35,887 faces of 48x48 bytes, 83 MB), so it is copied once to the training device
 as uint8 tensors; every batch is sliced there from a per-epoch permutation and augmented there with batched
-tensor operations (`augment_batch`). No worker processes, no per-batch host work. Weights are channels-last
-("auto"; on a 2-core CPU it trains these nets 1.3-1.7 times faster than the default layout, and it is what
-tensor cores want). `precision="auto"` means bf16 mixed precision on CUDA and on a CPU that computes bf16 natively
-(AVX-512 BF16 or AMX), float32 on any other CPU, where bf16 is emulated and several times slower
-(`cpu_has_native_bf16`). CPU runs are deterministic.
-
-The cache key is the experiment, not where it ran: `CNNConfig.experiment()` resets the execution fields
-(`EXECUTION_FIELDS`: precision, layout, compilation, accelerator, devices, strategy, nodes) to their defaults
-before hashing, so the same recipe trained on a laptop or on a GPU with `compile=True` has one key, and a run
-saved under that key is reused wherever it was trained. What each run actually ran with (device, resolved
-precision, layout, compilation) is recorded in its result (`RunResult.extra`). Keep a run in another precision
-apart by giving it another run folder, not another key.
-
-Scaling is a matter of settings, passed straight to Lightning's `Trainer` (no distributed code of our own):
-- One GPU: nothing to set; `accelerator="auto"` picks it.
-- Several GPUs in one machine: `CNNConfig(devices=4, strategy="ddp")`, run as a script
-  (`fer-study train ...`); in a notebook use `strategy="ddp_notebook"`. Each process holds the faces on its
-  own GPU and takes every `devices`-th image of the shared per-epoch permutation; `batch_size` is per device, so
-  the effective batch is `devices * batch_size` (scale `lr` with it). `devices` defaults to 1 rather than
-  "auto" so that a result never depends on how many GPUs a host happens to have.
-- Several machines under SLURM: `CNNConfig(devices=<GPUs per node>, num_nodes=<nodes>, strategy="ddp")`,
-  launched with `srun` from an sbatch script with `--ntasks-per-node=<GPUs per node>`; Lightning reads the
-  SLURM environment. Only rank 0 writes the cached result.
+tensor operations (`augment_batch`). No worker processes, no per-batch host work. Precision, layout and scaling
+over devices are settings of `CNNConfig` (see `config`). CPU runs are deterministic.
 
 Targets: `targets="labels"` trains on FER-2013's single label of each face; `targets="crowd"` trains on the FER+
 crowd's vote distribution over the seven classes (`ferplus.vote_distribution` of the votes that
 `ferplus.attach_votes` put beside the faces) with soft cross-entropy, leaving out the Training faces without an
 emotion vote. Validation (early stopping, the kept epoch) and the stored logits stay against FER-2013's labels, so a
-crowd run and its label twin differ in the training targets alone. The default, "labels", is left out of the stored
-configuration and so of the cache key: every run from before the field existed keeps its key. A crowd run is saved
-as "<model>_crowd" (`result_name`), apart from the study's label runs. The votes are not part of the key (the data
+crowd run and its label twin differ in the training targets alone. The votes are not part of the key (the data
 checksum is); their checksum is recorded in the result's extra.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import math
 import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -63,127 +38,19 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import CSVLogger
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from .config import CNNConfig, device_name, resolve_precision, result_name, uses_cuda
 from .data import NUM_CLASSES, FERData
 from .evaluation import classification_metrics
 from .ferplus import VOTES_KEY, vote_distribution
+from .inference import EVAL_BATCH_SIZE, images_to_tensor, predict_logits
 from .models import build_model, count_params
 from .results import EVAL_SPLITS, RESULT_FILE, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key
+from .weights import round_to_storage, save_weights
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("none", "plateau", "onecycle", "cosine")
-TTA_MODES = ("none", "flip", "flip_crop")
-TARGETS = ("labels", "crowd")  # what the loss is computed against: FER-2013's labels or the FER+ vote distribution
-CROWD_SUFFIX = "_crowd"  # a crowd-target run of model m is saved as m + CROWD_SUFFIX
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "seconds")
-WEIGHTS_LIMIT_BYTES = 5_000_000  # weights files stay under this size, so that run folders and models/ are committable
-INT8_SCALE_SUFFIX = ".int8_scale"  # stored beside an int8 weight: one float32 scale per output channel
-EVAL_BATCH_SIZE = 512
-TTA_SHIFT = 4  # pixels; the shifted copies of "flip_crop" test-time augmentation
-
-
-@dataclass(frozen=True)
-class CNNConfig:
-    """Everything that decides one CNN training run; `to_dict()` is stored with the result, `experiment()` keys it."""
-
-    model: str = "baseline_cnn"  # a name known to fer_helpers.models.build_model
-    model_kwargs: tuple[tuple[str, Any], ...] = ()  # architecture switches; a dict is accepted and stored sorted
-    optimizer: str = "adam"  # "adam", "adamw" or "sgd"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only
-    scheduler: str = "none"  # "none", "plateau" (on PublicTest loss), "onecycle" or "cosine" (per step)
-    plateau_factor: float = 0.5
-    plateau_patience: int = 3  # epochs without a lower PublicTest loss before the lr is multiplied by the factor
-    min_lr: float = 1e-6  # floor of "plateau" and "cosine"
-    max_epochs: int = 50
-    patience: int | None = 10  # early stopping on PublicTest accuracy, in epochs; None: off
-    batch_size: int = 128  # per device
-    class_weights: bool = False  # weight the loss by the inverse class frequency (sklearn's "balanced")
-    hflip: bool = True  # random horizontal flip (p = 0.5)
-    rotate_deg: float = 10.0  # random rotation in [-rotate_deg, +rotate_deg]; 0: off
-    crop_pad: int = 0  # random shift by up to crop_pad pixels (pad, then crop 48x48); 0: off
-    erasing_p: float = 0.0  # probability of erasing a random rectangle (filled with noise); 0: off
-    label_smoothing: float = 0.0
-    mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing of image pairs; 0: off
-    tta: str = "none"  # test-time augmentation of the stored logits: "none", "flip" or "flip_crop"
-    targets: str = "labels"  # "labels": FER-2013's labels; "crowd": FER+ vote distributions (soft cross-entropy)
-    seed: int = 0
-    precision: str = "auto"  # Lightning precision; "auto": bf16-mixed on CUDA or a native-bf16 CPU, else 32-true
-    channels_last: bool | str = "auto"  # "auto": channels-last weights (faster on CPU and GPU alike)
-    compile: bool = False  # torch.compile the model
-    accelerator: str = "auto"  # Lightning Trainer settings, see the module docstring for scaling
-    devices: int | str = 1
-    strategy: str = "auto"
-    num_nodes: int = 1
-
-    def __post_init__(self):
-        kwargs = self.model_kwargs.items() if isinstance(self.model_kwargs, dict) else self.model_kwargs
-        object.__setattr__(self, "model_kwargs", tuple(sorted((str(k), _frozen(v)) for k, v in kwargs)))
-        for name, value, choices in (
-            ("optimizer", self.optimizer, OPTIMIZERS),
-            ("scheduler", self.scheduler, SCHEDULERS),
-            ("tta", self.tta, TTA_MODES),
-            ("targets", self.targets, TARGETS),
-        ):
-            if value not in choices:
-                raise ValueError(f"unknown {name} {value!r}; choose one of {choices}")
-        if self.channels_last not in ("auto", True, False):
-            raise ValueError(f"channels_last must be 'auto', True or False, got {self.channels_last!r}")
-        if self.lr <= 0 or self.max_epochs < 1 or self.batch_size < 1:
-            raise ValueError("lr must be positive, max_epochs and batch_size at least 1")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be at least 1 epoch or None (off), got {self.patience}")
-        if not (0.0 <= self.erasing_p <= 1.0 and 0.0 <= self.label_smoothing < 1.0):
-            raise ValueError("erasing_p must lie in [0, 1] and label_smoothing in [0, 1)")
-        if self.rotate_deg < 0 or self.crop_pad < 0 or self.mixup_alpha < 0:
-            raise ValueError("rotate_deg, crop_pad and mixup_alpha must not be negative")
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        """The model's keyword arguments as a dict."""
-        return dict(self.model_kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-ready settings (model_kwargs as a dict); targets only where it is not the default "labels"."""
-        settings = asdict(self)
-        settings["model_kwargs"] = json.loads(json.dumps(self.kwargs))
-        if settings["targets"] == _DEFAULTS["targets"]:  # stored configurations and keys from before the field
-            del settings["targets"]
-        return settings
-
-    def experiment(self) -> dict[str, Any]:
-        """The settings that define the experiment: `to_dict()` with the execution fields at their defaults."""
-        return self.to_dict() | {name: _DEFAULTS[name] for name in EXECUTION_FIELDS}
-
-    @classmethod
-    def from_dict(cls, settings: dict[str, Any]) -> CNNConfig:
-        """The configuration back from `to_dict()` (e.g. a stored result's config); unknown keys are errors."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(settings) - known
-        if unknown:
-            raise ValueError(f"unknown CNNConfig field(s) {sorted(unknown)}")
-        return cls(**settings)
-
-
-# Where and how a run executes, not what it is: left out of the cache key (see the module docstring).
-EXECUTION_FIELDS = ("precision", "channels_last", "compile", "accelerator", "devices", "strategy", "num_nodes")
-_DEFAULTS = {f.name: f.default for f in fields(CNNConfig)}
-
-
-def _frozen(value: Any) -> Any:
-    """Lists become tuples so that a configuration stays hashable."""
-    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def result_name(config: CNNConfig) -> str:
-    """The name a run of this configuration is saved under: its model, with CROWD_SUFFIX for crowd targets."""
-    return config.model + (CROWD_SUFFIX if config.targets == "crowd" else "")
 
 
 def crowd_targets(data: FERData) -> tuple[np.ndarray, np.ndarray]:
@@ -205,47 +72,6 @@ def crowd_targets(data: FERData) -> tuple[np.ndarray, np.ndarray]:
     if not voted.any():
         raise ValueError(f"no Training face of {data.source} has a vote for one of FER-2013's seven emotions")
     return np.nan_to_num(distribution).astype(np.float32), voted
-
-
-def uses_cuda(config: CNNConfig) -> bool:
-    """Whether this configuration trains on a CUDA GPU on this machine."""
-    return config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX) and torch's oneDNN uses it.
-
-    Both are checked: torch will autocast to bf16 on any CPU, but without the instructions it emulates them,
-    several times slower than float32 (measured 8x slower training on an AVX2-only AMD EPYC).
-    """
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:  # not Linux: no reliable flag source, stay with float32
-        return False
-    if not flags & {"avx512_bf16", "amx_bf16"}:
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(config: CNNConfig) -> str:
-    """The Lightning precision that "auto" stands for on this machine (see the module docstring)."""
-    if config.precision != "auto":
-        return config.precision
-    if uses_cuda(config):
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or "cpu (N threads)"."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
 
 
 # ---------------------------------------------------------------- augmentation (batched, on the faces' device)
@@ -409,7 +235,7 @@ class FERDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, *rest = batch
-        x = images.unsqueeze(1).float().div_(255)
+        x = images_to_tensor(images)
         if self.trainer is not None and self.trainer.training:
             x = augment_batch(x, self.config, self.generator)
         return (x, *rest)
@@ -576,148 +402,6 @@ def _restore_torch_flags(flags: tuple[bool, bool]) -> None:
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-# ---------------------------------------------------------------- inference and weights
-
-
-def _shift(x: torch.Tensor, dy: int, dx: int, pad: int) -> torch.Tensor:
-    """The face moved by (dy, dx) pixels, edges repeated: the window random_crop cuts at that offset."""
-    height, width = x.shape[-2:]
-    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    return padded[..., pad + dy : pad + dy + height, pad + dx : pad + dx + width]
-
-
-def _tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
-    views = [x]
-    if tta in ("flip", "flip_crop"):
-        views.append(x.flip(-1))
-    if tta == "flip_crop":
-        s = TTA_SHIFT
-        views += [_shift(v, dy, dx, s) for v in (x, x.flip(-1)) for dy, dx in ((-s, -s), (-s, s), (s, -s), (s, s))]
-    return views
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    images: np.ndarray | torch.Tensor,
-    batch_size: int = EVAL_BATCH_SIZE,
-    device: str | torch.device | None = None,
-    tta: str = "none",
-    bf16: bool | None = None,
-) -> np.ndarray:
-    """Logits (N,7) float32 for faces (N,48,48) uint8; with tta, the mean logits over mirrored (and shifted) copies.
-
-    The model is moved to `device` (default: where its weights are) and evaluated in eval mode; its training
-    flag is restored afterwards. The forward pass runs under bf16 autocast where `bf16` says so (default: on CUDA
-    and on a CPU with native bf16).
-    """
-    if tta not in TTA_MODES:
-        raise ValueError(f"unknown tta {tta!r}; choose one of {TTA_MODES}")
-    images = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
-    if images.dtype != torch.uint8 or images.ndim != 3:
-        raise ValueError(f"expected uint8 faces of shape (N,48,48), got {tuple(images.shape)} {images.dtype}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device)
-    was_training = model.training
-    model.eval()
-    if bf16 is None:
-        bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    out = []
-    try:
-        with autocast:
-            for start in range(0, len(images), batch_size):
-                x = images[start : start + batch_size].to(device).unsqueeze(1).float().div_(255)
-                views = _tta_views(x, tta)
-                logits = torch.stack([model(v).float() for v in views]).mean(0)
-                out.append(logits.cpu())
-    finally:
-        model.train(was_training)
-    if not out:
-        return np.zeros((0, NUM_CLASSES), dtype=np.float32)
-    return torch.cat(out).numpy().astype(np.float32)
-
-
-def _state_bytes(state: dict[str, torch.Tensor]) -> int:
-    return sum(v.numel() * v.element_size() for v in state.values())
-
-
-def encode_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
-    """The tensors to store for a state dict, and their precision: the most precise that fits WEIGHTS_LIMIT_BYTES.
-
-    float32 when it fits; else float16; else the conv and linear weights as int8 with one float32 scale per output
-    channel (symmetric, round to nearest) and everything else in float16. Integer buffers are kept as they are.
-    """
-    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    if _state_bytes(state) <= WEIGHTS_LIMIT_BYTES:
-        return state, "float32"
-    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    if _state_bytes(half) <= WEIGHTS_LIMIT_BYTES:
-        return half, "float16"
-    packed: dict[str, torch.Tensor] = {}
-    for name, value in state.items():
-        if value.is_floating_point() and value.ndim >= 2:
-            flat = value.float().reshape(value.shape[0], -1)
-            scale = (flat.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
-            packed[name] = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(value.shape)
-            packed[name + INT8_SCALE_SUFFIX] = scale
-        else:
-            packed[name] = value.half() if value.is_floating_point() else value
-    return packed, "int8"
-
-
-def decode_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The float state dict that stored tensors stand for (int8 weights times their per-channel scales)."""
-    state = {}
-    for name, value in tensors.items():
-        if name.endswith(INT8_SCALE_SUFFIX):
-            continue
-        scale = tensors.get(name + INT8_SCALE_SUFFIX)
-        if scale is not None:
-            value = value.float() * scale.reshape(-1, *([1] * (value.ndim - 1)))
-        state[name] = value
-    return state
-
-
-def round_to_storage(model: nn.Module) -> str:
-    """Give the model the weights its file will hold (see `encode_state`), so that what is measured is what ships."""
-    own = model.state_dict()
-    tensors, dtype = encode_state(own)
-    if dtype != "float32":
-        model.load_state_dict({k: v.to(own[k].dtype) for k, v in decode_state(tensors).items()})
-    return dtype
-
-
-def save_weights(model: nn.Module, path: str | Path, config: CNNConfig | None = None) -> Path:
-    """Write the model's weights as safetensors, in the most precise form under 5 MB (see `encode_state`).
-
-    With its config, the file names the architecture, so `load_weights(path)` can rebuild the model alone.
-    """
-    tensors, dtype = encode_state(model.state_dict())
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"dtype": dtype}
-    if config is not None:
-        metadata |= {"model": config.model, "model_kwargs": json.dumps(config.to_dict()["model_kwargs"]),
-                     "config": json.dumps(config.to_dict())}
-    save_file(tensors, str(path), metadata=metadata)
-    return path
-
-
-def load_weights(path: str | Path, model: nn.Module | None = None) -> nn.Module:
-    """Load saved weights into `model` (or into a new model built from the file's metadata), in eval mode."""
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        state = decode_state({k: f.get_tensor(k) for k in f.keys()})
-    if model is None:
-        if "model" not in metadata:
-            raise ValueError(f"{path} does not name its model; pass the model to load the weights into")
-        model = build_model(metadata["model"], **json.loads(metadata.get("model_kwargs", "{}")))
-    own = model.state_dict()
-    model.load_state_dict({k: v.to(own[k].dtype) if k in own else v for k, v in state.items()})
-    return model.eval()
 
 
 # ---------------------------------------------------------------- training with a cache

@@ -13,6 +13,7 @@ from torch import nn
 
 from fer_helpers import explain
 from fer_helpers.data import CLASS_NAMES, NUM_CLASSES
+from fer_helpers.inference import images_to_tensor
 from fer_helpers.models import build_model
 from fer_helpers.profiles import get_profile
 from fer_helpers.synthetic import decisive_masks, face_regions, make_synthetic_fer
@@ -278,7 +279,7 @@ def test_road_scores_match_the_library_and_are_reproducible(tiny, faces):
     np.testing.assert_allclose(road.removed, [0.8, 0.2])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(5)
-        x = explain.images_to_tensor(images)
+        x = images_to_tensor(images)
         tiny.eval()
         expected = ROADCombined(percentiles=[20, 80])(
             x, cams, [ClassifierOutputSoftmaxTarget(int(t)) for t in targets], tiny)
@@ -374,7 +375,7 @@ def test_trained_cnn_looks_at_the_deciding_region():
     masks = decisive_masks(data)[data.usage == "PublicTest"]
     torch.manual_seed(0)
     model = TinyCNN(pools=2)
-    x, y = explain.images_to_tensor(images), torch.from_numpy(labels)
+    x, y = images_to_tensor(images), torch.from_numpy(labels)
     epochs, batch = 10, 32
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=epochs * -(-len(x) // batch))

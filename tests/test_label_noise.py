@@ -13,13 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from fer_helpers import evaluation, ferplus, plots, recipes, train
+from fer_helpers.config import CNNConfig, result_name
 from fer_helpers.data import CLASS_NAMES, FERData, FERDataError
 from fer_helpers.ferplus import VOTE_COLUMNS, VOTES_KEY, attach_votes, crowd_scores, synthetic_votes
 from fer_helpers.profiles import PROFILES, get_profile
 from fer_helpers.results import RunResult, run_key
 from fer_helpers.study import Study
 from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import CNNConfig, FERClassifier, crowd_targets, fit_cnn, result_name
+from fer_helpers.training import FERClassifier, crowd_targets, fit_cnn
 
 matplotlib.use("Agg")
 

@@ -1,25 +1,16 @@
 """The CNN architectures: shapes, parameter counts against the paper, ablation switches, gradients, Grad-CAM layer."""
 from __future__ import annotations
 
-from dataclasses import replace
+import ast
+from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from fer_helpers import models
 from fer_helpers.data import NUM_CLASSES
-from fer_helpers.models import (
-    MODEL_NAMES,
-    build_model,
-    count_flops,
-    count_params,
-    device_peak_flops,
-    epoch_floor_seconds,
-    measure_matmul_flops,
-    speed_table,
-)
-from fer_helpers.results import RunResult
+from fer_helpers.models import MODEL_NAMES, build_model, count_flops, count_params
 
 # Small enough to run every check on a CPU in seconds, one per model plus the ablation variants.
 VARIANTS = [
@@ -89,7 +80,8 @@ def test_model_b_params_near_paper():
 
 @pytest.mark.parametrize("name", ["model_b", "resnet_fer"])
 def test_full_size_weights_fit_the_size_limit(name, tmp_path):
-    from fer_helpers.training import WEIGHTS_LIMIT_BYTES, CNNConfig, save_weights
+    from fer_helpers.config import CNNConfig
+    from fer_helpers.weights import WEIGHTS_LIMIT_BYTES, save_weights
 
     path = save_weights(build_model(name), tmp_path / "w.safetensors", CNNConfig(model=name))
     assert path.stat().st_size <= WEIGHTS_LIMIT_BYTES
@@ -255,32 +247,8 @@ def test_a_few_steps_lower_the_loss_on_synthetic_faces(synth, name):
     assert loss_now() < 0.8 * before
 
 
-def test_device_peaks_from_the_datasheets():
-    assert device_peak_flops("NVIDIA H100 80GB HBM3") == 989e12
-    assert device_peak_flops("NVIDIA H100 PCIe") == 756e12  # the PCIe card is slower than the SXM one
-    assert device_peak_flops("cpu (2 threads)") is None
-
-
-def test_matmul_rate_is_measured():
-    rate = measure_matmul_flops(size=128, repeats=2)
-    assert 1e6 < rate < 1e15
-
-
-def test_speed_table_compares_throughput_with_the_floor(tmp_path):
-    n_train = 28_709
-    result = RunResult(
-        model="baseline_cnn", config={"model": "baseline_cnn", "model_kwargs": {}}, key="k", run_dir=tmp_path,
-        data_sha256="x", logits={}, labels={}, metrics={}, seed=0, params=683_527, images_per_second=10_000.0,
-        device="NVIDIA H100 80GB HBM3", history=pd.DataFrame({"epoch": [1, 2], "seconds": [3.0, 3.2]}),
-    )
-    cpu_run = replace(result, device="cpu (2 threads)")
-    table = speed_table([result, cpu_run], n_train, cpu_peak_flops=50e9)
-    flops = count_flops(build_model("baseline_cnn"))
-    floor = 3 * flops * n_train / 989e12
-    assert table.loc[0, "floor s/epoch"] == pytest.approx(floor) == epoch_floor_seconds(flops, n_train, 989e12)
-    assert table.loc[0, "train s/epoch"] == pytest.approx(2.8709)
-    assert table.loc[0, "share of peak"] == pytest.approx(floor / 2.8709)
-    assert table.loc[0, "wall s/epoch"] == pytest.approx(3.1)
-    assert table.loc[1, "peak source"].startswith("measured")
-    assert table.loc[1, "floor s/epoch"] == pytest.approx(3 * flops * n_train / 50e9)
-    assert table.loc[0, "share of peak"] < 1
+def test_the_models_import_only_the_data_module():
+    """models.py sits just above data.py: results, training, speed and the rest import it, never the other way."""
+    tree = ast.parse(Path(models.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+    assert imported <= {"data"}, imported

@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -17,7 +19,9 @@ from sklearn.metrics import f1_score
 
 from fer_helpers import predict
 from fer_helpers.cli import main
+from fer_helpers.config import CNNConfig
 from fer_helpers.data import CLASS_NAMES, IMAGE_SIZE
+from fer_helpers.inference import predict_logits
 from fer_helpers.predict import (
     CLASS_SYNONYMS,
     FACE_CROP_SIDE,
@@ -34,7 +38,7 @@ from fer_helpers.predict import (
     prediction_table,
 )
 from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import CNNConfig, predict_logits, save_weights
+from fer_helpers.weights import save_weights
 
 ASTRONAUT_BOX = (177, 66, 97, 97)  # where OpenCV's cascade finds the face in skimage's astronaut (x, y, w, h)
 
@@ -406,6 +410,24 @@ def test_cli_predict_user_errors_exit_2(tmp_path, weights, faces, capsys, monkey
     monkeypatch.setattr(predict, "MODELS_DIR", tmp_path / "models")
     assert main(["predict", str(face)]) == 2
     assert "fer-study train" in capsys.readouterr().err
+
+
+def test_predicting_does_not_import_the_training_stack(tmp_path, weights, faces):
+    """`fer-study predict` (module and command) runs without Lightning, torchmetrics or papermill."""
+    face = _write_gray(tmp_path / "face.png", faces.images[0])
+    code = (
+        "import sys\n"
+        "def loaded(): return [m for m in ('lightning', 'pytorch_lightning', 'torchmetrics', 'papermill') "
+        "if m in sys.modules]\n"
+        "import fer_helpers.predict\n"
+        "assert not loaded(), f'importing fer_helpers.predict loads {loaded()}'\n"
+        "from fer_helpers.cli import main\n"
+        f"assert main(['predict', {str(face)!r}, '--weights', {str(weights)!r}, '--out', {str(tmp_path)!r}]) == 0\n"
+        "assert not loaded(), f'fer-study predict loads {loaded()}'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "face_emotions.png").is_file()
 
 
 def test_cli_evaluate(tmp_path, weights, faces, capsys):

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from torch import nn
 
+from fer_helpers.config import CNNConfig
 from fer_helpers.models import build_model, count_params
 from fer_helpers.profiles import PROFILES, get_profile
 from fer_helpers.recipes import (
@@ -23,7 +24,7 @@ from fer_helpers.recipes import (
     side_data,
 )
 from fer_helpers.results import find_results
-from fer_helpers.training import CNNConfig, fit_cnn
+from fer_helpers.training import fit_cnn
 
 
 def _model(config: CNNConfig) -> nn.Module:

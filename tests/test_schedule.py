@@ -11,9 +11,9 @@ import pytest
 from fer_helpers import schedule
 from fer_helpers.bundle import PART_LIMIT_BYTES
 from fer_helpers.cli import main
+from fer_helpers.config import EXECUTION_FIELDS, CNNConfig
 from fer_helpers.profiles import get_profile
 from fer_helpers.schedule import Device, PlannedRun, Slot, plan_runs, run_plan, simulate
-from fer_helpers.training import EXECUTION_FIELDS, CNNConfig, resolve_precision
 
 
 def test_the_full_plan_puts_the_most_valuable_runs_first():
@@ -57,17 +57,6 @@ def test_the_cache_key_is_the_experiment_not_where_it_ran():
     assert run.key("abc") == PlannedRun("x", "model_b", "model_b", elsewhere).key("abc")
     assert run.key("abc") != PlannedRun("x", "model_b", "model_b", CNNConfig(model="model_b", seed=1)).key("abc")
     assert set(EXECUTION_FIELDS) <= set(plain.to_dict())
-
-
-def test_auto_precision_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
-    from fer_helpers import training
-
-    monkeypatch.setattr(training, "uses_cuda", lambda config: False)
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
-    assert resolve_precision(CNNConfig()) == "32-true"
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
-    assert resolve_precision(CNNConfig()) == "bf16-mixed"
-    assert resolve_precision(CNNConfig(precision="32-true")) == "32-true"
 
 
 def _slot(name: str, seconds: float) -> Slot:

@@ -9,12 +9,14 @@ import pytest
 from safetensors import safe_open
 
 from fer_helpers.cli import main
+from fer_helpers.config import CNNConfig
 from fer_helpers.evaluation import bootstrap_ci
+from fer_helpers.inference import predict_logits
 from fer_helpers.predict import MODELS_DIR, SHIPPED_WEIGHTS, default_weights, load_model
 from fer_helpers.results import RunResult
 from fer_helpers.ship import ShipError, model_card, ship
 from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import CNNConfig, fit_cnn, predict_logits
+from fer_helpers.training import fit_cnn
 
 TINY = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16}, lr=1e-3, max_epochs=1,
                  batch_size=32, patience=None, seed=0)

@@ -1,35 +1,26 @@
-"""CNN training: batched augmentation, on-device batches, configuration, inference, weights and cached fits."""
+"""CNN training: batched augmentation, on-device batches, cached fits, and resuming an interrupted run."""
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 
 from fer_helpers import training
-from fer_helpers.models import build_model
+from fer_helpers.config import CNNConfig
+from fer_helpers.inference import images_to_tensor, predict_logits
 from fer_helpers.training import (
-    INT8_SCALE_SUFFIX,
-    WEIGHTS_LIMIT_BYTES,
-    CNNConfig,
     DeviceBatches,
     augment_batch,
-    decode_state,
-    encode_state,
     fit_cnn,
-    load_weights,
-    predict_logits,
     random_crop,
     random_erasing,
     random_hflip,
     random_rotation,
-    round_to_storage,
-    save_weights,
 )
+from fer_helpers.weights import load_weights
 
 # A small Model B learns the synthetic faces in a few CPU epochs; the paper's baseline needs many more.
 TINY = CNNConfig(
@@ -53,7 +44,7 @@ def _gen(seed: int = 0) -> torch.Generator:
 @pytest.fixture(scope="module")
 def faces(synth) -> torch.Tensor:
     """256 synthetic faces as the models see them: (N,1,48,48) float in [0,1]."""
-    return torch.from_numpy(synth.images[:256]).unsqueeze(1).float() / 255
+    return images_to_tensor(synth.images[:256])
 
 
 # ---------------------------------------------------------------- augmentation
@@ -155,103 +146,6 @@ def test_evaluation_batches_cover_every_face_in_order():
     batches = DeviceBatches(torch.zeros(23, 48, 48, dtype=torch.uint8), labels, batch_size=10)
     assert len(batches) == 3
     assert torch.equal(torch.cat([y for _, y in batches]), labels)
-
-
-# ---------------------------------------------------------------- configuration
-
-
-def test_config_is_hashable_and_round_trips_through_json():
-    config = CNNConfig(model="model_b", model_kwargs={"widths": [8, 16], "dropout": 0.2})
-    assert config.model_kwargs == (("dropout", 0.2), ("widths", (8, 16)))
-    assert hash(config) == hash(CNNConfig(model="model_b", model_kwargs={"dropout": 0.2, "widths": (8, 16)}))
-    settings = json.loads(json.dumps(config.to_dict()))
-    assert settings["model_kwargs"] == {"dropout": 0.2, "widths": [8, 16]}
-    assert CNNConfig.from_dict(settings) == config
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [dict(optimizer="rmsprop"), dict(scheduler="step"), dict(tta="ten_crop"), dict(patience=0), dict(lr=0.0),
-     dict(erasing_p=1.5), dict(channels_last="yes"), dict(crop_pad=-1)],
-)
-def test_config_rejects_unknown_or_impossible_settings(bad):
-    with pytest.raises(ValueError):
-        CNNConfig(**bad)
-
-
-def test_from_dict_rejects_unknown_fields():
-    with pytest.raises(ValueError, match="unknown"):
-        CNNConfig.from_dict({**CNNConfig().to_dict(), "epochs": 3})
-
-
-def test_auto_precision_is_float32_on_cpu():
-    assert training.resolve_precision(CNNConfig(accelerator="cpu")) == "32-true"
-    assert training.resolve_precision(CNNConfig(precision="bf16-mixed")) == "bf16-mixed"
-
-
-# ---------------------------------------------------------------- inference and weights
-
-
-@pytest.fixture(scope="module")
-def small_net() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_model("model_b", widths=(8, 16, 32, 32), hidden=32)
-
-
-def test_predict_logits_is_batch_independent_and_restores_training_mode(synth, small_net):
-    images = synth.images[:50]
-    small_net.train()
-    logits = predict_logits(small_net, images, batch_size=512)
-    assert logits.shape == (50, 7) and logits.dtype == np.float32
-    assert small_net.training
-    np.testing.assert_allclose(predict_logits(small_net, images, batch_size=7), logits, atol=1e-5)
-
-
-def test_flip_tta_averages_the_face_and_its_mirror(synth, small_net):
-    images = synth.images[:20]
-    plain = predict_logits(small_net, images)
-    mirrored = predict_logits(small_net, images[:, :, ::-1])  # a strided view is accepted
-    np.testing.assert_allclose(predict_logits(small_net, images, tta="flip"), (plain + mirrored) / 2, atol=1e-5)
-    assert predict_logits(small_net, images, tta="flip_crop").shape == (20, 7)
-
-
-def test_predict_logits_rejects_scaled_images(small_net):
-    with pytest.raises(ValueError, match="uint8"):
-        predict_logits(small_net, np.zeros((2, 48, 48), dtype=np.float32))
-
-
-def test_weights_round_trip_exactly_in_float32(tmp_path, synth, small_net):
-    path = save_weights(small_net, tmp_path / "w.safetensors", TINY)
-    fresh = load_weights(path)  # built from the file's own metadata
-    images = synth.images[:30]
-    np.testing.assert_array_equal(predict_logits(fresh, images), predict_logits(small_net, images))
-
-
-@pytest.mark.parametrize("name, dtype", [("baseline_cnn", "float32"), ("model_b", "float16"), ("resnet_fer", "int8")])
-def test_weights_are_stored_as_precisely_as_the_size_limit_allows(tmp_path, synth, name, dtype):
-    torch.manual_seed(0)
-    net = build_model(name).eval()
-    path = save_weights(net, tmp_path / "w.safetensors", CNNConfig(model=name))
-    assert path.stat().st_size <= WEIGHTS_LIMIT_BYTES
-    with safe_open(str(path), framework="pt") as f:
-        assert f.metadata()["dtype"] == dtype
-    loaded = load_weights(path)
-    assert next(loaded.parameters()).dtype == torch.float32
-    before, after = predict_logits(net, synth.images[:30]), predict_logits(loaded, synth.images[:30])
-    np.testing.assert_allclose(after, before, atol=0.05 * np.abs(before).max())
-    # rounded in memory as the file stores it, the model predicts exactly what the loaded file predicts
-    assert round_to_storage(net) == dtype
-    np.testing.assert_array_equal(predict_logits(net, synth.images[:30]), after)
-
-
-def test_int8_weights_keep_one_scale_per_output_channel():
-    weight = torch.tensor([[0.5, -1.0], [0.02, 0.01]])
-    tensors, dtype = encode_state({"w": weight.repeat(1, 3_000_000)})  # 24 MB in float32, 12 MB in float16
-    assert dtype == "int8" and tensors["w"].dtype == torch.int8
-    np.testing.assert_allclose(tensors["w" + INT8_SCALE_SUFFIX].numpy(), [1.0 / 127, 0.02 / 127], rtol=1e-6)
-    restored = decode_state(tensors)["w"][:, :2]
-    half_step = np.array([[1.0 / 254], [0.02 / 254]])  # rounding error: half a step of each row's own scale
-    assert (np.abs(restored.numpy() - weight.numpy()) <= half_step + 1e-7).all()  # the small row keeps its detail
 
 
 # ---------------------------------------------------------------- training with a cache
