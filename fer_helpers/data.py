@@ -30,7 +30,6 @@ import json
 import operator
 import os
 import re
-import secrets
 import struct
 import warnings
 import zipfile
@@ -44,6 +43,8 @@ import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from .files import atomic_open
 
 CLASS_NAMES: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 NUM_CLASSES = len(CLASS_NAMES)
@@ -614,21 +615,11 @@ def _read_cache(path: Path) -> dict | None:
 
 def _write_cache(path: Path, arrays: dict) -> None:
     """Write atomically (a file of this process's own, then rename), so readers never see half a file."""
-    temporary = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        # os.open rather than mkstemp: the umask, not 0600, sets who may read a shared cache
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(handle, "wb") as out:
+        with atomic_open(path) as out:
             np.savez(out, **arrays)
-        os.replace(temporary, path)
-        temporary = None
     except OSError as error:
         warnings.warn(f"could not cache FER-2013 arrays in {path.parent}: {error}", stacklevel=3)
-    finally:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 # ---------------------------------------------------------------- duplicates and the data check
