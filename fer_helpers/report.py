@@ -13,25 +13,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import CLASS_NAMES, twin_mask
-from .evaluation import (
-    BOOT_SEED,
+from .claims import (
     FIELD_RESULTS,
-    METRICS,
-    MODEL_LABELS,
-    N_BOOT,
     PAPER_RESULTS,
+    PAPER_TABLE2,
     REPORT_SPLIT,
     VERDICT_ORDER,
-    bootstrap_ci,
     check_paper_claims,
+    format_paper_range,
+    table1_parameter_count,
+)
+from .data import CLASS_NAMES, twin_mask
+from .metrics import (
+    MODEL_LABELS,
     classification_metrics,
     ensemble_result,
     expected_calibration_error,
     fit_temperature,
-    format_paper_range,
-    paired_bootstrap_ci,
-    per_class_f1_ci,
     per_class_report,
     softmax,
 )
@@ -39,6 +37,7 @@ from .models import MODEL_NAMES
 from .profiles import PROFILES, Profile
 from .recipes import open_choices
 from .results import RunResult, find_results, git_commit
+from .statistics import BOOT_SEED, METRICS, N_BOOT, bootstrap_ci, paired_bootstrap_ci, per_class_f1_ci
 from .study import SYNTHETIC_STAMP
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,16 +49,6 @@ PRODUCED_BY = {"hog_svm": "02_hog_svm", "baseline_cnn": "03_baseline_cnn"} | {
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "torch", "lightning", "matplotlib")
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
-# The paper's Table 2 (Model B, in words), translated: precision, recall, F1 and its note on each class.
-PAPER_TABLE2 = {
-    "Angry": ("medium", "medium", "stable", "mistaken for Sad/Neutral"),
-    "Disgust": ("low", "low", "very low", "small (minority) class"),
-    "Fear": ("moderate", "low", "low", "resembles Surprise/Sad"),
-    "Happy": ("high", "very high", "very good", "backed by the majority of data"),
-    "Sad": ("moderate", "improved", "improved", "effect of class weights"),
-    "Surprise": ("high", "medium", "good", "strong expression features"),
-    "Neutral": ("high", "high", "stable", "visually not extreme"),
-}
 
 
 def collect_results(run_root: str | Path, data_sha256: str | None = None) -> dict[str, list[RunResult]]:
@@ -122,12 +111,6 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def table1_parameter_count(extra_conv: bool = False) -> int:
-    """Parameters of the paper's Table 1 as written (3x3 convs 32-64-128, flatten 4608, dense 128, dense 7)."""
-    convs = [(1, 32), (32, 64), (64, 128)] + ([(128, 128)] if extra_conv else [])
-    return sum(9 * c_in * c_out + c_out for c_in, c_out in convs) + (4608 * 128 + 128) + (128 * 7 + 7)
 
 
 def _mean_or_none(values: Sequence[float | None]) -> float | None:

@@ -19,9 +19,10 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from .data import FERData, twin_mask
-from .evaluation import N_BOOT, bootstrap_ci, classification_metrics
 from .files import atomic_path
+from .metrics import classification_metrics
 from .results import MODELS_DIR, SHIPPED_KEY, WEIGHTS_FILE, RunResult, git_commit, shipped_weights
+from .statistics import N_BOOT, bootstrap_ci
 from .training import WEIGHTS_LIMIT_BYTES, load_weights
 
 CARD_SPLITS = ("PublicTest", "PrivateTest")

@@ -69,8 +69,8 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from .data import NUM_CLASSES, FERData
-from .evaluation import classification_metrics
 from .ferplus import VOTES_KEY, vote_distribution
+from .metrics import classification_metrics
 from .models import build_model, count_params
 from .results import EVAL_SPLITS, RESULT_FILE, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key
 

@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_evaluation import fer_labels, make_preds, make_result
+from test_metrics import fer_labels, make_preds, make_result
 
+from fer_helpers.claims import table1_parameter_count
 from fer_helpers.data import FERData
-from fer_helpers.evaluation import classification_metrics
+from fer_helpers.metrics import classification_metrics
 from fer_helpers.profiles import get_profile
 from fer_helpers.report import (
     GRADCAM_FILE,
@@ -28,7 +29,6 @@ from fer_helpers.report import (
     readme_block,
     readme_results_table,
     seed_frame,
-    table1_parameter_count,
     update_readme,
     write_gradcam_summary,
     write_metrics,

@@ -9,10 +9,10 @@ import pytest
 from safetensors import safe_open
 
 from fer_helpers.cli import main
-from fer_helpers.evaluation import bootstrap_ci
 from fer_helpers.predict import MODELS_DIR, SHIPPED_WEIGHTS, default_weights, load_model
 from fer_helpers.results import RunResult
 from fer_helpers.ship import ShipError, model_card, ship
+from fer_helpers.statistics import bootstrap_ci
 from fer_helpers.synthetic import make_synthetic_fer
 from fer_helpers.training import CNNConfig, fit_cnn, predict_logits
 
