@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .data import CLASS_NAMES
+from .markdown import MISSING
 from .metrics import (
     METRIC_LABELS,
     by_seed,
@@ -78,10 +79,10 @@ def format_paper_range(low: float, high: float, percent: bool) -> str:
 
 def paper_figure(paper: dict | None, what: str) -> str:
     """The paper's figure for a model as printed: a metric's range ("56–58%", "0.41") or its parameter count
-    ("±2.5 M"); "–" where it gives none. paper: a PAPER_RESULTS entry (or metrics.json's copy of one)."""
+    ("±2.5 M"); MISSING where it gives none. paper: a PAPER_RESULTS entry (or metrics.json's copy of one)."""
     value = (paper or {}).get(what)
     if not value:
-        return "–"
+        return MISSING
     if what == "params":
         return f"±{value / 1e6:.1f} M"
     return format_paper_range(*value, percent=what == "accuracy")

@@ -56,6 +56,8 @@ FER2013_COUNTS = {
     "PublicTest": (467, 56, 496, 895, 653, 415, 607),
     "PrivateTest": (491, 55, 528, 879, 594, 416, 626),
 }
+# The mark on every figure, table and report made from the project's synthetic faces instead of FER-2013.
+SYNTHETIC_STAMP = "SYNTHETIC FACES - NOT FER-2013 RESULTS"
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 CACHE_VERSION = 1  # bump when the parsed arrays of an unchanged source would change

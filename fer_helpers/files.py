@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import IO
 
 
+def relative_link(path: str | Path, start: str | Path) -> str:
+    """A link to a file from a folder, as Markdown and JSON write it: relative, with forward slashes."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside `path` to write to; it replaces `path` in one step when the block ends, and is

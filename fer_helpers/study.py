@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from fer_helpers.data import FER2013_COUNTS, SPLITS, FERData, find_fer2013, load_fer2013
+from fer_helpers.data import FER2013_COUNTS, SPLITS, SYNTHETIC_STAMP, FERData, find_fer2013, load_fer2013
 from fer_helpers.profiles import Profile, get_profile
 
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_VAR = "FER2013_PATH"
-SYNTHETIC_STAMP = "SYNTHETIC FACES - NOT FER-2013 RESULTS"
 SYNTHETIC_LABEL = "synthetic (not FER-2013)"
 FIGURE_DPI = 120
 SYNTHETIC = "synthetic"  # the data_path that asks for the synthetic faces even where FER-2013 is present

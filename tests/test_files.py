@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from fer_helpers.files import atomic_dir, atomic_open, atomic_path, atomic_write_bytes, atomic_write_text
+from fer_helpers.files import atomic_dir, atomic_open, atomic_path, atomic_write_bytes, atomic_write_text, relative_link
 
 
 def test_atomic_write_replaces_the_file_and_leaves_nothing_else(tmp_path):
@@ -50,6 +50,11 @@ def test_atomic_dir_swaps_a_whole_folder(tmp_path):
         (new / "half.json").write_text("{")
         raise RuntimeError("interrupted")
     assert os.listdir(run_dir) == ["result.json"] and os.listdir(run_dir.parent) == ["model_b-abc"]
+
+
+def test_relative_link(tmp_path):
+    assert relative_link(tmp_path / "reports" / "figures" / "a.png", tmp_path / "reports") == "figures/a.png"
+    assert relative_link(tmp_path / "figures" / "a.png", tmp_path / "reports") == "../figures/a.png"
 
 
 def _umask() -> int:

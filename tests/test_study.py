@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from fer_helpers import data as fer_data
-from fer_helpers.data import NUM_CLASSES, SPLITS, FERDataError
+from fer_helpers.data import NUM_CLASSES, SPLITS, SYNTHETIC_STAMP, FERDataError
 from fer_helpers.profiles import get_profile
-from fer_helpers.study import REPO, SYNTHETIC_LABEL, SYNTHETIC_STAMP, default_run_dir, setup, synthetic_sizes
+from fer_helpers.study import REPO, SYNTHETIC_LABEL, default_run_dir, setup, synthetic_sizes
 from fer_helpers.synthetic import make_synthetic_fer
 
 # A small profile (smoke's name, smaller caps) keeps the synthetic faces quick to generate.
