@@ -12,13 +12,13 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
+from .files import atomic_path
 from .results import RESULT_FILE, RunResult
 
 MIB = 1024 * 1024
@@ -90,18 +90,17 @@ def pack_runs(run_dirs: dict[Path, bool], out_dir: str | Path, extra_files: dict
     written = []
     for index, members in enumerate(parts):
         path = out_dir / PART_NAME.format(index)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tarfile.open(tmp, "w:gz") as tar:
-            manifest = {"runs": [d.name for d in members]}
-            _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
-            for name, blob in (extra_files or {}).items() if index == 0 else ():
-                _add_bytes(tar, name, blob)
-            for run_dir in members:
-                for file in _run_members(run_dir, run_dirs[run_dir]):
-                    tar.add(file, arcname=f"{run_dir.name}/{file.relative_to(run_dir)}")
-        if tmp.stat().st_size > PART_LIMIT_BYTES + 64 * 1024:
-            raise BundleError(f"{path.name} came out at {tmp.stat().st_size:,} bytes, over the limit")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            with tarfile.open(tmp, "w:gz") as tar:
+                manifest = {"runs": [d.name for d in members]}
+                _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
+                for name, blob in (extra_files or {}).items() if index == 0 else ():
+                    _add_bytes(tar, name, blob)
+                for run_dir in members:
+                    for file in _run_members(run_dir, run_dirs[run_dir]):
+                        tar.add(file, arcname=f"{run_dir.name}/{file.relative_to(run_dir)}")
+            if tmp.stat().st_size > PART_LIMIT_BYTES + 64 * 1024:
+                raise BundleError(f"{path.name} came out at {tmp.stat().st_size:,} bytes, over the limit")
         written.append(path)
     for stale in out_dir.glob(PART_NAME.replace("{:02d}", "*")):
         if stale not in written:

@@ -16,8 +16,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from .data import SPLITS, FERData
-from .evaluation import classification_metrics
 from .features import cached_hog_features, hog_dim
+from .metrics import classification_metrics
 from .profiles import Profile
 from .results import EVAL_SPLITS, RunResult, cached_run
 

@@ -30,7 +30,6 @@ import json
 import operator
 import os
 import re
-import secrets
 import struct
 import warnings
 import zipfile
@@ -45,6 +44,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .files import atomic_open
+
 CLASS_NAMES: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 NUM_CLASSES = len(CLASS_NAMES)
 SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
@@ -55,6 +56,8 @@ FER2013_COUNTS = {
     "PublicTest": (467, 56, 496, 895, 653, 415, 607),
     "PrivateTest": (491, 55, 528, 879, 594, 416, 626),
 }
+# The mark on every figure, table and report made from the project's synthetic faces instead of FER-2013.
+SYNTHETIC_STAMP = "SYNTHETIC FACES - NOT FER-2013 RESULTS"
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 CACHE_VERSION = 1  # bump when the parsed arrays of an unchanged source would change
@@ -614,21 +617,11 @@ def _read_cache(path: Path) -> dict | None:
 
 def _write_cache(path: Path, arrays: dict) -> None:
     """Write atomically (a file of this process's own, then rename), so readers never see half a file."""
-    temporary = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        # os.open rather than mkstemp: the umask, not 0600, sets who may read a shared cache
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(handle, "wb") as out:
+        with atomic_open(path) as out:
             np.savez(out, **arrays)
-        os.replace(temporary, path)
-        temporary = None
     except OSError as error:
         warnings.warn(f"could not cache FER-2013 arrays in {path.parent}: {error}", stacklevel=3)
-    finally:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 # ---------------------------------------------------------------- duplicates and the data check

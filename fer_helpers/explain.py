@@ -24,6 +24,7 @@ from . import inference
 from .data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from .profiles import CamBudget, Profile, get_profile
 from .results import RunResult, find_results
+from .statistics import difference_ci, mean_ci
 from .weights import load_weights
 
 CAM_METHODS: dict[str, type] = {
@@ -273,30 +274,6 @@ def centre_bias_map(cams: np.ndarray) -> np.ndarray:
     return (density / density.sum()).reshape(mean.shape).astype(np.float32)
 
 
-def _mean_ci(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean of per-face values with its percentile-bootstrap 95% interval (the study's resampling), NaNs left out."""
-    from .evaluation import resample_index
-
-    values = np.asarray(values, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return (np.nan, np.nan, np.nan)
-    means = values[resample_index(len(values))].mean(axis=1)
-    return (float(values.mean()), *map(float, np.quantile(means, [0.025, 0.975])))
-
-
-def _difference_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """95% interval of mean(a) - mean(b), each group resampled on its own."""
-    from .evaluation import BOOT_SEED, resample_index
-
-    a, b = (np.asarray(v, dtype=np.float64) for v in (a, b))
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    if len(a) == 0 or len(b) == 0:
-        return (np.nan, np.nan)
-    diff = a[resample_index(len(a))].mean(axis=1) - b[resample_index(len(b), seed=BOOT_SEED + 1)].mean(axis=1)
-    return tuple(map(float, np.quantile(diff, [0.025, 0.975])))
-
-
 def paper_claims(
     cams: np.ndarray,
     labels: np.ndarray,
@@ -335,12 +312,12 @@ def paper_claims(
         ("heat on the cheeks, all faces", shares["cheeks"].to_numpy(), bias["cheeks"], centre, area["cheeks"]),
         ("Sad: heat on the lower eyes", lower_share[sad], lower_bias, centre, lower_area),
     ):
-        measured, low, high = _mean_ci(values)
+        measured, low, high = mean_ci(values)
         rows.append({"claim": claim, "measured": measured, "ci_low": low, "ci_high": high, "reference": reference,
                      "against": against, "area": area_share})
-    measured, low, high = _mean_ci(lower_share[sad])
+    measured, low, high = mean_ci(lower_share[sad])
     others = float(np.nanmean(lower_share[~sad])) if (~sad).any() else np.nan
-    diff_low, diff_high = _difference_ci(lower_share[sad], lower_share[~sad])
+    diff_low, diff_high = difference_ci(lower_share[sad], lower_share[~sad])
     rows.append({"claim": "Sad: heat on the lower eyes", "measured": measured, "ci_low": others + diff_low,
                  "ci_high": others + diff_high, "reference": others,
                  "against": "the other classes' heat there (interval of the difference, shifted)",

@@ -5,12 +5,13 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from skimage.feature import hog
+
+from .files import atomic_open
 
 # Below this many images per worker, starting worker processes costs more than it saves.
 MIN_IMAGES_PER_WORKER = 2000
@@ -80,15 +81,8 @@ def cached_hog_features(
     start = time.perf_counter()
     features = hog_features(images, n_jobs=n_jobs, **hog_params)
     seconds = time.perf_counter() - start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.npz")
-    try:
-        with open(tmp, "xb") as f:
-            np.savez(f, features=features, seconds=seconds)
-        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:  # a concurrent reader sees the whole file or none
+        np.savez(f, features=features, seconds=seconds)
     return features, seconds
 
 

@@ -38,6 +38,8 @@ from scipy.stats import binomtest
 
 from fer_helpers import data as fer_data
 from fer_helpers.data import CLASS_NAMES, NUM_CLASSES, SPLITS, FERData, FERDataError, read_csv_text
+from fer_helpers.metrics import confusion
+from fer_helpers.statistics import mcnemar
 
 VOTE_COLUMNS: tuple[str, ...] = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                                  "contempt", "unknown", "NF")
@@ -474,8 +476,7 @@ def label_confusion(labels: np.ndarray, plurality: np.ndarray) -> pd.DataFrame:
     if plurality.ndim != 1 or np.any((plurality < -1) | (plurality >= NUM_CLASSES)):
         raise ValueError("plurality must be (N,) FER-2013 class indices or -1, as crowd_plurality gives")
     decided = plurality >= 0
-    table = np.bincount(labels[decided] * NUM_CLASSES + plurality[decided], minlength=NUM_CLASSES ** 2)
-    return pd.DataFrame(table.reshape(NUM_CLASSES, NUM_CLASSES),
+    return pd.DataFrame(confusion(labels[decided], plurality[decided]),
                         index=pd.Index(CLASS_NAMES, name="FER-2013 label"),
                         columns=pd.Index(CLASS_NAMES, name="crowd plurality"))
 
@@ -564,8 +565,6 @@ def target_comparison(pairs: dict, votes: np.ndarray, usage: np.ndarray,
     faces that have an emotion plurality): both runs' accuracies, delta (crowd run minus label run, in points) and
     McNemar's p on the same faces.
     """
-    from .evaluation import mcnemar
-
     usage = _check_usage(usage, len(_check_votes(votes)))
     rows, index = [], []
     for model, runs in pairs.items():

@@ -7,6 +7,7 @@ import pandas as pd
 import seaborn as sns
 
 from fer_helpers.data import CLASS_NAMES, NUM_CLASSES
+from fer_helpers.metrics import confusion, confusion_shares
 
 
 def plot_class_counts(counts: pd.DataFrame, reference: pd.DataFrame | None = None) -> plt.Figure:
@@ -108,8 +109,7 @@ def plot_duplicate_groups(
 def plot_confusion_pair(counts: np.ndarray, title: str = "", class_names=CLASS_NAMES) -> plt.Figure:
     """A confusion matrix twice: image counts, and shares of each true class (rows sum to 1)."""
     counts = np.asarray(counts)
-    rows = counts.sum(axis=1, keepdims=True)
-    shares = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    shares = confusion_shares(counts, "true")
     fig, (ax_counts, ax_shares) = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, values, fmt, label in ((ax_counts, counts, "d", "images"), (ax_shares, shares, ".2f", "share of true class")):
         sns.heatmap(values, annot=True, fmt=fmt, cmap="Blues", square=True, cbar_kws={"label": label, "shrink": 0.8},
@@ -126,7 +126,7 @@ def plot_confusion_pair(counts: np.ndarray, title: str = "", class_names=CLASS_N
 
 
 def plot_reliability_diagram(tables: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Accuracy against confidence per bin for each model (from evaluation.reliability_table); the diagonal is perfect calibration."""
+    """Accuracy against confidence per bin for each model (from metrics.reliability_table); the diagonal is perfect calibration."""
     fig, (ax_rel, ax_hist) = plt.subplots(1, 2, figsize=(11, 4.2))
     ax_rel.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="perfectly calibrated")
     for (name, table), color in zip(tables.items(), sns.color_palette("deep", len(tables))):
@@ -361,11 +361,7 @@ def plot_confusion_matrix(
     normalize: None (image counts), "true" (rows sum to 1: recall on the diagonal), "pred" (columns sum to 1:
     precision on the diagonal) or "all".
     """
-    from sklearn.metrics import confusion_matrix
-
-    if normalize not in (None, "true", "pred", "all"):
-        raise ValueError(f"normalize must be None, 'true', 'pred' or 'all', got {normalize!r}")
-    matrix = confusion_matrix(labels, preds, labels=np.arange(len(class_names)), normalize=normalize)
+    matrix = confusion(labels, preds, normalize, num_classes=len(class_names))
     label = {None: "images", "true": "share of true class", "pred": "share of predicted class",
              "all": "share of all images"}[normalize]
     fig, ax = plt.subplots(figsize=(6.2, 5.2))
@@ -427,7 +423,7 @@ def plot_hog_c_search(searches: dict[str, pd.DataFrame], chosen: dict[str, float
 def plot_ablation_deltas(table: pd.DataFrame, splits: tuple[str, ...] = ("PublicTest", "PrivateTest")) -> plt.Figure:
     """Change of accuracy and macro F1 from the full model per ablation, in points with paired 95% intervals.
 
-    `table` is evaluation.ablation_table's; left of zero the removed ingredient had helped.
+    `table` is claims.ablation_table's; left of zero the removed ingredient had helped.
     """
     variants = table[table["delta_accuracy"].notna()]
     names = list(dict.fromkeys(variants.index.get_level_values("model")))

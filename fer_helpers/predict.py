@@ -37,10 +37,11 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from torch import nn
 
 from .data import CLASS_NAMES, IMAGE_SIZE
-from .evaluation import bootstrap_ci, confusion
 from .explain import gradcam
 from .inference import predict_probs
+from .metrics import confusion
 from .results import MODELS_DIR
+from .statistics import bootstrap_ci
 from .weights import load_weights
 
 FACE_CROP_SIDE = 64  # photos at most this many pixels on both sides are face crops: no detection

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .files import atomic_dir
 
 EVAL_SPLITS = ("PublicTest", "PrivateTest")
 RESULT_FILE = "result.json"
@@ -97,12 +98,9 @@ class RunResult:
 
     def save(self) -> None:
         """Write the result into run_dir (atomically: a crash leaves the old result or none)."""
-        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         if self.git_commit is None:
             self.git_commit = git_commit()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.run_dir.name}.", dir=self.run_dir.parent))
-        tmp.chmod(0o755)  # mkdtemp's 0700 would keep a shared run folder private to one user
-        try:
+        with atomic_dir(self.run_dir) as tmp:
             if self.run_dir.exists():
                 for item in self.run_dir.iterdir():  # keep weights and logs written during training
                     if item.name not in (RESULT_FILE, PREDICTIONS_FILE, HISTORY_FILE):
@@ -120,12 +118,6 @@ class RunResult:
                 "git_commit": self.git_commit,
             }
             (tmp / RESULT_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
-            if self.run_dir.exists():
-                shutil.rmtree(self.run_dir)
-            os.replace(tmp, self.run_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunResult:

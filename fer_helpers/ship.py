@@ -19,8 +19,10 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from .data import FERData, twin_mask
-from .evaluation import N_BOOT, bootstrap_ci, classification_metrics
+from .files import atomic_path
+from .metrics import classification_metrics
 from .results import MODELS_DIR, SHIPPED_KEY, WEIGHTS_FILE, RunResult, git_commit, shipped_weights
+from .statistics import N_BOOT, bootstrap_ci
 from .weights import WEIGHTS_LIMIT_BYTES, load_weights
 
 CARD_SPLITS = ("PublicTest", "PrivateTest")
@@ -142,9 +144,8 @@ def ship(result_dir: str | Path, models_dir: str | Path | None = None, name: str
     name = name or result.model
     weights = models_dir / f"{name}.safetensors"
     card = models_dir / f"{name}.md"
-    tmp_weights, tmp_card = weights.with_suffix(".safetensors.tmp"), card.with_suffix(".md.tmp")
     source = result.weights_path
-    try:
+    with atomic_path(weights) as tmp_weights, atomic_path(card) as tmp_card:  # replaced only once both are written
         tensors, metadata = _read_safetensors(source)
         save_file(tensors, str(tmp_weights), metadata=metadata | {SHIPPED_KEY: result.key})
         twins = None
@@ -153,11 +154,6 @@ def ship(result_dir: str | Path, models_dir: str | Path | None = None, name: str
         tmp_card.write_text(model_card(result, weights.name, twins))
         if weights.exists() and source != weights:
             _return_to_run(weights, result.run_dir.parent)
-        tmp_weights.replace(weights)
-        tmp_card.replace(card)
-    finally:
-        tmp_weights.unlink(missing_ok=True)
-        tmp_card.unlink(missing_ok=True)
     if source == result.run_dir / WEIGHTS_FILE and shipped_weights(result.key) == weights:
         source.unlink()  # the run finds its weights in models/ now (elsewhere a ship is a copy)
     return weights, card

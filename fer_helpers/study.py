@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from fer_helpers.data import FER2013_COUNTS, SPLITS, FERData, find_fer2013, load_fer2013
+from fer_helpers.data import FER2013_COUNTS, SPLITS, SYNTHETIC_STAMP, FERData, find_fer2013, load_fer2013
+from fer_helpers.markdown import dataframe_markdown, index_as_columns
 from fer_helpers.profiles import PROFILES, Profile, get_profile
 
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_VAR = "FER2013_PATH"
-SYNTHETIC_STAMP = "SYNTHETIC FACES - NOT FER-2013 RESULTS"
 SYNTHETIC_LABEL = "synthetic (not FER-2013)"
 FIGURE_DPI = 120
 SYNTHETIC = "synthetic"  # the data_path that asks for the synthetic faces even where FER-2013 is present
@@ -127,7 +127,7 @@ class Study:
         table = df.copy()
         if self.synthetic:
             table["data"] = SYNTHETIC_LABEL
-        flat = table.reset_index() if _has_named_index(table) else table
+        flat = index_as_columns(table)
         self.tables_dir.mkdir(parents=True, exist_ok=True)
         stem = Path(name).stem
         flat.to_csv(self.tables_dir / f"{stem}.csv", index=False)
@@ -136,7 +136,7 @@ class Study:
             header.append(f"**{SYNTHETIC_STAMP}**")
         if not self.profile.paper_sizes:
             header.append(f"_profile: {self.profile.name}_")
-        lines = ([" · ".join(header), ""] if header else []) + [_markdown_table(flat)]
+        lines = ([" · ".join(header), ""] if header else []) + [dataframe_markdown(flat)]
         (self.tables_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
         return table
 
@@ -183,20 +183,3 @@ def _has_artist(fig, gid: str) -> bool:
     return any(text.get_gid() == gid for text in fig.texts)
 
 
-def _has_named_index(df: pd.DataFrame) -> bool:
-    return any(name is not None for name in df.index.names) or not isinstance(df.index, pd.RangeIndex)
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        text = "" if math.isnan(value) else (f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}")
-    else:
-        text = str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
-    columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
-    rows = [[_cell(v) for v in row] for row in df.itertuples(index=False)]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in [columns, ["---"] * len(columns), *rows])

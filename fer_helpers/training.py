@@ -43,9 +43,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from .config import CNNConfig, device_name, resolve_precision, result_name, uses_cuda
 from .data import NUM_CLASSES, FERData
-from .evaluation import classification_metrics
 from .ferplus import VOTES_KEY, vote_distribution
 from .inference import EVAL_BATCH_SIZE, images_to_tensor, predict_logits
+from .metrics import classification_metrics
 from .models import build_model, count_params
 from .results import EVAL_SPLITS, RESULT_FILE, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key
 from .weights import round_to_storage, save_weights

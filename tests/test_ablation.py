@@ -10,21 +10,18 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from fer_helpers.data import CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES
-from fer_helpers.evaluation import (
+from fer_helpers.claims import (
     ABLATION_CHANGES,
     ABLATION_CLAIMS,
     NO_CLASS_WEIGHTS,
     ablation_claims,
     ablation_table,
-    bootstrap_ci,
-    classification_metrics,
     describe_ablation,
-    ensemble_logits,
-    mcnemar,
-    paired_bootstrap_ci,
 )
+from fer_helpers.data import CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES
+from fer_helpers.metrics import classification_metrics, ensemble_logits
 from fer_helpers.results import RunResult, run_key
+from fer_helpers.statistics import bootstrap_ci, mcnemar, paired_bootstrap_ci
 
 matplotlib.use("Agg")
 

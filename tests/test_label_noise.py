@@ -12,12 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fer_helpers import evaluation, ferplus, plots, recipes, train
+from fer_helpers import ferplus, plots, recipes, train
 from fer_helpers.config import CNNConfig, result_name
 from fer_helpers.data import CLASS_NAMES, FERData, FERDataError
 from fer_helpers.ferplus import VOTE_COLUMNS, VOTES_KEY, attach_votes, crowd_scores, synthetic_votes
 from fer_helpers.profiles import PROFILES, get_profile
 from fer_helpers.results import RunResult, run_key
+from fer_helpers.statistics import mcnemar
 from fer_helpers.study import Study
 from fer_helpers.synthetic import make_synthetic_fer
 from fer_helpers.training import FERClassifier, crowd_targets, fit_cnn
@@ -265,7 +266,7 @@ def test_target_comparison_scores_both_runs_on_both_label_sets(small):
     row = table.loc[("baseline_cnn", "PrivateTest")]
     assert row["label_run"] == 1.0 and row["crowd_run"] < 1.0 and row["delta"] < 0
     assert row["crowd_crowd_run"] == 1.0 and row["crowd_delta"] > 0
-    expected = evaluation.mcnemar(labels["PrivateTest"], preds_label["PrivateTest"], preds_crowd["PrivateTest"])
+    expected = mcnemar(labels["PrivateTest"], preds_label["PrivateTest"], preds_crowd["PrivateTest"])
     assert row["mcnemar_p"] == pytest.approx(expected["p_value"])
     assert row["n"] == len(labels["PrivateTest"]) and row["n_crowd"] <= row["n"]
 

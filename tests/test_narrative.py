@@ -11,7 +11,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from fer_helpers.evaluation import per_class_report
+from fer_helpers.metrics import per_class_report
 from fer_helpers.results import RunResult
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,32 +7,31 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_evaluation import fer_labels, make_preds, make_result
+from test_metrics import fer_labels, make_preds, make_result
 
+from fer_helpers.claims import table1_parameter_count
 from fer_helpers.data import FERData
-from fer_helpers.evaluation import classification_metrics
+from fer_helpers.metrics import classification_metrics
 from fer_helpers.profiles import get_profile
+from fer_helpers.readme import README_END, README_START, readme_block, readme_results_table, update_readme
 from fer_helpers.report import (
-    GRADCAM_FILE,
-    README_END,
-    README_START,
-    build_metrics,
     claims_frame,
-    collect_results,
     comparison_frame,
     describe_claims,
+    per_class_frame,
+    seed_frame,
+    write_report_md,
+)
+from fer_helpers.summary import (
+    GRADCAM_FILE,
+    build_metrics,
+    collect_results,
     load_gradcam,
     missing_models,
     missing_runs,
-    per_class_frame,
-    readme_block,
-    readme_results_table,
-    seed_frame,
-    table1_parameter_count,
-    update_readme,
+    precision_check,
     write_gradcam_summary,
     write_metrics,
-    write_report_md,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -319,8 +318,6 @@ def test_one_interval_for_one_number_everywhere(metrics, tmp_path):
 
 
 def test_the_precision_check_compares_the_bf16_twin_with_the_float32_run(tmp_path):
-    from fer_helpers.report import precision_check
-
     private = fer_labels("PrivateTest")
     float32 = make_result(tmp_path, "baseline_cnn", {"PrivateTest": make_preds(private, 0.60, seed=1)},
                           {"PrivateTest": private}, extra={"precision": "32-true"})

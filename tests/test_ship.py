@@ -10,11 +10,11 @@ from safetensors import safe_open
 
 from fer_helpers.cli import main
 from fer_helpers.config import CNNConfig
-from fer_helpers.evaluation import bootstrap_ci
 from fer_helpers.inference import predict_logits
 from fer_helpers.predict import MODELS_DIR, SHIPPED_WEIGHTS, default_weights, load_model
 from fer_helpers.results import RunResult
 from fer_helpers.ship import ShipError, model_card, ship
+from fer_helpers.statistics import bootstrap_ci
 from fer_helpers.synthetic import make_synthetic_fer
 from fer_helpers.training import fit_cnn
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from fer_helpers import data as fer_data
-from fer_helpers.data import NUM_CLASSES, SPLITS, FERDataError
+from fer_helpers.data import NUM_CLASSES, SPLITS, SYNTHETIC_STAMP, FERDataError
 from fer_helpers.profiles import get_profile
-from fer_helpers.study import REPO, SYNTHETIC_LABEL, SYNTHETIC_STAMP, default_run_dir, setup, synthetic_sizes
+from fer_helpers.study import REPO, SYNTHETIC_LABEL, default_run_dir, setup, synthetic_sizes
 from fer_helpers.synthetic import make_synthetic_fer
 
 # A small profile (smoke's name, smaller caps) keeps the synthetic faces quick to generate.
@@ -140,7 +140,7 @@ def test_synthetic_tables_say_so(synthetic_study):
     markdown = (synthetic_study.tables_dir / "scores.md").read_text().splitlines()
     assert SYNTHETIC_STAMP in markdown[0] and "profile: smoke" in markdown[0]
     assert markdown[2] == "| model | accuracy | data |"
-    assert markdown[4] == f"| hog_svm | 0.5 | {SYNTHETIC_LABEL} |"
+    assert markdown[4] == f"| hog_svm | 0.500 | {SYNTHETIC_LABEL} |"  # as REPORT.md prints numbers
 
 
 def test_fer2013_tables_are_plain(fer_csv, tmp_path):

@@ -1,0 +1,220 @@
+"""Metrics of a classifier on the test images: headline numbers, per-class report, confusion, calibration, seeds.
+
+The metric names (METRICS) and their bootstrap intervals live in statistics, which every number here may call on.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+from .data import CLASS_NAMES, NUM_CLASSES
+from .results import RunResult, run_key
+from .statistics import METRICS, as_class_indices, bootstrap_ci
+
+# How tables, figures and prose name each model and metric. (Model labels will move into the model registry.)
+MODEL_LABELS = {"hog_svm": "HOG + SVM", "baseline_cnn": "Baseline CNN", "model_b": "Model B",
+                "resnet_fer": "ResNet-FER (ours)", "resnet_fer_ensemble": "ResNet-FER ensemble",
+                "model_b_ensemble": "Model B ensemble", "hog_svm_balanced": "HOG + SVM, balanced",
+                "baseline_cnn_bf16": "Baseline CNN in bf16 (precision check)",
+                "hog_extended": "HOG + Nyström RBF features, linear (ours)",
+                "hog_extended_balanced": "HOG + Nyström RBF features, linear, balanced",
+                "hog_extended_fine": "HOG, 4-pixel cells", "hog_extended_multiscale": "HOG, three cell sizes"}
+METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
+
+
+def model_label(name: str) -> str:
+    """A model's name as tables and prose print it (its run name when it has no label)."""
+    return MODEL_LABELS.get(name, name)
+
+
+def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict:
+    """Accuracy (with its bootstrap 95% interval), macro and weighted F1 over the seven classes."""
+    labels = np.asarray(labels)
+    preds = np.asarray(preds)
+    all_classes = list(range(NUM_CLASSES))
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, preds)),
+        "accuracy_ci95": list(bootstrap_ci(labels, preds, "accuracy")),
+        "macro_f1": float(f1_score(labels, preds, labels=all_classes, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(labels, preds, labels=all_classes, average="weighted", zero_division=0)),
+    }
+
+
+def per_class_report(
+    labels: np.ndarray, preds: np.ndarray, class_names: Sequence[str] = CLASS_NAMES
+) -> pd.DataFrame:
+    """Precision, recall, F1 and support of each class: the paper's Table 2, in numbers."""
+    labels, preds = as_class_indices(labels, preds, num_classes=len(class_names))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, preds, labels=list(range(len(class_names))), zero_division=0
+    )
+    return pd.DataFrame(
+        {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(int)},
+        index=pd.Index(list(class_names), name="class"),
+    )
+
+
+# ---- confusion ---------------------------------------------------------------------------------------------------
+
+NORMALIZE = (None, "true", "pred", "all")
+
+
+def confusion_shares(counts: np.ndarray, normalize: str | None) -> np.ndarray:
+    """A confusion matrix of counts as shares: "true" rows sum to 1 (recall on the diagonal), "pred" columns sum
+    to 1 (precision on the diagonal), "all" the whole matrix; an empty row or column stays zero. None: the counts."""
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+    counts = np.asarray(counts)
+    if normalize is None:
+        return counts
+    totals = {"true": counts.sum(axis=1, keepdims=True), "pred": counts.sum(axis=0, keepdims=True),
+              "all": counts.sum(keepdims=True)}[normalize]
+    return np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+
+
+def confusion(
+    labels: np.ndarray, preds: np.ndarray, normalize: str | None = None, num_classes: int = NUM_CLASSES
+) -> np.ndarray:
+    """Confusion matrix, rows = true class, columns = predicted; normalize as in confusion_shares."""
+    labels, preds = as_class_indices(labels, preds, num_classes=num_classes)
+    counts = np.bincount(labels * num_classes + preds, minlength=num_classes**2).reshape(num_classes, num_classes)
+    return confusion_shares(counts, normalize)
+
+
+def top_confusions(
+    labels: np.ndarray, preds: np.ndarray, k: int = 5, class_names: Sequence[str] = CLASS_NAMES
+) -> pd.DataFrame:
+    """The k most frequent mistakes: true class, predicted class, count and share of the true class's images."""
+    counts = confusion(labels, preds, num_classes=len(class_names))
+    rates = confusion_shares(counts, "true")
+    rows = [
+        {"true": class_names[t], "predicted": class_names[p], "count": int(counts[t, p]), "rate": float(rates[t, p])}
+        for t in range(len(class_names)) for p in range(len(class_names)) if t != p and counts[t, p] > 0
+    ]
+    table = pd.DataFrame(rows, columns=["true", "predicted", "count", "rate"])
+    table = table.sort_values(["count", "rate"], ascending=False, kind="stable").head(k)
+    return table.set_index(pd.RangeIndex(1, len(table) + 1, name="rank"))
+
+
+# ---- calibration -------------------------------------------------------------------------------------------------
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities of logits divided by a temperature."""
+    from scipy.special import softmax as _softmax
+
+    return _softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T that minimises the negative log-likelihood of softmax(logits / T) (Guo et al. 2017)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    z = np.asarray(logits, dtype=np.float64)
+    (labels,) = as_class_indices(labels, num_classes=z.shape[1])
+    rows = np.arange(len(labels))
+
+    def nll(log_t: float) -> float:
+        return float(-log_softmax(z / np.exp(log_t), axis=1)[rows, labels].mean())
+
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded").x))
+
+
+def reliability_table(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> pd.DataFrame:
+    """Confidence against accuracy in equal-width confidence bins (lower, upper]: the reliability diagram's data."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError("probs must be (N, num_classes) probabilities whose rows sum to 1 (softmax the logits)")
+    (labels,) = as_class_indices(labels, num_classes=probs.shape[1])
+    if len(labels) != len(probs):
+        raise ValueError(f"{len(probs)} rows of probabilities for {len(labels)} labels")
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    with np.errstate(invalid="ignore"):
+        mean_confidence = np.bincount(bins, weights=confidence, minlength=n_bins) / count
+        accuracy = np.bincount(bins, weights=correct, minlength=n_bins) / count
+    return pd.DataFrame({
+        "bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count,
+        "confidence": mean_confidence, "accuracy": accuracy, "gap": accuracy - mean_confidence,
+    })
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error: the image-weighted mean gap between confidence and accuracy over the bins."""
+    table = reliability_table(probs, labels, n_bins)
+    filled = table[table["count"] > 0]
+    return float((filled["count"] * filled["gap"].abs()).sum() / table["count"].sum())
+
+
+# ---- seeds and ensembles -----------------------------------------------------------------------------------------
+
+
+def by_seed(results: Iterable[RunResult]) -> list[RunResult]:
+    """A model's runs in seed order (a run without a seed, such as HOG+SVM's, last)."""
+    return sorted(results, key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0))
+
+
+def seed_summary(results: Sequence[RunResult], split: str) -> dict:
+    """Mean ± standard deviation (ddof=1; NaN for one run) of each headline metric over the runs' seeds."""
+    if not results:
+        raise ValueError("seed_summary needs at least one result")
+    per_run = [classification_metrics(r.labels[split], r.preds(split)) for r in results]
+    summary: dict = {"split": split, "n_seeds": len(results), "seeds": [r.seed for r in results]}
+    for metric in METRICS:
+        values = np.array([m[metric] for m in per_run])
+        summary[metric] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+            "per_seed": values.tolist(),
+        }
+    return summary
+
+
+def per_class_over_seeds(
+    results: Sequence[RunResult], split: str, class_names: Sequence[str] = CLASS_NAMES
+) -> pd.DataFrame:
+    """per_class_report averaged over a model's runs (seeds)."""
+    reports = [per_class_report(r.labels[split], r.preds(split), class_names) for r in results]
+    return sum(reports[1:], reports[0]) / len(reports)
+
+
+def ensemble_logits(results: Sequence[RunResult]) -> dict[str, np.ndarray]:
+    """Log of the mean softmax probabilities over runs (seeds), for every split all runs scored."""
+    if not results:
+        raise ValueError("ensemble_logits needs at least one result")
+    splits = [s for s in results[0].logits if all(s in r.logits for r in results)]
+    out = {}
+    for split in splits:
+        for r in results[1:]:
+            if not np.array_equal(r.labels[split], results[0].labels[split]):
+                raise ValueError(f"{r.model} (seed {r.seed}) scored different {split} images; cannot ensemble")
+        mean_probs = np.mean([r.probs(split).astype(np.float64) for r in results], axis=0)
+        out[split] = np.log(np.clip(mean_probs, 1e-12, None)).astype(np.float32)
+    return out
+
+
+def ensemble_result(results: Sequence[RunResult], model: str | None = None) -> RunResult:
+    """The seed ensemble of one model's runs as a RunResult of its own (not saved); params counts all members."""
+    logits = ensemble_logits(results)
+    first = results[0]
+    model = model or f"{first.model}_ensemble"
+    config = {"members": [r.key for r in results]}
+    key = run_key(model, config, first.data_sha256)
+    labels = {s: first.labels[s] for s in logits}
+    metrics = {s: classification_metrics(labels[s], logits[s].argmax(axis=1)) for s in logits}
+    params = sum(r.params for r in results) if all(r.params for r in results) else None
+    return replace(
+        first, model=model, config=config, key=key, run_dir=first.run_dir.parent / f"{model}-{key}",
+        logits=logits, labels=labels, metrics=metrics, seed=None, params=params,
+        train_seconds=float(sum(r.train_seconds for r in results)), images_per_second=None, history=None,
+        extra={"seeds": [r.seed for r in results]}, from_cache=False,
+    )

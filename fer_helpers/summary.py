@@ -1,0 +1,358 @@
+"""metrics.json: every headline number of a run folder with its provenance, the input of REPORT.md and the README.
+
+It gathers the saved results (`collect_results`), scores each model on each test split with intervals,
+calibration and per-class numbers (`model_entry`), checks the paper's claims, and takes in what notebook 06
+measured with Grad-CAM (gradcam.json, while it still describes the report's runs).
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .claims import PAPER_RESULTS, REPORT_SPLIT, check_paper_claims
+from .data import CLASS_NAMES, twin_mask
+from .files import atomic_write_text, relative_link
+from .markdown import index_as_columns
+from .metrics import (
+    by_seed,
+    classification_metrics,
+    ensemble_result,
+    expected_calibration_error,
+    fit_temperature,
+    model_label,
+    per_class_report,
+    softmax,
+)
+from .models import MODEL_NAMES
+from .profiles import Profile
+from .results import RunResult, find_results, git_commit
+from .statistics import BOOT_SEED, METRICS, N_BOOT, bootstrap_ci, paired_bootstrap_ci, per_class_f1_ci
+
+SPLIT_KEYS = {"PublicTest": "public_test", "PrivateTest": "private_test"}
+PAPER_MODELS = tuple(PAPER_RESULTS)
+# The study's main models and the notebook that trains each; everything else in a run folder is a variant or ablation.
+PRODUCED_BY = {"hog_svm": "02_hog_svm", "baseline_cnn": "03_baseline_cnn"} | {
+    m: "04_tuned_cnn" for m in MODEL_NAMES if m != "baseline_cnn"}
+PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "torch", "lightning", "matplotlib")
+PRECISION_CHECK = ("baseline_cnn", "baseline_cnn_bf16")  # the float32 run and its bf16 twin (same recipe, seed)
+GRADCAM_FILE = "gradcam.json"
+
+
+# ---- the runs ----------------------------------------------------------------------------------------------------
+
+
+def collect_results(run_root: str | Path, data_sha256: str | None = None) -> dict[str, list[RunResult]]:
+    """Saved results under run_root grouped by model (the paper's three first), seeds in order.
+
+    Only results on the data with checksum data_sha256 count, when given; of several runs of one model with
+    the same seed (an older configuration left behind), the newest wins.
+    """
+    grouped: dict[str, dict] = {}
+    for result in find_results(run_root):  # oldest first, so newer runs overwrite
+        if data_sha256 is None or result.data_sha256 == data_sha256:
+            grouped.setdefault(result.model, {})[result.seed] = result
+    order = sorted(grouped, key=lambda m: (PAPER_MODELS.index(m) if m in PAPER_MODELS else len(PAPER_MODELS), m))
+    return {m: by_seed(grouped[m].values()) for m in order}
+
+
+def missing_models(results_by_model: Mapping[str, list]) -> dict[str, str]:
+    """The study's main models absent from a run folder, each with the notebook that trains it."""
+    return {m: nb for m, nb in PRODUCED_BY.items() if not results_by_model.get(m)}
+
+
+def missing_runs(results_by_model: Mapping[str, list], profile: Profile) -> list[str]:
+    """What the profile's protocol trains that the run folder lacks: main models, CNN seeds, the ablation.
+
+    Each item names what is missing and the notebook that trains it. The ablation is checked only where it trains
+    on the profile's own data (no `side_train_per_class`); otherwise its results are not part of the report.
+    """
+    items = [f"{model_label(m)}: not trained (notebook {nb})" for m, nb in missing_models(results_by_model).items()]
+    for model, notebook in PRODUCED_BY.items():
+        runs = results_by_model.get(model)
+        if model == "hog_svm" or not runs:
+            continue
+        have = {r.seed for r in runs}
+        lacking = [s for s in profile.seeds if s not in have]
+        if lacking:
+            items.append(f"{model_label(model)}: seed{'s' if len(lacking) > 1 else ''} "
+                         f"{', '.join(map(str, lacking))} of {', '.join(map(str, profile.seeds))} not trained "
+                         f"(notebook {notebook})")
+    if profile.side_train_per_class is None:
+        from .recipes import MODEL_B_ABLATIONS
+
+        absent = [name for name in MODEL_B_ABLATIONS if not results_by_model.get(name)]
+        if absent:
+            what = "the ablation of Model B" if len(absent) == len(MODEL_B_ABLATIONS) else ", ".join(absent)
+            items.append(f"{what}: not trained (notebook 07_ablation)")
+    return items
+
+
+def is_main_model(name: str) -> bool:
+    """HOG+SVM, the CNNs of the study and their seed ensembles (not variants or ablations)."""
+    return name.removesuffix("_ensemble") in PRODUCED_BY
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of Python and the scientific packages that produced the numbers."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+# ---- one model's entry -------------------------------------------------------------------------------------------
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def _split_block(runs: Sequence[RunResult], split: str, keep: np.ndarray | None = None) -> dict:
+    """Headline numbers of one model on one split (or the faces `keep` marks): means over seeds, bootstrap
+    intervals, calibration before and after temperature scaling fitted on PublicTest, per class."""
+    keep = np.ones(len(runs[0].labels[split]), dtype=bool) if keep is None else keep
+    labels = runs[0].labels[split][keep]
+    preds = np.stack([r.preds(split)[keep] for r in runs])
+    per_run = [classification_metrics(labels, p) for p in preds]
+    block: dict = {"n": int(len(labels))}
+    block |= {m: float(np.mean([r[m] for r in per_run])) for m in METRICS}
+    for metric in METRICS:
+        block[f"{metric}_ci95"] = list(bootstrap_ci(labels, preds, metric))
+    block["ci95_method"] = f"percentile bootstrap over the test images, {N_BOOT} resamples, seed {BOOT_SEED}" + (
+        ", of the mean over seeds" if len(runs) > 1 else "")
+    if len(runs) > 1:
+        block["std"] = {m: float(np.std([r[m] for r in per_run], ddof=1)) for m in METRICS}
+    block["ece"] = float(np.mean([expected_calibration_error(softmax(r.logits[split][keep]), labels) for r in runs]))
+    if all("PublicTest" in r.logits for r in runs):  # the temperature is fitted where models are chosen
+        temperatures = [fit_temperature(r.logits["PublicTest"], r.labels["PublicTest"]) for r in runs]
+        block["temperature"] = float(np.mean(temperatures))
+        block["ece_temperature_scaled"] = float(np.mean([
+            expected_calibration_error(softmax(r.logits[split][keep], t), labels)
+            for r, t in zip(runs, temperatures)]))
+    reports = [per_class_report(labels, p) for p in preds]
+    per_class = sum(reports[1:], reports[0]) / len(reports)
+    f1_ci = per_class_f1_ci(labels, preds)
+    block["per_class"] = {name: {k: float(v) for k, v in row.items()} | {"f1_ci95": list(map(float, f1_ci[i]))}
+                          for i, (name, row) in enumerate(per_class.iterrows())}
+    return block
+
+
+def crowd_votes(data) -> tuple[np.ndarray, str] | None:
+    """FER+ crowd votes (N,10) aligned with the data and where they came from: FER+ for FER-2013 where found,
+    votes simulated from the known expressions for synthetic faces; None for FER-2013 without FER+."""
+    from .ferplus import find_ferplus, join_votes, read_votes, synthetic_votes
+
+    if not data.is_fer2013:
+        return synthetic_votes(data, seed=0), "simulated from the synthetic faces' expressions"
+    path = find_ferplus(None, data_path=data.source if Path(data.source).exists() else None)
+    if path is None or data.ids is None:  # no votes, or faces without names to match them by
+        return None
+    return join_votes(data, read_votes(path)).votes, f"FER+ ({Path(path).name})"
+
+
+def _crowd_block(runs: Sequence[RunResult], plurality: np.ndarray, split: str = REPORT_SPLIT) -> dict:
+    """Accuracy and macro F1 against the crowd's plurality, on the faces that have an emotion plurality."""
+    decided = plurality >= 0
+    labels = plurality[decided]
+    preds = np.stack([r.preds(split)[decided] for r in runs])
+    per_run = [classification_metrics(labels, p) for p in preds]
+    block: dict = {"n": int(decided.sum())}
+    for metric in ("accuracy", "macro_f1"):
+        block[metric] = float(np.mean([r[metric] for r in per_run]))
+        block[f"{metric}_ci95"] = list(bootstrap_ci(labels, preds, metric))
+    return block
+
+
+def model_entry(runs: Sequence[RunResult], twins: Mapping[str, np.ndarray] | None = None,
+                crowd: np.ndarray | None = None) -> dict:
+    """One model's entry in metrics.json, from its runs (one per seed); `twins` marks, per split, the test faces
+    with a byte-identical twin in Training, which the "<split>_dedup" blocks leave out; `crowd`, the FER+ crowd's
+    plurality for each face of the report split (-1: none), which "private_test_ferplus" scores against."""
+    entry: dict = {}
+    for split, key in SPLIT_KEYS.items():
+        if all(split in r.logits for r in runs):
+            entry[key] = _split_block(runs, split)
+            if twins is not None and split in twins:
+                entry[f"{key}_dedup"] = _split_block(runs, split, ~twins[split])
+    if crowd is not None and all(REPORT_SPLIT in r.logits for r in runs):
+        entry[f"{SPLIT_KEYS[REPORT_SPLIT]}_ferplus"] = _crowd_block(runs, crowd)
+    entry["seeds"] = [r.seed for r in runs]
+    entry["per_seed"] = [
+        {"seed": r.seed, "key": r.key, "train_seconds": r.train_seconds,
+         "precision": r.extra.get("precision"), "device": r.device}
+        | {SPLIT_KEYS[s]: {m: r.metrics[s][m] for m in METRICS if m in r.metrics.get(s, {})}
+           for s in SPLIT_KEYS if s in r.metrics}
+        for r in runs
+    ]
+    entry["params"] = runs[0].params
+    entry["train_seconds"] = float(np.mean([r.train_seconds for r in runs]))
+    entry["images_per_second"] = _mean_or_none([r.images_per_second for r in runs])
+    inference = _mean_or_none([r.extra.get("inference_images_per_second") for r in runs])
+    if inference is not None:
+        entry["inference_images_per_second"] = inference
+    entry["device"] = runs[0].device
+    precisions = sorted({str(r.extra.get("precision", "32-true")) for r in runs if "best_epoch" in r.extra})
+    if len(precisions) > 1:
+        entry["precision_note"] = f"seeds trained in different precisions: {', '.join(precisions)}"
+    model = runs[0].model
+    entry["paper"] = {k: list(v) if isinstance(v, tuple) else v for k, v in PAPER_RESULTS[model].items()} \
+        if model in PAPER_RESULTS else None
+    return entry
+
+
+def precision_check(results: Mapping[str, Sequence[RunResult]], split: str = REPORT_SPLIT) -> dict | None:
+    """The bf16 twin of the float32 baseline against it on the same faces: the accuracy difference and its paired
+    bootstrap interval, and the precision each ran in; None until both exist for one seed."""
+    reference, twin = ({r.seed: r for r in results.get(name, [])} for name in PRECISION_CHECK)
+    seed = next((s for s in sorted(twin, key=str) if s in reference), None)
+    if seed is None:
+        return None
+    a, b = twin[seed], reference[seed]
+    labels = a.labels[split]
+    low, high = paired_bootstrap_ci(labels, a.preds(split), b.preds(split))
+    return {"seed": seed, "split": split, "precisions": [a.extra.get("precision"), b.extra.get("precision")],
+            "accuracy": [float(np.mean(a.preds(split) == labels)), float(np.mean(b.preds(split) == labels))],
+            "difference": float(np.mean(a.preds(split) == labels) - np.mean(b.preds(split) == labels)),
+            "difference_ci95": [low, high]}
+
+
+# ---- metrics.json ------------------------------------------------------------------------------------------------
+
+
+def _json_safe(value):
+    """The value as strict JSON takes it, recursively: NaN to None (JSON has no NaN), numpy scalars to Python
+    numbers, tuples to lists, keys to strings."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    return value
+
+
+def _write_json(value, path: str | Path) -> Path:
+    """Write a value as strict JSON (no NaN), indented, atomically."""
+    return atomic_write_text(path, json.dumps(_json_safe(value), indent=2, allow_nan=False) + "\n")
+
+
+def _label_noise(data) -> tuple[dict | None, np.ndarray | None]:
+    """How often FER-2013's label is the crowd's on the report split, with the noise ceiling, and the crowd's
+    plurality for each face of that split; (None, None) without crowd votes."""
+    votes = crowd_votes(data)
+    if votes is None:
+        return None, None
+    from .ferplus import agreement, crowd_plurality, noise_ceiling
+
+    in_split = data.usage == REPORT_SPLIT
+    crowd = crowd_plurality(votes[0][in_split])
+    rate = agreement(data.labels, votes[0], data.usage).loc[(REPORT_SPLIT, "all")]
+    ceiling = noise_ceiling(data.labels[in_split], votes[0][in_split])
+    label_noise = {"votes": votes[1], "split": REPORT_SPLIT, "agreement": float(rate["rate"]),
+                   "agreement_ci95": [float(rate["ci_low"]), float(rate["ci_high"])], "n": int(rate["n"]),
+                   "ceiling_plurality": ceiling.plurality, "ceiling_label_draw": ceiling.label_draw}
+    return label_noise, crowd
+
+
+def build_metrics(run_root: str | Path, study) -> dict:
+    """Every headline number of the run in metrics.json's shape (STUDY.md §2), with the paper's beside ours.
+
+    Models with several seeds report their mean (and "std"); models other than the paper's three with
+    several seeds also get a seed ensemble entry, "<model>_ensemble".
+    """
+    data = study.data
+    profile = getattr(study.profile, "name", study.profile)
+    results = collect_results(run_root, data.sha256)
+    twins = {split: twin_mask(data, split) for split in SPLIT_KEYS}
+    label_noise, crowd = _label_noise(data)
+    models: dict = {}
+    for name, runs in results.items():
+        models[name] = model_entry(runs, twins, crowd)
+        if name not in PAPER_MODELS and len(runs) > 1:
+            ensemble = ensemble_result(runs)
+            models[ensemble.model] = model_entry([ensemble], twins, crowd) | {
+                "seeds": [r.seed for r in runs], "per_seed": [], "ensemble_of": name,
+                "train_seconds": ensemble.train_seconds,
+            }
+    claims = check_paper_claims(results, REPORT_SPLIT, is_fer2013=data.is_fer2013, profile=profile)
+    return _json_safe({
+        "profile": profile,
+        "data": {"sha256": data.extras.get("source_sha256", data.sha256), "subset_sha256": data.sha256,
+                 "source": Path(data.source).name, "form": data.form, "is_fer2013": bool(data.is_fer2013),
+                 "subsample": data.extras.get("subsample")},
+        "git_commit": git_commit(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "packages": package_versions(),
+        "report_split": REPORT_SPLIT,
+        "twins": {SPLIT_KEYS[split]: {"n": int(mask.sum()), "of": int(len(mask)),
+                                      "per_class": {c: int(mask[data.split(split)[1] == i].sum())
+                                                    for i, c in enumerate(CLASS_NAMES)},
+                                      "class_sizes": {c: int((data.split(split)[1] == i).sum())
+                                                      for i, c in enumerate(CLASS_NAMES)}}
+                  for split, mask in twins.items()},
+        "models": models,
+        "label_noise": label_noise,
+        "claims": claims.to_dict("records"),
+        "precision_check": precision_check(results),
+        "missing": missing_runs(results, study.profile) if hasattr(study.profile, "seeds") else [],
+        "gradcam": load_gradcam(getattr(study, "reports_dir", None), models),
+    })
+
+
+def write_metrics(metrics: dict, path: str | Path) -> Path:
+    """Write metrics.json (strict JSON: no NaN)."""
+    return _write_json(metrics, path)
+
+
+# ---- what notebook 06 measured with Grad-CAM ---------------------------------------------------------------------
+
+
+def write_gradcam_summary(
+    reports_dir: str | Path,
+    explained: Mapping[str, RunResult],
+    figures: Mapping[str, str | Path],
+    tables: Mapping[str, pd.DataFrame],
+) -> Path:
+    """Save what notebook 06 measured as <reports_dir>/gradcam.json: the runs it explained, its figures and tables.
+
+    05_evaluation puts it into metrics.json and REPORT.md while those runs are still the report's (`load_gradcam`).
+    """
+    reports_dir = Path(reports_dir)
+    summary = {
+        "models": {name: {"key": r.key, "seed": r.seed} for name, r in explained.items()},
+        "figures": {caption: relative_link(f, reports_dir) for caption, f in figures.items()},
+        "tables": {caption: index_as_columns(df).to_dict("records") for caption, df in tables.items()},
+    }
+    return _write_json(summary, reports_dir / GRADCAM_FILE)
+
+
+def load_gradcam(reports_dir: str | Path | None, models: Mapping[str, dict]) -> dict | None:
+    """Notebook 06's summary, or None when there is none or it explained other runs than the report's models.
+
+    models: metrics.json's "models"; 06 explains the lowest seed of each model, the first of its "per_seed".
+    """
+    path = Path(reports_dir) / GRADCAM_FILE if reports_dir is not None else None
+    if path is None or not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    for name, run in summary.get("models", {}).items():
+        per_seed = models.get(name, {}).get("per_seed") or [{}]
+        if per_seed[0].get("key") != run.get("key"):
+            return None
+    return summary if summary.get("models") else None
