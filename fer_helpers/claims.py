@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from . import registry
 from .data import CLASS_NAMES
 from .markdown import MISSING
 from .metrics import (
@@ -14,10 +15,10 @@ from .metrics import (
     classification_metrics,
     confusion,
     ensemble_logits,
-    model_label,
     per_class_over_seeds,
     seed_summary,
 )
+from .profiles import PROFILES, Profile
 from .results import RunResult
 from .statistics import BOOT_SEED, METRICS, N_BOOT, SIGNIFICANCE, bootstrap_ci, holm, mcnemar, paired_bootstrap_ci
 
@@ -95,9 +96,6 @@ REPORT_SPLIT = "PrivateTest"
 # Keeping or dropping an ingredient is a model choice, so it is judged where models are selected; PrivateTest is
 # reported beside it.
 ABLATION_SPLIT = "PublicTest"
-# Profiles whose models are trained enough for the paper's orderings (which model wins, which class is hardest)
-# to mean something; smoke runs only check that the chain works. Absolute numbers need the full profile.
-RANKING_PROFILES = ("classroom", "full")
 
 # Verdicts on the paper's claims: words that say what was found.
 REPRODUCED = "reproduced"
@@ -117,22 +115,28 @@ def not_testable_without(run: str) -> str:
     return f"not testable without {run}"
 
 
-def is_testable(scope: str, is_fer2013: bool, profile: str | None) -> bool:
-    """Whether a claim of this scope can be tested on this data under this profile.
+def is_testable(scope: str, is_fer2013: bool, profile: str | Profile | None) -> bool:
+    """Whether a claim of this scope can be tested on this data under this profile (a name or a `Profile`).
 
-    "full": an absolute number (a range, the size of a gain), on FER-2013 under the full profile; "fer2013": an
-    ordering, on FER-2013 under RANKING_PROFILES; "profile": a parameter count, which depends on the profile
-    (smaller profiles shrink the CNNs), not on the data.
+    "full": an absolute number (a range, the size of a gain), on FER-2013 under a profile with the paper's sizes
+    (`Profile.paper_sizes`); "fer2013": an ordering, on FER-2013 under a profile whose models train long enough for
+    orderings (`Profile.paper_orderings`); "profile": a parameter count, which depends on the profile (smaller
+    profiles shrink the CNNs), not on the data. An unknown profile name tests nothing.
     """
+    if isinstance(profile, str):
+        profile = PROFILES.get(profile)
+    if profile is None:
+        return False
     if scope == "profile":
-        return profile == "full"
-    return is_fer2013 and profile in (RANKING_PROFILES if scope == "fer2013" else ("full",))
+        return profile.paper_sizes
+    return is_fer2013 and (profile.paper_orderings if scope == "fer2013" else profile.paper_sizes)
 
 
-def _scoped_claims(rows: list[dict], is_fer2013: bool, profile: str | None) -> pd.DataFrame:
+def _scoped_claims(rows: list[dict], is_fer2013: bool, profile: str | Profile | None) -> pd.DataFrame:
     """Claim rows (each with a "scope") as a table; verdicts outside their scope become NOT_TESTABLE, the detail
     saying what they would read."""
-    data = f"{'FER-2013' if is_fer2013 else 'synthetic faces (not FER-2013)'}, {profile or 'unknown'} profile"
+    name = getattr(profile, "name", profile)
+    data = f"{'FER-2013' if is_fer2013 else 'synthetic faces (not FER-2013)'}, {name or 'unknown'} profile"
     for row in rows:
         scope = row.pop("scope")
         if not is_testable(scope, is_fer2013, profile) and not row["verdict"].startswith("not testable"):
@@ -202,7 +206,7 @@ def _range_rows(results_by_model: dict, split: str) -> list[dict]:
                 continue
             low, high = paper[metric]
             row = {
-                "claim": f"{model_label(model)} {METRIC_LABELS[metric]} {'is' if low == high else 'lies in'} "
+                "claim": f"{registry.label(model)} {METRIC_LABELS[metric]} {'is' if low == high else 'lies in'} "
                          f"{paper_figure(paper, metric)}",
                 "paper": paper_figure(paper, metric), "basis": f"{model}, {split}", "scope": "full",
             }
@@ -225,7 +229,7 @@ def _params_rows(results_by_model: dict) -> list[dict]:
     rows = []
     for model in ("baseline_cnn", "model_b"):
         claimed = PAPER_RESULTS[model]["params"]
-        row = {"claim": f"{model_label(model)} has about {claimed / 1e6:.1f} M parameters",
+        row = {"claim": f"{registry.label(model)} has about {claimed / 1e6:.1f} M parameters",
                "paper": paper_figure(PAPER_RESULTS[model], "params"), "basis": f"{model}, parameter count",
                "scope": "profile"}
         runs = by_seed(results_by_model.get(model, []))
@@ -251,7 +255,7 @@ def _ordering_rows(results_by_model: dict, split: str) -> list[dict]:
     """Each ordering with its gap, paired bootstrap interval and McNemar p, Holm-corrected over the family."""
     rows, tests = [], []
     for better, worse, paper, (gap_low, gap_high) in PAPER_ORDERINGS:
-        row = {"claim": f"{model_label(better)} is more accurate than {model_label(worse)}",
+        row = {"claim": f"{registry.label(better)} is more accurate than {registry.label(worse)}",
                "paper": f"{paper} (+{gap_low:.0f}–{gap_high:.0f} points)",
                "basis": f"{better} vs {worse}, {split}; paired bootstrap of the gap, McNemar test on the lowest "
                         f"seed of each, Holm-corrected over the {len(PAPER_ORDERINGS)} orderings",
@@ -396,14 +400,14 @@ def check_paper_claims(
     split: str = REPORT_SPLIT,
     *,
     is_fer2013: bool = True,
-    profile: str | None = "full",
+    profile: str | Profile | None = "full",
     class_names: Sequence[str] = CLASS_NAMES,
     no_class_weights_model: str | None = None,
 ) -> pd.DataFrame:
     """Each of the paper's claims beside our number and a verdict in words that say what was found (VERDICT_ORDER).
 
     Claims are testable as `is_testable` says: absolute numbers (ranges, sizes of gains) on FER-2013 under the
-    full profile, orderings on FER-2013 under RANKING_PROFILES, parameter counts under the full profile. Class-weight
+    full profile, orderings on FER-2013 under a profile with `paper_orderings`, parameter counts under the full profile. Class-weight
     gains are measured against a model trained like model_b in every setting but class weights when the run folder
     has one (or no_class_weights_model), else against the baseline CNN as the paper does; the basis column
     says which.
@@ -487,7 +491,7 @@ def ablation_table(
             summary = ref["summary"] if is_reference else seed_summary(runs, split)
             row: dict = {
                 "model": name, "split": split,
-                "change": f"full {model_label(name)} (reference)" if is_reference
+                "change": f"full {registry.label(name)} (reference)" if is_reference
                 else ABLATION_CHANGES.get(name, name),
                 "seeds": tuple(r.seed for r in runs),
             }
@@ -548,7 +552,7 @@ def describe_ablation(
         seeds = f"mean of {n} seeds" if n > 1 else "one seed"
         if model == reference:
             low, high = judged["accuracy_ci95"]
-            text = (f"The full {model_label(model)} reaches {100 * judged['accuracy']:.1f}% {split} "
+            text = (f"The full {registry.label(model)} reaches {100 * judged['accuracy']:.1f}% {split} "
                     f"accuracy (95% CI {100 * low:.1f}–{100 * high:.1f}%) and {judged['macro_f1']:.3f} macro F1 "
                     f"({seeds})")
             if other is not None:
@@ -573,12 +577,12 @@ def ablation_claims(
     reported: str = REPORT_SPLIT,
     *,
     is_fer2013: bool = True,
-    profile: str | None = "full",
+    profile: str | Profile | None = "full",
 ) -> pd.DataFrame:
     """The paper's claims about Model B's ingredients, judged on `split` from an ablation_table, with verdicts.
 
     "X helps" is reproduced when removing X lowers accuracy and McNemar's p < 0.05, not reproduced otherwise
-    (the detail says whether the loss is within chance); an ordering, testable on FER-2013 under RANKING_PROFILES.
+    (the detail says whether the loss is within chance); an ordering, testable on FER-2013 under a profile with `paper_orderings`.
     "Class weights lift Sad/Surprise F1 by 12-16 points" is reproduced inside that range (read with the paper's
     rounding), "direction reproduced, size not" for another positive lift, not reproduced for none; a size,
     testable only under full.

@@ -40,11 +40,12 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or load from the cache) every model of the study, without Jupyter."""
-    from fer_helpers.train import STEPS, train_all
+    from fer_helpers.steps import train_all, training_steps
 
-    unknown = sorted(set(args.only or ()) - set(STEPS))
+    steps = list(training_steps())
+    unknown = sorted(set(args.only or ()) - set(steps))
     if unknown:
-        print(f"fer-study train: unknown step(s) {unknown}; choose from {list(STEPS)}", file=sys.stderr)
+        print(f"fer-study train: unknown step(s) {unknown}; choose from {steps}", file=sys.stderr)
         return 2
     scheduled = (args.plan or args.jobs is not None or args.budget_minutes is not None or args.archive is not None
                  or args.compile)

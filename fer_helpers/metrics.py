@@ -15,20 +15,8 @@ from .data import CLASS_NAMES, NUM_CLASSES
 from .results import RunResult, run_key
 from .statistics import METRICS, as_class_indices, bootstrap_ci
 
-# How tables, figures and prose name each model and metric. (Model labels will move into the model registry.)
-MODEL_LABELS = {"hog_svm": "HOG + SVM", "baseline_cnn": "Baseline CNN", "model_b": "Model B",
-                "resnet_fer": "ResNet-FER (ours)", "resnet_fer_ensemble": "ResNet-FER ensemble",
-                "model_b_ensemble": "Model B ensemble", "hog_svm_balanced": "HOG + SVM, balanced",
-                "baseline_cnn_bf16": "Baseline CNN in bf16 (precision check)",
-                "hog_extended": "HOG + Nyström RBF features, linear (ours)",
-                "hog_extended_balanced": "HOG + Nyström RBF features, linear, balanced",
-                "hog_extended_fine": "HOG, 4-pixel cells", "hog_extended_multiscale": "HOG, three cell sizes"}
+# How tables, figures and prose name each metric (models: `registry.label`).
 METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
-
-
-def model_label(name: str) -> str:
-    """A model's name as tables and prose print it (its run name when it has no label)."""
-    return MODEL_LABELS.get(name, name)
 
 
 def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict:

@@ -7,7 +7,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .data import IMAGE_SIZE, NUM_CLASSES
 
-MODEL_NAMES: tuple[str, ...] = ("baseline_cnn", "model_b", "resnet_fer")
 MODEL_B_WIDTHS: tuple[int, ...] = (48, 96, 192, 352)  # our reading of "four conv blocks, about 2.5 M parameters"
 MODEL_B_HIDDEN = 256
 RESNET_FER_WIDTH = 64
@@ -63,6 +62,14 @@ class ModelB(nn.Module):
     Every ingredient is a switch for the ablation: batchnorm, activation ("leaky_relu" or "relu"),
     pooling ("gap", or "flatten": flatten the 3x3 map into the dense layer) and dropout (0 removes it).
     """
+
+    @staticmethod
+    def scaled(scale: float) -> dict:
+        """The width arguments at `scale` times the paper-size widths (none at 1: the defaults)."""
+        if scale == 1.0:
+            return {}
+        return {"widths": tuple(max(4, round(w * scale)) for w in MODEL_B_WIDTHS),
+                "hidden": max(8, round(MODEL_B_HIDDEN * scale))}
 
     def __init__(
         self,
@@ -151,6 +158,11 @@ class ResNetFER(nn.Module):
     and trains quickly with a high learning rate. `width` shrinks it for CPU profiles (parameters scale ~ width^2).
     """
 
+    @staticmethod
+    def scaled(scale: float) -> dict:
+        """The width argument at `scale` times width 64 (none at 1: the default)."""
+        return {} if scale == 1.0 else {"width": max(4, round(RESNET_FER_WIDTH * scale))}
+
     def __init__(
         self,
         width: int = RESNET_FER_WIDTH,
@@ -197,16 +209,6 @@ class ResNetFER(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.stages(self.stem(x)))
-
-
-_BUILDERS: dict[str, type[nn.Module]] = {"baseline_cnn": BaselineCNN, "model_b": ModelB, "resnet_fer": ResNetFER}
-
-
-def build_model(name: str, **kwargs) -> nn.Module:
-    """A fresh, randomly initialised model by name; kwargs are the architecture's switches."""
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
-    return _BUILDERS[name](**kwargs)
 
 
 def count_params(model: nn.Module) -> int:

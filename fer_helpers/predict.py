@@ -36,6 +36,7 @@ from safetensors import SafetensorError, safe_open
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from torch import nn
 
+from . import registry
 from .data import CLASS_NAMES, IMAGE_SIZE
 from .explain import gradcam
 from .inference import predict_probs
@@ -61,7 +62,6 @@ MIN_NEIGHBORS = 3
 DETECT_SIDE = 1024  # longer side, in pixels, of the copy the cascade searches (boxes are mapped back)
 MIN_FACE_SIDE = 20  # pixels of that copy; the cascade's own window, smaller faces cannot be found
 # Preferred first: ours, then Model B, then the paper's baseline CNN (`fer-study ship` puts them there).
-SHIPPED_WEIGHTS = ("resnet_fer.safetensors", "model_b.safetensors", "baseline_cnn.safetensors")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ANNOTATED_SUFFIX = "_emotions.png"
 MAX_FACE_PANELS = 6  # faces shown with heatmap and bars in an annotated photo (all are boxed)
@@ -124,13 +124,13 @@ class FacePrediction:
 
 # ---------------------------------------------------------------------------------------------- weights
 def default_weights(models_dir: str | Path | None = None) -> Path:
-    """The best shipped weights in models_dir (default: the repository's models/), in SHIPPED_WEIGHTS' order."""
+    """The best shipped weights in models_dir (default: the repository's models/), best first (`registry.shipped_files`)."""
     models_dir = Path(models_dir) if models_dir is not None else MODELS_DIR
-    for name in SHIPPED_WEIGHTS:
+    for name in registry.shipped_files():
         if (models_dir / name).is_file():
             return models_dir / name
     raise PredictError(
-        f"no shipped weights in {models_dir} (looked for {', '.join(SHIPPED_WEIGHTS)}). Train with "
+        f"no shipped weights in {models_dir} (looked for {', '.join(registry.shipped_files())}). Train with "
         "`fer-study train --profile full` and pass a run's weights with --weights "
         "runs/full/results/<model>-<key>/weights.safetensors, or ship it with `fer-study ship runs/full/results/<model>-<key>`."
     )

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import registry
 from .claims import FIELD_RESULTS, REPORT_SPLIT, paper_figure
 from .data import SYNTHETIC_STAMP
 from .files import atomic_write_text
@@ -16,8 +17,7 @@ from .markdown import (
     format_without_twins,
     markdown_table,
 )
-from .metrics import model_label
-from .summary import SPLIT_KEYS, is_main_model
+from .summary import SPLIT_KEYS
 
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
@@ -29,9 +29,9 @@ def readme_results_table(metrics: dict) -> str:
     rows = []
     for name, entry in metrics["models"].items():
         block = entry.get(split_key)
-        if block is None or not is_main_model(name):
+        if block is None or not registry.is_main(name):
             continue
-        rows.append([model_label(name) + format_seeds(entry),
+        rows.append([registry.label(name) + format_seeds(entry),
                      f"{format_pct(block)} ({format_pct_interval(block['accuracy_ci95'])})",
                      format_without_twins(entry, split_key),
                      format_f1(block, "macro_f1"), format_f1(block, "weighted_f1"),
@@ -50,8 +50,8 @@ def readme_results_table(metrics: dict) -> str:
         note += (f" Label noise: FER-2013's label equals the FER+ crowd's most-voted emotion on {noise['agreement']:.1%} "
                  f"of {noise['split']} faces, and answering the crowd's choice would score "
                  f"{noise['ceiling_plurality']:.1%}; the table's models score " + ", ".join(
-                     f"{model_label(n)} {100 * e[split_key + '_ferplus']['accuracy']:.1f}%"
-                     for n, e in metrics["models"].items() if split_key + "_ferplus" in e and is_main_model(n))
+                     f"{registry.label(n)} {100 * e[split_key + '_ferplus']['accuracy']:.1f}%"
+                     for n, e in metrics["models"].items() if split_key + "_ferplus" in e and registry.is_main(n))
                  + " against the crowd (notebook 08).")
     note += " Details, figures and the paper's claims tested: [reports/REPORT.md](reports/REPORT.md)."
     missing = metrics.get("missing") or []

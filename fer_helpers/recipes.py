@@ -1,22 +1,21 @@
 """Training recipes: the paper's baseline and Model B as it describes them, our model's, and the steps between.
 
-Each recipe is a function of the run profile and the seed that returns a `CNNConfig`; `fit_cnn` trains it.
+Each recipe is a function of the run profile and the seed that returns a `CNNConfig` (the model's width at the
+profile's size included); `fit_cnn` trains it, and the model registry (`registry.py`) names each model's recipe.
 `RECIPE_STEPS` walks from Model B's recipe to ours one change at a time, so that a table can show what each
 change bought on PublicTest.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .config import CNNConfig
 from .data import FERData
-from .models import MODEL_B_HIDDEN, MODEL_B_WIDTHS, RESNET_FER_WIDTH
+from .models import MODEL_B_HIDDEN, MODEL_B_WIDTHS, ModelB, ResNetFER
 from .profiles import Profile, get_profile
-from .training import fit_cnn
 
 # Paper, section 3.1: Adam from 5e-4, the rate halved on a plateau of the validation loss down to 3.9e-6
 # (= 5e-4 / 2**7: seven halvings in its 50 epochs).
@@ -87,21 +86,6 @@ def side_data(data: FERData, profile: str | Profile) -> FERData:
     return data if cap is None else data.subsample(cap, None, seed=0)
 
 
-def model_kwargs(model: str, profile: str | Profile) -> dict[str, Any]:
-    """The width arguments of a model at the profile's scale (none at full scale: the documented defaults)."""
-    profile = get_profile(profile)
-    if model == "baseline_cnn":
-        return {}
-    if model == "model_b":
-        scale = profile.model_b_width
-        return {} if scale == 1.0 else {"widths": tuple(max(4, round(w * scale)) for w in MODEL_B_WIDTHS),
-                                         "hidden": max(8, round(MODEL_B_HIDDEN * scale))}
-    if model == "resnet_fer":
-        scale = profile.resnet_width
-        return {} if scale == 1.0 else {"width": max(4, round(RESNET_FER_WIDTH * scale))}
-    raise ValueError(f"no recipe for model {model!r}")
-
-
 def baseline_config(profile: str | Profile, seed: int = 0, **changes: Any) -> CNNConfig:
     """The paper's baseline CNN: Adam lr 1e-3, flips and small rotations, early stopping on PublicTest."""
     profile = get_profile(profile)
@@ -128,7 +112,7 @@ def model_b_config(profile: str | Profile, seed: int = 0, **ablation: Any) -> CN
     architecture = {k: switches[k] for k in ("batchnorm", "activation", "pooling", "dropout")}
     changed = {k: v for k, v in architecture.items() if v != MODEL_B_DEFAULTS[k]}
     return CNNConfig(
-        model="model_b", model_kwargs=model_kwargs("model_b", profile) | changed,
+        model="model_b", model_kwargs=ModelB.scaled(profile.model_b_width) | changed,
         optimizer="adam", lr=MODEL_B_LR, scheduler="plateau", plateau_factor=0.5, plateau_patience=3,
         min_lr=MODEL_B_MIN_LR, max_epochs=profile.model_b_max_epochs, patience=None, batch_size=profile.batch_size,
         class_weights=bool(switches["class_weights"]), hflip=bool(switches["augment"]),
@@ -143,21 +127,13 @@ def ours_config(profile: str | Profile, seed: int = 0, **changes: Any) -> CNNCon
     """
     profile = get_profile(profile)
     config = CNNConfig(
-        model="resnet_fer", model_kwargs=model_kwargs("resnet_fer", profile),
+        model="resnet_fer", model_kwargs=ResNetFER.scaled(profile.resnet_width),
         optimizer="sgd", lr=OURS_LR_PER_128 * profile.batch_size / 128, momentum=0.9, nesterov=True,
         weight_decay=5e-4, scheduler="onecycle", max_epochs=profile.ours_max_epochs, patience=None,
         batch_size=profile.batch_size, class_weights=False, hflip=True, rotate_deg=ROTATE_DEG, crop_pad=4,
         erasing_p=0.5, label_smoothing=0.1, tta="flip_crop", seed=seed,
     )
     return replace(config, **changes)
-
-
-def main_config(model: str, profile: str | Profile, seed: int = 0) -> CNNConfig:
-    """The recipe of one of the study's main CNNs, by model name: baseline_cnn, model_b or resnet_fer (ours)."""
-    builders = {"baseline_cnn": baseline_config, "model_b": model_b_config, "resnet_fer": ours_config}
-    if model not in builders:
-        raise ValueError(f"no recipe for model {model!r}; choose one of {sorted(builders)}")
-    return builders[model](profile, seed)
 
 
 def crowd_config(config: CNNConfig) -> CNNConfig:
@@ -199,44 +175,10 @@ def config_changes(before: CNNConfig, after: CNNConfig) -> dict[str, Any]:
     return {name: new[name] for name in new if new[name] != old[name]}
 
 
-def run_recipe_steps(
-    data: FERData, profile: str | Profile, run_root: str | Path, seed: int = 0, fresh: bool = False
-) -> pd.DataFrame:
-    """Train every recipe step once (cached) and tabulate what each change bought on PublicTest (never PrivateTest).
-
-    The steps train on `side_data(data, profile)`: all of `data` unless the profile caps the side experiments.
-    A profile with `step_epochs=0` trains none and gets an empty table.
-    """
-    data = side_data(data, profile)
-    columns = ["change", "why", "accuracy", "gain (points)", "macro_f1", "params", "train_seconds"]
-    configs = recipe_step_configs(profile, seed)
-    if not configs:
-        return pd.DataFrame(columns=columns, index=pd.Index([], name="step"))
-    rows = []
-    previous: CNNConfig | None = None
-    for step, config in configs:
-        result = fit_cnn(data, config, run_root, fresh=fresh, name=step.result_name)
-        changes = config_changes(previous, config) if previous is not None else {}
-        rows.append({
-            "step": step.name,
-            "change": ", ".join(f"{k}={v}" for k, v in changes.items()) or "(starting point)",
-            "why": step.why,
-            "accuracy": result.metrics["PublicTest"]["accuracy"],
-            "macro_f1": result.metrics["PublicTest"]["macro_f1"],
-            "params": result.params,
-            "train_seconds": result.train_seconds,
-        })
-        previous = config
-    table = pd.DataFrame(rows).set_index("step")
-    table.insert(3, "gain (points)", 100 * table["accuracy"].diff().fillna(0.0))
-    return table[columns]
-
-
 def open_choices(profile: str | Profile = "full") -> pd.DataFrame:
     """The choices the paper leaves open and what this study chose, read from the recipes and models themselves."""
     import inspect
 
-    from .models import ModelB
 
     baseline, model_b = baseline_config(profile), model_b_config(profile)
     slope = inspect.signature(ModelB).parameters["negative_slope"].default

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import registry
 from .claims import (
     CLAIM_COLUMNS,
     FIELD_RESULTS,
@@ -31,11 +32,10 @@ from .markdown import (
     format_without_twins,
     markdown_table,
 )
-from .metrics import model_label
 from .profiles import PROFILES
 from .recipes import open_choices
 from .statistics import METRICS, N_BOOT
-from .summary import SPLIT_KEYS, is_main_model
+from .summary import SPLIT_KEYS
 
 # Results replaced after their test score had been seen: what, when, and why, so that a reader can weigh them.
 REPLACED_RUNS: tuple[str, ...] = (
@@ -124,9 +124,9 @@ def describe_comparison(metrics: dict, split_key: str = "private_test") -> str:
     sentences = []
     for name, entry in metrics["models"].items():
         block = entry.get(split_key)
-        if block is None or not is_main_model(name):
+        if block is None or not registry.is_main(name):
             continue
-        text = (f"**{model_label(name)}** reaches {format_pct(block)} accuracy "
+        text = (f"**{registry.label(name)}** reaches {format_pct(block)} accuracy "
                 f"(95% CI {format_pct_interval(block['accuracy_ci95'])}) and macro F1 {format_f1(block, 'macro_f1')}")
         paper = entry.get("paper")
         if paper:
@@ -150,7 +150,7 @@ def banner(metrics: dict) -> str:
     if not metrics["data"]["is_fer2013"]:
         lines.append(f"> **{SYNTHETIC_STAMP}.** Every number, table and figure here comes from the project's "
                      "synthetic faces; none of it says anything about FER-2013 or the paper.")
-    if metrics["profile"] != "full":
+    if not metrics.get("paper_sizes", metrics["profile"] == "full"):
         lines.append(f"> **Profile `{metrics['profile']}`:** a shrunken run (fewer epochs, and fewer faces or narrower "
                      "models, than the paper's protocol); the numbers are not comparable with the paper's.")
     missing = metrics.get("missing") or []
@@ -169,12 +169,12 @@ def comparison_table(metrics: dict, split_key: str = "private_test", main: bool 
     rows = []
     for name, entry in metrics["models"].items():
         block = entry.get(split_key)
-        if block is None or is_main_model(name) != main:
+        if block is None or registry.is_main(name) != main:
             continue
         paper = entry.get("paper")
         acc_ci, f1_ci = block["accuracy_ci95"], block["macro_f1_ci95"]
         rows.append([
-            model_label(name) + format_seeds(entry),
+            registry.label(name) + format_seeds(entry),
             format_pct(block), format_pct_interval(acc_ci), paper_figure(paper, "accuracy"),
             format_without_twins(entry, split_key),
             format_f1(block, "macro_f1"), format_interval(f1_ci), paper_figure(paper, "macro_f1"),
@@ -188,13 +188,13 @@ def comparison_table(metrics: dict, split_key: str = "private_test", main: bool 
 def per_class_tables(metrics: dict, split_key: str = "private_test") -> str:
     """F1 of every class for every main model, then Model B's report beside the paper's Table 2 (in words)."""
     f1 = per_class_frame(metrics, split_key=split_key)
-    f1 = f1[[m for m in f1.columns if is_main_model(m)]].rename(columns=model_label)
+    f1 = f1[[m for m in f1.columns if registry.is_main(m)]].rename(columns=registry.label)
     if f1.empty:
         return "_No results._"
     parts = ["F1 by class:", "", dataframe_markdown(f1)]
     dedup = per_class_frame(metrics, split_key=f"{split_key}_dedup")
     if not dedup.empty:
-        dedup = dedup[[m for m in dedup.columns if is_main_model(m)]].rename(columns=model_label)
+        dedup = dedup[[m for m in dedup.columns if registry.is_main(m)]].rename(columns=registry.label)
         parts += ["", "F1 by class without the test faces that have a twin in Training:", "", dataframe_markdown(dedup)]
     if "model_b" in metrics["models"] and split_key in metrics["models"]["model_b"]:
         model_b = per_class_frame(metrics, "model_b", split_key)
@@ -219,9 +219,9 @@ def describe_twins(metrics: dict, split_key: str = "private_test") -> str:
     changes = []
     for name, entry in metrics["models"].items():
         block, dedup = entry.get(split_key), entry.get(f"{split_key}_dedup")
-        if block is None or dedup is None or not is_main_model(name):
+        if block is None or dedup is None or not registry.is_main(name):
             continue
-        changes.append(f"{model_label(name)} {100 * block['accuracy']:.1f}% → {100 * dedup['accuracy']:.1f}% "
+        changes.append(f"{registry.label(name)} {100 * block['accuracy']:.1f}% → {100 * dedup['accuracy']:.1f}% "
                        f"({100 * (dedup['accuracy'] - block['accuracy']):+.1f} points; macro F1 "
                        f"{block['macro_f1']:.3f} → {dedup['macro_f1']:.3f})")
     text = text + " " + "; ".join(changes) + "." if changes else text
@@ -240,9 +240,9 @@ def label_noise_section(metrics: dict, split_key: str = "private_test") -> list[
         return []
     low, high = noise["agreement_ci95"]
     crowd = f"{split_key}_ferplus"
-    rows = [[model_label(name) + format_seeds(e), format_pct(e[split_key]), format_pct(e[crowd]),
+    rows = [[registry.label(name) + format_seeds(e), format_pct(e[split_key]), format_pct(e[crowd]),
              format_pct_interval(e[crowd]["accuracy_ci95"]), f"{e[crowd]['macro_f1']:.3f}"]
-            for name, e in metrics["models"].items() if crowd in e and is_main_model(name)]
+            for name, e in metrics["models"].items() if crowd in e and registry.is_main(name)]
     return ["## Label noise: FER-2013's labels against the FER+ crowd", "",
             f"Crowd votes: {noise['votes']}. On {noise['split']}, FER-2013's single label equals the crowd's most-voted "
             f"emotion on {noise['agreement']:.1%} of the {noise['n']:,} faces with one (95% CI {low:.1%}–{high:.1%}). "
@@ -255,7 +255,7 @@ def label_noise_section(metrics: dict, split_key: str = "private_test") -> list[
 
 def calibration_frame(metrics: dict, split_key: str = "private_test") -> pd.DataFrame:
     """Expected calibration error before and after one temperature fitted on PublicTest, per model."""
-    rows = [{"model": model_label(name), "temperature (fitted on PublicTest)": e[split_key]["temperature"],
+    rows = [{"model": registry.label(name), "temperature (fitted on PublicTest)": e[split_key]["temperature"],
              "ECE": e[split_key]["ece"], "ECE after temperature scaling": e[split_key]["ece_temperature_scaled"]}
             for name, e in metrics["models"].items() if split_key in e and "temperature" in e[split_key]]
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
@@ -267,9 +267,9 @@ def field_table(metrics: dict, split_key: str = "private_test") -> str:
             for what, accuracy, source, measured in FIELD_RESULTS]
     for name, entry in metrics["models"].items():
         block = entry.get(split_key)
-        if block is None or not is_main_model(name):
+        if block is None or not registry.is_main(name):
             continue
-        rows.append([f"{model_label(name)}{format_seeds(entry)}", format_pct(block),
+        rows.append([f"{registry.label(name)}{format_seeds(entry)}", format_pct(block),
                      format_without_twins(entry, split_key), "this study",
                      f"{metrics.get('report_split', REPORT_SPLIT)}, {metrics['profile']} profile"])
     return markdown_table(sorted(rows, key=lambda r: float(r[1].split("%")[0].split(" ")[0])),
@@ -325,7 +325,7 @@ def gradcam_section(metrics: dict) -> list[str]:
     if not summary:
         return parts + ["_Not measured for these results: run notebooks/06_gradcam.ipynb, then "
                         "notebooks/05_evaluation.ipynb (or `make report`)._", ""]
-    runs = "; ".join(f"{model_label(name)}, seed {run['seed']} (run `{run['key']}`)"
+    runs = "; ".join(f"{registry.label(name)}, seed {run['seed']} (run `{run['key']}`)"
                      for name, run in summary["models"].items())
     parts += [f"Heatmaps of {runs} on PublicTest faces, measured in notebook 06. The paper's Figure 2 proper, "
               "heatmaps over single faces, is in that notebook's output: the project commits no image from FER-2013.",

@@ -38,6 +38,7 @@ from typing import Any
 
 from .profiles import Profile, get_profile
 from .results import RESULT_FILE, RunResult, result_dir, run_key
+from .speed import TRAIN_FLOPS_PER_FORWARD
 
 # Dense bf16 matrix rate measured on an H200 of the kind this study is lent (a large matrix product), FLOP/s.
 TARGETS: dict[str, float] = {"h200": 790e12, "h100": 790e12}
@@ -96,18 +97,18 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
         MODEL_B_ABLATIONS,
         baseline_config,
         crowd_config,
-        main_config,
         model_b_config,
         ours_config,
         recipe_step_configs,
     )
+    from .registry import main_config
 
     profile = get_profile(profile)
     first, *later = profile.seeds
-    runs = [PlannedRun(f"resnet_fer/seed{first}", "ours", "resnet_fer", ours_config(profile, first), keep_weights=True)]
+    runs = [PlannedRun(f"resnet_fer/seed{first}", "resnet_fer", "resnet_fer", ours_config(profile, first), keep_weights=True)]
     if profile.ours_probe_epochs:
         epochs = profile.ours_probe_epochs
-        runs.append(PlannedRun(f"resnet_fer_{epochs}ep/seed{first}", "ours", f"resnet_fer_{epochs}ep",
+        runs.append(PlannedRun(f"resnet_fer_{epochs}ep/seed{first}", "resnet_fer", f"resnet_fer_{epochs}ep",
                                ours_config(profile, first, max_epochs=epochs)))
     for seed in profile.seeds:
         runs.append(PlannedRun(f"model_b/seed{seed}", "model_b", "model_b", model_b_config(profile, seed),
@@ -121,7 +122,7 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
     for model in profile.crowd_models:  # notebook 08: the same recipes trained on the FER+ crowd's votes
         config = crowd_config(main_config(model, profile, first))
         runs.append(PlannedRun(f"{result_name(config)}/seed{first}", "crowd", result_name(config), config))
-    runs += [PlannedRun(f"resnet_fer/seed{seed}", "ours", "resnet_fer", ours_config(profile, seed), keep_weights=True)
+    runs += [PlannedRun(f"resnet_fer/seed{seed}", "resnet_fer", "resnet_fer", ours_config(profile, seed), keep_weights=True)
              for seed in later]
     runs += [PlannedRun(f"{step.result_name}/seed{first}", "recipe_steps", step.result_name, config, side=True)
              for step, config in recipe_step_configs(profile, first)]
@@ -178,7 +179,8 @@ class Device:
 @functools.cache
 def forward_flops(model: str, model_kwargs: tuple) -> int:
     """Forward FLOPs of one face through the model with these architecture arguments."""
-    from .models import build_model, count_flops
+    from .models import count_flops
+    from .registry import build_model
 
     return count_flops(build_model(model, **dict(model_kwargs)))
 
@@ -187,7 +189,7 @@ def run_flops(run: PlannedRun, n_train: int) -> float:
     """Training plus evaluation FLOPs of a CNN run at its most epochs (early stopping may end it sooner)."""
     config = run.config
     forward = forward_flops(config.model, config.model_kwargs)
-    per_epoch = 3 * forward * n_train + forward * EVAL_IMAGES // 2  # training steps, then PublicTest
+    per_epoch = TRAIN_FLOPS_PER_FORWARD * forward * n_train + forward * EVAL_IMAGES // 2  # training steps, then PublicTest
     return config.max_epochs * per_epoch + forward * EVAL_IMAGES * TTA_VIEWS[config.tta]
 
 
@@ -207,7 +209,7 @@ def measured_rates(run_root: str | Path, device: Device) -> dict[str, float]:
             continue
         kwargs = CNNConfig(model=config["model"], model_kwargs=config.get("model_kwargs", {})).model_kwargs
         forward = forward_flops(config["model"], kwargs)
-        rates[config["model"]] = max(rates.get(config["model"], 0.0), 3 * forward * rate)
+        rates[config["model"]] = max(rates.get(config["model"], 0.0), TRAIN_FLOPS_PER_FORWARD * forward * rate)
     return rates
 
 
@@ -385,7 +387,7 @@ def worker_main(spec: dict) -> int:
     plan = {r.id: r for r in plan_runs(profile)}
     run = plan[spec["id"]]
     if run.cnn and run.config.targets == "crowd":
-        from .train import crowd_data
+        from .steps import crowd_data
 
         data = crowd_data(study)
     if spec.get("compile") and run.cnn:  # how it runs, not what it is: the key stays the same
@@ -447,7 +449,7 @@ def train_on_budget(
     profile_obj, data, run_root = study.profile, study.data, Path(study.run_dir)
     plan = [r for r in plan_runs(profile_obj) if not only or r.step in only]
     if any(r.step == "crowd" for r in plan):
-        from .train import votes_at_hand
+        from .steps import votes_at_hand
 
         if not votes_at_hand(study):
             print("no FER+ votes found (FERPLUS_PATH, data/, beside FER-2013): the crowd runs are left out", flush=True)
@@ -535,7 +537,7 @@ def summarise(outcome: Outcome, dirs: dict[str, Path], device: Device) -> str:
         if run.cnn:
             result = RunResult.load(dirs[run.id]) if (dirs[run.id] / RESULT_FILE).exists() else None
             if result is not None and result.images_per_second:
-                flops = 3 * forward_flops(run.config.model, run.config.model_kwargs) * result.images_per_second
+                flops = TRAIN_FLOPS_PER_FORWARD * forward_flops(run.config.model, run.config.model_kwargs) * result.images_per_second
                 line += (f"  {result.images_per_second:9,.0f} train img/s  {flops / 1e12:7.2f} TFLOP/s "
                          f"({flops / device.peak_flops:.1%} of {device.peak_flops / 1e12:.2f})  "
                          f"PublicTest {result.metrics['PublicTest']['accuracy']:.1%}")

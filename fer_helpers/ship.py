@@ -18,6 +18,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from . import registry
 from .data import FERData, twin_mask
 from .files import atomic_path
 from .metrics import classification_metrics
@@ -26,8 +27,10 @@ from .statistics import N_BOOT, bootstrap_ci
 from .weights import WEIGHTS_LIMIT_BYTES, load_weights
 
 CARD_SPLITS = ("PublicTest", "PrivateTest")
-MODEL_TITLES = {"baseline_cnn": "Baseline CNN (the paper's Table 1)", "model_b": "Model B (the paper's tuned CNN)",
-                "resnet_fer": "ResNet-FER (our model)"}
+
+def _title(model: str) -> str:
+    spec = registry.MODELS.get(model)
+    return (spec.title or spec.label) if spec else model
 
 
 class ShipError(ValueError):
@@ -63,7 +66,7 @@ def model_card(result: RunResult, shipped_as: str, twins: dict[str, np.ndarray] 
               f"{extra['best_epoch']} kept" if "best_epoch" in extra else f"at most {config['max_epochs']} epochs")
     speed = f" ({result.images_per_second:,.0f} training images/s)" if result.images_per_second else ""
     lines = [
-        f"# {MODEL_TITLES.get(result.model, result.model)}: `{shipped_as}`",
+        f"# {_title(result.model)}: `{shipped_as}`",
         "",
         "Classifies a 48×48 grayscale face (pixels scaled to [0, 1]) into FER-2013's seven classes, in the order "
         "Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral. Load it with "

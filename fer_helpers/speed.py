@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from .models import build_model, count_flops
+from .models import count_flops
+from .registry import build_model
 from .results import RunResult
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets, FLOP/s; the first name found in the device name wins.

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import registry
 from .claims import PAPER_RESULTS, REPORT_SPLIT, check_paper_claims
 from .data import CLASS_NAMES, twin_mask
 from .files import atomic_write_text, relative_link
@@ -27,20 +28,15 @@ from .metrics import (
     ensemble_result,
     expected_calibration_error,
     fit_temperature,
-    model_label,
     per_class_report,
     softmax,
 )
-from .models import MODEL_NAMES
 from .profiles import Profile
 from .results import RunResult, find_results, git_commit
 from .statistics import BOOT_SEED, METRICS, N_BOOT, bootstrap_ci, paired_bootstrap_ci, per_class_f1_ci
 
 SPLIT_KEYS = {"PublicTest": "public_test", "PrivateTest": "private_test"}
 PAPER_MODELS = tuple(PAPER_RESULTS)
-# The study's main models and the notebook that trains each; everything else in a run folder is a variant or ablation.
-PRODUCED_BY = {"hog_svm": "02_hog_svm", "baseline_cnn": "03_baseline_cnn"} | {
-    m: "04_tuned_cnn" for m in MODEL_NAMES if m != "baseline_cnn"}
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "torch", "lightning", "matplotlib")
 PRECISION_CHECK = ("baseline_cnn", "baseline_cnn_bf16")  # the float32 run and its bf16 twin (same recipe, seed)
 GRADCAM_FILE = "gradcam.json"
@@ -65,7 +61,7 @@ def collect_results(run_root: str | Path, data_sha256: str | None = None) -> dic
 
 def missing_models(results_by_model: Mapping[str, list]) -> dict[str, str]:
     """The study's main models absent from a run folder, each with the notebook that trains it."""
-    return {m: nb for m, nb in PRODUCED_BY.items() if not results_by_model.get(m)}
+    return {m: nb for m, nb in registry.notebooks().items() if not results_by_model.get(m)}
 
 
 def missing_runs(results_by_model: Mapping[str, list], profile: Profile) -> list[str]:
@@ -74,15 +70,15 @@ def missing_runs(results_by_model: Mapping[str, list], profile: Profile) -> list
     Each item names what is missing and the notebook that trains it. The ablation is checked only where it trains
     on the profile's own data (no `side_train_per_class`); otherwise its results are not part of the report.
     """
-    items = [f"{model_label(m)}: not trained (notebook {nb})" for m, nb in missing_models(results_by_model).items()]
-    for model, notebook in PRODUCED_BY.items():
+    items = [f"{registry.label(m)}: not trained (notebook {nb})" for m, nb in missing_models(results_by_model).items()]
+    for model, notebook in registry.notebooks().items():
         runs = results_by_model.get(model)
         if model == "hog_svm" or not runs:
             continue
         have = {r.seed for r in runs}
         lacking = [s for s in profile.seeds if s not in have]
         if lacking:
-            items.append(f"{model_label(model)}: seed{'s' if len(lacking) > 1 else ''} "
+            items.append(f"{registry.label(model)}: seed{'s' if len(lacking) > 1 else ''} "
                          f"{', '.join(map(str, lacking))} of {', '.join(map(str, profile.seeds))} not trained "
                          f"(notebook {notebook})")
     if profile.side_train_per_class is None:
@@ -93,11 +89,6 @@ def missing_runs(results_by_model: Mapping[str, list], profile: Profile) -> list
             what = "the ablation of Model B" if len(absent) == len(MODEL_B_ABLATIONS) else ", ".join(absent)
             items.append(f"{what}: not trained (notebook 07_ablation)")
     return items
-
-
-def is_main_model(name: str) -> bool:
-    """HOG+SVM, the CNNs of the study and their seed ensembles (not variants or ablations)."""
-    return name.removesuffix("_ensemble") in PRODUCED_BY
 
 
 def package_versions() -> dict[str, str | None]:
@@ -290,9 +281,10 @@ def build_metrics(run_root: str | Path, study) -> dict:
                 "seeds": [r.seed for r in runs], "per_seed": [], "ensemble_of": name,
                 "train_seconds": ensemble.train_seconds,
             }
-    claims = check_paper_claims(results, REPORT_SPLIT, is_fer2013=data.is_fer2013, profile=profile)
+    claims = check_paper_claims(results, REPORT_SPLIT, is_fer2013=data.is_fer2013, profile=study.profile)
     return _json_safe({
         "profile": profile,
+        "paper_sizes": bool(getattr(study.profile, "paper_sizes", profile == "full")),
         "data": {"sha256": data.extras.get("source_sha256", data.sha256), "subset_sha256": data.sha256,
                  "source": Path(data.source).name, "form": data.form, "is_fer2013": bool(data.is_fer2013),
                  "subsample": data.extras.get("subsample")},

@@ -46,7 +46,8 @@ from .data import NUM_CLASSES, FERData
 from .ferplus import VOTES_KEY, vote_distribution
 from .inference import EVAL_BATCH_SIZE, images_to_tensor, predict_logits
 from .metrics import classification_metrics
-from .models import build_model, count_params
+from .models import count_params
+from .registry import build_model
 from .results import EVAL_SPLITS, RESULT_FILE, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key
 from .weights import round_to_storage, save_weights
 

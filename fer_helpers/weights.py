@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .config import CNNConfig
-from .models import build_model
+from .registry import build_model
 
 WEIGHTS_LIMIT_BYTES = 5_000_000  # weights files stay under this size, so that run folders and models/ are committable
 INT8_SCALE_SUFFIX = ".int8_scale"  # stored beside an int8 weight: one float32 scale per output channel

@@ -248,8 +248,8 @@ def test_ablation_figure_has_one_row_per_ablation(table):
 
 @pytest.mark.trains
 def test_ablation_runs_reuse_the_full_model_b(tmp_path, monkeypatch):
-    """A shrunken run: the reference comes from model_b_runs' cache, the ablation is saved under its own name."""
-    from fer_helpers import recipes, train
+    """A shrunken run: the reference comes from the model_b step's cache, the ablation is saved under its own name."""
+    from fer_helpers import recipes, steps
     from fer_helpers.profiles import get_profile
     from fer_helpers.study import Study
     from fer_helpers.synthetic import make_synthetic_fer
@@ -258,11 +258,11 @@ def test_ablation_runs_reuse_the_full_model_b(tmp_path, monkeypatch):
     profile = get_profile("smoke", model_b_max_epochs=1)
     study = Study(profile=profile, data=data, full_data=data, run_dir=tmp_path, reports_dir=tmp_path / "reports")
     monkeypatch.setattr(recipes, "MODEL_B_ABLATIONS", {"model_b_no_bn": {"batchnorm": False}})
-    full = train.model_b_runs(study)
-    runs = train.ablation_runs(study, fresh=True)
+    full = steps.cnn_runs(study, "model_b")
+    runs = steps.ablation_runs(study, fresh=True)
     assert list(runs) == ["model_b", "model_b_no_bn"]
     assert [r.key for r in runs["model_b"]] == [r.key for r in full] and runs["model_b"][0].from_cache
     variant = runs["model_b_no_bn"][0]
     assert not variant.from_cache and variant.run_dir.name == f"model_b_no_bn-{variant.key}"
     assert variant.config["model_kwargs"]["batchnorm"] is False and variant.params < full[0].params
-    assert list(train.STEPS)[-3:] == ["ours", "ablation", "crowd"]
+    assert list(steps.training_steps())[-2:] == ["ablation", "crowd"]

@@ -14,8 +14,8 @@ from torch import nn
 from fer_helpers import explain
 from fer_helpers.data import CLASS_NAMES, NUM_CLASSES
 from fer_helpers.inference import images_to_tensor
-from fer_helpers.models import build_model
 from fer_helpers.profiles import get_profile
+from fer_helpers.registry import build_model
 from fer_helpers.synthetic import decisive_masks, face_regions, make_synthetic_fer
 
 SIZE = 48

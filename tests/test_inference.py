@@ -8,7 +8,7 @@ from scipy.special import softmax
 
 from fer_helpers import explain
 from fer_helpers.inference import images_to_tensor, predict_logits, predict_probs
-from fer_helpers.models import build_model
+from fer_helpers.registry import build_model
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fer_helpers import ferplus, plots, recipes, train
+from fer_helpers import ferplus, plots, recipes, registry, steps
 from fer_helpers.config import CNNConfig, result_name
 from fer_helpers.data import CLASS_NAMES, FERData, FERDataError
 from fer_helpers.ferplus import VOTE_COLUMNS, VOTES_KEY, attach_votes, crowd_scores, synthetic_votes
@@ -66,9 +66,9 @@ def test_crowd_config_changes_the_targets_and_nothing_else():
     config = recipes.model_b_config("smoke", 1)
     twin = recipes.crowd_config(config)
     assert recipes.config_changes(config, twin) == {"targets": "crowd"}
-    assert recipes.main_config("model_b", "smoke", 1) == config
-    with pytest.raises(ValueError, match="no recipe for model 'vgg'"):
-        recipes.main_config("vgg", "smoke")
+    assert registry.main_config("model_b", "smoke", 1) == config
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        registry.main_config("vgg", "smoke")
 
 
 @pytest.mark.parametrize("profile, models", [("smoke", ("baseline_cnn",)), ("classroom", ("baseline_cnn",)),
@@ -76,7 +76,7 @@ def test_crowd_config_changes_the_targets_and_nothing_else():
 def test_profiles_name_their_crowd_models(profile, models):
     assert PROFILES[profile].crowd_models == models
     for model in models:
-        recipes.main_config(model, profile)
+        registry.main_config(model, profile)
 
 
 def test_the_full_baseline_keeps_its_committed_key():
@@ -164,23 +164,23 @@ def _study(data: FERData, tmp_path: Path, **overrides) -> Study:
 
 
 def test_crowd_step_comes_after_the_ablation():
-    names = list(train.STEPS)
-    assert names.index("ours") < names.index("ablation") < names.index("crowd")
-    assert train.STEPS["crowd"] is train.crowd_runs
+    names = list(steps.training_steps())
+    assert names.index("resnet_fer") < names.index("ablation") < names.index("crowd")
+    assert steps.training_steps()["crowd"] is steps.crowd_runs
 
 
 @pytest.mark.trains
 def test_crowd_runs_train_each_profile_model_beside_its_label_twin(small, tmp_path, capsys):
     study = _study(small, tmp_path)
-    twin = train.baseline_runs(study)[0]
-    runs = train.crowd_runs(study)
+    twin = steps.cnn_runs(study, "baseline_cnn")[0]
+    runs = steps.crowd_runs(study)
     assert "SIMULATED CROWD VOTES" in capsys.readouterr().err
     assert list(runs) == ["baseline_cnn"] and set(runs["baseline_cnn"]) == {"labels", "crowd"}
     label, crowd = runs["baseline_cnn"]["labels"], runs["baseline_cnn"]["crowd"]
     assert label.key == twin.key and label.from_cache
     assert crowd.model == "baseline_cnn_crowd" and crowd.seed == study.profile.seeds[0]
     assert crowd.extra["crowd_left_out"] == 0  # the simulated crowd always votes some emotion here
-    assert train.crowd_runs(study)["baseline_cnn"]["crowd"].from_cache
+    assert steps.crowd_runs(study)["baseline_cnn"]["crowd"].from_cache
 
 
 def test_crowd_runs_on_fer2013_without_votes_say_where_to_put_them(small, tmp_path, monkeypatch, no_fer):
@@ -189,7 +189,7 @@ def test_crowd_runs_on_fer2013_without_votes_say_where_to_put_them(small, tmp_pa
     source.write_bytes(b"")
     fer = replace(small, form="kaggle-zip", source=str(source), ids=np.array([f"f{i}" for i in range(len(small))]))
     with pytest.raises(FERDataError, match=r"no FER\+ crowd votes.*ferplus_votes\.csv.*FERPLUS_PATH"):
-        train.crowd_runs(_study(fer, tmp_path))
+        steps.crowd_runs(_study(fer, tmp_path))
 
 
 # ---------------------------------------------------------------- scores against the crowd

@@ -48,7 +48,7 @@ def weights(tmp_path_factory) -> Path:
     """A small, untrained Model B saved with its configuration, as training saves weights."""
     import torch
 
-    from fer_helpers.models import build_model
+    from fer_helpers.registry import build_model
 
     config = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16})
     torch.manual_seed(0)
@@ -139,7 +139,7 @@ def test_load_model_errors_name_the_file(tmp_path):
     junk.write_text("not weights")
     with pytest.raises(PredictError, match="junk.safetensors: not usable weights"):
         load_model(junk)
-    from fer_helpers.models import build_model
+    from fer_helpers.registry import build_model
 
     anonymous = save_weights(build_model("baseline_cnn"), tmp_path / "anonymous.safetensors")  # no config
     with pytest.raises(PredictError, match="does not name its model"):
@@ -149,7 +149,7 @@ def test_load_model_errors_name_the_file(tmp_path):
 def test_weights_bring_their_test_time_augmentation(tmp_path, weights, faces):
     import torch
 
-    from fer_helpers.models import build_model
+    from fer_helpers.registry import build_model
 
     assert load_model(weights).tta == "none"
     config = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16}, tta="flip")

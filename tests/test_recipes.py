@@ -8,7 +8,7 @@ import pytest
 from torch import nn
 
 from fer_helpers.config import CNNConfig
-from fer_helpers.models import build_model, count_params
+from fer_helpers.models import ModelB, ResNetFER, count_params
 from fer_helpers.profiles import PROFILES, get_profile
 from fer_helpers.recipes import (
     MODEL_B_ABLATIONS,
@@ -17,14 +17,19 @@ from fer_helpers.recipes import (
     baseline_config,
     config_changes,
     model_b_config,
-    model_kwargs,
     ours_config,
     recipe_step_configs,
-    run_recipe_steps,
     side_data,
 )
+from fer_helpers.registry import build_model
 from fer_helpers.results import find_results
+from fer_helpers.steps import recipe_step_runs
+from fer_helpers.study import Study
 from fer_helpers.training import fit_cnn
+
+
+def _study(data, profile, run_dir) -> Study:
+    return Study(profile=get_profile(profile), data=data, full_data=data, run_dir=run_dir, reports_dir=run_dir / "r")
 
 
 def _model(config: CNNConfig) -> nn.Module:
@@ -37,13 +42,15 @@ def test_every_profile_has_a_scale(profile):
     assert 0 < p.model_b_width <= 1 and 0 < p.resnet_width <= 1 and p.step_epochs >= 0
     assert p.side_train_per_class is None or p.side_train_per_class > 0
     full_size = (p.model_b_width, p.resnet_width) == (1.0, 1.0)
-    assert (model_kwargs("model_b", p) == {} and model_kwargs("resnet_fer", p) == {}) == full_size
+    scaled = (dict(model_b_config(p).model_kwargs), dict(ours_config(p).model_kwargs))
+    assert (scaled == ({}, {})) == full_size
 
 
 def test_classroom_widths():
-    assert model_kwargs("model_b", "classroom") == {"widths": (16, 32, 64, 117), "hidden": 85}
-    assert model_kwargs("resnet_fer", "classroom") == {"width": 8}
-    assert model_kwargs("baseline_cnn", "classroom") == {}
+    assert ModelB.scaled(1 / 3) == {"widths": (16, 32, 64, 117), "hidden": 85}
+    assert dict(model_b_config("classroom").model_kwargs) == ModelB.scaled(1 / 3)
+    assert ResNetFER.scaled(0.125) == {"width": 8} and dict(ours_config("classroom").model_kwargs) == {"width": 8}
+    assert dict(baseline_config("classroom").model_kwargs) == {}
 
 
 def test_side_data_caps_training_only(synth):
@@ -168,7 +175,7 @@ def test_our_recipe_trains_on_synthetic_faces(synth, tmp_path):
 @pytest.mark.trains
 def test_recipe_steps_table_reports_public_test_under_their_own_names(synth, tmp_path):
     data = synth.subsample(8, 4, seed=0)
-    table = run_recipe_steps(data, "smoke", tmp_path, seed=0)
+    table = recipe_step_runs(_study(data, "smoke", tmp_path))
     assert list(table.index) == [step.name for step in RECIPE_STEPS]
     assert table["accuracy"].between(0, 1).all() and table["gain (points)"].iloc[0] == 0
     assert table["change"].iloc[1].startswith("model=resnet_fer")
@@ -179,6 +186,6 @@ def test_recipe_steps_table_reports_public_test_under_their_own_names(synth, tmp
 def test_a_profile_without_step_epochs_trains_no_recipe_steps(synth, tmp_path):
     no_steps = get_profile("smoke", step_epochs=0)
     assert recipe_step_configs(no_steps) == []
-    table = run_recipe_steps(synth, no_steps, tmp_path)
+    table = recipe_step_runs(_study(synth, no_steps, tmp_path))
     assert table.empty and "accuracy" in table.columns
     assert not find_results(tmp_path)

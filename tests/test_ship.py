@@ -11,7 +11,8 @@ from safetensors import safe_open
 from fer_helpers.cli import main
 from fer_helpers.config import CNNConfig
 from fer_helpers.inference import predict_logits
-from fer_helpers.predict import MODELS_DIR, SHIPPED_WEIGHTS, default_weights, load_model
+from fer_helpers.predict import MODELS_DIR, default_weights, load_model
+from fer_helpers.registry import shipped_files
 from fer_helpers.results import RunResult
 from fer_helpers.ship import ShipError, model_card, ship
 from fer_helpers.statistics import bootstrap_ci
@@ -96,12 +97,12 @@ def test_ship_refuses_weights_of_another_size(trained, tmp_path):
 
 # ------------------------------------------------------------------------------------ the committed weights
 def _shipped() -> list:
-    return [MODELS_DIR / name for name in SHIPPED_WEIGHTS if (MODELS_DIR / name).is_file()]
+    return [MODELS_DIR / name for name in shipped_files() if (MODELS_DIR / name).is_file()]
 
 
 def test_committed_weights_load_and_have_a_model_card():
     shipped = _shipped()
-    assert shipped, f"no weights in {MODELS_DIR}: predict and evaluate need one of {SHIPPED_WEIGHTS}"
+    assert shipped, f"no weights in {MODELS_DIR}: predict and evaluate need one of {shipped_files()}"
     for path in shipped:
         assert path.stat().st_size <= 5_000_000
         model = load_model(path)

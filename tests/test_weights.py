@@ -8,7 +8,7 @@ from safetensors import safe_open
 
 from fer_helpers.config import CNNConfig
 from fer_helpers.inference import predict_logits
-from fer_helpers.models import build_model
+from fer_helpers.registry import build_model
 from fer_helpers.weights import (
     INT8_SCALE_SUFFIX,
     WEIGHTS_LIMIT_BYTES,

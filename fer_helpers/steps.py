@@ -1,16 +1,19 @@
-"""Every training run of the study, in one place, so notebooks and `fer-study train` ask for the same cached results.
+"""The study's training steps, in one place, so notebooks and `fer-study train` ask for the same cached results.
 
-Each `*_runs(study, fresh)` function trains (or reloads from `study.run_dir`) one part of the study and returns
-its results; the notebooks call the same functions, so a GPU host can train everything with
-`fer-study train --profile full` (or `python -m fer_helpers.train`) and the notebooks render it afterwards.
+Each step (`STEPS`) trains (or reloads from `study.run_dir`) one part of the study and returns its results: one
+step per main CNN of the model registry, then HOG, the recipe steps, the ablation and the crowd-vote twins. The
+notebooks call the same functions, so a GPU host can train everything with `fer-study train --profile full` and the
+notebooks render it afterwards.
 """
 from __future__ import annotations
 
-import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pandas as pd
 
 from .data import FERData, FERDataError
 from .results import RunResult
@@ -28,38 +31,48 @@ def hog_svm_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
     return results
 
 
-def baseline_runs(study: Study, fresh: bool = False) -> list[RunResult]:
-    """The paper's baseline CNN (Table 1), one run per profile seed."""
-    from .recipes import baseline_config
+def cnn_runs(study: Study, model: str, fresh: bool = False) -> list[RunResult]:
+    """One of the registry's CNNs with its recipe at the profile's size, one run per profile seed."""
+    from .registry import main_config
     from .training import fit_cnn
 
-    return [fit_cnn(study.data, baseline_config(study.profile, seed), study.run_dir, fresh)
+    return [fit_cnn(study.data, main_config(model, study.profile, seed), study.run_dir, fresh)
             for seed in study.profile.seeds]
 
 
-def model_b_runs(study: Study, fresh: bool = False) -> list[RunResult]:
-    """The paper's tuned CNN (Model B), one run per profile seed."""
-    from .recipes import model_b_config
+def recipe_step_runs(study: Study, fresh: bool = False) -> pd.DataFrame:
+    """Model B's recipe turned into ours one change at a time (seed 0): the table of what each change bought.
+
+    The steps train on `recipes.side_data`: all of the study's data unless the profile caps the side experiments.
+    A profile with `step_epochs=0` trains none and gets an empty table. Every step is judged on PublicTest, never
+    PrivateTest.
+    """
+    from .recipes import config_changes, recipe_step_configs, side_data
     from .training import fit_cnn
 
-    return [fit_cnn(study.data, model_b_config(study.profile, seed), study.run_dir, fresh)
-            for seed in study.profile.seeds]
-
-
-def recipe_step_runs(study: Study, fresh: bool = False):
-    """Model B's recipe turned into ours one change at a time (seed 0): the table of what each change bought."""
-    from .recipes import run_recipe_steps
-
-    return run_recipe_steps(study.data, study.profile, study.run_dir, fresh=fresh)
-
-
-def ours_runs(study: Study, fresh: bool = False) -> list[RunResult]:
-    """Our model with its full recipe, one run per profile seed."""
-    from .recipes import ours_config
-    from .training import fit_cnn
-
-    return [fit_cnn(study.data, ours_config(study.profile, seed), study.run_dir, fresh)
-            for seed in study.profile.seeds]
+    data = side_data(study.data, study.profile)
+    columns = ["change", "why", "accuracy", "gain (points)", "macro_f1", "params", "train_seconds"]
+    configs = recipe_step_configs(study.profile, study.profile.seeds[0])
+    if not configs:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="step"))
+    rows = []
+    previous = None
+    for step, config in configs:
+        result = fit_cnn(data, config, study.run_dir, fresh=fresh, name=step.result_name)
+        changes = config_changes(previous, config) if previous is not None else {}
+        rows.append({
+            "step": step.name,
+            "change": ", ".join(f"{k}={v}" for k, v in changes.items()) or "(starting point)",
+            "why": step.why,
+            "accuracy": result.metrics["PublicTest"]["accuracy"],
+            "macro_f1": result.metrics["PublicTest"]["macro_f1"],
+            "params": result.params,
+            "train_seconds": result.train_seconds,
+        })
+        previous = config
+    table = pd.DataFrame(rows).set_index("step")
+    table.insert(3, "gain (points)", 100 * table["accuracy"].diff().fillna(0.0))
+    return table[columns]
 
 
 def ablation_runs(study: Study, fresh: bool = False) -> dict[str, list[RunResult]]:
@@ -67,7 +80,7 @@ def ablation_runs(study: Study, fresh: bool = False) -> dict[str, list[RunResult
 
     All runs train on `side_data` (the profile's data, or a class-capped subset of its Training where the profile
     sets `side_train_per_class`). The full Model B they are compared with comes first, under "model_b": on the
-    profile's own data these are the runs of `model_b_runs`, loaded from their cache; `fresh` retrains the
+    profile's own data these are the runs of the "model_b" step, loaded from their cache; `fresh` retrains the
     ablations, not the reference.
     """
     from .recipes import MODEL_B_ABLATIONS, model_b_config, side_data
@@ -120,7 +133,8 @@ def crowd_runs(
     configuration, so the same cached result as notebooks 03/04); it is trained here only when the run folder lacks
     it, and `fresh` retrains the crowd runs, not the twins.
     """
-    from .recipes import crowd_config, main_config
+    from .recipes import crowd_config
+    from .registry import main_config
     from .training import fit_cnn
 
     data = crowd_data(study, ferplus_path)
@@ -141,16 +155,19 @@ def hog_variant_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
             for name in study.profile.hog_variants}
 
 
-STEPS: dict[str, Callable[[Study, bool], object]] = {
-    "hog_svm": hog_svm_runs,
-    "hog_variants": hog_variant_runs,
-    "baseline_cnn": baseline_runs,
-    "model_b": model_b_runs,
-    "recipe_steps": recipe_step_runs,
-    "ours": ours_runs,
-    "ablation": ablation_runs,
-    "crowd": crowd_runs,
-}
+def training_steps() -> dict[str, Callable[[Study, bool], object]]:
+    """The steps of `fer-study train` in order: HOG, one per CNN of the registry's main comparison, then the side
+    experiments. A model registered later gets its step too."""
+    from . import registry
+
+    cnns = {name: functools.partial(_cnn_step, model=name)
+            for name, spec in registry.MODELS.items() if spec.is_cnn and spec.main}
+    return {"hog_svm": hog_svm_runs, "hog_variants": hog_variant_runs, **cnns, "recipe_steps": recipe_step_runs,
+            "ablation": ablation_runs, "crowd": crowd_runs}
+
+
+def _cnn_step(study: Study, fresh: bool = False, *, model: str) -> list[RunResult]:
+    return cnn_runs(study, model, fresh)
 
 
 def votes_at_hand(study: Study) -> bool:
@@ -168,14 +185,15 @@ def train_all(
     only: list[str] | None = None,
 ) -> dict[str, float]:
     """Run the chosen training steps (all by default) of a profile; returns the seconds each step took."""
-    unknown = set(only or ()) - set(STEPS)
+    steps = training_steps()
+    unknown = set(only or ()) - set(steps)
     if unknown:
-        raise ValueError(f"unknown training step(s) {sorted(unknown)}; choose from {list(STEPS)}")
+        raise ValueError(f"unknown training step(s) {sorted(unknown)}; choose from {list(steps)}")
     study = setup(profile, data_path, run_dir)
     print(f"Training profile {study.profile.name!r} on {study.data.form} data ({len(study.data):,} faces, "
           f"sha256 {study.data.sha256[:12]}) into {study.run_dir}", flush=True)
     seconds = {}
-    for name, step in STEPS.items():
+    for name, step in steps.items():
         if only and name not in only:
             continue
         if name == "crowd" and not only and not votes_at_hand(study):
@@ -190,19 +208,3 @@ def train_all(
     print("\n".join(f"{name:>14}: {s:8.1f} s" for name, s in seconds.items()))
     print(f"{'total':>14}: {sum(seconds.values()):8.1f} s; results in {study.run_dir}")
     return seconds
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fer_helpers.train", description=train_all.__doc__)
-    parser.add_argument("--profile", default="full", help="smoke, classroom or full")
-    parser.add_argument("--data", default=None, help="FER-2013 path (default: FER2013_PATH, then data/)")
-    parser.add_argument("--run-dir", default=None, help="run folder (default: runs/<profile>)")
-    parser.add_argument("--fresh", action="store_true", help="retrain even when a cached result exists")
-    parser.add_argument("--only", nargs="+", choices=list(STEPS), help="train only these steps")
-    args = parser.parse_args(argv)
-    train_all(args.profile, args.data, args.run_dir, args.fresh, args.only)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
