@@ -16,7 +16,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from fer_helpers.runner import ReportError, run_report
 
     try:
-        profile = resolve_profile(args.profile, args.data)
+        profile = _resolved(args.profile, args.data)
         run_dir = run_report(profile, args.data, args.run_dir, notebooks=args.notebooks, fresh=args.fresh)
     except ReportError as err:
         print(f"\nReport run failed. {err}", file=sys.stderr)
@@ -53,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("fer-study train: --target only estimates (use it with --plan)", file=sys.stderr)
         return 2
     if not scheduled:
-        train_all(resolve_profile(args.profile, args.data), data_path=args.data, run_dir=args.run_dir,
+        train_all(_resolved(args.profile, args.data), data_path=args.data, run_dir=args.run_dir,
                   fresh=args.fresh, only=args.only)
         return 0
     if args.fresh:
@@ -64,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         outcome = train_on_budget(
-            resolve_profile(args.profile, args.data), args.data, args.run_dir, jobs=args.jobs or 1,
+            _resolved(args.profile, args.data), args.data, args.run_dir, jobs=args.jobs or 1,
             budget_minutes=args.budget_minutes, only=args.only, archive=args.archive, target=args.target,
             plan_only=args.plan, preflight=not args.no_preflight, compile=args.compile,
         )
@@ -153,20 +153,12 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_profile(profile: str, data_path: str | None) -> str:
-    """'auto': full on FER-2013 with a GPU, classroom on FER-2013 without one, smoke on synthetic faces."""
-    if profile != "auto":
-        return profile
-    from fer_helpers.data import find_fer2013
+def _resolved(profile: str, data_path: str | None) -> str:
+    from fer_helpers.study import resolve_profile
 
-    if data_path == "synthetic" or find_fer2013(data_path) is None:
-        chosen, why = "smoke", "no FER-2013 found: synthetic faces"
-    else:
-        import torch
-
-        chosen, why = ("full", "FER-2013 and a GPU") if torch.cuda.is_available() else (
-            "classroom", "FER-2013 without a GPU; PROFILE=full re-renders the committed full run and trains what it lacks")
-    print(f"profile auto -> {chosen} ({why})", flush=True)
+    chosen, why = resolve_profile(profile, data_path)
+    if profile == "auto":
+        print(f"profile auto -> {chosen} ({why})", flush=True)
     return chosen
 
 

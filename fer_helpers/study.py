@@ -141,15 +141,36 @@ class Study:
         return table
 
 
+AUTO = "auto"  # the profile that fits the machine and the data (`resolve_profile`)
+
+
+def resolve_profile(profile: str | Profile, data_path: str | Path | None = None) -> tuple[str | Profile, str]:
+    """The profile to run and why: "auto" is full on FER-2013 with a GPU, classroom on FER-2013 without one (the
+    lesson), smoke on synthetic faces; any other profile is itself."""
+    if profile != AUTO:
+        return profile, "chosen"
+    if data_path == SYNTHETIC or find_fer2013(data_path) is None:
+        return "smoke", "auto: no FER-2013 found, so synthetic faces"
+    import torch
+
+    if torch.cuda.is_available():
+        return "full", "auto: FER-2013 and a GPU"
+    return "classroom", "auto: FER-2013 without a GPU; profile='full' re-renders the committed full run"
+
+
 def setup(
-    profile: str | Profile = "smoke", data_path: str | Path | None = None, run_dir: str | Path | None = None
+    profile: str | Profile = AUTO, data_path: str | Path | None = None, run_dir: str | Path | None = None
 ) -> Study:
-    """Validate a notebook's parameters, load FER-2013 (or synthetic faces where there is none) and subsample it."""
+    """Validate a notebook's parameters, load FER-2013 (or synthetic faces where there is none) and subsample it.
+
+    The first line printed says which profile and data the run uses and how to choose others.
+    """
     if not isinstance(profile, (str, Profile)):
         raise TypeError(f"profile must be a profile name (str), not {type(profile).__name__}")
     for name, value in (("data_path", data_path), ("run_dir", run_dir)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{name} must be a path (str) or None, not {type(value).__name__}")
+    profile, why = resolve_profile(profile, data_path)
     profile = get_profile(profile)
     forced = data_path == SYNTHETIC
     path = None if forced else find_fer2013(data_path)
@@ -168,6 +189,9 @@ def setup(
     run_dir = Path(run_dir).expanduser() if run_dir is not None else default_run_dir(profile.name, synthetic)
     # Only the study's own full profile on FER-2013 writes the committed reports/; any other run keeps its own.
     reports_dir = REPO / "reports" if profile == PROFILES["full"] and not synthetic else run_dir / "reports"
+    source = "synthetic faces" if synthetic else Path(full_data.source).name
+    print(f"Profile {profile.name} ({why}) on {source}. To change: profile = 'smoke' | 'classroom' | 'full' and "
+          f"data_path in the parameters cell (or PROFILE=… / FER2013_PATH for make report).", flush=True)
     return Study(profile=profile, data=data, full_data=full_data, run_dir=run_dir, reports_dir=reports_dir)
 
 

@@ -26,19 +26,20 @@ def test_report_arguments():
 
 
 def test_auto_profile(monkeypatch, tmp_path):
-    from fer_helpers import cli, data
+    from fer_helpers import data
+    from fer_helpers.study import resolve_profile
 
     monkeypatch.delenv("FER2013_PATH", raising=False)
     monkeypatch.setattr(data, "DATA_DIR", tmp_path)
-    assert cli.resolve_profile("auto", None) == "smoke"
-    assert cli.resolve_profile("auto", "synthetic") == "smoke"
-    assert cli.resolve_profile("classroom", None) == "classroom"
+    assert resolve_profile("auto", None)[0] == "smoke"
+    assert resolve_profile("auto", "synthetic")[0] == "smoke"
+    assert resolve_profile("classroom", None) == ("classroom", "chosen")
     fake = tmp_path / "fer2013.csv"
     fake.write_text("emotion,pixels,Usage\n")
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    assert cli.resolve_profile("auto", str(fake)) == "classroom"
+    assert resolve_profile("auto", str(fake))[0] == "classroom"
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
-    assert cli.resolve_profile("auto", str(fake)) == "full"
+    assert resolve_profile("auto", str(fake))[0] == "full"
 
 
 def test_train_arguments():
