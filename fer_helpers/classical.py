@@ -133,7 +133,7 @@ class HogVariantConfig:
     number of training faces supports (see sized_for), so small profiles run the same variants, smaller.
     """
 
-    name: str  # result name, "hog_extended..."
+    name: str  # result name, saying what the variant changes: "hog_fine_cells", "hog_nystroem", ...
     cell_sizes: tuple[int, ...] = (8,)  # HOG cells of s x s pixels; several sizes are concatenated
     orientations: int = 9
     cells_per_block: tuple[int, int] = (2, 2)
@@ -186,21 +186,23 @@ class HogVariantConfig:
         return asdict(self)
 
 
-# The variants of the extension, from the paper's features to the strongest model; each isolates one step.
+# The variants of the extension, from the paper's features to the strongest model; each isolates one step and is
+# named for it. A renamed variant moves its saved runs with it: `python -m fer_helpers.migrate` (see migrate.py).
 HOG_VARIANTS: dict[str, HogVariantConfig] = {
     config.name: config
     for config in (
-        # Finer cells, linear: does resolution help a linear SVM?
-        HogVariantConfig("hog_extended_fine", cell_sizes=(4,), pca_components=512, c_grid=(0.001, 0.01, 0.1, 1.0)),
-        # Three scales together (4, 6 and 8 pixels), still linear.
-        HogVariantConfig("hog_extended_multiscale", cell_sizes=(4, 6, 8), pca_components=512,
+        # Finer cells (4 pixels), PCA, linear SVM: does resolution help a linear SVM?
+        HogVariantConfig("hog_fine_cells", cell_sizes=(4,), pca_components=512, c_grid=(0.001, 0.01, 0.1, 1.0)),
+        # Three cell sizes together (4, 6 and 8 pixels), PCA, still a linear SVM.
+        HogVariantConfig("hog_multiscale", cell_sizes=(4, 6, 8), pca_components=512,
                          c_grid=(0.001, 0.01, 0.1, 1.0)),
-        # The same features through an RBF kernel (Nystroem approximation) and a least-squares (ridge) classifier.
+        # The same features mapped to 4,000 Nyström features that approximate an RBF kernel, then a linear
+        # least-squares (ridge) classifier on them: not a kernel SVM, but a linear model of kernel features.
         # Kernel width: half of scikit-learn's "scale" did best on PublicTest among 0.5, 1 and 2 times it.
-        HogVariantConfig("hog_extended", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
+        HogVariantConfig("hog_nystroem", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
                          gamma_scale=0.5, classifier="ridge", c_grid=(1.0, 10.0, 100.0, 1000.0)),
         # ... with balanced class weights, for the small classes.
-        HogVariantConfig("hog_extended_balanced", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
+        HogVariantConfig("hog_nystroem_balanced", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
                          gamma_scale=0.5, classifier="ridge", c_grid=(1.0, 10.0, 100.0, 1000.0),
                          class_weight="balanced"),
     )

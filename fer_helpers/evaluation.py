@@ -67,9 +67,10 @@ RANKING_PROFILES = ("classroom", "full")
 MODEL_LABELS = {"hog_svm": "HOG + SVM", "baseline_cnn": "Baseline CNN", "model_b": "Model B",
                 "resnet_fer": "ResNet-FER (ours)", "resnet_fer_ensemble": "ResNet-FER ensemble",
                 "model_b_ensemble": "Model B ensemble",
-                "hog_svm_balanced": "HOG + SVM, balanced", "baseline_cnn_bf16": "Baseline CNN in bf16 (precision check)", "hog_extended": "HOG + Nyström RBF features, linear (ours)",
-                "hog_extended_balanced": "HOG + Nyström RBF features, linear, balanced", "hog_extended_fine": "HOG, 4-pixel cells",
-                "hog_extended_multiscale": "HOG, three cell sizes"}
+                "hog_svm_balanced": "HOG + SVM, balanced", "baseline_cnn_bf16": "Baseline CNN in bf16 (precision check)", "hog_nystroem": "HOG + Nyström RBF features + ridge (ours)",
+                "hog_nystroem_balanced": "HOG + Nyström RBF features + ridge, balanced",
+                "hog_fine_cells": "HOG, 4-pixel cells + PCA + linear SVM",
+                "hog_multiscale": "HOG, three cell sizes + PCA + linear SVM"}
 METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
 
 

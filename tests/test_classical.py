@@ -180,7 +180,7 @@ def test_extension_variants_learn_and_choose_c_on_public_test(synth, run_root, r
 
 
 def test_variant_sizes_follow_the_training_set():
-    config = hog_variant_config("hog_extended")
+    config = hog_variant_config("hog_nystroem")
     small = config.sized_for(n_train=2000)
     assert small.kernel_components == 2000 and small.pca_components == 256
     tiny = config.sized_for(n_train=100)
@@ -189,7 +189,7 @@ def test_variant_sizes_follow_the_training_set():
     with pytest.raises(ValueError, match="unknown HOG variant"):
         hog_variant_config("hog_rbf_exact")
     with pytest.raises(ValueError, match="classifier"):
-        hog_variant_config("hog_extended", classifier="forest")
+        hog_variant_config("hog_nystroem", classifier="forest")
 
 
 @pytest.mark.parametrize("normalize", [None, "true"])
