@@ -1,4 +1,9 @@
-"""The classical pipeline: HOG, standardisation and a linear SVM (the paper's baseline), and stronger variants."""
+"""The classical pipeline: HOG, standardisation and a linear SVM (the paper's baseline), and stronger variants.
+
+Every HOG model is a scikit-learn `Pipeline` (scaler, optional PCA and Nyström features, classifier) on cached HOG
+features. Its transformers are fitted on Training; `GridSearchCV` chooses C on PublicTest, and the classifier is then
+refitted at that C on Training alone.
+"""
 from __future__ import annotations
 
 import time
@@ -7,19 +12,40 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import parallel_config
 from safetensors.numpy import save_file
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.decomposition import PCA
+from sklearn.frozen import FrozenEstimator
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import RidgeClassifier
+from sklearn.metrics import f1_score, make_scorer
+from sklearn.model_selection import GridSearchCV, PredefinedSplit
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from .data import SPLITS, FERData
+from .data import NUM_CLASSES, FERData
 from .features import cached_hog_features, hog_dim
 from .metrics import classification_metrics
 from .profiles import Profile
 from .results import EVAL_SPLITS, RunResult, cached_run
+
+# What the C search records for each C on PublicTest; the choice is by accuracy. Macro F1 over all seven classes,
+# as in evaluation.classification_metrics.
+SEARCH_SCORING = {"accuracy": "accuracy",
+                  "macro_f1": make_scorer(f1_score, average="macro", labels=list(range(NUM_CLASSES)), zero_division=0)}
+
+
+def _check_common(config: HogSvmConfig | HogVariantConfig, tuple_fields: tuple[str, ...]) -> None:
+    """Turn list fields into tuples (a config read from JSON has lists), sort the C grid and check class weights."""
+    for name in tuple_fields:
+        object.__setattr__(config, name, tuple(getattr(config, name)))
+    object.__setattr__(config, "c_grid", tuple(sorted(config.c_grid)))  # ascending: a tie goes to the smaller C
+    if not config.c_grid:
+        raise ValueError("c_grid is empty: give at least one C")
+    if config.class_weight not in (None, "balanced"):
+        raise ValueError(f"class_weight must be None or 'balanced', got {config.class_weight!r}")
 
 
 @dataclass(frozen=True)
@@ -36,13 +62,7 @@ class HogSvmConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("pixels_per_cell", "cells_per_block"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        object.__setattr__(self, "c_grid", tuple(sorted(self.c_grid)))  # ascending: a tie goes to the smaller C
-        if not self.c_grid:
-            raise ValueError("c_grid is empty: give at least one C")
-        if self.class_weight not in (None, "balanced"):
-            raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        _check_common(self, ("pixels_per_cell", "cells_per_block"))
 
     @classmethod
     def from_profile(cls, profile: Profile, **overrides) -> HogSvmConfig:
@@ -66,6 +86,15 @@ class HogSvmConfig:
         return dict(orientations=self.orientations, pixels_per_cell=self.pixels_per_cell,
                     cells_per_block=self.cells_per_block, block_norm=self.block_norm)
 
+    @property
+    def hog_param_sets(self) -> list[dict]:
+        """The HOG settings whose features are concatenated: here, the paper's one."""
+        return [self.hog_params]
+
+    def pipeline(self) -> Pipeline:
+        """The model before fitting: standardisation, then a one-vs-rest linear SVM (C set by the search)."""
+        return Pipeline([("scaler", StandardScaler()), ("clf", _classifier("linear_svc", self))])
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -80,60 +109,17 @@ def fit_hog_svm(
     config = config if isinstance(config, HogSvmConfig) else HogSvmConfig.from_dict(config)
 
     def train(run_dir: Path, key: str) -> RunResult:
-        features, hog_seconds = cached_hog_features(data.images, data.sha256, run_root, n_jobs=n_jobs,
-                                                    **config.hog_params)
-        x, y = _by_split(data, features)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        scaler = StandardScaler().fit(x["Training"])
-        x = {split: scaler.transform(x[split]) for split in SPLITS}
-        scaling_seconds = time.perf_counter() - start
-
-        def fit_one(c: float) -> tuple[LinearSVC, float, float]:
-            begin, cpu_begin = time.perf_counter(), time.thread_time()  # liblinear runs in this one thread
-            # dual="auto" solves the primal when there are more faces than HOG dimensions, as on FER-2013.
-            svm = LinearSVC(C=c, class_weight=config.class_weight, dual="auto", max_iter=config.max_iter,
-                            random_state=config.seed)
-            svm.fit(x["Training"], y["Training"])
-            return svm, time.perf_counter() - begin, time.thread_time() - cpu_begin
-
-        # liblinear releases the GIL, so threads fit several values of C at once without copying the features.
-        fitted = Parallel(n_jobs=n_jobs, backend="threading")(delayed(fit_one)(c) for c in config.c_grid)
-        search_seconds, search_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-        search = []
-        for c, (svm, seconds, cpu_seconds) in zip(config.c_grid, fitted):
-            public = classification_metrics(y["PublicTest"], svm.predict(x["PublicTest"]))
-            search.append({"C": c, "public_accuracy": public["accuracy"], "public_macro_f1": public["macro_f1"],
-                           "fit_seconds": seconds, "fit_cpu_seconds": cpu_seconds, "n_iter": int(np.max(svm.n_iter_))})
-        best = int(np.argmax([row["public_accuracy"] for row in search]))  # first best: the smallest such C
-        svm, fit_seconds, _ = fitted[best]
-        logits = {split: svm.decision_function(x[split]).astype(np.float32) for split in EVAL_SPLITS}
+        model, result = _fit_hog_model(data, config, run_root, run_dir, key, n_jobs=n_jobs, count_transforms=False)
         # What a new face needs: standardise its HOG with the Training statistics, then score with the SVM.
-        run_dir.mkdir(parents=True, exist_ok=True)
+        scaler, svm = model["scaler"], model["clf"]
         weights = {"scaler_mean": scaler.mean_, "scaler_scale": scaler.scale_, "coef": svm.coef_,
                    "intercept": svm.intercept_}
+        run_dir.mkdir(parents=True, exist_ok=True)
         # safetensors writes the raw buffer: liblinear's Fortran-ordered coef_ must become C-ordered first.
         save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(run_dir / "weights.safetensors"))
-        n_train = len(y["Training"])
-        return RunResult(
-            model=config.model, config=config.to_dict(), key=key, run_dir=run_dir, data_sha256=data.sha256,
-            logits=logits, labels={split: y[split] for split in EVAL_SPLITS},
-            metrics={split: classification_metrics(y[split], logits[split].argmax(axis=1)) for split in EVAL_SPLITS},
-            seed=config.seed, params=int(svm.coef_.size + svm.intercept_.size),
-            train_seconds=scaling_seconds + fit_seconds, images_per_second=n_train / fit_seconds, device="cpu",
-            history=pd.DataFrame(search),
-            extra={"c_search": search, "chosen_C": config.c_grid[best], "hog_dim": int(features.shape[1]),
-                   "hog_seconds": hog_seconds, "hog_images_per_second": len(features) / hog_seconds,
-                   "search_seconds": search_seconds, "search_cpu_seconds": search_cpu_seconds, "n_train": n_train,
-                   "converged": search[best]["n_iter"] < config.max_iter},
-        )
+        return result
 
     return cached_run(config.model, config.to_dict(), data.sha256, run_root, train, fresh=fresh)
-
-
-def _by_split(data: FERData, features: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    masks = {split: data.usage == split for split in SPLITS}
-    return ({split: features[mask] for split, mask in masks.items()},
-            {split: data.labels[mask] for split, mask in masks.items()})
 
 
 # ---------------------------------------------------------------- beyond the paper: how far HOG can go
@@ -141,13 +127,13 @@ def _by_split(data: FERData, features: np.ndarray) -> tuple[dict[str, np.ndarray
 
 @dataclass(frozen=True)
 class HogVariantConfig:
-    """A stronger classical model: HOG at several cell sizes, PCA, an RBF kernel map, a linear classifier.
+    """A stronger classical model: HOG at several cell sizes, PCA, optional Nyström RBF features, a linear classifier.
 
     Everything is fitted on Training; C is chosen on PublicTest. PCA and kernel sizes are clipped to what the
     number of training faces supports (see sized_for), so small profiles run the same variants, smaller.
     """
 
-    name: str  # result name, "hog_extended..."
+    name: str  # result name, saying what the variant changes: "hog_fine_cells", "hog_nystroem", ...
     cell_sizes: tuple[int, ...] = (8,)  # HOG cells of s x s pixels; several sizes are concatenated
     orientations: int = 9
     cells_per_block: tuple[int, int] = (2, 2)
@@ -161,15 +147,21 @@ class HogVariantConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("cell_sizes", "cells_per_block"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        object.__setattr__(self, "c_grid", tuple(sorted(self.c_grid)))  # ascending: a tie goes to the smaller C
+        _check_common(self, ("cell_sizes", "cells_per_block"))
         if self.classifier not in ("linear_svc", "ridge"):
             raise ValueError(f"classifier must be 'linear_svc' or 'ridge', got {self.classifier!r}")
-        if not self.c_grid or not self.cell_sizes:
-            raise ValueError("c_grid and cell_sizes need at least one value each")
-        if self.class_weight not in (None, "balanced"):
-            raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        if not self.cell_sizes:
+            raise ValueError("cell_sizes is empty: give at least one HOG cell size")
+
+    @property
+    def model(self) -> str:
+        return self.name
+
+    @property
+    def hog_param_sets(self) -> list[dict]:
+        """The HOG settings whose features are concatenated: one per cell size."""
+        return [dict(orientations=self.orientations, pixels_per_cell=(cells, cells),
+                     cells_per_block=self.cells_per_block, block_norm="L2-Hys") for cells in self.cell_sizes]
 
     def sized_for(self, n_train: int, image_shape: tuple[int, int] = (48, 48)) -> HogVariantConfig:
         """This configuration with PCA and kernel sizes clipped to what the training faces allow."""
@@ -181,25 +173,36 @@ class HogVariantConfig:
         kernel = None if self.kernel_components is None else min(self.kernel_components, n_train)
         return replace(self, pca_components=pca, kernel_components=kernel)
 
+    def pipeline(self) -> Pipeline:
+        """The model before fitting: standardisation, PCA, Nyström RBF features (each if asked for), classifier."""
+        steps = [("scaler", StandardScaler())]
+        if self.pca_components is not None:
+            steps.append(("pca", PCA(self.pca_components, svd_solver="randomized", random_state=self.seed)))
+        if self.kernel_components is not None:
+            steps.append(("nystroem", ScaledNystroem(self.kernel_components, self.gamma_scale, self.seed)))
+        return Pipeline([*steps, ("clf", _classifier(self.classifier, self))])
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-# The variants of the extension, from the paper's features to the strongest model; each isolates one step.
+# The variants of the extension, from the paper's features to the strongest model; each isolates one step and is
+# named for it. A renamed variant moves its saved runs with it: `python -m fer_helpers.migrate` (see migrate.py).
 HOG_VARIANTS: dict[str, HogVariantConfig] = {
     config.name: config
     for config in (
-        # Finer cells, linear: does resolution help a linear SVM?
-        HogVariantConfig("hog_extended_fine", cell_sizes=(4,), pca_components=512, c_grid=(0.001, 0.01, 0.1, 1.0)),
-        # Three scales together (4, 6 and 8 pixels), still linear.
-        HogVariantConfig("hog_extended_multiscale", cell_sizes=(4, 6, 8), pca_components=512,
+        # Finer cells (4 pixels), PCA, linear SVM: does resolution help a linear SVM?
+        HogVariantConfig("hog_fine_cells", cell_sizes=(4,), pca_components=512, c_grid=(0.001, 0.01, 0.1, 1.0)),
+        # Three cell sizes together (4, 6 and 8 pixels), PCA, still a linear SVM.
+        HogVariantConfig("hog_multiscale", cell_sizes=(4, 6, 8), pca_components=512,
                          c_grid=(0.001, 0.01, 0.1, 1.0)),
-        # The same features through an RBF kernel (Nystroem approximation) and a least-squares (ridge) classifier.
+        # The same features mapped to 4,000 Nyström features that approximate an RBF kernel, then a linear
+        # least-squares (ridge) classifier on them: not a kernel SVM, but a linear model of kernel features.
         # Kernel width: half of scikit-learn's "scale" did best on PublicTest among 0.5, 1 and 2 times it.
-        HogVariantConfig("hog_extended", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
+        HogVariantConfig("hog_nystroem", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
                          gamma_scale=0.5, classifier="ridge", c_grid=(1.0, 10.0, 100.0, 1000.0)),
         # ... with balanced class weights, for the small classes.
-        HogVariantConfig("hog_extended_balanced", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
+        HogVariantConfig("hog_nystroem_balanced", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
                          gamma_scale=0.5, classifier="ridge", c_grid=(1.0, 10.0, 100.0, 1000.0),
                          class_weight="balanced"),
     )
@@ -221,86 +224,158 @@ def fit_hog_variant(
     config = config.sized_for(int((data.usage == "Training").sum()), data.images.shape[1:])
 
     def train(run_dir: Path, key: str) -> RunResult:
-        hog_seconds = 0.0
-        blocks = []
-        for cells in config.cell_sizes:
-            block, seconds = cached_hog_features(
-                data.images, data.sha256, run_root, n_jobs=n_jobs, orientations=config.orientations,
-                pixels_per_cell=(cells, cells), cells_per_block=config.cells_per_block, block_norm="L2-Hys")
-            blocks.append(block)
-            hog_seconds += seconds
-        x, y = _by_split(data, np.concatenate(blocks, axis=1))
-        n_dims = x["Training"].shape[1]
-        del blocks
+        return _fit_hog_model(data, config, run_root, run_dir, key, n_jobs=n_jobs, count_transforms=True)[1]
 
-        start, cpu_start = time.perf_counter(), time.process_time()
-        transforms = [StandardScaler()]
-        if config.pca_components is not None:
-            transforms.append(PCA(config.pca_components, svd_solver="randomized", random_state=config.seed))
-        x = _fit_transform(transforms, x)
-        if config.kernel_components is not None:
-            dims, variance = x["Training"].shape[1], float(x["Training"].var())
-            transforms.append(Nystroem(gamma=config.gamma_scale / (dims * variance),
-                                       n_components=config.kernel_components, random_state=config.seed))
-            x = _fit_transform(transforms[-1:], x)
-        transform_seconds = time.perf_counter() - start
-
-        def fit_one(c: float):
-            begin = time.perf_counter()
-            model = _classifier(config, c).fit(x["Training"], y["Training"])
-            return model, time.perf_counter() - begin
-
-        fitted = Parallel(n_jobs=n_jobs, backend="threading")(delayed(fit_one)(c) for c in config.c_grid)
-        search_seconds, search_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-        search = []
-        for c, (model, seconds) in zip(config.c_grid, fitted):
-            public = classification_metrics(y["PublicTest"], model.predict(x["PublicTest"]))
-            n_iter = getattr(model, "n_iter_", None)  # None for a direct (ridge) solve
-            search.append({"C": c, "public_accuracy": public["accuracy"], "public_macro_f1": public["macro_f1"],
-                           "fit_seconds": seconds, "n_iter": None if n_iter is None else int(np.max(n_iter))})
-        best = int(np.argmax([row["public_accuracy"] for row in search]))
-        model, fit_seconds = fitted[best]
-        logits = {split: model.decision_function(x[split]).astype(np.float32) for split in EVAL_SPLITS}
-        n_train = len(y["Training"])
-        transform_params = sum(_fitted_size(step) for step in transforms)
-        classifier_params = int(model.coef_.size + model.intercept_.size)
-        return RunResult(
-            model=config.name, config=config.to_dict(), key=key, run_dir=run_dir, data_sha256=data.sha256,
-            logits=logits, labels={split: y[split] for split in EVAL_SPLITS},
-            metrics={split: classification_metrics(y[split], logits[split].argmax(axis=1)) for split in EVAL_SPLITS},
-            seed=config.seed, params=transform_params + classifier_params,
-            train_seconds=transform_seconds + fit_seconds,
-            images_per_second=n_train / (transform_seconds + fit_seconds),
-            device="cpu", history=pd.DataFrame(search),
-            extra={"c_search": search, "chosen_C": config.c_grid[best], "hog_dim": n_dims,
-                   "hog_seconds": hog_seconds, "hog_images_per_second": len(data) / hog_seconds,
-                   "transform_seconds": transform_seconds, "search_seconds": search_seconds,
-                   "search_cpu_seconds": search_cpu_seconds,
-                   "classifier_params": classifier_params, "n_train": n_train,
-                   "converged": search[best]["n_iter"] is None or search[best]["n_iter"] < config.max_iter},
-        )
-
-    return cached_run(config.name, config.to_dict(), data.sha256, run_root, train, fresh=fresh)
+    return cached_run(config.model, config.to_dict(), data.sha256, run_root, train, fresh=fresh)
 
 
-def _fit_transform(transforms: list, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Fit each transform on Training in turn and apply it to every split."""
-    for step in transforms:
-        step.fit(x["Training"])
-        x = {split: step.transform(features).astype(np.float32) for split, features in x.items()}
-    return x
+class ScaledNystroem(TransformerMixin, BaseEstimator):
+    """Nyström approximation of RBF kernel features, gamma = gamma_scale / (dims * variance of the training input).
+
+    At gamma_scale 1 this is the width SVC's gamma="scale" picks; Nystroem itself takes only a fixed gamma.
+    """
+
+    def __init__(self, n_components: int = 100, gamma_scale: float = 1.0, random_state: int | None = None):
+        self.n_components = n_components
+        self.gamma_scale = gamma_scale
+        self.random_state = random_state
+
+    def fit(self, x: np.ndarray, y: np.ndarray | None = None) -> ScaledNystroem:
+        gamma = self.gamma_scale / (x.shape[1] * float(x.var()))
+        self.nystroem_ = Nystroem(gamma=gamma, n_components=self.n_components, random_state=self.random_state).fit(x)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return self.nystroem_.transform(x)
 
 
-def _classifier(config: HogVariantConfig, c: float) -> LinearSVC | RidgeClassifier:
-    if config.classifier == "ridge":
+# ---------------------------------------------------------------- fitting: one C search for every HOG model
+
+
+def fit_transformers(pipeline: Pipeline, x_train: np.ndarray) -> Pipeline:
+    """The pipeline with its transformers (scaler, PCA, Nyström) fitted on Training and frozen; the classifier unfitted.
+
+    The transformers do not depend on C: frozen, they are fitted once, and the C search refits only the classifier.
+    Each step learns from the training faces as the steps before it transform them (as they will a new face).
+    """
+    steps = []
+    for name, step in pipeline.steps[:-1]:
+        step = clone(step).fit(x_train)
+        x_train = step.transform(x_train)
+        steps.append((name, _Frozen(step)))
+    return Pipeline([*steps, (pipeline.steps[-1][0], clone(pipeline.steps[-1][1]))])
+
+
+class _Frozen(FrozenEstimator):
+    """A fitted transformer that fitting the pipeline leaves as it is; each clone is a new wrapper around it.
+
+    FrozenEstimator's clone is the wrapper itself, and scikit-learn marks a pipeline's step while fitting it: the
+    search's threads would then mark and unmark one shared wrapper at once.
+    """
+
+    def __sklearn_clone__(self) -> _Frozen:
+        return _Frozen(self.estimator)
+
+
+def search_c_on_public_test(
+    pipeline: Pipeline, c_grid: tuple[float, ...], features: np.ndarray, labels: np.ndarray, usage: np.ndarray,
+    *, n_jobs: int = -1,
+) -> list[dict]:
+    """PublicTest accuracy and macro F1 of the pipeline fitted on Training at each C; one row per C.
+
+    PrivateTest plays no part.
+    """
+    param, values = _c_values(pipeline, c_grid)
+    seen = usage != "PrivateTest"
+    # One predefined split: fit on the Training faces (fold -1: never scored), score on PublicTest (fold 0).
+    public_fold = PredefinedSplit(np.where(usage[seen] == "PublicTest", 0, -1))
+    search = GridSearchCV(pipeline, {param: values}, scoring=SEARCH_SCORING, refit=False, cv=public_fold,
+                          n_jobs=n_jobs, error_score="raise")
+    # Threads, not processes: liblinear, ridge's solver and BLAS release the GIL, the threads share the features
+    # instead of copying them into each worker, and process_time counts their CPU seconds.
+    with parallel_config(backend="threading"):
+        search.fit(features[seen], labels[seen])
+    scores = search.cv_results_
+    return [{"C": c, "public_accuracy": float(accuracy), "public_macro_f1": float(macro_f1), "fit_seconds": float(s)}
+            for c, accuracy, macro_f1, s in zip(c_grid, scores["mean_test_accuracy"], scores["mean_test_macro_f1"],
+                                                scores["mean_fit_time"])]
+
+
+def _fit_hog_model(
+    data: FERData, config: HogSvmConfig | HogVariantConfig, run_root: str | Path, run_dir: Path, key: str, *,
+    n_jobs: int, count_transforms: bool,
+) -> tuple[Pipeline, RunResult]:
+    """HOG features (cached), C chosen on PublicTest, the chosen pipeline refitted on Training; and the run's result.
+
+    count_transforms: the parameters include what the scaler, PCA and Nyström learned, not only the classifier's.
+    """
+    blocks, hog_seconds = [], 0.0
+    for params in config.hog_param_sets:
+        block, seconds = cached_hog_features(data.images, data.sha256, run_root, n_jobs=n_jobs, **params)
+        blocks.append(block)
+        hog_seconds += seconds
+    features = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    del blocks
+    training = data.usage == "Training"
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    pipeline = fit_transformers(config.pipeline(), features[training])
+    transform_seconds = time.perf_counter() - start
+    search = search_c_on_public_test(pipeline, config.c_grid, features, data.labels, data.usage, n_jobs=n_jobs)
+    search_seconds, search_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    best = int(np.argmax([row["public_accuracy"] for row in search]))  # the first best: the smallest such C
+    # GridSearchCV's own refit would train on everything it was given, PublicTest included; like every model of
+    # the study, the one we report learns from Training alone.
+    param, values = _c_values(pipeline, config.c_grid)
+    start = time.perf_counter()
+    model = clone(pipeline).set_params(**{param: values[best]}).fit(features[training], data.labels[training])
+    train_seconds = transform_seconds + time.perf_counter() - start
+
+    masks = {split: data.usage == split for split in EVAL_SPLITS}
+    logits = {split: model.decision_function(features[mask]).astype(np.float32) for split, mask in masks.items()}
+    labels = {split: data.labels[mask] for split, mask in masks.items()}
+    n_train = int(training.sum())
+    classifier_params = _fitted_size(model["clf"])
+    transform_params = sum(_fitted_size(step.estimator) for _, step in model.steps[:-1]) if count_transforms else 0
+    n_iter = getattr(model["clf"], "n_iter_", None)  # None for a direct (ridge) solve
+    n_iter = None if n_iter is None else int(np.max(n_iter))
+    return model, RunResult(
+        model=config.model, config=config.to_dict(), key=key, run_dir=run_dir, data_sha256=data.sha256,
+        logits=logits, labels=labels,
+        metrics={split: classification_metrics(labels[split], logits[split].argmax(axis=1)) for split in EVAL_SPLITS},
+        seed=config.seed, params=transform_params + classifier_params,
+        train_seconds=train_seconds, images_per_second=n_train / train_seconds, device="cpu",
+        history=pd.DataFrame(search),
+        extra={"c_search": search, "chosen_C": config.c_grid[best], "hog_dim": int(features.shape[1]),
+               "hog_seconds": hog_seconds, "hog_images_per_second": len(features) / hog_seconds,
+               "transform_seconds": transform_seconds, "search_seconds": search_seconds,
+               "search_cpu_seconds": search_cpu_seconds, "classifier_params": classifier_params, "n_train": n_train,
+               "n_iter": n_iter, "converged": n_iter is None or n_iter < config.max_iter},
+    )
+
+
+def _classifier(kind: str, config: HogSvmConfig | HogVariantConfig) -> LinearSVC | RidgeClassifier:
+    """The last step of a HOG pipeline, at the first C of the grid (the search sets C)."""
+    if kind == "ridge":
         # One least-squares fit per C on a few thousand kernel features: seconds, where an SVM takes many minutes.
-        return RidgeClassifier(alpha=1.0 / c, class_weight=config.class_weight)
-    return LinearSVC(C=c, class_weight=config.class_weight, dual="auto", max_iter=config.max_iter,
+        return RidgeClassifier(alpha=1.0 / config.c_grid[0], class_weight=config.class_weight)
+    # dual="auto" solves the primal when there are more faces than HOG dimensions, as on FER-2013.
+    return LinearSVC(C=config.c_grid[0], class_weight=config.class_weight, dual="auto", max_iter=config.max_iter,
                      random_state=config.seed)
 
 
+def _c_values(pipeline: Pipeline, c_grid: tuple[float, ...]) -> tuple[str, list[float]]:
+    """The classifier's setting that C stands for, and its value at each C: LinearSVC's C, or ridge's alpha = 1/C."""
+    if isinstance(pipeline["clf"], RidgeClassifier):
+        return "clf__alpha", [1.0 / c for c in c_grid]
+    return "clf__C", list(c_grid)
+
+
 def _fitted_size(step) -> int:
-    """How many learned numbers a fitted transform keeps (what it needs to transform a new face)."""
+    """How many learned numbers a fitted pipeline step keeps (what it needs to transform or score a new face)."""
+    if isinstance(step, ScaledNystroem):
+        step = step.nystroem_
     arrays = {StandardScaler: ("mean_", "scale_"), PCA: ("components_", "mean_"),
-              Nystroem: ("components_", "normalization_")}[type(step)]
+              Nystroem: ("components_", "normalization_"), LinearSVC: ("coef_", "intercept_"),
+              RidgeClassifier: ("coef_", "intercept_")}[type(step)]
     return int(sum(getattr(step, name).size for name in arrays))

@@ -64,6 +64,40 @@ def test_private_test_plays_no_part_in_the_choice(synth, run_root, result):
     np.testing.assert_allclose(scrambled.logits["PrivateTest"], result.logits["PrivateTest"], rtol=1e-5, atol=1e-5)
 
 
+def test_public_test_labels_only_choose_c(synth, run_root, result):
+    """With one C there is nothing to choose: PublicTest's labels then leave the model untouched (refit on Training)."""
+    labels = synth.labels.copy()
+    public = synth.usage == "PublicTest"
+    labels[public] = np.random.default_rng(1).permutation(labels[public])
+    config = HogSvmConfig(c_grid=(result.extra["chosen_C"],))
+    plain = fit_hog_svm(synth, config, run_root)
+    scrambled = fit_hog_svm(dataclasses.replace(synth, labels=labels, sha256="2" * 64), config, run_root)
+    np.testing.assert_array_equal(scrambled.logits["PrivateTest"], plain.logits["PrivateTest"])
+    np.testing.assert_array_equal(plain.logits["PrivateTest"], result.logits["PrivateTest"])
+
+
+def test_search_scores_match_a_pipeline_fitted_by_hand(synth, run_root, result):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    features = classical.cached_hog_features(synth.images, synth.sha256, run_root, n_jobs=1)[0]
+    training, public = synth.usage == "Training", synth.usage == "PublicTest"
+    config = HogSvmConfig(c_grid=GRID)
+    pipeline = config.pipeline()
+    unfitted = repr(pipeline.get_params())
+    frozen = classical.fit_transformers(pipeline, features[training])
+    assert repr(pipeline.get_params()) == unfitted and not hasattr(pipeline["scaler"], "mean_")  # input untouched
+    rows = classical.search_c_on_public_test(frozen, GRID, features, synth.labels, synth.usage, n_jobs=2)
+    assert len(rows) == len(GRID)
+    for c, row in zip(GRID, rows):
+        svm = config.pipeline().set_params(clf__C=c).fit(features[training], synth.labels[training])
+        preds = svm.predict(features[public])
+        assert row["C"] == c
+        assert row["public_accuracy"] == accuracy_score(synth.labels[public], preds)
+        assert row["public_macro_f1"] == pytest.approx(
+            f1_score(synth.labels[public], preds, labels=range(NUM_CLASSES), average="macro", zero_division=0))
+    assert [row["public_accuracy"] for row in rows] == [row["public_accuracy"] for row in result.extra["c_search"]]
+
+
 def test_second_call_loads_from_cache(synth, run_root, result, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("refitted instead of loading the cached result")
@@ -146,7 +180,7 @@ def test_extension_variants_learn_and_choose_c_on_public_test(synth, run_root, r
 
 
 def test_variant_sizes_follow_the_training_set():
-    config = hog_variant_config("hog_extended")
+    config = hog_variant_config("hog_nystroem")
     small = config.sized_for(n_train=2000)
     assert small.kernel_components == 2000 and small.pca_components == 256
     tiny = config.sized_for(n_train=100)
@@ -155,7 +189,7 @@ def test_variant_sizes_follow_the_training_set():
     with pytest.raises(ValueError, match="unknown HOG variant"):
         hog_variant_config("hog_rbf_exact")
     with pytest.raises(ValueError, match="classifier"):
-        hog_variant_config("hog_extended", classifier="forest")
+        hog_variant_config("hog_nystroem", classifier="forest")
 
 
 @pytest.mark.parametrize("normalize", [None, "true"])

@@ -17,8 +17,8 @@ from fer_helpers.results import RunResult
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "runs" / "full" / "results"
 NOTEBOOK = REPO / "notebooks" / "02_hog_svm.ipynb"
-HOG_MODELS = ("hog_svm", "hog_svm_balanced", "hog_extended", "hog_extended_balanced", "hog_extended_fine",
-              "hog_extended_multiscale")
+HOG_MODELS = ("hog_svm", "hog_svm_balanced", "hog_nystroem", "hog_nystroem_balanced", "hog_fine_cells",
+              "hog_multiscale")
 
 
 def _committed(model: str) -> RunResult:
@@ -114,12 +114,12 @@ def test_confusion_text_matches_the_committed_predictions(results, text):
 
 
 def test_conclusion_matches_the_committed_variants(results, text):
-    extended, balanced = results["hog_extended"], results["hog_extended_balanced"]
+    extended, balanced = results["hog_nystroem"], results["hog_nystroem_balanced"]
     private = extended.metrics["PrivateTest"]
     plain_classes, extended_classes = _per_class(results["hog_svm"]), _per_class(extended)
     quotes = [
-        f"{pct(results['hog_extended_fine'].metrics['PrivateTest']['accuracy'])} and "
-        f"{pct(results['hog_extended_multiscale'].metrics['PrivateTest']['accuracy'])} PrivateTest accuracy",
+        f"{pct(results['hog_fine_cells'].metrics['PrivateTest']['accuracy'])} and "
+        f"{pct(results['hog_multiscale'].metrics['PrivateTest']['accuracy'])} PrivateTest accuracy",
         f"**{pct(private['accuracy'])} PrivateTest accuracy** (95% interval {interval(private['accuracy_ci95'])}; "
         f"PublicTest {pct(extended.metrics['PublicTest']['accuracy'])}), macro F1 {f1(private['macro_f1'])} and "
         f"weighted F1 {f1(private['weighted_f1'])}",
