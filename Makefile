@@ -22,15 +22,17 @@ report: setup  ## regenerate the report (PROFILE=auto|smoke|classroom|full)
 train: setup  ## train every model of a profile without Jupyter
 	$(PY) -m fer_helpers train --profile $(PROFILE)
 
-test: setup  ## the linter, then the whole test suite (real-data tests need FER2013_PATH and FERPLUS_PATH)
+test: setup  ## the linter and format check, then the whole test suite (real-data tests need FER2013_PATH and FERPLUS_PATH)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 test-fast: setup  ## the edit loop: leaves out the tests that train, run notebooks or need FER-2013
 	$(PY) -m pytest -m "not trains and not fer2013" -q
 
-lint: setup  ## the linter (ruff, configured in pyproject.toml)
+lint: setup  ## the linter and the formatter's check (ruff, configured in pyproject.toml); `ruff format .` fixes the latter
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: setup  ## measure load, HOG, training and inference speed; writes reports/benchmarks.json
 	$(PY) benchmarks/run_all.py

@@ -2,6 +2,7 @@
 
 Run: FER2013_PATH=/path/to/fer2013.zip python benchmarks/bench_hog.py
 """
+
 from __future__ import annotations
 
 import os
@@ -30,21 +31,36 @@ def run() -> dict:
     cores = os.cpu_count() or 1
     rows = []
     for cells in CELLS:
-        ways = [("serial", 1, lambda cells=cells: hog_features(images, pixels_per_cell=cells, n_jobs=1)),
-                (f"processes x{cores}", cores,
-                 lambda cells=cells: hog_features(images, pixels_per_cell=cells, n_jobs=cores)),
-                (f"threads x{cores}", cores, lambda cells=cells: _threaded(images, cores, pixels_per_cell=cells))]
+        ways = [
+            ("serial", 1, lambda cells=cells: hog_features(images, pixels_per_cell=cells, n_jobs=1)),
+            (
+                f"processes x{cores}",
+                cores,
+                lambda cells=cells: hog_features(images, pixels_per_cell=cells, n_jobs=cores),
+            ),
+            (f"threads x{cores}", cores, lambda cells=cells: _threaded(images, cores, pixels_per_cell=cells)),
+        ]
         for how, workers, extract in ways:
             start = time.perf_counter()
             features = extract()
             seconds = time.perf_counter() - start
-            rows.append({"pixels_per_cell": f"{cells[0]}x{cells[1]}", "dims": features.shape[1], "how": how,
-                         "workers": workers, "seconds": seconds, "images_per_second": len(images) / seconds})
+            rows.append(
+                {
+                    "pixels_per_cell": f"{cells[0]}x{cells[1]}",
+                    "dims": features.shape[1],
+                    "how": how,
+                    "workers": workers,
+                    "seconds": seconds,
+                    "images_per_second": len(images) / seconds,
+                }
+            )
     print(f"HOG on {len(images):,} FER-2013 faces, {cores} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"{'cells':>6} {'dims':>5} {'how':<14} {'seconds':>8} {'images/s':>9}")
     for row in rows:
-        print(f"{row['pixels_per_cell']:>6} {row['dims']:>5} {row['how']:<14} {row['seconds']:8.1f} "
-              f"{row['images_per_second']:9.0f}")
+        print(
+            f"{row['pixels_per_cell']:>6} {row['dims']:>5} {row['how']:<14} {row['seconds']:8.1f} "
+            f"{row['images_per_second']:9.0f}"
+        )
     return {"n_images": len(images), "cores": cores, "rows": rows}
 
 

@@ -4,6 +4,7 @@ Wall-clock seconds are the target's measure; CPU seconds (all threads of this pr
 because on a shared machine they vary less than wall-clock time.
 Usage: FER2013_PATH=path/to/fer2013.zip python benchmarks/bench_load.py
 """
+
 from __future__ import annotations
 
 import os
@@ -35,9 +36,15 @@ def run(path: str | os.PathLike | None = None, repeats: int = REPEATS) -> dict:
         _timed_load(path, Path(cache_dir))
         for _ in range(repeats):
             cached.append(_timed_load(path, Path(cache_dir))[:2])
-    return {"path": str(path), "n_images": n_images, "cpu_count": os.cpu_count(),
-            "cold_seconds": [wall for wall, _ in cold], "cold_cpu_seconds": [cpu for _, cpu in cold],
-            "cached_seconds": [wall for wall, _ in cached], "cached_cpu_seconds": [cpu for _, cpu in cached]}
+    return {
+        "path": str(path),
+        "n_images": n_images,
+        "cpu_count": os.cpu_count(),
+        "cold_seconds": [wall for wall, _ in cold],
+        "cold_cpu_seconds": [cpu for _, cpu in cold],
+        "cached_seconds": [wall for wall, _ in cached],
+        "cached_cpu_seconds": [cpu for _, cpu in cached],
+    }
 
 
 def main() -> None:

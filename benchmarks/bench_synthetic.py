@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/bench_synthetic.py
 """
+
 from __future__ import annotations
 
 import time

@@ -10,6 +10,7 @@ times slower, so it is measured on a quarter of the faces for one epoch, enough 
 Faces are FER-2013's when FER2013_PATH is set, synthetic otherwise (throughput does not depend on the content).
 Usage: [FER2013_PATH=path/to/fer2013.zip] python benchmarks/bench_train.py [threads]
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,8 +74,13 @@ def run(
     warnings.filterwarnings("ignore", module="lightning")
     data, source = _faces(train_images, eval_images)
     images, _ = data.split("PublicTest")
-    result = {"data": source, "train_images": int((data.usage == "Training").sum()), "epochs": epochs,
-              "batch_size": batch_size, "torch_threads": torch.get_num_threads()}
+    result = {
+        "data": source,
+        "train_images": int((data.usage == "Training").sum()),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "torch_threads": torch.get_num_threads(),
+    }
     device = "cuda" if torch.cuda.is_available() else "cpu"
     result["data_path_images_per_second"] = round(data_path_images_per_second(data, batch_size, device), 1)
     native = device == "cuda" or cpu_has_native_bf16()
@@ -82,8 +88,7 @@ def run(
     slow_data = data if native else data.subsample(train_images // NUM_CLASSES // 4, None, seed=0)
     with tempfile.TemporaryDirectory() as run_root:
         for name in models:
-            config = CNNConfig(model=name, max_epochs=epochs, patience=None, batch_size=batch_size,
-                               precision="32-true")
+            config = CNNConfig(model=name, max_epochs=epochs, patience=None, batch_size=batch_size, precision="32-true")
             # Layout and precision are not part of a run's cache key: each variant trains in a folder of its own.
             fitted = fit_cnn(data, config, tempfile.mkdtemp(dir=run_root))
             first = fit_cnn(data, replace(config, channels_last=False), tempfile.mkdtemp(dir=run_root))
@@ -96,8 +101,9 @@ def run(
                 f"{name}_train_images_per_second_channels_first": round(first.images_per_second, 1),
                 f"{name}_train_images_per_second_bf16": round(bf16.images_per_second, 1),
                 f"{name}_inference_images_per_second": inference_rate(model, images, device, bf16=False),
-                f"{name}_inference_images_per_second_bf16": inference_rate(model, images if native else images[:256],
-                                                                           device, bf16=True),
+                f"{name}_inference_images_per_second_bf16": inference_rate(
+                    model, images if native else images[:256], device, bf16=True
+                ),
             }
             result["device"] = fitted.device
     result["models"] = list(models)
@@ -115,18 +121,25 @@ def inference_rate(model, images, device: str, bf16: bool) -> float:
 def main() -> None:
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else None
     result = run(threads=threads)
-    print(f"{result['data']} faces: {result['train_images']} training faces x {result['epochs']} epochs, "
-          f"batch {result['batch_size']}, {result['torch_threads']} torch threads")
-    print(f"{'model':<14}{'params':>11}{'train img/s':>13}{'channels-first':>16}{'bf16':>9}"
-          f"{'infer img/s':>13}{'bf16':>9}")
+    print(
+        f"{result['data']} faces: {result['train_images']} training faces x {result['epochs']} epochs, "
+        f"batch {result['batch_size']}, {result['torch_threads']} torch threads"
+    )
+    print(
+        f"{'model':<14}{'params':>11}{'train img/s':>13}{'channels-first':>16}{'bf16':>9}{'infer img/s':>13}{'bf16':>9}"
+    )
     for name in result["models"]:
-        print(f"{name:<14}{result[f'{name}_params']:>11,}{result[f'{name}_train_images_per_second']:>13,.1f}"
-              f"{result[f'{name}_train_images_per_second_channels_first']:>16,.1f}"
-              f"{result[f'{name}_train_images_per_second_bf16']:>9,.1f}"
-              f"{result[f'{name}_inference_images_per_second']:>13,.1f}"
-              f"{result[f'{name}_inference_images_per_second_bf16']:>9,.1f}")
-    print(f"on {result['device']} (float32 unless marked; bf16 native: {result['bf16_native']}); "
-          f"batching and augmenting alone: {result['data_path_images_per_second']:,.0f} img/s")
+        print(
+            f"{name:<14}{result[f'{name}_params']:>11,}{result[f'{name}_train_images_per_second']:>13,.1f}"
+            f"{result[f'{name}_train_images_per_second_channels_first']:>16,.1f}"
+            f"{result[f'{name}_train_images_per_second_bf16']:>9,.1f}"
+            f"{result[f'{name}_inference_images_per_second']:>13,.1f}"
+            f"{result[f'{name}_inference_images_per_second_bf16']:>9,.1f}"
+        )
+    print(
+        f"on {result['device']} (float32 unless marked; bf16 native: {result['bf16_native']}); "
+        f"batching and augmenting alone: {result['data_path_images_per_second']:,.0f} img/s"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/run_all.py [load hog train ...]   (default: all). Real-data benchmarks read FER2013_PATH.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,9 +21,14 @@ def machine() -> dict:
     """What the numbers were measured on."""
     import torch
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -51,8 +57,12 @@ def main(names: list[str]) -> int:
             print(f"   skipped: {stop}")
             continue
         results[name]["wall_seconds"] = round(time.perf_counter() - start, 2)
-    report = {"machine": machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "fer2013_path_set": bool(os.environ.get("FER2013_PATH")), "results": results}
+    report = {
+        "machine": machine(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "fer2013_path_set": bool(os.environ.get("FER2013_PATH")),
+        "results": results,
+    }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print("\n| benchmark | measure | value |\n| --- | --- | --- |")

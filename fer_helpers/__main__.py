@@ -1,4 +1,5 @@
 """`python -m fer_helpers`: the same command line as `fer-study`."""
+
 import sys
 
 from fer_helpers.cli import main

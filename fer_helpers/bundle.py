@@ -7,6 +7,7 @@ skipped) and `SLIM_LIMIT_BYTES` is what may travel with `fer2013.zip` beside it.
 history and metrics, and weights only for the runs worth keeping. `unpack_runs` checks each archived run
 folder (it must load as a `RunResult`) before it moves it into a run folder; it never overwrites a saved run.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -30,8 +31,15 @@ MANIFEST = "manifest.json"
 WEIGHTS_NAME = "weights.safetensors"
 # Tracked paths a training host does not need (fnmatch patterns on repository-relative paths).
 NOT_FOR_TRAINING = (
-    "models/*", "reports/*", "notebooks/*", "tests/*", "benchmarks/*", "data/*",
-    "runs/*/results/*/predictions.npz", "runs/*/results/*/history.csv", "runs/*/results/*/weights.safetensors",
+    "models/*",
+    "reports/*",
+    "notebooks/*",
+    "tests/*",
+    "benchmarks/*",
+    "data/*",
+    "runs/*/results/*/predictions.npz",
+    "runs/*/results/*/history.csv",
+    "runs/*/results/*/weights.safetensors",
 )
 
 
@@ -56,12 +64,16 @@ def slim_size(repo: str | Path) -> int:
 
 
 def _run_members(run_dir: Path, keep_weights: bool) -> list[Path]:
-    return sorted(p for p in run_dir.rglob("*") if p.is_file() and (keep_weights or p.name != WEIGHTS_NAME)
-                  and "checkpoints" not in p.parts)
+    return sorted(
+        p
+        for p in run_dir.rglob("*")
+        if p.is_file() and (keep_weights or p.name != WEIGHTS_NAME) and "checkpoints" not in p.parts
+    )
 
 
-def pack_runs(run_dirs: dict[Path, bool], out_dir: str | Path, extra_files: dict[str, bytes] | None = None
-              ) -> list[Path]:
+def pack_runs(
+    run_dirs: dict[Path, bool], out_dir: str | Path, extra_files: dict[str, bytes] | None = None
+) -> list[Path]:
     """Write run folders ({run_dir: keep_weights}) as at most MAX_PARTS archives under out_dir; returns them.
 
     Each run folder stays whole inside one part. Parts are written to temporary names and renamed, and parts
@@ -181,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     tree = slim_size(REPO)
     data = sum(Path(path).stat().st_size for path in args.data if Path(path).exists())
     total = tree + data
-    print(f"slim tree {tree / MIB:.1f} MiB + data {data / MIB:.1f} MiB = {total / MIB:.1f} MiB "
-          f"of {TRAVEL_LIMIT_BYTES / MIB:.0f} MiB")
+    print(
+        f"slim tree {tree / MIB:.1f} MiB + data {data / MIB:.1f} MiB = {total / MIB:.1f} MiB "
+        f"of {TRAVEL_LIMIT_BYTES / MIB:.0f} MiB"
+    )
     return 0 if total <= TRAVEL_LIMIT_BYTES else 1
 
 

@@ -1,4 +1,5 @@
 """The paper's claims: its numbers, in one place, and our verdict on each from the runs and from the ablation."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,16 +29,26 @@ from .statistics import BOOT_SEED, METRICS, N_BOOT, SIGNIFICANCE, bootstrap_ci, 
 PAPER_RESULTS: dict[str, dict] = {
     "hog_svm": {"accuracy": (0.35, 0.40), "macro_f1": (0.30, 0.36)},
     "baseline_cnn": {
-        "accuracy": (0.41, 0.42), "macro_f1": (0.41, 0.41), "weighted_f1": (0.43, 0.43), "params": 1_000_000,
+        "accuracy": (0.41, 0.42),
+        "macro_f1": (0.41, 0.41),
+        "weighted_f1": (0.43, 0.43),
+        "params": 1_000_000,
     },
     "model_b": {
-        "accuracy": (0.56, 0.58), "macro_f1": (0.53, 0.56), "weighted_f1": (0.55, 0.58), "params": 2_500_000,
-        "best_val_accuracy": 0.5684, "best_val_loss": 1.163, "best_epoch": 21,
+        "accuracy": (0.56, 0.58),
+        "macro_f1": (0.53, 0.56),
+        "weighted_f1": (0.55, 0.58),
+        "params": 2_500_000,
+        "best_val_accuracy": 0.5684,
+        "best_val_loss": 1.163,
+        "best_epoch": 21,
     },
 }
 # The paper's orderings of models: (better, worse, its numbers, the gap it implies in accuracy points).
-PAPER_ORDERINGS = (("model_b", "baseline_cnn", "56–58% vs 41–42%", (14.0, 17.0)),
-                   ("baseline_cnn", "hog_svm", "41–42% vs 35–40%", (1.0, 7.0)))
+PAPER_ORDERINGS = (
+    ("model_b", "baseline_cnn", "56–58% vs 41–42%", (14.0, 17.0)),
+    ("baseline_cnn", "hog_svm", "41–42% vs 35–40%", (1.0, 7.0)),
+)
 # The paper's Table 2 (Model B, in words), translated: precision, recall, F1 and its note on each class.
 PAPER_TABLE2 = {
     "Angry": ("medium", "medium", "stable", "mistaken for Sad/Neutral"),
@@ -52,12 +63,24 @@ CLASS_WEIGHT_CLASSES = ("Sad", "Surprise")  # the classes the paper says class w
 CLASS_WEIGHT_LIFT = (12.0, 16.0)  # ... by 12-16 F1 points
 # The field's numbers on FER-2013's PrivateTest, beside ours in the report: (what, accuracy, source, measured on).
 FIELD_RESULTS: tuple[tuple[str, float, str, str], ...] = (
-    ("Human accuracy", 0.65, "Goodfellow et al. 2013 (ICONIP), about 65%",
-     "a small sample of FER-2013 faces labelled by people"),
-    ("ICML 2013 challenge winner (SVM on CNN features)", 0.712, "Tang 2013, arXiv:1306.0239",
-     "PrivateTest, the challenge's final leaderboard"),
-    ("Best published single network, FER-2013 only", 0.7328, "Khaireddin & Chen 2021, arXiv:2105.03588",
-     "PrivateTest, a VGG variant with a tuned schedule"),
+    (
+        "Human accuracy",
+        0.65,
+        "Goodfellow et al. 2013 (ICONIP), about 65%",
+        "a small sample of FER-2013 faces labelled by people",
+    ),
+    (
+        "ICML 2013 challenge winner (SVM on CNN features)",
+        0.712,
+        "Tang 2013, arXiv:1306.0239",
+        "PrivateTest, the challenge's final leaderboard",
+    ),
+    (
+        "Best published single network, FER-2013 only",
+        0.7328,
+        "Khaireddin & Chen 2021, arXiv:2105.03588",
+        "PrivateTest, a VGG variant with a tuned schedule",
+    ),
 )
 # The paper prints accuracy in whole percent and F1 with two decimals: a range covers what rounds into it.
 PAPER_ROUNDING = 0.005
@@ -140,8 +163,11 @@ def _scoped_claims(rows: list[dict], is_fer2013: bool, profile: str | Profile | 
     for row in rows:
         scope = row.pop("scope")
         if not is_testable(scope, is_fer2013, profile) and not row["verdict"].startswith("not testable"):
-            reason = ("synthetic faces" if not is_fer2013 and scope != "profile"
-                      else f"the {profile} profile trains less, and smaller models")
+            reason = (
+                "synthetic faces"
+                if not is_fer2013 and scope != "profile"
+                else f"the {profile} profile trains less, and smaller models"
+            )
             row["detail"] += f" [{reason}: would read '{row['verdict']}']"
             row["verdict"] = NOT_TESTABLE
         row["data"] = data
@@ -207,21 +233,33 @@ def _range_rows(results_by_model: dict, split: str) -> list[dict]:
             low, high = paper[metric]
             row = {
                 "claim": f"{registry.label(model)} {METRIC_LABELS[metric]} {'is' if low == high else 'lies in'} "
-                         f"{paper_figure(paper, metric)}",
-                "paper": paper_figure(paper, metric), "basis": f"{model}, {split}", "scope": "full",
+                f"{paper_figure(paper, metric)}",
+                "paper": paper_figure(paper, metric),
+                "basis": f"{model}, {split}",
+                "scope": "full",
             }
             runs = by_seed(results_by_model.get(model, []))
             if not runs:
-                rows.append(row | {"ours": float("nan"), "verdict": not_testable_without(f"a {model} run"),
-                                   "detail": f"no {model} results in the run folder"})
+                rows.append(
+                    row
+                    | {
+                        "ours": float("nan"),
+                        "verdict": not_testable_without(f"a {model} run"),
+                        "detail": f"no {model} results in the run folder",
+                    }
+                )
                 continue
             ours = _mean_metric(runs, split, metric)
             ci = bootstrap_ci(runs[0].labels[split], np.stack([r.preds(split) for r in runs]), metric)
             verdict, where = _against_range(ours, ci, low, high)
-            rows.append(row | {
-                "ours": ours, "verdict": verdict,
-                "detail": f"{ours:.3f} ({_seeds_note(runs)}; 95% CI {ci[0]:.3f}–{ci[1]:.3f}), {where}",
-            })
+            rows.append(
+                row
+                | {
+                    "ours": ours,
+                    "verdict": verdict,
+                    "detail": f"{ours:.3f} ({_seeds_note(runs)}; 95% CI {ci[0]:.3f}–{ci[1]:.3f}), {where}",
+                }
+            )
     return rows
 
 
@@ -229,14 +267,23 @@ def _params_rows(results_by_model: dict) -> list[dict]:
     rows = []
     for model in ("baseline_cnn", "model_b"):
         claimed = PAPER_RESULTS[model]["params"]
-        row = {"claim": f"{registry.label(model)} has about {claimed / 1e6:.1f} M parameters",
-               "paper": paper_figure(PAPER_RESULTS[model], "params"), "basis": f"{model}, parameter count",
-               "scope": "profile"}
+        row = {
+            "claim": f"{registry.label(model)} has about {claimed / 1e6:.1f} M parameters",
+            "paper": paper_figure(PAPER_RESULTS[model], "params"),
+            "basis": f"{model}, parameter count",
+            "scope": "profile",
+        }
         runs = by_seed(results_by_model.get(model, []))
         params = runs[0].params if runs else None
         if params is None:
-            rows.append(row | {"ours": float("nan"), "verdict": not_testable_without(f"a {model} run"),
-                               "detail": f"no {model} parameter count in the run folder"})
+            rows.append(
+                row
+                | {
+                    "ours": float("nan"),
+                    "verdict": not_testable_without(f"a {model} run"),
+                    "detail": f"no {model} parameter count in the run folder",
+                }
+            )
             continue
         off = params / claimed - 1
         detail = f"{params:,} parameters ({100 * off:+.0f}% from the paper's figure)"
@@ -255,21 +302,33 @@ def _ordering_rows(results_by_model: dict, split: str) -> list[dict]:
     """Each ordering with its gap, paired bootstrap interval and McNemar p, Holm-corrected over the family."""
     rows, tests = [], []
     for better, worse, paper, (gap_low, gap_high) in PAPER_ORDERINGS:
-        row = {"claim": f"{registry.label(better)} is more accurate than {registry.label(worse)}",
-               "paper": f"{paper} (+{gap_low:.0f}–{gap_high:.0f} points)",
-               "basis": f"{better} vs {worse}, {split}; paired bootstrap of the gap, McNemar test on the lowest "
-                        f"seed of each, Holm-corrected over the {len(PAPER_ORDERINGS)} orderings",
-               "scope": "fer2013"}
+        row = {
+            "claim": f"{registry.label(better)} is more accurate than {registry.label(worse)}",
+            "paper": f"{paper} (+{gap_low:.0f}–{gap_high:.0f} points)",
+            "basis": f"{better} vs {worse}, {split}; paired bootstrap of the gap, McNemar test on the lowest "
+            f"seed of each, Holm-corrected over the {len(PAPER_ORDERINGS)} orderings",
+            "scope": "fer2013",
+        }
         a, b = by_seed(results_by_model.get(better, [])), by_seed(results_by_model.get(worse, []))
         if not a or not b:
             missing = " and ".join(m for m, r in ((better, a), (worse, b)) if not r)
-            rows.append(row | {"ours": float("nan"), "verdict": not_testable_without(f"{missing} runs"),
-                               "detail": f"no {missing} results in the run folder"})
+            rows.append(
+                row
+                | {
+                    "ours": float("nan"),
+                    "verdict": not_testable_without(f"{missing} runs"),
+                    "detail": f"no {missing} results in the run folder",
+                }
+            )
             continue
         labels = a[0].labels[split]
         gap = 100 * (_mean_metric(a, split, "accuracy") - _mean_metric(b, split, "accuracy"))
-        ci = [100 * v for v in paired_bootstrap_ci(labels, np.stack([r.preds(split) for r in a]),
-                                                   np.stack([r.preds(split) for r in b]))]
+        ci = [
+            100 * v
+            for v in paired_bootstrap_ci(
+                labels, np.stack([r.preds(split) for r in a]), np.stack([r.preds(split) for r in b])
+            )
+        ]
         tests.append((len(rows), mcnemar(labels, a[0].preds(split), b[0].preds(split))["p_value"]))
         rows.append(row | {"ours": gap, "gap_ci": ci, "paper_gap": (gap_low, gap_high)})
     adjusted = holm([p for _, p in tests]) if tests else []
@@ -280,36 +339,57 @@ def _ordering_rows(results_by_model: dict, split: str) -> list[dict]:
             verdict = REPRODUCED if ci[0] <= gap_high and ci[1] >= gap_low else DIRECTION
         else:
             verdict = NOT_REPRODUCED
-        row |= {"verdict": verdict,
-                "detail": f"{gap:+.1f} accuracy points (95% CI {ci[0]:+.1f} to {ci[1]:+.1f}); McNemar p = "
-                          f"{p_raw:.2g}, Holm-corrected {p:.2g}"}
+        row |= {
+            "verdict": verdict,
+            "detail": f"{gap:+.1f} accuracy points (95% CI {ci[0]:+.1f} to {ci[1]:+.1f}); McNemar p = "
+            f"{p_raw:.2g}, Holm-corrected {p:.2g}",
+        }
     return rows
 
 
 def _class_weight_ablation(results_by_model: dict) -> str | None:
     """The model trained like model_b in every setting but class weights (and seed), if the run folder has one."""
+
     def rest(config: dict) -> dict:
         return {k: v for k, v in config.items() if k not in ("seed", "class_weights")}
+
     if not results_by_model.get("model_b"):
         return None
     reference = results_by_model["model_b"][0].config
-    return next((m for m, runs in results_by_model.items() if m != "model_b" and runs
-                 and rest(runs[0].config) == rest(reference)
-                 and bool(runs[0].config.get("class_weights")) != bool(reference.get("class_weights"))), None)
+    return next(
+        (
+            m
+            for m, runs in results_by_model.items()
+            if m != "model_b"
+            and runs
+            and rest(runs[0].config) == rest(reference)
+            and bool(runs[0].config.get("class_weights")) != bool(reference.get("class_weights"))
+        ),
+        None,
+    )
 
 
 def _best_epoch_row(results_by_model: dict) -> dict:
     """The paper's best validation epoch of Model B (56.84% at epoch 21, loss 1.163) beside ours."""
     paper = PAPER_RESULTS["model_b"]
-    row = {"claim": f"Model B's best validation accuracy is {100 * paper['best_val_accuracy']:.2f}%",
-           "paper": f"{100 * paper['best_val_accuracy']:.2f}% at epoch {paper['best_epoch']} "
-                    f"(loss {paper['best_val_loss']})",
-           "basis": "model_b, PublicTest (our validation split), the kept best epoch", "scope": "full"}
-    runs = [r for r in by_seed(results_by_model.get("model_b", []))
-            if "PublicTest" in r.labels and r.history is not None and {"val_acc", "val_loss"} <= set(r.history.columns)]
+    row = {
+        "claim": f"Model B's best validation accuracy is {100 * paper['best_val_accuracy']:.2f}%",
+        "paper": f"{100 * paper['best_val_accuracy']:.2f}% at epoch {paper['best_epoch']} "
+        f"(loss {paper['best_val_loss']})",
+        "basis": "model_b, PublicTest (our validation split), the kept best epoch",
+        "scope": "full",
+    }
+    runs = [
+        r
+        for r in by_seed(results_by_model.get("model_b", []))
+        if "PublicTest" in r.labels and r.history is not None and {"val_acc", "val_loss"} <= set(r.history.columns)
+    ]
     if not runs:
-        return row | {"ours": float("nan"), "verdict": not_testable_without("Model B's PublicTest history"),
-                      "detail": "no model_b run with a training history and PublicTest predictions"}
+        return row | {
+            "ours": float("nan"),
+            "verdict": not_testable_without("Model B's PublicTest history"),
+            "detail": "no model_b run with a training history and PublicTest predictions",
+        }
     bests = [r.history.loc[r.history["val_acc"].idxmax()] for r in runs]
     ours = float(np.mean([b["val_acc"] for b in bests]))
     ci = bootstrap_ci(runs[0].labels["PublicTest"], np.stack([r.preds("PublicTest") for r in runs]))
@@ -319,8 +399,9 @@ def _best_epoch_row(results_by_model: dict) -> dict:
     return row | {"ours": ours, "verdict": verdict, "detail": f"{epochs}; 95% CI {ci[0]:.3f}–{ci[1]:.3f}"}
 
 
-def _class_weight_rows(results_by_model: dict, split: str, class_names: Sequence[str],
-                       no_class_weights_model: str | None) -> list[dict]:
+def _class_weight_rows(
+    results_by_model: dict, split: str, class_names: Sequence[str], no_class_weights_model: str | None
+) -> list[dict]:
     """The paper's class-weight claims: testable only against Model B without class weights (the ablation)."""
     if no_class_weights_model is None:
         no_class_weights_model = _class_weight_ablation(results_by_model)
@@ -329,23 +410,42 @@ def _class_weight_rows(results_by_model: dict, split: str, class_names: Sequence
     claims.append(("Fear", "Class weights improve Fear F1", "improves", None))
     rows = []
     for name, claim, paper, size in claims:
-        row = {"claim": claim, "paper": paper, "scope": "full" if size else "fer2013",
-               "basis": (f"model_b vs {no_class_weights_model} (ablation: only the class weights differ), {split}"
-                         if ablation else f"needs {NO_CLASS_WEIGHTS}; model_b vs baseline_cnn shown, {split}")}
+        row = {
+            "claim": claim,
+            "paper": paper,
+            "scope": "full" if size else "fer2013",
+            "basis": (
+                f"model_b vs {no_class_weights_model} (ablation: only the class weights differ), {split}"
+                if ablation
+                else f"needs {NO_CLASS_WEIGHTS}; model_b vs baseline_cnn shown, {split}"
+            ),
+        }
         reference = no_class_weights_model if ablation else "baseline_cnn"
         a, b = by_seed(results_by_model.get("model_b", [])), by_seed(results_by_model.get(reference, []))
         if not a or not b:
-            rows.append(row | {"ours": float("nan"), "verdict": _NO_ABLATION,
-                               "detail": f"no model_b or {reference} results in the run folder"})
+            rows.append(
+                row
+                | {
+                    "ours": float("nan"),
+                    "verdict": _NO_ABLATION,
+                    "detail": f"no model_b or {reference} results in the run folder",
+                }
+            )
             continue
         f1_a = per_class_over_seeds(a, split, class_names).loc[name, "f1"]
         f1_b = per_class_over_seeds(b, split, class_names).loc[name, "f1"]
         lift = 100 * (f1_a - f1_b)
         detail = f"{name} F1 {f1_b:.3f} → {f1_a:.3f} ({lift:+.1f} points)"
         if not ablation:
-            rows.append(row | {"ours": lift, "verdict": _NO_ABLATION,
-                               "detail": detail + " against the baseline CNN, which differs in everything, not a "
-                                                  "test of class weights"})
+            rows.append(
+                row
+                | {
+                    "ours": lift,
+                    "verdict": _NO_ABLATION,
+                    "detail": detail + " against the baseline CNN, which differs in everything, not a "
+                    "test of class weights",
+                }
+            )
             continue
         rows.append(row | {"ours": lift, "verdict": _class_weight_verdict(lift, size), "detail": detail})
     return rows
@@ -362,15 +462,25 @@ def _class_rank_rows(results_by_model: dict, split: str, class_names: Sequence[s
         ("Disgust and Fear stay the hardest classes (lowest F1)", "Disgust, Fear", ("Disgust", "Fear"), False),
         ("Disgust is mostly mistaken for Angry", "Disgust → Angry", ("Disgust", ("Angry",)), None),
         ("Fear is mostly mistaken for Surprise", "Fear → Surprise (text)", ("Fear", ("Surprise",)), None),
-        ("Fear is confused mostly with Surprise or Sad", "Fear → Surprise/Sad (Table 2)",
-         ("Fear", ("Surprise", "Sad")), None),
+        (
+            "Fear is confused mostly with Surprise or Sad",
+            "Fear → Surprise/Sad (Table 2)",
+            ("Fear", ("Surprise", "Sad")),
+            None,
+        ),
     ]
     rows = []
     for claim, paper, (first, second), easiest in claims:
         row = {"claim": claim, "paper": paper, "basis": f"model_b, {split}", "scope": "fer2013"}
         if not runs:
-            rows.append(row | {"ours": float("nan"), "verdict": not_testable_without("a model_b run"),
-                               "detail": "no model_b results in the run folder"})
+            rows.append(
+                row
+                | {
+                    "ours": float("nan"),
+                    "verdict": not_testable_without("a model_b run"),
+                    "detail": "no model_b results in the run folder",
+                }
+            )
             continue
         if easiest is None:
             counts = _summed_confusion(runs, split, len(class_names))
@@ -380,18 +490,31 @@ def _class_rank_rows(results_by_model: dict, split: str, class_names: Sequence[s
             top = mistakes.idxmax() if int(_rank(mistakes).min()) == 1 and (_rank(mistakes) == 1).sum() == 1 else None
             verdict = REPRODUCED if top in second else NOT_REPRODUCED
             listed = ", ".join(f"{c} {100 * v:.0f}%" for c, v in rates.sort_values(ascending=False).head(3).items())
-            rows.append(row | {"ours": float(rates[list(second)].max()), "verdict": verdict,
-                               "detail": f"{first} predicted as: {listed} (share of {first} images)"})
+            rows.append(
+                row
+                | {
+                    "ours": float(rates[list(second)].max()),
+                    "verdict": verdict,
+                    "detail": f"{first} predicted as: {listed} (share of {first} images)",
+                }
+            )
             continue
         f1 = per_class_over_seeds(runs, split, class_names)["f1"]
         ranks = _rank(f1 if easiest else -f1)
         verdict = REPRODUCED if max(ranks[first], ranks[second]) <= 2 else NOT_REPRODUCED
         word = "best" if easiest else "worst"
-        where = "; ".join(f"{c} {_ordinal(int(ranks[c]))}-{word} of {len(f1)} (F1 {f1[c]:.2f})"
-                          for c in (first, second))
+        where = "; ".join(
+            f"{c} {_ordinal(int(ranks[c]))}-{word} of {len(f1)} (F1 {f1[c]:.2f})" for c in (first, second)
+        )
         order = ", ".join(f"{c} {v:.2f}" for c, v in f1.sort_values(ascending=not easiest).items())
-        rows.append(row | {"ours": float(max(ranks[first], ranks[second])), "verdict": verdict,
-                           "detail": f"{where}. F1 by class, {word} first: {order}"})
+        rows.append(
+            row
+            | {
+                "ours": float(max(ranks[first], ranks[second])),
+                "verdict": verdict,
+                "detail": f"{where}. F1 by class, {word} first: {order}",
+            }
+        )
     return rows
 
 
@@ -490,8 +613,10 @@ def ablation_table(
             preds = np.stack([r.preds(split) for r in runs])
             summary = ref["summary"] if is_reference else seed_summary(runs, split)
             row: dict = {
-                "model": name, "split": split,
-                "change": f"full {registry.label(name)} (reference)" if is_reference
+                "model": name,
+                "split": split,
+                "change": f"full {registry.label(name)} (reference)"
+                if is_reference
                 else ABLATION_CHANGES.get(name, name),
                 "seeds": tuple(r.seed for r in runs),
             }
@@ -505,8 +630,11 @@ def ablation_table(
                     row[f"delta_{metric}"] = 100 * (summary[metric]["mean"] - ref["summary"][metric]["mean"])
                     interval = paired_bootstrap_ci(labels, preds, ref["preds"], metric, n_boot, seed)
                     row[f"delta_{metric}_ci95"] = tuple(round(100 * v, 2) for v in interval)
-            row["mcnemar_p"] = (float("nan") if is_reference
-                                else mcnemar(labels, ensembles[split].argmax(axis=1), ref["ensemble"])["p_value"])
+            row["mcnemar_p"] = (
+                float("nan")
+                if is_reference
+                else mcnemar(labels, ensembles[split].argmax(axis=1), ref["ensemble"])["p_value"]
+            )
             f1 = per_class_over_seeds(runs, split)["f1"]
             row |= {f"f1_{c}": float(f1[c]) for c in classes}
             rows.append(row)
@@ -538,9 +666,7 @@ def _effect(delta: float, what: str) -> str:
     return f"{'costs' if delta < 0 else 'adds'} {abs(delta):.1f} points of {what}"
 
 
-def describe_ablation(
-    table: pd.DataFrame, split: str = ABLATION_SPLIT, reported: str = REPORT_SPLIT
-) -> list[str]:
+def describe_ablation(table: pd.DataFrame, split: str = ABLATION_SPLIT, reported: str = REPORT_SPLIT) -> list[str]:
     """One sentence per model of an ablation_table: the reference's level, then what each change costs or adds
     on `split` (accuracy with its paired interval and McNemar's p, macro F1) and on `reported`."""
     reference = _ablation_reference(table)
@@ -552,21 +678,24 @@ def describe_ablation(
         seeds = f"mean of {n} seeds" if n > 1 else "one seed"
         if model == reference:
             low, high = judged["accuracy_ci95"]
-            text = (f"The full {registry.label(model)} reaches {100 * judged['accuracy']:.1f}% {split} "
-                    f"accuracy (95% CI {100 * low:.1f}–{100 * high:.1f}%) and {judged['macro_f1']:.3f} macro F1 "
-                    f"({seeds})")
+            text = (
+                f"The full {registry.label(model)} reaches {100 * judged['accuracy']:.1f}% {split} "
+                f"accuracy (95% CI {100 * low:.1f}–{100 * high:.1f}%) and {judged['macro_f1']:.3f} macro F1 "
+                f"({seeds})"
+            )
             if other is not None:
                 text += f"; on {reported}, {100 * other['accuracy']:.1f}% and {other['macro_f1']:.3f}"
             sentences.append(text + ".")
             continue
         low, high = judged["delta_accuracy_ci95"]
         change = judged["change"]
-        text = (f"{change[:1].upper() + change[1:]} {_effect(judged['delta_accuracy'], f'{split} accuracy')} "
-                f"(95% CI {_points(low)} to {_points(high)}; McNemar {_p_text(judged['mcnemar_p'])}) and "
-                f"{_effect(judged['delta_macro_f1'], 'macro F1')} ({seeds})")
+        text = (
+            f"{change[:1].upper() + change[1:]} {_effect(judged['delta_accuracy'], f'{split} accuracy')} "
+            f"(95% CI {_points(low)} to {_points(high)}; McNemar {_p_text(judged['mcnemar_p'])}) and "
+            f"{_effect(judged['delta_macro_f1'], 'macro F1')} ({seeds})"
+        )
         if other is not None:
-            text += (f"; on {reported} it {_effect(other['delta_accuracy'], 'accuracy')} "
-                     f"({_p_text(other['mcnemar_p'])})")
+            text += f"; on {reported} it {_effect(other['delta_accuracy'], 'accuracy')} ({_p_text(other['mcnemar_p'])})"
         sentences.append(text + ".")
     return sentences
 
@@ -590,37 +719,60 @@ def ablation_claims(
     reference = _ablation_reference(table)
     rows = []
     for variant, claim in ABLATION_CLAIMS.items():
-        row = {"claim": claim, "paper": "helps (no size given)", "scope": "fer2013",
-               "basis": f"{reference} vs {variant}, {split}; McNemar on the seed ensembles"}
+        row = {
+            "claim": claim,
+            "paper": "helps (no size given)",
+            "scope": "fer2013",
+            "basis": f"{reference} vs {variant}, {split}; McNemar on the seed ensembles",
+        }
         if (variant, split) not in table.index:
-            rows.append(row | {"ours": float("nan"), "verdict": not_testable_without(f"the ablation's {variant}"),
-                               "detail": f"no {variant} results in the ablation table"})
+            rows.append(
+                row
+                | {
+                    "ours": float("nan"),
+                    "verdict": not_testable_without(f"the ablation's {variant}"),
+                    "detail": f"no {variant} results in the ablation table",
+                }
+            )
             continue
         judged = table.loc[(variant, split)]
         gain = 0.0 - judged["delta_accuracy"]  # what the ingredient adds, in accuracy points (never -0.0)
         low, high = judged["delta_accuracy_ci95"]
         verdict = REPRODUCED if gain > 0 and judged["mcnemar_p"] < SIGNIFICANCE else NOT_REPRODUCED
-        detail = (f"{_points(gain)} accuracy points with it (95% CI {_points(-high)} to {_points(-low)}; "
-                  f"McNemar p = {judged['mcnemar_p']:.2g}), {_points(-judged['delta_macro_f1'])} macro F1 points")
+        detail = (
+            f"{_points(gain)} accuracy points with it (95% CI {_points(-high)} to {_points(-low)}; "
+            f"McNemar p = {judged['mcnemar_p']:.2g}), {_points(-judged['delta_macro_f1'])} macro F1 points"
+        )
         if (variant, reported) in table.index:
             detail += f"; {reported}: {_points(-table.loc[(variant, reported), 'delta_accuracy'])} accuracy points"
         rows.append(row | {"ours": gain, "verdict": verdict, "detail": detail})
     for name in CLASS_WEIGHT_CLASSES:
         claim, paper = _class_weight_claim(name)
-        row = {"claim": claim, "paper": paper, "scope": "full",
-               "basis": f"{reference} vs {NO_CLASS_WEIGHTS}, {split} (only the class weights differ)"}
+        row = {
+            "claim": claim,
+            "paper": paper,
+            "scope": "full",
+            "basis": f"{reference} vs {NO_CLASS_WEIGHTS}, {split} (only the class weights differ)",
+        }
         column = f"f1_{name}"
         if (NO_CLASS_WEIGHTS, split) not in table.index or column not in table.columns:
-            rows.append(row | {"ours": float("nan"), "verdict": _NO_ABLATION,
-                               "detail": f"no {NO_CLASS_WEIGHTS} results or {name} F1 in the ablation table"})
+            rows.append(
+                row
+                | {
+                    "ours": float("nan"),
+                    "verdict": _NO_ABLATION,
+                    "detail": f"no {NO_CLASS_WEIGHTS} results or {name} F1 in the ablation table",
+                }
+            )
             continue
         with_weights = table.loc[(reference, split), column]
         without = table.loc[(NO_CLASS_WEIGHTS, split), column]
         lift = 100 * (with_weights - without)
         detail = f"{name} F1 {without:.3f} → {with_weights:.3f} ({_points(lift)} points)"
         if (NO_CLASS_WEIGHTS, reported) in table.index:
-            reported_lift = 100 * (table.loc[(reference, reported), column]
-                                   - table.loc[(NO_CLASS_WEIGHTS, reported), column])
+            reported_lift = 100 * (
+                table.loc[(reference, reported), column] - table.loc[(NO_CLASS_WEIGHTS, reported), column]
+            )
             detail += f"; {reported}: {_points(reported_lift)} points"
         rows.append(row | {"ours": lift, "verdict": _class_weight_verdict(lift), "detail": detail})
     return _scoped_claims(rows, is_fer2013, profile)

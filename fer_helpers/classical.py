@@ -4,6 +4,7 @@ Every HOG model is a scikit-learn `Pipeline` (scaler, optional PCA and Nyström 
 features. Its transformers are fitted on Training; `GridSearchCV` chooses C on PublicTest, and the classifier is then
 refitted at that C on Training alone.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,10 @@ from .results import EVAL_SPLITS, RunResult, cached_run
 
 # What the C search records for each C on PublicTest; the choice is by accuracy. Macro F1 over all seven classes,
 # as in evaluation.classification_metrics.
-SEARCH_SCORING = {"accuracy": "accuracy",
-                  "macro_f1": make_scorer(f1_score, average="macro", labels=list(range(NUM_CLASSES)), zero_division=0)}
+SEARCH_SCORING = {
+    "accuracy": "accuracy",
+    "macro_f1": make_scorer(f1_score, average="macro", labels=list(range(NUM_CLASSES)), zero_division=0),
+}
 
 
 def _check_common(config: HogSvmConfig | HogVariantConfig, tuple_fields: tuple[str, ...]) -> None:
@@ -83,8 +86,12 @@ class HogSvmConfig:
 
     @property
     def hog_params(self) -> dict:
-        return dict(orientations=self.orientations, pixels_per_cell=self.pixels_per_cell,
-                    cells_per_block=self.cells_per_block, block_norm=self.block_norm)
+        return dict(
+            orientations=self.orientations,
+            pixels_per_cell=self.pixels_per_cell,
+            cells_per_block=self.cells_per_block,
+            block_norm=self.block_norm,
+        )
 
     @property
     def hog_param_sets(self) -> list[dict]:
@@ -112,8 +119,12 @@ def fit_hog_svm(
         model, result = _fit_hog_model(data, config, run_root, run_dir, key, n_jobs=n_jobs, count_transforms=False)
         # What a new face needs: standardise its HOG with the Training statistics, then score with the SVM.
         scaler, svm = model["scaler"], model["clf"]
-        weights = {"scaler_mean": scaler.mean_, "scaler_scale": scaler.scale_, "coef": svm.coef_,
-                   "intercept": svm.intercept_}
+        weights = {
+            "scaler_mean": scaler.mean_,
+            "scaler_scale": scaler.scale_,
+            "coef": svm.coef_,
+            "intercept": svm.intercept_,
+        }
         run_dir.mkdir(parents=True, exist_ok=True)
         # safetensors writes the raw buffer: liblinear's Fortran-ordered coef_ must become C-ordered first.
         save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(run_dir / "weights.safetensors"))
@@ -160,13 +171,27 @@ class HogVariantConfig:
     @property
     def hog_param_sets(self) -> list[dict]:
         """The HOG settings whose features are concatenated: one per cell size."""
-        return [dict(orientations=self.orientations, pixels_per_cell=(cells, cells),
-                     cells_per_block=self.cells_per_block, block_norm="L2-Hys") for cells in self.cell_sizes]
+        return [
+            dict(
+                orientations=self.orientations,
+                pixels_per_cell=(cells, cells),
+                cells_per_block=self.cells_per_block,
+                block_norm="L2-Hys",
+            )
+            for cells in self.cell_sizes
+        ]
 
     def sized_for(self, n_train: int, image_shape: tuple[int, int] = (48, 48)) -> HogVariantConfig:
         """This configuration with PCA and kernel sizes clipped to what the training faces allow."""
-        dims = sum(hog_dim(image_shape, orientations=self.orientations, pixels_per_cell=(cells, cells),
-                           cells_per_block=self.cells_per_block) for cells in self.cell_sizes)
+        dims = sum(
+            hog_dim(
+                image_shape,
+                orientations=self.orientations,
+                pixels_per_cell=(cells, cells),
+                cells_per_block=self.cells_per_block,
+            )
+            for cells in self.cell_sizes
+        )
         # At most a quarter as many PCA components as faces: with as many dimensions as faces any labelling is
         # linearly separable, and the SVM would fit noise (slowly).
         pca = None if self.pca_components is None else min(self.pca_components, max(1, n_train // 4), dims)
@@ -194,17 +219,30 @@ HOG_VARIANTS: dict[str, HogVariantConfig] = {
         # Finer cells (4 pixels), PCA, linear SVM: does resolution help a linear SVM?
         HogVariantConfig("hog_fine_cells", cell_sizes=(4,), pca_components=512, c_grid=(0.001, 0.01, 0.1, 1.0)),
         # Three cell sizes together (4, 6 and 8 pixels), PCA, still a linear SVM.
-        HogVariantConfig("hog_multiscale", cell_sizes=(4, 6, 8), pca_components=512,
-                         c_grid=(0.001, 0.01, 0.1, 1.0)),
+        HogVariantConfig("hog_multiscale", cell_sizes=(4, 6, 8), pca_components=512, c_grid=(0.001, 0.01, 0.1, 1.0)),
         # The same features mapped to 4,000 Nyström features that approximate an RBF kernel, then a linear
         # least-squares (ridge) classifier on them: not a kernel SVM, but a linear model of kernel features.
         # Kernel width: half of scikit-learn's "scale" did best on PublicTest among 0.5, 1 and 2 times it.
-        HogVariantConfig("hog_nystroem", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
-                         gamma_scale=0.5, classifier="ridge", c_grid=(1.0, 10.0, 100.0, 1000.0)),
+        HogVariantConfig(
+            "hog_nystroem",
+            cell_sizes=(4, 6, 8),
+            pca_components=256,
+            kernel_components=4000,
+            gamma_scale=0.5,
+            classifier="ridge",
+            c_grid=(1.0, 10.0, 100.0, 1000.0),
+        ),
         # ... with balanced class weights, for the small classes.
-        HogVariantConfig("hog_nystroem_balanced", cell_sizes=(4, 6, 8), pca_components=256, kernel_components=4000,
-                         gamma_scale=0.5, classifier="ridge", c_grid=(1.0, 10.0, 100.0, 1000.0),
-                         class_weight="balanced"),
+        HogVariantConfig(
+            "hog_nystroem_balanced",
+            cell_sizes=(4, 6, 8),
+            pca_components=256,
+            kernel_components=4000,
+            gamma_scale=0.5,
+            classifier="ridge",
+            c_grid=(1.0, 10.0, 100.0, 1000.0),
+            class_weight="balanced",
+        ),
     )
 }
 
@@ -278,8 +316,13 @@ class _Frozen(FrozenEstimator):
 
 
 def search_c_on_public_test(
-    pipeline: Pipeline, c_grid: tuple[float, ...], features: np.ndarray, labels: np.ndarray, usage: np.ndarray,
-    *, n_jobs: int = -1,
+    pipeline: Pipeline,
+    c_grid: tuple[float, ...],
+    features: np.ndarray,
+    labels: np.ndarray,
+    usage: np.ndarray,
+    *,
+    n_jobs: int = -1,
 ) -> list[dict]:
     """PublicTest accuracy and macro F1 of the pipeline fitted on Training at each C; one row per C.
 
@@ -289,21 +332,37 @@ def search_c_on_public_test(
     seen = usage != "PrivateTest"
     # One predefined split: fit on the Training faces (fold -1: never scored), score on PublicTest (fold 0).
     public_fold = PredefinedSplit(np.where(usage[seen] == "PublicTest", 0, -1))
-    search = GridSearchCV(pipeline, {param: values}, scoring=SEARCH_SCORING, refit=False, cv=public_fold,
-                          n_jobs=n_jobs, error_score="raise")
+    search = GridSearchCV(
+        pipeline,
+        {param: values},
+        scoring=SEARCH_SCORING,
+        refit=False,
+        cv=public_fold,
+        n_jobs=n_jobs,
+        error_score="raise",
+    )
     # Threads, not processes: liblinear, ridge's solver and BLAS release the GIL, the threads share the features
     # instead of copying them into each worker, and process_time counts their CPU seconds.
     with parallel_config(backend="threading"):
         search.fit(features[seen], labels[seen])
     scores = search.cv_results_
-    return [{"C": c, "public_accuracy": float(accuracy), "public_macro_f1": float(macro_f1), "fit_seconds": float(s)}
-            for c, accuracy, macro_f1, s in zip(c_grid, scores["mean_test_accuracy"], scores["mean_test_macro_f1"],
-                                                scores["mean_fit_time"])]
+    return [
+        {"C": c, "public_accuracy": float(accuracy), "public_macro_f1": float(macro_f1), "fit_seconds": float(s)}
+        for c, accuracy, macro_f1, s in zip(
+            c_grid, scores["mean_test_accuracy"], scores["mean_test_macro_f1"], scores["mean_fit_time"]
+        )
+    ]
 
 
 def _fit_hog_model(
-    data: FERData, config: HogSvmConfig | HogVariantConfig, run_root: str | Path, run_dir: Path, key: str, *,
-    n_jobs: int, count_transforms: bool,
+    data: FERData,
+    config: HogSvmConfig | HogVariantConfig,
+    run_root: str | Path,
+    run_dir: Path,
+    key: str,
+    *,
+    n_jobs: int,
+    count_transforms: bool,
 ) -> tuple[Pipeline, RunResult]:
     """HOG features (cached), C chosen on PublicTest, the chosen pipeline refitted on Training; and the run's result.
 
@@ -340,17 +399,34 @@ def _fit_hog_model(
     n_iter = getattr(model["clf"], "n_iter_", None)  # None for a direct (ridge) solve
     n_iter = None if n_iter is None else int(np.max(n_iter))
     return model, RunResult(
-        model=config.model, config=config.to_dict(), key=key, run_dir=run_dir, data_sha256=data.sha256,
-        logits=logits, labels=labels,
+        model=config.model,
+        config=config.to_dict(),
+        key=key,
+        run_dir=run_dir,
+        data_sha256=data.sha256,
+        logits=logits,
+        labels=labels,
         metrics={split: classification_metrics(labels[split], logits[split].argmax(axis=1)) for split in EVAL_SPLITS},
-        seed=config.seed, params=transform_params + classifier_params,
-        train_seconds=train_seconds, images_per_second=n_train / train_seconds, device="cpu",
+        seed=config.seed,
+        params=transform_params + classifier_params,
+        train_seconds=train_seconds,
+        images_per_second=n_train / train_seconds,
+        device="cpu",
         history=pd.DataFrame(search),
-        extra={"c_search": search, "chosen_C": config.c_grid[best], "hog_dim": int(features.shape[1]),
-               "hog_seconds": hog_seconds, "hog_images_per_second": len(features) / hog_seconds,
-               "transform_seconds": transform_seconds, "search_seconds": search_seconds,
-               "search_cpu_seconds": search_cpu_seconds, "classifier_params": classifier_params, "n_train": n_train,
-               "n_iter": n_iter, "converged": n_iter is None or n_iter < config.max_iter},
+        extra={
+            "c_search": search,
+            "chosen_C": config.c_grid[best],
+            "hog_dim": int(features.shape[1]),
+            "hog_seconds": hog_seconds,
+            "hog_images_per_second": len(features) / hog_seconds,
+            "transform_seconds": transform_seconds,
+            "search_seconds": search_seconds,
+            "search_cpu_seconds": search_cpu_seconds,
+            "classifier_params": classifier_params,
+            "n_train": n_train,
+            "n_iter": n_iter,
+            "converged": n_iter is None or n_iter < config.max_iter,
+        },
     )
 
 
@@ -360,8 +436,13 @@ def _classifier(kind: str, config: HogSvmConfig | HogVariantConfig) -> LinearSVC
         # One least-squares fit per C on a few thousand kernel features: seconds, where an SVM takes many minutes.
         return RidgeClassifier(alpha=1.0 / config.c_grid[0], class_weight=config.class_weight)
     # dual="auto" solves the primal when there are more faces than HOG dimensions, as on FER-2013.
-    return LinearSVC(C=config.c_grid[0], class_weight=config.class_weight, dual="auto", max_iter=config.max_iter,
-                     random_state=config.seed)
+    return LinearSVC(
+        C=config.c_grid[0],
+        class_weight=config.class_weight,
+        dual="auto",
+        max_iter=config.max_iter,
+        random_state=config.seed,
+    )
 
 
 def _c_values(pipeline: Pipeline, c_grid: tuple[float, ...]) -> tuple[str, list[float]]:
@@ -375,7 +456,11 @@ def _fitted_size(step) -> int:
     """How many learned numbers a fitted pipeline step keeps (what it needs to transform or score a new face)."""
     if isinstance(step, ScaledNystroem):
         step = step.nystroem_
-    arrays = {StandardScaler: ("mean_", "scale_"), PCA: ("components_", "mean_"),
-              Nystroem: ("components_", "normalization_"), LinearSVC: ("coef_", "intercept_"),
-              RidgeClassifier: ("coef_", "intercept_")}[type(step)]
+    arrays = {
+        StandardScaler: ("mean_", "scale_"),
+        PCA: ("components_", "mean_"),
+        Nystroem: ("components_", "normalization_"),
+        LinearSVC: ("coef_", "intercept_"),
+        RidgeClassifier: ("coef_", "intercept_"),
+    }[type(step)]
     return int(sum(getattr(step, name).size for name in arrays))

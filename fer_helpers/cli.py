@@ -2,6 +2,7 @@
 
 Each subcommand is a `cmd_<name>(args) -> int` function and one parser block in `build_parser`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,26 +48,47 @@ def cmd_train(args: argparse.Namespace) -> int:
     if unknown:
         print(f"fer-study train: unknown step(s) {unknown}; choose from {steps}", file=sys.stderr)
         return 2
-    scheduled = (args.plan or args.jobs is not None or args.budget_minutes is not None or args.archive is not None
-                 or args.compile)
+    scheduled = (
+        args.plan
+        or args.jobs is not None
+        or args.budget_minutes is not None
+        or args.archive is not None
+        or args.compile
+    )
     if args.target and not args.plan:
         print("fer-study train: --target only estimates (use it with --plan)", file=sys.stderr)
         return 2
     if not scheduled:
-        train_all(_resolved(args.profile, args.data), data_path=args.data, run_dir=args.run_dir,
-                  fresh=args.fresh, only=args.only)
+        train_all(
+            _resolved(args.profile, args.data),
+            data_path=args.data,
+            run_dir=args.run_dir,
+            fresh=args.fresh,
+            only=args.only,
+        )
         return 0
     if args.fresh:
-        print("fer-study train: --fresh retrains one step at a time; it does not go with --plan, --jobs, "
-              "--budget-minutes or --archive", file=sys.stderr)
+        print(
+            "fer-study train: --fresh retrains one step at a time; it does not go with --plan, --jobs, "
+            "--budget-minutes or --archive",
+            file=sys.stderr,
+        )
         return 2
     from fer_helpers.schedule import train_on_budget
 
     try:
         outcome = train_on_budget(
-            _resolved(args.profile, args.data), args.data, args.run_dir, jobs=args.jobs or 1,
-            budget_minutes=args.budget_minutes, only=args.only, archive=args.archive, target=args.target,
-            plan_only=args.plan, preflight=not args.no_preflight, compile=args.compile,
+            _resolved(args.profile, args.data),
+            args.data,
+            args.run_dir,
+            jobs=args.jobs or 1,
+            budget_minutes=args.budget_minutes,
+            only=args.only,
+            archive=args.archive,
+            target=args.target,
+            plan_only=args.plan,
+            preflight=not args.no_preflight,
+            compile=args.compile,
         )
     except RuntimeError as err:  # the preflight failed: nothing was trained
         print(f"fer-study train: {err}", file=sys.stderr)
@@ -164,9 +186,13 @@ def _resolved(profile: str, data_path: str | None) -> str:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options every run-like subcommand shares with the notebooks' parameters cell."""
-    parser.add_argument("--profile", choices=["auto", *sorted(PROFILES)], default="auto",
-                        help="run profile (default: auto = full on FER-2013 with a GPU, classroom on FER-2013 "
-                             "without one, smoke on synthetic faces)")
+    parser.add_argument(
+        "--profile",
+        choices=["auto", *sorted(PROFILES)],
+        default="auto",
+        help="run profile (default: auto = full on FER-2013 with a GPU, classroom on FER-2013 "
+        "without one, smoke on synthetic faces)",
+    )
     parser.add_argument("--data", metavar="PATH", help="FER-2013 location (default: $FER2013_PATH, then data/)")
     parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: runs/<profile>[-synthetic])")
     parser.add_argument("--fresh", action="store_true", help="retrain even when a cached result exists")
@@ -191,18 +217,34 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train every model (cached per configuration and data checksum)")
     _add_run_options(train)
     train.add_argument("--only", nargs="+", metavar="MODEL", help="only these models (e.g. hog_svm baseline_cnn)")
-    train.add_argument("--plan", action="store_true",
-                       help="print the runs still to train, in value order, with time estimates; train nothing")
+    train.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the runs still to train, in value order, with time estimates; train nothing",
+    )
     train.add_argument("--jobs", type=int, metavar="N", help="train N runs at once, each in its own process")
-    train.add_argument("--budget-minutes", type=float, metavar="M",
-                       help="start no run whose estimate does not finish within M minutes; stop overdue runs")
-    train.add_argument("--archive", metavar="DIR",
-                       help="after each finished run, write all runs of this command as runs-NN.tar.gz into DIR")
+    train.add_argument(
+        "--budget-minutes",
+        type=float,
+        metavar="M",
+        help="start no run whose estimate does not finish within M minutes; stop overdue runs",
+    )
+    train.add_argument(
+        "--archive",
+        metavar="DIR",
+        help="after each finished run, write all runs of this command as runs-NN.tar.gz into DIR",
+    )
     train.add_argument("--target", choices=["h200", "h100"], help="with --plan: estimate for this GPU instead")
-    train.add_argument("--compile", action="store_true",
-                       help="torch.compile each CNN (recorded in the run; the experiment and its key are unchanged)")
-    train.add_argument("--no-preflight", action="store_true",
-                       help="skip the seconds-long check of every architecture's whole path before training")
+    train.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile each CNN (recorded in the run; the experiment and its key are unchanged)",
+    )
+    train.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip the seconds-long check of every architecture's whole path before training",
+    )
     train.set_defaults(func=cmd_train)
 
     unpack = commands.add_parser("unpack", help="add the run folders of `train --archive` archives to a run folder")
@@ -214,8 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="emotions of the faces in photos, with annotated copies")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="photos (any size; <= 64 px: a face crop)")
     predict.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
-    predict.add_argument("--out", metavar="DIR", default="predictions",
-                         help="folder for the annotated PNGs <name>_emotions.png (default: predictions)")
+    predict.add_argument(
+        "--out",
+        metavar="DIR",
+        default="predictions",
+        help="folder for the annotated PNGs <name>_emotions.png (default: predictions)",
+    )
     predict.add_argument("--no-cam", action="store_true", help="skip the Grad-CAM heatmaps")
     predict.set_defaults(func=cmd_predict)
 
@@ -227,11 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_evaluate)
 
     ship = commands.add_parser("ship", help="copy a trained CNN's weights into models/ with a model card")
-    ship.add_argument("result", metavar="RESULT_DIR", help="a CNN's result folder, e.g. runs/full/results/model_b-<key>")
+    ship.add_argument(
+        "result", metavar="RESULT_DIR", help="a CNN's result folder, e.g. runs/full/results/model_b-<key>"
+    )
     ship.add_argument("--models-dir", metavar="DIR", help="where to write (default: the repository's models/)")
     ship.add_argument("--name", help="file name without suffix (default: the result's model name, e.g. model_b)")
-    ship.add_argument("--data", metavar="PATH", help="FER-2013, for the card's numbers without the test faces that "
-                      "have a twin in Training (default: $FER2013_PATH, then data/)")
+    ship.add_argument(
+        "--data",
+        metavar="PATH",
+        help="FER-2013, for the card's numbers without the test faces that "
+        "have a twin in Training (default: $FER2013_PATH, then data/)",
+    )
     ship.set_defaults(func=cmd_ship)
 
     return parser

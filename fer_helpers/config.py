@@ -27,6 +27,7 @@ label runs.
 
 This module imports neither Lightning nor torchmetrics: inference, weights and `fer-study predict` use it.
 """
+
 from __future__ import annotations
 
 import functools

@@ -22,6 +22,7 @@ folder it is the sha256 over the files' relative names, sizes and contents in so
 the same files has the same checksum. A folder's cache key is instead a hash of its images' names, sizes and
 modification times, so that a cached load need not read 35,887 files; its sha256 is stored in the cache.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -155,11 +156,19 @@ class FERData:
         if len(index) < len(self):  # a true subset gets its own checksum, so caches never mix it with the whole
             extras.setdefault("source_sha256", self.sha256)
             sha256 = hashlib.sha256(json.dumps([self.sha256, caps], sort_keys=True).encode()).hexdigest()
-        return replace(self, images=self.images[index], labels=self.labels[index], usage=self.usage[index],
-                       ids=None if self.ids is None else self.ids[index], sha256=sha256, extras=extras)
+        return replace(
+            self,
+            images=self.images[index],
+            labels=self.labels[index],
+            usage=self.usage[index],
+            ids=None if self.ids is None else self.ids[index],
+            sha256=sha256,
+            extras=extras,
+        )
 
 
 # ---------------------------------------------------------------- finding the data
+
 
 def find_fer2013(path: str | os.PathLike | None = None) -> Path | None:
     """Where FER-2013 is: path, else FER2013_PATH, else the first recognisable entry of data/ (None: nowhere)."""
@@ -174,8 +183,10 @@ def find_fer2013(path: str | os.PathLike | None = None) -> Path | None:
     if located.is_dir():
         found = _recognise_folder(located, depth=1)
         if found is None:
-            raise FERDataError(f"{located}: no recognisable FER-2013 in this folder (expected a zip, "
-                               f"fer2013.csv, icml_face_data.csv, train.csv+test.csv, or train/ and test/ folders)")
+            raise FERDataError(
+                f"{located}: no recognisable FER-2013 in this folder (expected a zip, "
+                f"fer2013.csv, icml_face_data.csv, train.csv+test.csv, or train/ and test/ folders)"
+            )
         return found
     if located.name.lower() in ("train.csv", "test.csv"):
         other = located.with_name("test.csv" if located.name.lower() == "train.csv" else "train.csv")
@@ -207,8 +218,10 @@ def _recognise_folder(folder: Path, depth: int) -> Path | None:
 
 # ---------------------------------------------------------------- loading
 
-def load_fer2013(path: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None,
-                 resize: bool = False) -> FERData:
+
+def load_fer2013(
+    path: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None, resize: bool = False
+) -> FERData:
     """All of FER-2013 from a zip, folder or CSV, validated, and cached for the next call.
 
     resize=True turns images that are not 48x48 into 48x48 grayscale (Pillow, Lanczos) instead of refusing
@@ -224,8 +237,15 @@ def load_fer2013(path: str | os.PathLike | None = None, *, cache_dir: str | os.P
         arrays = parse(resize)
         _check_splits(arrays["usage"], located)
         _write_cache(cache_file, arrays)
-    return FERData(images=arrays["images"], labels=arrays["labels"], usage=arrays["usage"], source=str(located),
-                   sha256=str(arrays["sha256"]), form=str(arrays["form"]), ids=arrays["ids"])
+    return FERData(
+        images=arrays["images"],
+        labels=arrays["labels"],
+        usage=arrays["usage"],
+        source=str(located),
+        sha256=str(arrays["sha256"]),
+        form=str(arrays["form"]),
+        ids=arrays["ids"],
+    )
 
 
 # A reader returns the cache key of a source and the function that parses it (given resize) into the arrays.
@@ -295,8 +315,9 @@ def _read_kaggle_folder(root: Path) -> tuple[str, _Parse]:
 
     def parse(resize: bool) -> dict:
         with ThreadPoolExecutor(_workers()) as pool:
-            contents = dict(zip((e[0] for e in entries),
-                                pool.map(lambda e: (root / names[e[0]]).read_bytes(), entries)))
+            contents = dict(
+                zip((e[0] for e in entries), pool.map(lambda e: (root / names[e[0]]).read_bytes(), entries))
+            )
         sha = _names_and_contents_sha({e[3]: contents[e[0]] for e in entries})
         return _with_sha(_decode_entries(entries, contents.__getitem__, root, resize, "kaggle-folder"), sha)
 
@@ -319,6 +340,7 @@ def _check_splits(usage: np.ndarray, where: Path) -> None:
 
 
 # ---------------------------------------------------------------- Kaggle layout (zip or folder)
+
 
 def _kaggle_entries(names: list[str], where: Path) -> list[tuple[int, int, int, str]] | None:
     """(entry index, split index, label, id) of each image, by split, label and id; None without train/test."""
@@ -350,15 +372,18 @@ def _kaggle_entries(names: list[str], where: Path) -> list[tuple[int, int, int, 
             raise FERDataError(f"{where}: unexpected entry {names[i]!r} (expected {split_dir}/<class>/<image>)")
         label = _FOLDER_LABELS.get(rel[1].lower())
         if label is None:
-            raise FERDataError(f"{where}: entry {names[i]!r} is in an unknown class folder {rel[1]!r} "
-                               f"(expected one of {', '.join(sorted(_FOLDER_LABELS))})")
+            raise FERDataError(
+                f"{where}: entry {names[i]!r} is in an unknown class folder {rel[1]!r} "
+                f"(expected one of {', '.join(sorted(_FOLDER_LABELS))})"
+            )
         if not rel[2].lower().endswith(_IMAGE_SUFFIXES):
             raise FERDataError(f"{where}: entry {names[i]!r} is not a .jpg or .png image")
         prefix = _SPLIT_PREFIX.match(rel[2])
         if prefix is None or prefix.group(1) not in _SPLIT_DIRS[split_dir]:
             allowed = " or ".join(f"{s}_" for s in _SPLIT_DIRS[split_dir])
-            raise FERDataError(f"{where}: entry {names[i]!r}: images in {split_dir}/ must be named {allowed}*, "
-                               f"which gives their split")
+            raise FERDataError(
+                f"{where}: entry {names[i]!r}: images in {split_dir}/ must be named {allowed}*, which gives their split"
+            )
         entries.append((i, _SPLIT_INDEX[prefix.group(1)], label, "/".join(rel)))
     entries.sort(key=operator.itemgetter(1, 2, 3))
     return entries
@@ -374,8 +399,11 @@ def _parse_zip(raw: bytes, path: Path, resize: bool) -> dict:
         entries = _kaggle_entries([info.filename for info in infos], path)
         if entries is not None:
             return _decode_entries(entries, lambda i: _zip_member(raw, infos[i], path), path, resize, "kaggle-zip")
-        csvs = sorted((info.filename.count("/"), info.filename) for info in infos
-                      if info.filename.rsplit("/", 1)[-1].lower() in _CSV_NAMES)
+        csvs = sorted(
+            (info.filename.count("/"), info.filename)
+            for info in infos
+            if info.filename.rsplit("/", 1)[-1].lower() in _CSV_NAMES
+        )
         if csvs:
             member = csvs[0][1]
             try:
@@ -386,9 +414,11 @@ def _parse_zip(raw: bytes, path: Path, resize: bool) -> dict:
                 raise FERDataError(f"{path}: entry {member}: empty file")
             return _parse_csv(data, f"{path}: entry {member}", member.rsplit("/", 1)[-1])
         shown = sorted({info.filename.split("/")[0] for info in infos})[:10]
-        raise FERDataError(f"{path}: no recognisable FER-2013 layout (expected train/<class>/ and test/<class>/, "
-                           f"optionally in one folder, or fer2013.csv / icml_face_data.csv); top-level "
-                           f"entries: {shown}")
+        raise FERDataError(
+            f"{path}: no recognisable FER-2013 layout (expected train/<class>/ and test/<class>/, "
+            f"optionally in one folder, or fer2013.csv / icml_face_data.csv); top-level "
+            f"entries: {shown}"
+        )
 
 
 def _zip_member(raw: bytes, info: zipfile.ZipInfo, path: Path) -> bytes:
@@ -397,11 +427,11 @@ def _zip_member(raw: bytes, info: zipfile.ZipInfo, path: Path) -> bytes:
     if info.flag_bits & 0x1:
         raise FERDataError(f"{where}: encrypted entries are not supported")
     start = info.header_offset
-    if raw[start:start + 4] != b"PK\x03\x04":
+    if raw[start : start + 4] != b"PK\x03\x04":
         raise FERDataError(f"{where}: corrupt archive (no local header)")
-    name_length, extra_length = struct.unpack("<HH", raw[start + 26:start + 30])
+    name_length, extra_length = struct.unpack("<HH", raw[start + 26 : start + 30])
     start += 30 + name_length + extra_length
-    stored = raw[start:start + info.compress_size]
+    stored = raw[start : start + info.compress_size]
     try:
         if info.compress_type == zipfile.ZIP_STORED:
             data = stored
@@ -421,8 +451,9 @@ def _workers() -> int:
     return min(8, os.cpu_count() or 1)
 
 
-def _decode_entries(entries: list[tuple[int, int, int, str]], read: Callable[[int], bytes], where: Path,
-                    resize: bool, form: str) -> dict:
+def _decode_entries(
+    entries: list[tuple[int, int, int, str]], read: Callable[[int], bytes], where: Path, resize: bool, form: str
+) -> dict:
     """Decode every image with a thread pool (OpenCV releases the GIL while it decodes)."""
     images = np.empty((len(entries), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
 
@@ -436,11 +467,13 @@ def _decode_entries(entries: list[tuple[int, int, int, str]], read: Callable[[in
         jobs = [pool.submit(decode_range, s, min(s + chunk, len(entries))) for s in range(0, len(entries), chunk)]
         for job in jobs:  # in order, so the first bad image is the one reported
             job.result()
-    return {"images": images,
-            "labels": np.array([e[2] for e in entries], dtype=np.int64),
-            "usage": np.array([SPLITS[e[1]] for e in entries], dtype=f"<U{max(map(len, SPLITS))}"),
-            "ids": np.array([e[3] for e in entries], dtype=str),
-            "form": np.array(form)}
+    return {
+        "images": images,
+        "labels": np.array([e[2] for e in entries], dtype=np.int64),
+        "usage": np.array([SPLITS[e[1]] for e in entries], dtype=f"<U{max(map(len, SPLITS))}"),
+        "ids": np.array([e[3] for e in entries], dtype=str),
+        "form": np.array(form),
+    }
 
 
 def _looks_complete(data: bytes) -> bool:
@@ -463,13 +496,16 @@ def _decode_image(data: bytes, where: str, resize: bool) -> np.ndarray:
         raise FERDataError(f"{where}: corrupt or truncated image ({error})") from None
     if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
         if not resize:
-            raise FERDataError(f"{where}: image is {gray.width}x{gray.height}, not {IMAGE_SIZE}x{IMAGE_SIZE} "
-                               f"(load with resize=True to resize such images)")
+            raise FERDataError(
+                f"{where}: image is {gray.width}x{gray.height}, not {IMAGE_SIZE}x{IMAGE_SIZE} "
+                f"(load with resize=True to resize such images)"
+            )
         gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
     return np.asarray(gray)
 
 
 # ---------------------------------------------------------------- CSV forms
+
 
 def read_csv_text(data: bytes, where: str, **read_csv: object) -> pd.DataFrame:
     """A CSV file's cells as text (nothing parsed as a number or NaN), column names stripped; an empty or
@@ -501,7 +537,7 @@ def _parse_csv(data: bytes, where: str | Path, file_name: str) -> dict:
     """fer2013.csv or icml_face_data.csv: every row with its label and Usage."""
     frame = _read_frame(data, str(where))
     _require_columns(frame, ("emotion", "pixels", "Usage"), str(where))
-    header = data[:data.find(b"\n")]
+    header = data[: data.find(b"\n")]
     form = "icml-csv" if b", " in header or header.startswith(b" ") else "fer2013-csv"
     return _frame_arrays(frame, _parse_usage(frame["Usage"], str(where)), str(where), file_name, form)
 
@@ -513,30 +549,38 @@ def _parse_csv_pair(files: dict[str, bytes], folder: Path) -> dict:
     _require_columns(train, ("emotion", "pixels"), train_where)
     test = _read_frame(files["test.csv"], test_where)
     if "emotion" not in test.columns:
-        raise FERDataError(f"{test_where}: has no emotion column, so PublicTest and PrivateTest have no labels "
-                           f"(torchvision's test.csv is unlabelled). Use icml_face_data.csv or fer2013.csv, "
-                           f"which label all three splits.")
+        raise FERDataError(
+            f"{test_where}: has no emotion column, so PublicTest and PrivateTest have no labels "
+            f"(torchvision's test.csv is unlabelled). Use icml_face_data.csv or fer2013.csv, "
+            f"which label all three splits."
+        )
     _require_columns(test, ("pixels",), test_where)
     if "Usage" in test.columns:
         test_usage = _parse_usage(test["Usage"], test_where)
     elif len(test) % 2 == 0:
         test_usage = np.repeat(np.array(["PublicTest", "PrivateTest"]), len(test) // 2)
     else:
-        raise FERDataError(f"{test_where}: {len(test)} rows without a Usage column; expected PublicTest then "
-                           f"PrivateTest in two equal halves, as in fer2013.csv")
-    parts = [_frame_arrays(train, np.full(len(train), "Training"), train_where, "train.csv", "torchvision-csv"),
-             _frame_arrays(test, test_usage, test_where, "test.csv", "torchvision-csv")]
+        raise FERDataError(
+            f"{test_where}: {len(test)} rows without a Usage column; expected PublicTest then "
+            f"PrivateTest in two equal halves, as in fer2013.csv"
+        )
+    parts = [
+        _frame_arrays(train, np.full(len(train), "Training"), train_where, "train.csv", "torchvision-csv"),
+        _frame_arrays(test, test_usage, test_where, "test.csv", "torchvision-csv"),
+    ]
     merged = {key: np.concatenate([p[key] for p in parts]) for key in ("images", "labels", "usage", "ids")}
     return {**merged, "form": np.array("torchvision-csv")}
 
 
 def _frame_arrays(frame: pd.DataFrame, usage: np.ndarray, where: str, file_name: str, form: str) -> dict:
     lines = np.arange(len(frame)) + 2  # line 1 is the header
-    return {"images": _parse_pixels(frame["pixels"].tolist(), where),
-            "labels": _parse_labels(frame["emotion"], where),
-            "usage": usage.astype(f"<U{max(map(len, SPLITS))}"),
-            "ids": np.char.add(f"{file_name}:", lines.astype(str)),
-            "form": np.array(form)}
+    return {
+        "images": _parse_pixels(frame["pixels"].tolist(), where),
+        "labels": _parse_labels(frame["emotion"], where),
+        "usage": usage.astype(f"<U{max(map(len, SPLITS))}"),
+        "ids": np.char.add(f"{file_name}:", lines.astype(str)),
+        "form": np.array(form),
+    }
 
 
 def _parse_labels(column: pd.Series, where: str) -> np.ndarray:
@@ -555,8 +599,7 @@ def _parse_usage(column: pd.Series, where: str) -> np.ndarray:
     valid = values.isin(SPLITS).to_numpy()
     if not valid.all():
         row = int(np.argmin(valid))
-        raise FERDataError(f"{where} line {row + 2}: unknown Usage {values.iloc[row]!r} "
-                           f"(expected {', '.join(SPLITS)})")
+        raise FERDataError(f"{where} line {row + 2}: unknown Usage {values.iloc[row]!r} (expected {', '.join(SPLITS)})")
     return values.to_numpy().astype(str)
 
 
@@ -567,7 +610,7 @@ def _parse_pixels(rows: list[str], where: str, chunk: int = 1024) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # NumPy before 2.3 only warns on unparsable text
         for start in range(0, len(rows), chunk):
-            block = rows[start:start + chunk]
+            block = rows[start : start + chunk]
             for k, row in enumerate(block):
                 try:
                     values = np.fromstring(row, dtype=np.int64, sep=" ")
@@ -576,11 +619,11 @@ def _parse_pixels(rows: list[str], where: str, chunk: int = 1024) -> np.ndarray:
                 if values is None or values.size != _PIXELS:
                     _raise_pixel_problem(row, f"{where} line {start + k + 2}")
                 parsed[k] = values
-            out_of_range = ((parsed[:len(block)] < 0) | (parsed[:len(block)] > 255)).any(axis=1)
+            out_of_range = ((parsed[: len(block)] < 0) | (parsed[: len(block)] > 255)).any(axis=1)
             if out_of_range.any():
                 bad = int(np.argmax(out_of_range))
                 _raise_pixel_problem(block[bad], f"{where} line {start + bad + 2}")
-            images[start:start + len(block)] = parsed[:len(block)]
+            images[start : start + len(block)] = parsed[: len(block)]
     return images.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
 
 
@@ -596,6 +639,7 @@ def _raise_pixel_problem(row: str, where: str) -> None:
 
 
 # ---------------------------------------------------------------- cache
+
 
 def _cache_file(cache_dir: str | os.PathLike | None, key: str, resize: bool) -> Path:
     if cache_dir is None:
@@ -626,19 +670,29 @@ def _write_cache(path: Path, arrays: dict) -> None:
 
 # ---------------------------------------------------------------- duplicates and the data check
 
+
 def find_duplicates(data: FERData) -> pd.DataFrame:
     """Exact duplicate images (same 2,304 bytes): one row per image in a group of two or more.
 
     Columns: group (numbered by first appearance), index (into data), id, usage, label, class_name.
     """
-    digests = np.array([hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
-                        for image in data.images], dtype="S16")
+    digests = np.array(
+        [hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest() for image in data.images],
+        dtype="S16",
+    )
     _, inverse, sizes = np.unique(digests, return_inverse=True, return_counts=True)
     index = np.flatnonzero(sizes[inverse] > 1)
     ids = data.ids[index] if data.ids is not None else index.astype(str)
-    table = pd.DataFrame({"group": pd.factorize(inverse[index])[0], "index": index, "id": ids,
-                          "usage": data.usage[index], "label": data.labels[index],
-                          "class_name": np.array(CLASS_NAMES)[data.labels[index]]})
+    table = pd.DataFrame(
+        {
+            "group": pd.factorize(inverse[index])[0],
+            "index": index,
+            "id": ids,
+            "usage": data.usage[index],
+            "label": data.labels[index],
+            "class_name": np.array(CLASS_NAMES)[data.labels[index]],
+        }
+    )
     return table.sort_values(["group", "index"], kind="stable").reset_index(drop=True)
 
 
@@ -662,8 +716,14 @@ def duplicate_summary(duplicates: pd.DataFrame) -> pd.Series:
     summary = {"groups": len(per_group), "images": len(duplicates)}
     for name in SPLITS:
         summary[f"within_{name}"] = int(per_group.loc[per_group[name] > 1, name].sum())
-    for a, b in [("Training", "PublicTest"), ("Training", "PrivateTest"), ("PublicTest", "Training"),
-                 ("PrivateTest", "Training"), ("PublicTest", "PrivateTest"), ("PrivateTest", "PublicTest")]:
+    for a, b in [
+        ("Training", "PublicTest"),
+        ("Training", "PrivateTest"),
+        ("PublicTest", "Training"),
+        ("PrivateTest", "Training"),
+        ("PublicTest", "PrivateTest"),
+        ("PrivateTest", "PublicTest"),
+    ]:
         summary[f"{a}_with_{b}"] = int(per_group.loc[per_group[b] > 0, a].sum())
     in_test = (per_group["PublicTest"] + per_group["PrivateTest"]) > 0
     summary["Training_with_test"] = int(per_group.loc[in_test, "Training"].sum())
@@ -674,20 +734,23 @@ def duplicate_summary(duplicates: pd.DataFrame) -> pd.Series:
     return pd.Series(summary, name="images", dtype=np.int64)
 
 
-def check_dataset(path: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None,
-                  resize: bool = False) -> str:
+def check_dataset(
+    path: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None, resize: bool = False
+) -> str:
     """A readable report on a FER-2013 copy: form, checksum, counts beside FER-2013's, duplicates."""
     data = load_fer2013(path, cache_dir=cache_dir, resize=resize)
     counts = data.counts()
     expected = pd.DataFrame(FER2013_COUNTS, index=counts.index)
-    lines = [f"FER-2013 check: {data.source}",
-             f"form: {data.form}",
-             f"sha256: {data.sha256}",
-             f"images: {len(data)} ({IMAGE_SIZE}x{IMAGE_SIZE} grayscale), "
-             + ", ".join(f"{name} {int((data.usage == name).sum())}" for name in SPLITS),
-             "",
-             "images per class, this copy / FER-2013 (* where they differ):",
-             f"{'class':<10}" + "".join(f"{name:>20}" for name in SPLITS)]
+    lines = [
+        f"FER-2013 check: {data.source}",
+        f"form: {data.form}",
+        f"sha256: {data.sha256}",
+        f"images: {len(data)} ({IMAGE_SIZE}x{IMAGE_SIZE} grayscale), "
+        + ", ".join(f"{name} {int((data.usage == name).sum())}" for name in SPLITS),
+        "",
+        "images per class, this copy / FER-2013 (* where they differ):",
+        f"{'class':<10}" + "".join(f"{name:>20}" for name in SPLITS),
+    ]
     for name in CLASS_NAMES:
         cells = []
         for split in SPLITS:
@@ -695,12 +758,19 @@ def check_dataset(path: str | os.PathLike | None = None, *, cache_dir: str | os.
             cells.append(f"{ours:>9} / {theirs:<6}{'*' if ours != theirs else ' '}")
         lines.append(f"{name:<10}" + "".join(f"{cell:>20}" for cell in cells))
     differ = int((counts != expected).to_numpy().sum())
-    lines += ["", "counts match FER-2013" if differ == 0 else f"counts DIFFER from FER-2013 in {differ} cells",
-              "", "exact duplicate images:"]
+    lines += [
+        "",
+        "counts match FER-2013" if differ == 0 else f"counts DIFFER from FER-2013 in {differ} cells",
+        "",
+        "exact duplicate images:",
+    ]
     summary = duplicate_summary(find_duplicates(data))
     lines += [f"  {key:<26}{value:>8}" for key, value in summary.items()]
     blank = data.images.reshape(len(data), -1)
     blank = blank.min(axis=1) == blank.max(axis=1)
-    lines += ["", f"blank images (one grey level): {int(blank.sum())}"
-              + "".join(f", {int((blank & (data.usage == name)).sum())} in {name}" for name in SPLITS)]
+    lines += [
+        "",
+        f"blank images (one grey level): {int(blank.sum())}"
+        + "".join(f", {int((blank & (data.usage == name)).sum())} in {name}" for name in SPLITS),
+    ]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Explanation: Grad-CAM heatmaps of the CNNs, measured (heat on face regions, faithfulness, sanity checks)."""
+
 from __future__ import annotations
 
 import copy
@@ -61,7 +62,8 @@ def load_trained(run_dir: str | Path, model: str, data_sha256: str | None = None
     """The saved result of a model in a run folder (lowest seed, then newest; same data when data_sha256 is given)
     with its trained network, or None when there is none."""
     results = [
-        r for r in find_results(run_dir, model)
+        r
+        for r in find_results(run_dir, model)
         if r.weights_path is not None and (data_sha256 is None or r.data_sha256 == data_sha256)
     ]
     if not results:
@@ -234,14 +236,17 @@ def peak_table(
     """
     labels = np.asarray(labels)
     masks = np.asarray(masks, dtype=bool)
-    frame = pd.DataFrame({
-        "label": labels,
-        "hit": peak_in_region(cams, masks),
-        "chance": masks.reshape(len(masks), -1).mean(axis=1),
-        "blank": np.asarray(cams).reshape(len(labels), -1).max(axis=1) <= 0,
-    })
+    frame = pd.DataFrame(
+        {
+            "label": labels,
+            "hit": peak_in_region(cams, masks),
+            "chance": masks.reshape(len(masks), -1).mean(axis=1),
+            "blank": np.asarray(cams).reshape(len(labels), -1).max(axis=1) <= 0,
+        }
+    )
     table = frame.groupby("label").agg(
-        n=("hit", "size"), peak_in_region=("hit", "mean"), chance=("chance", "mean"), blank=("blank", "mean"))
+        n=("hit", "size"), peak_in_region=("hit", "mean"), chance=("chance", "mean"), blank=("blank", "mean")
+    )
     table.index = [class_names[i] for i in table.index]
     table.loc["all"] = [len(frame), frame["hit"].mean(), frame["chance"].mean(), frame["blank"].mean()]
     table["n"] = table["n"].astype(int)
@@ -307,21 +312,42 @@ def paper_claims(
     rows = []
     for claim, values, reference, against, area_share in (
         ("heat on eyes + mouth, all faces", eyes_mouth, bias[eyes] + bias[mouth], centre, area[eyes] + area[mouth]),
-        (f"heat on eyes + mouth, weakest class ({class_names[weakest]})", eyes_mouth[labels == weakest],
-         bias[eyes] + bias[mouth], centre, area[eyes] + area[mouth]),
+        (
+            f"heat on eyes + mouth, weakest class ({class_names[weakest]})",
+            eyes_mouth[labels == weakest],
+            bias[eyes] + bias[mouth],
+            centre,
+            area[eyes] + area[mouth],
+        ),
         ("heat on the cheeks, all faces", shares["cheeks"].to_numpy(), bias["cheeks"], centre, area["cheeks"]),
         ("Sad: heat on the lower eyes", lower_share[sad], lower_bias, centre, lower_area),
     ):
         measured, low, high = mean_ci(values)
-        rows.append({"claim": claim, "measured": measured, "ci_low": low, "ci_high": high, "reference": reference,
-                     "against": against, "area": area_share})
+        rows.append(
+            {
+                "claim": claim,
+                "measured": measured,
+                "ci_low": low,
+                "ci_high": high,
+                "reference": reference,
+                "against": against,
+                "area": area_share,
+            }
+        )
     measured, low, high = mean_ci(lower_share[sad])
     others = float(np.nanmean(lower_share[~sad])) if (~sad).any() else np.nan
     diff_low, diff_high = difference_ci(lower_share[sad], lower_share[~sad])
-    rows.append({"claim": "Sad: heat on the lower eyes", "measured": measured, "ci_low": others + diff_low,
-                 "ci_high": others + diff_high, "reference": others,
-                 "against": "the other classes' heat there (interval of the difference, shifted)",
-                 "area": lower_area})
+    rows.append(
+        {
+            "claim": "Sad: heat on the lower eyes",
+            "measured": measured,
+            "ci_low": others + diff_low,
+            "ci_high": others + diff_high,
+            "reference": others,
+            "against": "the other classes' heat there (interval of the difference, shifted)",
+            "area": lower_area,
+        }
+    )
     table = pd.DataFrame(rows)
     table["ratio"] = table["measured"] / table["reference"]
     known = table[["ci_low", "reference"]].notna().all(axis=1)
@@ -340,8 +366,17 @@ def pick_examples(labels: np.ndarray, probs: np.ndarray, class_names: tuple[str,
             candidates = np.flatnonzero((labels == c) & ((preds == labels) == hit))
             if len(candidates):
                 i = candidates[confidence[candidates].argmax()]
-                rows.append({"class": name, "outcome": outcome, "index": int(i), "label": int(c),
-                             "pred": int(preds[i]), "predicted": class_names[preds[i]], "confidence": float(confidence[i])})
+                rows.append(
+                    {
+                        "class": name,
+                        "outcome": outcome,
+                        "index": int(i),
+                        "label": int(c),
+                        "pred": int(preds[i]),
+                        "predicted": class_names[preds[i]],
+                        "confidence": float(confidence[i]),
+                    }
+                )
     return pd.DataFrame(rows, columns=["class", "outcome", "index", "label", "pred", "predicted", "confidence"])
 
 
@@ -367,8 +402,11 @@ class RoadScores:
         return (self.lerf.mean(axis=1) - self.morf.mean(axis=1)) / 2
 
     def summary(self) -> dict[str, float]:
-        return {"road_morf": float(self.morf.mean()), "road_lerf": float(self.lerf.mean()),
-                "road_combined": float(self.combined.mean())}
+        return {
+            "road_morf": float(self.morf.mean()),
+            "road_lerf": float(self.lerf.mean()),
+            "road_combined": float(self.combined.mean()),
+        }
 
 
 def road_scores(
@@ -410,7 +448,9 @@ class PerturbationCurves:
 
     fractions: np.ndarray  # (S+1,) fraction of pixels deleted (deletion) or inserted (insertion)
     deletion: np.ndarray  # (N,S+1) probability as the hottest pixels are blurred away: faithful maps fall fast
-    insertion: np.ndarray  # (N,S+1) probability as the hottest pixels are restored on a blurred face: faithful maps rise fast
+    insertion: (
+        np.ndarray
+    )  # (N,S+1) probability as the hottest pixels are restored on a blurred face: faithful maps rise fast
 
     @property
     def deletion_auc(self) -> np.ndarray:
@@ -530,7 +570,9 @@ def cam_similarity(cams_a: np.ndarray, cams_b: np.ndarray) -> pd.DataFrame:
     flat_a, flat_b = (ra == 0).all(axis=1), (rb == 0).all(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         spearman = np.where(norm > 0, (ra * rb).sum(axis=1) / norm, np.where(flat_a & flat_b, 1.0, 0.0))
-    ssim = np.array([structural_similarity(x, y, data_range=1.0) for x, y in zip(a.astype(np.float64), b.astype(np.float64))])
+    ssim = np.array(
+        [structural_similarity(x, y, data_range=1.0) for x, y in zip(a.astype(np.float64), b.astype(np.float64))]
+    )
     return pd.DataFrame({"spearman": spearman, "ssim": ssim})
 
 
@@ -557,10 +599,14 @@ def randomization_check(
     for k in [0, *steps]:
         cams = original if k == 0 else gradcam(randomized_copy(model, k, seed), images, target_classes, method=method)
         sim = cam_similarity(original, cams)
-        rows.append({
-            "layers_randomized": k,
-            "down_to": "none (trained model)" if k == 0 else layers[len(layers) - k],
-            "spearman": sim["spearman"].mean(), "spearman_sd": sim["spearman"].std(ddof=0),
-            "ssim": sim["ssim"].mean(), "ssim_sd": sim["ssim"].std(ddof=0),
-        })
+        rows.append(
+            {
+                "layers_randomized": k,
+                "down_to": "none (trained model)" if k == 0 else layers[len(layers) - k],
+                "spearman": sim["spearman"].mean(),
+                "spearman_sd": sim["spearman"].std(ddof=0),
+                "ssim": sim["ssim"].mean(),
+                "ssim_sd": sim["ssim"].std(ddof=0),
+            }
+        )
     return pd.DataFrame(rows)

@@ -1,4 +1,5 @@
 """Hand-crafted features: Histograms of Oriented Gradients (HOG) of the faces, extracted in parallel."""
+
 from __future__ import annotations
 
 import hashlib
@@ -71,9 +72,15 @@ def cached_hog_features(
     hog_params = {**HOG_DEFAULTS, **hog_params}
     images = np.ascontiguousarray(images)
     # The images' own digest joins the data checksum, so a subsample never reuses the full set's features.
-    blob = json.dumps({"data": data_sha256, "images": hashlib.sha256(images).hexdigest(), "shape": images.shape,
-                       "hog": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(hog_params.items())}},
-                      sort_keys=True)
+    blob = json.dumps(
+        {
+            "data": data_sha256,
+            "images": hashlib.sha256(images).hexdigest(),
+            "shape": images.shape,
+            "hog": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(hog_params.items())},
+        },
+        sort_keys=True,
+    )
     path = Path(run_root) / "features" / f"hog-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         with np.load(path) as cached:
@@ -87,8 +94,12 @@ def cached_hog_features(
 
 
 def _hog_chunk(images: np.ndarray, params: dict) -> np.ndarray:
-    dim = hog_dim(images.shape[1:], orientations=params["orientations"],
-                  pixels_per_cell=params["pixels_per_cell"], cells_per_block=params["cells_per_block"])
+    dim = hog_dim(
+        images.shape[1:],
+        orientations=params["orientations"],
+        pixels_per_cell=params["pixels_per_cell"],
+        cells_per_block=params["cells_per_block"],
+    )
     out = np.empty((len(images), dim), dtype=np.float32)
     for i, image in enumerate(images):
         out[i] = hog(image / 255.0, feature_vector=True, **params)

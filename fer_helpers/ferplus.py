@@ -24,6 +24,7 @@ in VOTE_COLUMNS order (numpy's argmax, the convention of the data README's agree
 makes a tie undecided instead. A face whose plurality is contempt, unknown or NF, or that has no votes, has no
 emotion plurality (-1). The vote distribution and entropy use the votes for FER-2013's seven emotions only.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,13 +42,27 @@ from fer_helpers.data import CLASS_NAMES, NUM_CLASSES, SPLITS, FERData, FERDataE
 from fer_helpers.metrics import confusion
 from fer_helpers.statistics import mcnemar
 
-VOTE_COLUMNS: tuple[str, ...] = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                                 "contempt", "unknown", "NF")
+VOTE_COLUMNS: tuple[str, ...] = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
 # FER+'s emotions that are FER-2013 classes -> FER-2013 class index; contempt, unknown and NF have none.
 FERPLUS_TO_FER: dict[str, int] = {
-    "neutral": CLASS_NAMES.index("Neutral"), "happiness": CLASS_NAMES.index("Happy"),
-    "surprise": CLASS_NAMES.index("Surprise"), "sadness": CLASS_NAMES.index("Sad"),
-    "anger": CLASS_NAMES.index("Angry"), "disgust": CLASS_NAMES.index("Disgust"), "fear": CLASS_NAMES.index("Fear"),
+    "neutral": CLASS_NAMES.index("Neutral"),
+    "happiness": CLASS_NAMES.index("Happy"),
+    "surprise": CLASS_NAMES.index("Surprise"),
+    "sadness": CLASS_NAMES.index("Sad"),
+    "anger": CLASS_NAMES.index("Angry"),
+    "disgust": CLASS_NAMES.index("Disgust"),
+    "fear": CLASS_NAMES.index("Fear"),
 }
 FERPLUS_ENV = "FERPLUS_PATH"
 VOTE_FILE_NAMES: tuple[str, ...] = ("ferplus_votes.csv", "fer2013new.csv")
@@ -100,8 +115,10 @@ class JoinedVotes:
     def summary(self) -> str:
         """One line: faces with votes, faces without them per split, vote rows without a face."""
         missing = ", ".join(f"{split} {count:,}" for split, count in self.missing_by_split.items())
-        return (f"FER+ votes for {int(self.has_votes.sum()):,} of {len(self.has_votes):,} faces; without votes: "
-                f"{missing}; vote rows matching no face: {self.unmatched:,}")
+        return (
+            f"FER+ votes for {int(self.has_votes.sum()):,} of {len(self.has_votes):,} faces; without votes: "
+            f"{missing}; vote rows matching no face: {self.unmatched:,}"
+        )
 
 
 @dataclass(frozen=True)
@@ -116,8 +133,8 @@ class NoiseCeiling:
 
 # ---------------------------------------------------------------- finding and reading the votes
 
-def find_ferplus(path: str | os.PathLike | None = None,
-                 data_path: str | os.PathLike | None = None) -> Path | None:
+
+def find_ferplus(path: str | os.PathLike | None = None, data_path: str | os.PathLike | None = None) -> Path | None:
     """Where the FER+ votes are: path, else FERPLUS_PATH, else data/, else beside FER-2013 (None: nowhere).
 
     A folder (given or from FERPLUS_PATH) is searched for VOTE_FILE_NAMES; data_path is passed to find_fer2013.
@@ -160,8 +177,10 @@ def read_votes(path: str | os.PathLike | None = None) -> FERPlusVotes:
     if path is None:
         path = find_ferplus()
         if path is None:
-            raise FERDataError(f"no FER+ votes found. Pass a path, set {FERPLUS_ENV}, or put "
-                               f"{' or '.join(VOTE_FILE_NAMES)} into {fer_data.DATA_DIR} or beside FER-2013.")
+            raise FERDataError(
+                f"no FER+ votes found. Pass a path, set {FERPLUS_ENV}, or put "
+                f"{' or '.join(VOTE_FILE_NAMES)} into {fer_data.DATA_DIR} or beside FER-2013."
+            )
     path = Path(path).expanduser()
     where = str(path)
     try:
@@ -182,8 +201,9 @@ def read_votes(path: str | os.PathLike | None = None) -> FERPlusVotes:
         unknown = ~np.isin(usage, SPLITS)
         if unknown.any():
             bad = int(np.argmax(unknown))
-            raise FERDataError(f"{where} line {lines[bad]}: unknown Usage {str(usage[bad])!r} "
-                               f"(expected {', '.join(SPLITS)})")
+            raise FERDataError(
+                f"{where} line {lines[bad]}: unknown Usage {str(usage[bad])!r} (expected {', '.join(SPLITS)})"
+            )
         keys = rows
     else:
         keys = frame["entry"].to_numpy().astype(str)
@@ -198,8 +218,17 @@ def read_votes(path: str | os.PathLike | None = None) -> FERPlusVotes:
             _check_unique(rows, text, lines, "fer2013_row", where)
         usage = np.array([match.group(1) if match else "" for match in map(_SPLIT_IN_NAME.search, keys)])
     votes = _parse_counts(frame, lines, where)
-    return FERPlusVotes(votes=votes, keys=keys, rows=rows, usage=usage, lines=lines, form=form, source=where,
-                        sha256=hashlib.sha256(raw).hexdigest(), dropped=dropped)
+    return FERPlusVotes(
+        votes=votes,
+        keys=keys,
+        rows=rows,
+        usage=usage,
+        lines=lines,
+        form=form,
+        source=where,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        dropped=dropped,
+    )
 
 
 def _read_table(raw: bytes, where: str) -> tuple[pd.DataFrame, np.ndarray]:
@@ -219,8 +248,10 @@ def _detect_form(columns: list[str], where: str) -> str:
     elif "Usage" in columns or "Image name" in columns:
         form = "fer2013new"
     else:
-        raise FERDataError(f"{where} line 1: not a FER+ votes header: expected an entry column "
-                           f"(ferplus_votes.csv) or Usage and Image name (fer2013new.csv); found: {', '.join(columns)}")
+        raise FERDataError(
+            f"{where} line 1: not a FER+ votes header: expected an entry column "
+            f"(ferplus_votes.csv) or Usage and Image name (fer2013new.csv); found: {', '.join(columns)}"
+        )
     required, optional = _FORMS[form]
     required += VOTE_COLUMNS
     missing = [column for column in required if column not in columns]
@@ -228,8 +259,10 @@ def _detect_form(columns: list[str], where: str) -> str:
         raise FERDataError(f"{where} line 1: no column {', '.join(missing)} ({form} form; found: {', '.join(columns)})")
     unknown = [column for column in columns if column not in required + optional]
     if unknown:
-        raise FERDataError(f"{where} line 1: unknown column {', '.join(map(repr, unknown))} "
-                           f"(the {form} form has {', '.join(required + optional)})")
+        raise FERDataError(
+            f"{where} line 1: unknown column {', '.join(map(repr, unknown))} "
+            f"(the {form} form has {', '.join(required + optional)})"
+        )
     return form
 
 
@@ -241,8 +274,7 @@ def _parse_counts(frame: pd.DataFrame, lines: np.ndarray, where: str) -> np.ndar
         row = int(np.argmin(valid.all(axis=1)))
         column = int(np.argmin(valid[row]))
         value = cells.iat[row, column]
-        raise FERDataError(f"{where} line {lines[row]}: {VOTE_COLUMNS[column]} count {value!r} "
-                           f"{_count_problem(value)}")
+        raise FERDataError(f"{where} line {lines[row]}: {VOTE_COLUMNS[column]} count {value!r} {_count_problem(value)}")
     votes = cells.to_numpy().astype(np.int64)
     silent = votes.sum(axis=1) == 0
     if silent.any():
@@ -269,8 +301,9 @@ def _parse_rows(values: np.ndarray, lines: np.ndarray, where: str) -> np.ndarray
     valid = np.array([re.fullmatch(r"[0-9]{1,9}", value) is not None for value in values])
     if not valid.all():
         bad = int(np.argmin(valid))
-        raise FERDataError(f"{where} line {lines[bad]}: fer2013_row {str(values[bad])!r} is not a row number "
-                           f"(0, 1, ...)")
+        raise FERDataError(
+            f"{where} line {lines[bad]}: fer2013_row {str(values[bad])!r} is not a row number (0, 1, ...)"
+        )
     return values.astype(np.int64)
 
 
@@ -284,6 +317,7 @@ def _check_unique(values: np.ndarray, shown: np.ndarray, lines: np.ndarray, what
 
 
 # ---------------------------------------------------------------- joining onto FER-2013
+
 
 def join_votes(data: FERData, votes: FERPlusVotes) -> JoinedVotes:
     """The votes of each face of data (zeros where it has none), matched by entry name or fer2013.csv row.
@@ -300,22 +334,31 @@ def join_votes(data: FERData, votes: FERPlusVotes) -> JoinedVotes:
     if split_differs.any():
         bad = int(np.argmax(split_differs))
         face = int(np.flatnonzero(has_votes)[bad])
-        raise FERDataError(f"{votes.source} line {votes.lines[matched[bad]]}: FER+ puts this face in "
-                           f"{votes.usage[matched[bad]]}, but {data.source} has {data.ids[face]} in "
-                           f"{data.usage[face]}: the two do not list the faces in the same order")
+        raise FERDataError(
+            f"{votes.source} line {votes.lines[matched[bad]]}: FER+ puts this face in "
+            f"{votes.usage[matched[bad]]}, but {data.source} has {data.ids[face]} in "
+            f"{data.usage[face]}: the two do not list the faces in the same order"
+        )
     unmatched = np.ones(len(votes), dtype=bool)
     unmatched[matched] = False
     if unmatched.any() and "source_sha256" not in data.extras:
         first = int(np.argmax(unmatched))
         key = f"row {votes.keys[first]}" if votes.form == "fer2013new" else repr(str(votes.keys[first]))
-        raise FERDataError(f"{votes.source} line {votes.lines[first]}: {key} matches no face of "
-                           f"{data.source} ({int(unmatched.sum()):,} of {len(votes):,} vote rows match none). "
-                           f"It is a whole data set, not a subsample, so these votes are for another copy.")
+        raise FERDataError(
+            f"{votes.source} line {votes.lines[first]}: {key} matches no face of "
+            f"{data.source} ({int(unmatched.sum()):,} of {len(votes):,} vote rows match none). "
+            f"It is a whole data set, not a subsample, so these votes are for another copy."
+        )
     aligned = np.zeros((len(data), len(VOTE_COLUMNS)), dtype=np.int64)
     aligned[has_votes] = votes.votes[matched]
     missing = {split: int(np.sum(~has_votes & (data.usage == split))) for split in SPLITS}
-    return JoinedVotes(votes=aligned, has_votes=has_votes, missing_by_split=missing,
-                       missing_ids=data.ids[~has_votes], unmatched=int(unmatched.sum()))
+    return JoinedVotes(
+        votes=aligned,
+        has_votes=has_votes,
+        missing_by_split=missing,
+        missing_ids=data.ids[~has_votes],
+        unmatched=int(unmatched.sum()),
+    )
 
 
 def _join_keys(data: FERData, votes: FERPlusVotes) -> tuple[np.ndarray, np.ndarray]:
@@ -326,16 +369,21 @@ def _join_keys(data: FERData, votes: FERPlusVotes) -> tuple[np.ndarray, np.ndarr
         raise ValueError(f"{data.source}: the faces have no ids, so FER+ votes cannot be matched to them")
     if data.form in _BY_ENTRY:
         if votes.form != "ferplus-votes":
-            raise FERDataError(f"{votes.source}: keyed by fer2013.csv's row order, which {data.source} ({data.form}) "
-                               f"does not keep; join ferplus_votes.csv (keyed by zip entry) instead")
+            raise FERDataError(
+                f"{votes.source}: keyed by fer2013.csv's row order, which {data.source} ({data.form}) "
+                f"does not keep; join ferplus_votes.csv (keyed by zip entry) instead"
+            )
         return np.char.lower(data.ids.astype(str)), np.char.lower(votes.keys.astype(str))
     if data.form in _BY_ROW:
         if votes.rows is None:
-            raise FERDataError(f"{votes.source}: no fer2013_row column, so it cannot be joined by row onto "
-                               f"{data.source} ({data.form})")
+            raise FERDataError(
+                f"{votes.source}: no fer2013_row column, so it cannot be joined by row onto {data.source} ({data.form})"
+            )
         return np.char.rpartition(data.ids.astype(str), ":")[:, 2].astype(np.int64) - 2, votes.rows
-    raise FERDataError(f"{data.source}: FER+ votes join onto the Kaggle zip or folder (by entry) or onto "
-                       f"fer2013.csv or icml_face_data.csv (by row), not onto the {data.form} form")
+    raise FERDataError(
+        f"{data.source}: FER+ votes join onto the Kaggle zip or folder (by entry) or onto "
+        f"fer2013.csv or icml_face_data.csv (by row), not onto the {data.form} form"
+    )
 
 
 def attach_votes(data: FERData, votes: FERPlusVotes | np.ndarray) -> FERData:
@@ -349,6 +397,7 @@ def attach_votes(data: FERData, votes: FERPlusVotes | np.ndarray) -> FERData:
 
 
 # ---------------------------------------------------------------- statistics
+
 
 def _check_votes(votes: np.ndarray, n: int | None = None) -> np.ndarray:
     """votes as an (N,10) int64 array of counts >= 0 (N = n where given)."""
@@ -406,8 +455,9 @@ def crowd_outcomes(votes: np.ndarray, usage: np.ndarray, ties: str = "first") ->
     outcome[column == _TIE] = "tie"
     outcome[column == _NO_VOTES] = "no votes"
     splits = [split for split in SPLITS if np.any(usage == split)]
-    table = pd.crosstab(pd.Categorical(usage, categories=splits), pd.Categorical(outcome, categories=OUTCOMES),
-                        dropna=False)
+    table = pd.crosstab(
+        pd.Categorical(usage, categories=splits), pd.Categorical(outcome, categories=OUTCOMES), dropna=False
+    )
     table.index.name, table.columns.name = "split", "crowd's top vote"
     return table
 
@@ -463,8 +513,16 @@ def agreement(labels: np.ndarray, votes: np.ndarray, usage: np.ndarray, ties: st
         for name, group in groups:
             n, agree = int(np.sum(group & decided)), int(np.sum(group & agrees))
             low, high = _wilson(agree, n)
-            rows.append({"n": n, "agree": agree, "rate": agree / n if n else float("nan"), "ci_low": low,
-                         "ci_high": high, "undecided": int(np.sum(group & ~decided))})
+            rows.append(
+                {
+                    "n": n,
+                    "agree": agree,
+                    "rate": agree / n if n else float("nan"),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "undecided": int(np.sum(group & ~decided)),
+                }
+            )
             index.append((split, name))
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["split", "class"]))
 
@@ -476,9 +534,11 @@ def label_confusion(labels: np.ndarray, plurality: np.ndarray) -> pd.DataFrame:
     if plurality.ndim != 1 or np.any((plurality < -1) | (plurality >= NUM_CLASSES)):
         raise ValueError("plurality must be (N,) FER-2013 class indices or -1, as crowd_plurality gives")
     decided = plurality >= 0
-    return pd.DataFrame(confusion(labels[decided], plurality[decided]),
-                        index=pd.Index(CLASS_NAMES, name="FER-2013 label"),
-                        columns=pd.Index(CLASS_NAMES, name="crowd plurality"))
+    return pd.DataFrame(
+        confusion(labels[decided], plurality[decided]),
+        index=pd.Index(CLASS_NAMES, name="FER-2013 label"),
+        columns=pd.Index(CLASS_NAMES, name="crowd plurality"),
+    )
 
 
 def noise_ceiling(labels: np.ndarray, votes: np.ndarray) -> NoiseCeiling:
@@ -502,8 +562,12 @@ def noise_ceiling(labels: np.ndarray, votes: np.ndarray) -> NoiseCeiling:
     top = p.max(axis=1)
     tied = p == top[:, None]
     rows = np.arange(len(p))
-    return NoiseCeiling(plurality=float(np.mean(tied[rows, labels] / tied.sum(axis=1))),
-                        label_draw=float(np.mean(p[rows, labels])), best_if_drawn=float(np.mean(top)), n=len(p))
+    return NoiseCeiling(
+        plurality=float(np.mean(tied[rows, labels] / tied.sum(axis=1))),
+        label_draw=float(np.mean(p[rows, labels])),
+        best_if_drawn=float(np.mean(top)),
+        n=len(p),
+    )
 
 
 def crowd_scores(labels: np.ndarray, preds: np.ndarray, votes: np.ndarray, ties: str = "first") -> dict:
@@ -527,16 +591,21 @@ def crowd_scores(labels: np.ndarray, preds: np.ndarray, votes: np.ndarray, ties:
         return float(hits[among].mean()) if among.any() else float("nan")
 
     return {
-        "n": len(labels), "accuracy": rate(preds == labels, np.ones(len(labels), dtype=bool)),
-        "n_crowd": int(decided.sum()), "crowd_accuracy": rate(preds == plurality, decided),
-        "n_agreed": int(agreed.sum()), "agreed_accuracy": rate(preds == labels, agreed),
-        "errors": int(errors.sum()), "crowd_sides_with_model": int(sides.sum()),
+        "n": len(labels),
+        "accuracy": rate(preds == labels, np.ones(len(labels), dtype=bool)),
+        "n_crowd": int(decided.sum()),
+        "crowd_accuracy": rate(preds == plurality, decided),
+        "n_agreed": int(agreed.sum()),
+        "agreed_accuracy": rate(preds == labels, agreed),
+        "errors": int(errors.sum()),
+        "crowd_sides_with_model": int(sides.sum()),
         "crowd_share_of_errors": rate(sides, errors),
     }
 
 
-def crowd_score_table(results_by_model: dict, labels: np.ndarray, votes: np.ndarray,
-                      split: str = "PrivateTest") -> pd.DataFrame:
+def crowd_score_table(
+    results_by_model: dict, labels: np.ndarray, votes: np.ndarray, split: str = "PrivateTest"
+) -> pd.DataFrame:
     """crowd_scores of every model on one split, averaged over its runs (seeds); one row per model.
 
     results_by_model: model -> runs (RunResults, as report.collect_results gives); labels and votes: the split's
@@ -551,13 +620,24 @@ def crowd_score_table(results_by_model: dict, labels: np.ndarray, votes: np.ndar
             per_run.append(crowd_scores(labels, run.preds(split), votes))
         if per_run:
             rows[model] = {"seeds": len(per_run), **pd.DataFrame(per_run).mean().to_dict()}
-    columns = ["seeds", "n", "accuracy", "n_crowd", "crowd_accuracy", "n_agreed", "agreed_accuracy", "errors",
-               "crowd_sides_with_model", "crowd_share_of_errors"]
+    columns = [
+        "seeds",
+        "n",
+        "accuracy",
+        "n_crowd",
+        "crowd_accuracy",
+        "n_agreed",
+        "agreed_accuracy",
+        "errors",
+        "crowd_sides_with_model",
+        "crowd_share_of_errors",
+    ]
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("model")
 
 
-def target_comparison(pairs: dict, votes: np.ndarray, usage: np.ndarray,
-                      splits: tuple[str, ...] = ("PublicTest", "PrivateTest")) -> pd.DataFrame:
+def target_comparison(
+    pairs: dict, votes: np.ndarray, usage: np.ndarray, splits: tuple[str, ...] = ("PublicTest", "PrivateTest")
+) -> pd.DataFrame:
     """Each crowd-target run against its label twin, per split, scored against FER-2013's labels and the crowd.
 
     pairs: model -> {"labels": run, "crowd": run} (train.crowd_runs); votes, usage: for all faces of the data the
@@ -579,14 +659,19 @@ def target_comparison(pairs: dict, votes: np.ndarray, usage: np.ndarray,
             for judge, truth, faces in (("", labels, slice(None)), ("crowd_", plurality, decided)):
                 a, b = label_run.preds(split)[faces], crowd_run.preds(split)[faces]
                 acc_a, acc_b = float(np.mean(a == truth[faces])), float(np.mean(b == truth[faces]))
-                row |= {f"{judge}label_run": acc_a, f"{judge}crowd_run": acc_b, f"{judge}delta": 100 * (acc_b - acc_a),
-                        f"{judge}mcnemar_p": mcnemar(truth[faces], a, b)["p_value"]}
+                row |= {
+                    f"{judge}label_run": acc_a,
+                    f"{judge}crowd_run": acc_b,
+                    f"{judge}delta": 100 * (acc_b - acc_a),
+                    f"{judge}mcnemar_p": mcnemar(truth[faces], a, b)["p_value"],
+                }
             rows.append(row)
             index.append((model, split))
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["model", "split"]))
 
 
 # ---------------------------------------------------------------- a stand-in for the synthetic faces
+
 
 def synthetic_votes(data: FERData, seed: int = 0, noise: float = 0.3, annotators: int = 10) -> np.ndarray:
     """Stand-in crowd votes for synthetic faces (FER+ has none for them): (N,10) int64 in VOTE_COLUMNS order.

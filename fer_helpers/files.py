@@ -1,4 +1,5 @@
 """Writing files atomically: a reader, or a crash, sees the old file or the new one, never half of one."""
+
 from __future__ import annotations
 
 import os

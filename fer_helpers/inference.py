@@ -4,6 +4,7 @@ Training, evaluation, Grad-CAM and `fer-study predict` all turn uint8 faces (N,4
 `images_to_tensor`, and run a model on faces with `predict_logits` / `predict_probs`. No Lightning here, so that
 predicting does not import the training stack.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -95,8 +96,9 @@ def predict_logits(
     return torch.cat(out).numpy().astype(np.float32)
 
 
-def predict_probs(model: nn.Module, images: np.ndarray | torch.Tensor, tta: str = "none",
-                  bf16: bool | None = None) -> np.ndarray:
+def predict_probs(
+    model: nn.Module, images: np.ndarray | torch.Tensor, tta: str = "none", bf16: bool | None = None
+) -> np.ndarray:
     """Class probabilities (N,7) float64 of faces (N,48,48) uint8: the softmax of `predict_logits` on the model's
     device, with its test-time augmentation and bf16 options."""
     return softmax(predict_logits(model, images, tta=tta, bf16=bf16).astype(np.float64), axis=1)

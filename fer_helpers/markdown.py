@@ -1,4 +1,5 @@
 """Markdown for the report, the README and the saved tables: one table format, and how the study prints numbers."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,10 @@ MISSING = "–"  # what a table prints where there is no number
 
 def markdown_table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
     """A GitHub-flavoured Markdown table of already formatted cells."""
+
     def line(cells: Sequence) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
     return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
 
 

@@ -2,6 +2,7 @@
 
 The metric names (METRICS) and their bootstrap intervals live in statistics, which every number here may call on.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -33,9 +34,7 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict:
     }
 
 
-def per_class_report(
-    labels: np.ndarray, preds: np.ndarray, class_names: Sequence[str] = CLASS_NAMES
-) -> pd.DataFrame:
+def per_class_report(labels: np.ndarray, preds: np.ndarray, class_names: Sequence[str] = CLASS_NAMES) -> pd.DataFrame:
     """Precision, recall, F1 and support of each class: the paper's Table 2, in numbers."""
     labels, preds = as_class_indices(labels, preds, num_classes=len(class_names))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -60,8 +59,11 @@ def confusion_shares(counts: np.ndarray, normalize: str | None) -> np.ndarray:
     counts = np.asarray(counts)
     if normalize is None:
         return counts
-    totals = {"true": counts.sum(axis=1, keepdims=True), "pred": counts.sum(axis=0, keepdims=True),
-              "all": counts.sum(keepdims=True)}[normalize]
+    totals = {
+        "true": counts.sum(axis=1, keepdims=True),
+        "pred": counts.sum(axis=0, keepdims=True),
+        "all": counts.sum(keepdims=True),
+    }[normalize]
     return np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
 
 
@@ -82,7 +84,9 @@ def top_confusions(
     rates = confusion_shares(counts, "true")
     rows = [
         {"true": class_names[t], "predicted": class_names[p], "count": int(counts[t, p]), "rate": float(rates[t, p])}
-        for t in range(len(class_names)) for p in range(len(class_names)) if t != p and counts[t, p] > 0
+        for t in range(len(class_names))
+        for p in range(len(class_names))
+        if t != p and counts[t, p] > 0
     ]
     table = pd.DataFrame(rows, columns=["true", "predicted", "count", "rate"])
     table = table.sort_values(["count", "rate"], ascending=False, kind="stable").head(k)
@@ -130,10 +134,16 @@ def reliability_table(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -
     with np.errstate(invalid="ignore"):
         mean_confidence = np.bincount(bins, weights=confidence, minlength=n_bins) / count
         accuracy = np.bincount(bins, weights=correct, minlength=n_bins) / count
-    return pd.DataFrame({
-        "bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count,
-        "confidence": mean_confidence, "accuracy": accuracy, "gap": accuracy - mean_confidence,
-    })
+    return pd.DataFrame(
+        {
+            "bin_lower": edges[:-1],
+            "bin_upper": edges[1:],
+            "count": count,
+            "confidence": mean_confidence,
+            "accuracy": accuracy,
+            "gap": accuracy - mean_confidence,
+        }
+    )
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
@@ -201,8 +211,19 @@ def ensemble_result(results: Sequence[RunResult], model: str | None = None) -> R
     metrics = {s: classification_metrics(labels[s], logits[s].argmax(axis=1)) for s in logits}
     params = sum(r.params for r in results) if all(r.params for r in results) else None
     return replace(
-        first, model=model, config=config, key=key, run_dir=first.run_dir.parent / f"{model}-{key}",
-        logits=logits, labels=labels, metrics=metrics, seed=None, params=params,
-        train_seconds=float(sum(r.train_seconds for r in results)), images_per_second=None, history=None,
-        extra={"seeds": [r.seed for r in results]}, from_cache=False,
+        first,
+        model=model,
+        config=config,
+        key=key,
+        run_dir=first.run_dir.parent / f"{model}-{key}",
+        logits=logits,
+        labels=labels,
+        metrics=metrics,
+        seed=None,
+        params=params,
+        train_seconds=float(sum(r.train_seconds for r in results)),
+        images_per_second=None,
+        history=None,
+        extra={"seeds": [r.seed for r in results]},
+        from_cache=False,
     )

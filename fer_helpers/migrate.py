@@ -4,6 +4,7 @@ A result's folder is `<model>-<key>` and its key hashes the model's name (a HOG 
 name too), so a renamed model would no longer find its runs and would train them again. `python -m
 fer_helpers.migrate` applies every rename in RENAMED to the run folders under runs/ (or to the ones it is given).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def rename_model_runs(run_root: str | Path, old: str, new: str) -> list[tuple[Pa
             config = config | {"name": new}
         # A result.json that says `new` was rewritten by a move cut short: only its folder is left to move.
         if run_key(meta["model"], meta["config"], meta["data_sha256"]) != meta["key"]:
-            raise ValueError(f"{result_file}: the stored configuration does not give the folder's key "
-                             f"{meta['key']}; cannot work out its key under the name {new!r}")
+            raise ValueError(
+                f"{result_file}: the stored configuration does not give the folder's key "
+                f"{meta['key']}; cannot work out its key under the name {new!r}"
+            )
         key = run_key(new, config, meta["data_sha256"])
         target = result_dir(run_root, new, key)
         if target.exists():
@@ -56,8 +59,9 @@ def rename_model_runs(run_root: str | Path, old: str, new: str) -> list[tuple[Pa
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fer_helpers.migrate", description=__doc__.splitlines()[0])
-    parser.add_argument("run_roots", nargs="*", type=Path,
-                        help="run folders (holding results/); default: every one under runs/")
+    parser.add_argument(
+        "run_roots", nargs="*", type=Path, help="run folders (holding results/); default: every one under runs/"
+    )
     args = parser.parse_args(argv)
     roots = args.run_roots or sorted(p.parent for p in (REPO / "runs").glob("*/results"))
     for root in roots:

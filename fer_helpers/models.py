@@ -1,4 +1,5 @@
 """The CNNs of the study: the paper's baseline (Table 1), its tuned Model B, and our ResNet-style model."""
+
 from __future__ import annotations
 
 import torch
@@ -68,8 +69,10 @@ class ModelB(nn.Module):
         """The width arguments at `scale` times the paper-size widths (none at 1: the defaults)."""
         if scale == 1.0:
             return {}
-        return {"widths": tuple(max(4, round(w * scale)) for w in MODEL_B_WIDTHS),
-                "hidden": max(8, round(MODEL_B_HIDDEN * scale))}
+        return {
+            "widths": tuple(max(4, round(w * scale)) for w in MODEL_B_WIDTHS),
+            "hidden": max(8, round(MODEL_B_HIDDEN * scale)),
+        }
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
 """Figures of the study: each function takes data or results and returns a matplotlib Figure."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -19,8 +20,15 @@ def plot_class_counts(counts: pd.DataFrame, reference: pd.DataFrame | None = Non
         bars = ax.bar(counts.index, shares, color=sns.color_palette("deep", len(counts)))
         ax.bar_label(bars, labels=[f"{n:,}" for n in counts[split]], fontsize=7)
         if reference is not None:
-            ax.scatter(reference.index, 100 * reference[split] / reference[split].sum(), marker="_", s=400,
-                       color="black", label="FER-2013", zorder=3)
+            ax.scatter(
+                reference.index,
+                100 * reference[split] / reference[split].sum(),
+                marker="_",
+                s=400,
+                color="black",
+                label="FER-2013",
+                zorder=3,
+            )
             ax.legend(loc="upper left", fontsize=8)
         ax.set_title(f"{split} ({counts[split].sum():,} faces)")
         ax.tick_params(axis="x", rotation=45)
@@ -79,8 +87,9 @@ def plot_pixel_histograms(images: np.ndarray, labels: np.ndarray) -> plt.Figure:
         # bincount counts the uint8 levels exactly, without a float copy of every pixel.
         levels = np.bincount(images[members].ravel(), minlength=256)
         ax_pixels.stairs(levels / levels.sum(), np.arange(257), color=colors[c], label=name)
-        ax_faces.hist(brightness[members], bins=np.arange(0, 257, 8), density=True, histtype="step",
-                      color=colors[c], label=name)
+        ax_faces.hist(
+            brightness[members], bins=np.arange(0, 257, 8), density=True, histtype="step", color=colors[c], label=name
+        )
     ax_pixels.set(title="pixel intensities", xlabel="grey level", ylabel="share of pixels")
     ax_faces.set(title="mean brightness per face", xlabel="grey level", ylabel="density")
     ax_faces.legend(fontsize=8, ncols=2)
@@ -93,8 +102,9 @@ def plot_duplicate_groups(
 ) -> plt.Figure:
     """Groups of identical faces (rows of data.find_duplicates): one column per group, each copy's split and label."""
     groups = duplicates["group"].unique()[:max_groups]
-    fig, axes = plt.subplots(max_copies, max(1, len(groups)), figsize=(1.7 * max(1, len(groups)), 1.9 * max_copies),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        max_copies, max(1, len(groups)), figsize=(1.7 * max(1, len(groups)), 1.9 * max_copies), squeeze=False
+    )
     for j, group in enumerate(groups):
         members = duplicates[duplicates["group"] == group].head(max_copies)
         for i, (index, usage, class_name) in enumerate(members[["index", "usage", "class_name"]].to_numpy()):
@@ -111,9 +121,22 @@ def plot_confusion_pair(counts: np.ndarray, title: str = "", class_names=CLASS_N
     counts = np.asarray(counts)
     shares = confusion_shares(counts, "true")
     fig, (ax_counts, ax_shares) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for ax, values, fmt, label in ((ax_counts, counts, "d", "images"), (ax_shares, shares, ".2f", "share of true class")):
-        sns.heatmap(values, annot=True, fmt=fmt, cmap="Blues", square=True, cbar_kws={"label": label, "shrink": 0.8},
-                    xticklabels=class_names, yticklabels=class_names, ax=ax, annot_kws={"fontsize": 8})
+    for ax, values, fmt, label in (
+        (ax_counts, counts, "d", "images"),
+        (ax_shares, shares, ".2f", "share of true class"),
+    ):
+        sns.heatmap(
+            values,
+            annot=True,
+            fmt=fmt,
+            cmap="Blues",
+            square=True,
+            cbar_kws={"label": label, "shrink": 0.8},
+            xticklabels=class_names,
+            yticklabels=class_names,
+            ax=ax,
+            annot_kws={"fontsize": 8},
+        )
         ax.set(xlabel="predicted", ylabel="true")
         ax.tick_params(axis="x", rotation=45)
         ax.tick_params(axis="y", rotation=0)
@@ -134,11 +157,16 @@ def plot_reliability_diagram(tables: dict[str, pd.DataFrame]) -> plt.Figure:
         ax_rel.plot(filled["confidence"], filled["accuracy"], marker="o", color=color, label=name)
         centres = (table["bin_lower"] + table["bin_upper"]) / 2
         ax_hist.plot(centres, table["count"] / table["count"].sum(), marker=".", color=color, label=name)
-    ax_rel.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-               title="reliability diagram")
+    ax_rel.set(
+        xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability diagram"
+    )
     ax_rel.legend(fontsize=8)
-    ax_hist.set(xlabel="confidence (top probability)", ylabel="share of images", xlim=(0, 1),
-                title="how confident the models are")
+    ax_hist.set(
+        xlabel="confidence (top probability)",
+        ylabel="share of images",
+        xlim=(0, 1),
+        title="how confident the models are",
+    )
     fig.tight_layout()
     return fig
 
@@ -150,8 +178,18 @@ def plot_pvalue_matrix(p_values: pd.DataFrame, alpha: float = 0.05) -> plt.Figur
     annot = values.map(lambda p: "" if np.isnan(p) else f"{p:.1g}{'*' if p < alpha else ''}")
     size = 1.2 + 1.1 * len(values)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    sns.heatmap(shown, annot=annot, fmt="", cmap="viridis_r", vmin=np.log10(1e-6), vmax=0, square=True, ax=ax,
-                cbar_kws={"label": "log10 p-value"}, mask=values.isna())
+    sns.heatmap(
+        shown,
+        annot=annot,
+        fmt="",
+        cmap="viridis_r",
+        vmin=np.log10(1e-6),
+        vmax=0,
+        square=True,
+        ax=ax,
+        cbar_kws={"label": "log10 p-value"},
+        mask=values.isna(),
+    )
     ax.set_title(f"McNemar tests between models (* p < {alpha})")
     ax.tick_params(axis="x", rotation=45)
     ax.tick_params(axis="y", rotation=0)
@@ -172,8 +210,15 @@ def plot_history(history: pd.DataFrame | dict[str, pd.DataFrame], title: str = "
             ax.plot(h["epoch"], h[f"train_{metric}"], color=color, label=f"{prefix}Training")
             ax.plot(h["epoch"], h[f"val_{metric}"], color=color, linestyle="--", label=f"{prefix}PublicTest")
         best = h.loc[h["val_acc"].idxmax()]
-        ax_acc.scatter([best["epoch"]], [best["val_acc"]], color=color, marker="*", s=120, zorder=3,
-                       label=f"{prefix}best epoch {int(best['epoch'])}")
+        ax_acc.scatter(
+            [best["epoch"]],
+            [best["val_acc"]],
+            color=color,
+            marker="*",
+            s=120,
+            zorder=3,
+            label=f"{prefix}best epoch {int(best['epoch'])}",
+        )
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):
@@ -193,8 +238,13 @@ def plot_recipe_steps(table: pd.DataFrame, title: str = "PublicTest accuracy aft
     colors = ["tab:gray"] + ["tab:green" if g >= 0 else "tab:red" for g in table["gain (points)"].iloc[1:]]
     ax.barh(y, 100 * table["accuracy"], color=colors)
     for yi, acc, gain in zip(y, table["accuracy"], table["gain (points)"]):
-        ax.text(100 * acc + 0.3, yi, f"{100 * acc:.1f}%" + (f" ({gain:+.1f})" if yi != y[0] else ""),
-                va="center", fontsize=8)
+        ax.text(
+            100 * acc + 0.3,
+            yi,
+            f"{100 * acc:.1f}%" + (f" ({gain:+.1f})" if yi != y[0] else ""),
+            va="center",
+            fontsize=8,
+        )
     ax.set_yticks(y, table.index)
     ax.set_xlim(0, min(100, 100 * table["accuracy"].max() + 12))
     ax.set(xlabel="PublicTest accuracy (%)", title=title)
@@ -207,7 +257,9 @@ def plot_recipe_steps(table: pd.DataFrame, title: str = "PublicTest accuracy aft
 CAM_OVERLAY_ALPHA = 0.45  # heatmap opacity over the face
 
 
-def _plot_cam_overlay(ax: plt.Axes, image: np.ndarray, cam: np.ndarray | None, alpha: float = CAM_OVERLAY_ALPHA) -> None:
+def _plot_cam_overlay(
+    ax: plt.Axes, image: np.ndarray, cam: np.ndarray | None, alpha: float = CAM_OVERLAY_ALPHA
+) -> None:
     ax.imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else None)
     if cam is not None:
         ax.imshow(cam, cmap="jet", alpha=alpha, vmin=0, vmax=1)
@@ -230,8 +282,11 @@ def plot_cam_examples(
                 continue
             ex = hit.iloc[0]
             _plot_cam_overlay(ax, images[ex["index"]], cams[ex["index"]])
-            ax.set_title(f"{name}\n→ {ex['predicted']} ({ex['confidence']:.2f})", fontsize=8,
-                         color="darkgreen" if outcome == "correct" else "firebrick")
+            ax.set_title(
+                f"{name}\n→ {ex['predicted']} ({ex['confidence']:.2f})",
+                fontsize=8,
+                color="darkgreen" if outcome == "correct" else "firebrick",
+            )
         axes[row, 0].set_ylabel(outcome, fontsize=10)
     fig.suptitle("Grad-CAM: true class → predicted (confidence)")
     fig.tight_layout()
@@ -264,7 +319,9 @@ def plot_cam_regions(regions: dict[str, np.ndarray], background: np.ndarray | No
         overlay[np.asarray(mask, dtype=bool)] = (*color, 0.5)
         ax.imshow(overlay)
         ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors=[color], linewidths=1.2)
-        handles.append(plt.Rectangle((0, 0), 1, 1, color=color, alpha=0.6, label=f"{name} ({np.mean(mask):.0%} of frame)"))
+        handles.append(
+            plt.Rectangle((0, 0), 1, 1, color=color, alpha=0.6, label=f"{name} ({np.mean(mask):.0%} of frame)")
+        )
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=8, ncol=1, frameon=False)
     ax.set_xticks(range(0, shape[1] + 1, 8))
     ax.set_yticks(range(0, shape[0] + 1, 8))
@@ -279,7 +336,12 @@ def plot_cam_region_shares(table: pd.DataFrame, regions: list[str] | None = None
     area_row = "area (uniform heat)"
     regions = regions or [c for c in table.columns if c not in ("n", "data", "rest")]
     classes = [i for i in table.index if i != area_row]
-    long = table.loc[classes, regions].rename_axis("class").reset_index().melt(id_vars="class", var_name="region", value_name="share")
+    long = (
+        table.loc[classes, regions]
+        .rename_axis("class")
+        .reset_index()
+        .melt(id_vars="class", var_name="region", value_name="share")
+    )
     fig, ax = plt.subplots(figsize=(9, 3.8))
     sns.barplot(data=long, x="class", y="share", hue="region", hue_order=regions, ax=ax, palette="Set1")
     if area_row in table.index:
@@ -297,8 +359,12 @@ def plot_cam_faithfulness(curves: dict) -> plt.Figure:
     """Mean deletion and insertion curves of each set of heatmaps (a dict name -> PerturbationCurves), AUC in the legend."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     for name, c in curves.items():
-        axes[0].plot(c.fractions, c.deletion.mean(axis=0), marker=".", label=f"{name} (AUC {c.deletion_auc.mean():.3f})")
-        axes[1].plot(c.fractions, c.insertion.mean(axis=0), marker=".", label=f"{name} (AUC {c.insertion_auc.mean():.3f})")
+        axes[0].plot(
+            c.fractions, c.deletion.mean(axis=0), marker=".", label=f"{name} (AUC {c.deletion_auc.mean():.3f})"
+        )
+        axes[1].plot(
+            c.fractions, c.insertion.mean(axis=0), marker=".", label=f"{name} (AUC {c.insertion_auc.mean():.3f})"
+        )
     axes[0].set_title("Deletion: hottest pixels blurred first (lower is better)")
     axes[1].set_title("Insertion: hottest pixels restored first (higher is better)")
     for ax, verb in zip(axes, ("blurred", "restored")):
@@ -362,13 +428,32 @@ def plot_confusion_matrix(
     precision on the diagonal) or "all".
     """
     matrix = confusion(labels, preds, normalize, num_classes=len(class_names))
-    label = {None: "images", "true": "share of true class", "pred": "share of predicted class",
-             "all": "share of all images"}[normalize]
+    label = {
+        None: "images",
+        "true": "share of true class",
+        "pred": "share of predicted class",
+        "all": "share of all images",
+    }[normalize]
     fig, ax = plt.subplots(figsize=(6.2, 5.2))
-    sns.heatmap(matrix, annot=True, fmt="d" if normalize is None else ".2f", cmap="Blues", square=True,
-                vmin=0, vmax=None if normalize is None else 1, cbar_kws={"label": label, "shrink": 0.8},
-                xticklabels=class_names, yticklabels=class_names, ax=ax, annot_kws={"fontsize": 8})
-    ax.set(xlabel="predicted", ylabel="true", title=title or ("counts" if normalize is None else f"normalized ({normalize})"))
+    sns.heatmap(
+        matrix,
+        annot=True,
+        fmt="d" if normalize is None else ".2f",
+        cmap="Blues",
+        square=True,
+        vmin=0,
+        vmax=None if normalize is None else 1,
+        cbar_kws={"label": label, "shrink": 0.8},
+        xticklabels=class_names,
+        yticklabels=class_names,
+        ax=ax,
+        annot_kws={"fontsize": 8},
+    )
+    ax.set(
+        xlabel="predicted",
+        ylabel="true",
+        title=title or ("counts" if normalize is None else f"normalized ({normalize})"),
+    )
     ax.tick_params(axis="x", rotation=45)
     ax.tick_params(axis="y", rotation=0)
     fig.tight_layout()
@@ -376,20 +461,30 @@ def plot_confusion_matrix(
 
 
 def plot_hog_faces(
-    images: np.ndarray, labels: np.ndarray, cell_sizes: tuple[int, ...] = (8, 4), orientations: int = 9,
+    images: np.ndarray,
+    labels: np.ndarray,
+    cell_sizes: tuple[int, ...] = (8, 4),
+    orientations: int = 9,
     class_names=CLASS_NAMES,
 ) -> plt.Figure:
     """Faces (top row) and their HOG cells drawn as oriented gradient stars, one row per cell size."""
     from skimage.feature import hog
 
-    fig, axes = plt.subplots(1 + len(cell_sizes), len(images), figsize=(1.7 * len(images), 1.8 * (1 + len(cell_sizes))),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1 + len(cell_sizes), len(images), figsize=(1.7 * len(images), 1.8 * (1 + len(cell_sizes))), squeeze=False
+    )
     for j, (image, label) in enumerate(zip(images, labels)):
         axes[0, j].imshow(image, cmap="gray", vmin=0, vmax=255)
         axes[0, j].set_title(class_names[label], fontsize=9)
         for i, cells in enumerate(cell_sizes, start=1):
-            _, drawing = hog(image / 255.0, orientations=orientations, pixels_per_cell=(cells, cells),
-                             cells_per_block=(2, 2), block_norm="L2-Hys", visualize=True)
+            _, drawing = hog(
+                image / 255.0,
+                orientations=orientations,
+                pixels_per_cell=(cells, cells),
+                cells_per_block=(2, 2),
+                block_norm="L2-Hys",
+                visualize=True,
+            )
             axes[i, j].imshow(drawing, cmap="magma")
     for i, cells in enumerate(cell_sizes, start=1):
         axes[i, 0].set_ylabel(f"HOG {cells}x{cells}", fontsize=9)
@@ -406,7 +501,7 @@ def plot_hog_c_search(searches: dict[str, pd.DataFrame], chosen: dict[str, float
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
     for name, search in searches.items():
         for ax, column in zip(axes, ("public_accuracy", "public_macro_f1")):
-            line, = ax.plot(search["C"], search[column], marker="o", label=name)
+            (line,) = ax.plot(search["C"], search[column], marker="o", label=name)
             if chosen and name in chosen:
                 at = search[search["C"] == chosen[name]]
                 ax.scatter(at["C"], at[column], s=160, facecolors="none", edgecolors=line.get_color(), linewidths=2)
@@ -434,9 +529,16 @@ def plot_ablation_deltas(table: pd.DataFrame, splits: tuple[str, ...] = ("Public
             rows = variants.xs(split, level="split").reindex(names)
             delta = rows[f"delta_{metric}"].to_numpy(float)
             ci = np.array([list(c) for c in rows[f"delta_{metric}_ci95"]], dtype=float)
-            ax.errorbar(delta, y + 0.15 * (1 - 2 * i), xerr=[delta - ci[:, 0], ci[:, 1] - delta],
-                        fmt="o" if i == 0 else "s", color=f"C{i}", mfc=None if i == 0 else "white", capsize=3,
-                        label=split)
+            ax.errorbar(
+                delta,
+                y + 0.15 * (1 - 2 * i),
+                xerr=[delta - ci[:, 0], ci[:, 1] - delta],
+                fmt="o" if i == 0 else "s",
+                color=f"C{i}",
+                mfc=None if i == 0 else "white",
+                capsize=3,
+                label=split,
+            )
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlabel(f"Δ {label} vs full model (points)")
         ax.grid(axis="x", alpha=0.3)
@@ -456,13 +558,31 @@ def plot_vote_entropy(entropy: np.ndarray, usage: np.ndarray) -> plt.Figure:
     for split in dict.fromkeys(usage):
         values = entropy[(usage == split) & ~np.isnan(entropy)]
         if len(values):
-            ax.hist(values, bins=bins, histtype="step", linewidth=1.6, density=True,
-                    label=f"{split} ({len(values):,} faces, median {np.median(values):.2f} bits)")
+            ax.hist(
+                values,
+                bins=bins,
+                histtype="step",
+                linewidth=1.6,
+                density=True,
+                label=f"{split} ({len(values):,} faces, median {np.median(values):.2f} bits)",
+            )
     ax.axvline(top, color="gray", linestyle="--", linewidth=1)
-    ax.annotate("all seven classes equally", (top, 0.02), xycoords=("data", "axes fraction"), ha="right",
-                va="bottom", fontsize=8, color="gray", rotation=90)
-    ax.set(xlabel="entropy of the crowd's emotion votes (bits)", ylabel="density", xlim=(0, top * 1.02),
-           title="How much the crowd disagrees about each face")
+    ax.annotate(
+        "all seven classes equally",
+        (top, 0.02),
+        xycoords=("data", "axes fraction"),
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        color="gray",
+        rotation=90,
+    )
+    ax.set(
+        xlabel="entropy of the crowd's emotion votes (bits)",
+        ylabel="density",
+        xlim=(0, top * 1.02),
+        title="How much the crowd disagrees about each face",
+    )
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
@@ -503,10 +623,18 @@ def plot_noise_ceiling(accuracies: pd.DataFrame, ceilings: dict[str, float]) -> 
     ax.set_yticks(y, rows.index)
     right = 100 * max([*ceilings.values(), *rows["accuracy"], *rows.get("high", pd.Series(dtype=float)).dropna()])
     ax.set_xlim(right=min(100.0, right + 3))
-    ax.set(xlabel="PrivateTest accuracy against FER-2013's labels (%)", ylim=(-0.7, len(rows) - 0.3),
-           title="Where the models sit under the label-noise ceiling")
+    ax.set(
+        xlabel="PrivateTest accuracy against FER-2013's labels (%)",
+        ylim=(-0.7, len(rows) - 0.3),
+        title="Where the models sit under the label-noise ceiling",
+    )
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="ceilings (lines), entries (dots)",
-              title_fontsize=8)
+    ax.legend(
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        title="ceilings (lines), entries (dots)",
+        title_fontsize=8,
+    )
     fig.tight_layout()
     return fig

@@ -17,6 +17,7 @@ Folders (`evaluate_folder`): one sub-folder per class, named by FER-2013's class
 case-insensitive). Each image is converted as above; where several faces are found the largest counts, and where
 none is found the whole image, resized to 48x48, is classified and counted under "no_face".
 """
+
 from __future__ import annotations
 
 import json
@@ -68,13 +69,23 @@ MAX_FACE_PANELS = 6  # faces shown with heatmap and bars in an annotated photo (
 
 # Folder names accepted for each FER-2013 class (lower case; a folder's name is compared case-insensitively).
 CLASS_SYNONYMS: dict[str, str] = {
-    "angry": "Angry", "anger": "Angry", "mad": "Angry",
-    "disgust": "Disgust", "disgusted": "Disgust",
-    "fear": "Fear", "fearful": "Fear", "scared": "Fear",
-    "happy": "Happy", "happiness": "Happy", "joy": "Happy",
-    "sad": "Sad", "sadness": "Sad",
-    "surprise": "Surprise", "surprised": "Surprise",
-    "neutral": "Neutral", "calm": "Neutral",
+    "angry": "Angry",
+    "anger": "Angry",
+    "mad": "Angry",
+    "disgust": "Disgust",
+    "disgusted": "Disgust",
+    "fear": "Fear",
+    "fearful": "Fear",
+    "scared": "Fear",
+    "happy": "Happy",
+    "happiness": "Happy",
+    "joy": "Happy",
+    "sad": "Sad",
+    "sadness": "Sad",
+    "surprise": "Surprise",
+    "surprised": "Surprise",
+    "neutral": "Neutral",
+    "calm": "Neutral",
 }
 
 
@@ -295,8 +306,15 @@ def predict_image(
     preds = probs.argmax(axis=1)
     cams = gradcam(model, faces, target_classes=preds, method=method) if cam else [None] * len(faces)
     predictions = [
-        FacePrediction(file=photo.path, index=i, box=tuple(int(v) for v in boxes[i]), face=faces[i], probs=probs[i],
-                       cam=cams[i], detected=detected)
+        FacePrediction(
+            file=photo.path,
+            index=i,
+            box=tuple(int(v) for v in boxes[i]),
+            face=faces[i],
+            probs=probs[i],
+            cam=cams[i],
+            detected=detected,
+        )
         for i in range(len(faces))
     ]
     if out_dir is None:
@@ -318,8 +336,15 @@ def annotate(photo: Photo, predictions: list[FacePrediction]) -> Figure:
     for p, color in zip(predictions, colors):
         x, y, w, h = (v * photo.scale for v in p.box)
         ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=color, linewidth=2))
-        ax.text(x, y, f"{p.index}: {p.label} {p.prob:.0%}", color="white", fontsize=8, va="bottom",
-                bbox={"facecolor": color, "edgecolor": "none", "pad": 1})
+        ax.text(
+            x,
+            y,
+            f"{p.index}: {p.label} {p.prob:.0%}",
+            color="white",
+            fontsize=8,
+            va="bottom",
+            bbox={"facecolor": color, "edgecolor": "none", "pad": 1},
+        )
     ax.set_title(photo.path.name, fontsize=9)
     ax.axis("off")
     for row, (p, color) in enumerate(zip(predictions[:MAX_FACE_PANELS], colors)):
@@ -371,8 +396,10 @@ def face_for_evaluation(photo: Photo) -> tuple[np.ndarray, str]:
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(
-        f for f in folder.rglob("*")
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+        f
+        for f in folder.rglob("*")
+        if f.is_file()
+        and f.suffix.lower() in IMAGE_SUFFIXES
         and not any(part.startswith(".") for part in f.relative_to(folder).parts)
     )
 
@@ -425,12 +452,19 @@ def evaluate_folder(folder: str | Path, model: nn.Module, drop_unknown: bool = F
         "no_face": int(sum(how == "no_face" for how in found)),
         "faces": {how: int(sum(h == how for h in found)) for how in ("crop", "detected", "no_face")},
         "per_class": {
-            CLASS_NAMES[c]: {"n": int(support[i]), "precision": float(precision[i]), "recall": float(recall[i]),
-                             "f1": float(f1[i])}
+            CLASS_NAMES[c]: {
+                "n": int(support[i]),
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+            }
             for i, c in enumerate(present)
         },
-        "confusion": {"rows": [CLASS_NAMES[c] for c in present], "columns": list(CLASS_NAMES),
-                      "counts": counts.tolist()},
+        "confusion": {
+            "rows": [CLASS_NAMES[c] for c in present],
+            "columns": list(CLASS_NAMES),
+            "counts": counts.tolist(),
+        },
         "predictions": [
             {"file": rel, "true": CLASS_NAMES[t], "pred": CLASS_NAMES[p], "prob": float(pr[p]), "face": how}
             for rel, t, p, pr, how in zip(relative, labels_arr, preds, probs, found)
@@ -441,8 +475,11 @@ def evaluate_folder(folder: str | Path, model: nn.Module, drop_unknown: bool = F
 def confusion_frame(result: dict) -> pd.DataFrame:
     """An evaluate_folder result's confusion matrix: rows the true classes present, columns all seven predicted."""
     table = result["confusion"]
-    return pd.DataFrame(table["counts"], index=pd.Index(table["rows"], name="true"),
-                        columns=pd.Index(table["columns"], name="predicted"))
+    return pd.DataFrame(
+        table["counts"],
+        index=pd.Index(table["rows"], name="true"),
+        columns=pd.Index(table["columns"], name="predicted"),
+    )
 
 
 def evaluation_summary(result: dict) -> str:

@@ -1,4 +1,5 @@
 """Run profiles: how much data, how many epochs and seeds each part of the study uses."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -19,8 +20,9 @@ class CamBudget:
 
 # Sized for about a minute of notebook 06 on two CPU cores with full-width models; ROAD (a sparse solve per face
 # and level) and the cascade (one heatmap per re-initialised layer) are the expensive parts.
-FULL_CAM = CamBudget(n_images=280, n_faithful=42, steps=10, n_road=21, road_percentiles=(20, 50, 80), n_random=14,
-                     cascade=True)
+FULL_CAM = CamBudget(
+    n_images=280, n_faithful=42, steps=10, n_road=21, road_percentiles=(20, 50, 80), n_random=14, cascade=True
+)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """The README's results block: the main models of the last full run, rewritten from metrics.json between markers."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +23,7 @@ from .summary import SPLIT_KEYS
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
 
+
 def readme_results_table(metrics: dict) -> str:
     """The README's results table: the main models on the report split, with the paper's accuracy beside ours."""
     split = metrics.get("report_split", REPORT_SPLIT)
@@ -31,28 +33,53 @@ def readme_results_table(metrics: dict) -> str:
         block = entry.get(split_key)
         if block is None or not registry.is_main(name):
             continue
-        rows.append([registry.label(name) + format_seeds(entry),
-                     f"{format_pct(block)} ({format_pct_interval(block['accuracy_ci95'])})",
-                     format_without_twins(entry, split_key),
-                     format_f1(block, "macro_f1"), format_f1(block, "weighted_f1"),
-                     paper_figure(entry.get("paper"), "accuracy"), format_params(entry["params"]),
-                     f"{format_duration(entry['train_seconds'])} on {entry['device']}"])
-    table = markdown_table(rows, [f"Model ({split})", "Accuracy (95% CI)", "Without twins", "Macro F1", "Weighted F1",
-                                  "Paper's accuracy", "Parameters", "Training"])
+        rows.append(
+            [
+                registry.label(name) + format_seeds(entry),
+                f"{format_pct(block)} ({format_pct_interval(block['accuracy_ci95'])})",
+                format_without_twins(entry, split_key),
+                format_f1(block, "macro_f1"),
+                format_f1(block, "weighted_f1"),
+                paper_figure(entry.get("paper"), "accuracy"),
+                format_params(entry["params"]),
+                f"{format_duration(entry['train_seconds'])} on {entry['device']}",
+            ]
+        )
+    table = markdown_table(
+        rows,
+        [
+            f"Model ({split})",
+            "Accuracy (95% CI)",
+            "Without twins",
+            "Macro F1",
+            "Weighted F1",
+            "Paper's accuracy",
+            "Parameters",
+            "Training",
+        ],
+    )
     data = metrics["data"]
-    note = (f"Profile `{metrics['profile']}`, {'FER-2013' if data['is_fer2013'] else SYNTHETIC_STAMP} "
-            f"(`{data['source']}`, sha256 `{data['sha256'][:12]}`). *Without twins*: "
-            f"{metrics.get('report_split', REPORT_SPLIT)} without the faces that have a byte-identical twin in "
-            "Training. For scale: " + "; ".join(f"{what} {100 * acc:.4g}%" for what, acc, _, _ in FIELD_RESULTS)
-            + " (sources in the report).")
+    note = (
+        f"Profile `{metrics['profile']}`, {'FER-2013' if data['is_fer2013'] else SYNTHETIC_STAMP} "
+        f"(`{data['source']}`, sha256 `{data['sha256'][:12]}`). *Without twins*: "
+        f"{metrics.get('report_split', REPORT_SPLIT)} without the faces that have a byte-identical twin in "
+        "Training. For scale: "
+        + "; ".join(f"{what} {100 * acc:.4g}%" for what, acc, _, _ in FIELD_RESULTS)
+        + " (sources in the report)."
+    )
     noise = metrics.get("label_noise")
     if noise:
-        note += (f" Label noise: FER-2013's label equals the FER+ crowd's most-voted emotion on {noise['agreement']:.1%} "
-                 f"of {noise['split']} faces, and answering the crowd's choice would score "
-                 f"{noise['ceiling_plurality']:.1%}; the table's models score " + ", ".join(
-                     f"{registry.label(n)} {100 * e[split_key + '_ferplus']['accuracy']:.1f}%"
-                     for n, e in metrics["models"].items() if split_key + "_ferplus" in e and registry.is_main(n))
-                 + " against the crowd (notebook 08).")
+        note += (
+            f" Label noise: FER-2013's label equals the FER+ crowd's most-voted emotion on {noise['agreement']:.1%} "
+            f"of {noise['split']} faces, and answering the crowd's choice would score "
+            f"{noise['ceiling_plurality']:.1%}; the table's models score "
+            + ", ".join(
+                f"{registry.label(n)} {100 * e[split_key + '_ferplus']['accuracy']:.1f}%"
+                for n, e in metrics["models"].items()
+                if split_key + "_ferplus" in e and registry.is_main(n)
+            )
+            + " against the crowd (notebook 08)."
+        )
     note += " Details, figures and the paper's claims tested: [reports/REPORT.md](reports/REPORT.md)."
     missing = metrics.get("missing") or []
     if missing:
@@ -75,7 +102,7 @@ def update_readme(readme_path: str | Path, metrics: dict) -> bool:
     bounds = _block_bounds(text)
     if bounds is None:
         raise ValueError(f"{path.name} has no '{README_START}' ... '{README_END}' block to update")
-    new = f"{text[:bounds[0]]}\n{readme_results_table(metrics)}\n{text[bounds[1]:]}"
+    new = f"{text[: bounds[0]]}\n{readme_results_table(metrics)}\n{text[bounds[1] :]}"
     if new == text:
         return False
     atomic_write_text(path, new)
@@ -86,4 +113,4 @@ def readme_block(readme_path: str | Path) -> str | None:
     """The text between the README's results markers (stripped), or None without markers."""
     text = Path(readme_path).read_text()
     bounds = _block_bounds(text)
-    return None if bounds is None else text[bounds[0]:bounds[1]].strip()
+    return None if bounds is None else text[bounds[0] : bounds[1]].strip()

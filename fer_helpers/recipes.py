@@ -5,6 +5,7 @@ profile's size included); `fit_cnn` trains it, and the model registry (`registry
 `RECIPE_STEPS` walks from Model B's recipe to ours one change at a time, so that a table can show what each
 change bought on PublicTest.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -31,8 +32,12 @@ ENSEMBLE_TARGET = 0.755
 
 # Model B's ingredients, each a switch for the ablation: four architecture switches and two training ones.
 MODEL_B_DEFAULTS: dict[str, Any] = {
-    "batchnorm": True, "activation": "leaky_relu", "pooling": "gap", "dropout": 0.5,
-    "class_weights": True, "augment": True,
+    "batchnorm": True,
+    "activation": "leaky_relu",
+    "pooling": "gap",
+    "dropout": 0.5,
+    "class_weights": True,
+    "augment": True,
 }
 MODEL_B_ABLATIONS: dict[str, dict[str, Any]] = {
     "model_b_no_bn": {"batchnorm": False},
@@ -60,22 +65,38 @@ class RecipeStep:
 
 # Applied in order to Model B's recipe, the steps give our recipe; the values come from `ours_config`.
 RECIPE_STEPS: tuple[RecipeStep, ...] = (
-    RecipeStep("model_b", "Model B recipe",
-               "the paper's Model B as it trains it (Adam 5e-4, plateau, class weights)", ()),
-    RecipeStep("resnet_fer", "ResNet-FER",
-               "our residual network instead of Model B, same training", ("model", "model_kwargs")),
-    RecipeStep("sgd_onecycle", "SGD Nesterov, one-cycle, weight decay",
-               "a schedule that anneals over a fixed budget instead of waiting for plateaus",
-               ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "scheduler", "plateau_factor",
-                "plateau_patience", "min_lr", "patience")),
-    RecipeStep("no_class_weights", "no class weights",
-               "train for accuracy on the natural class balance", ("class_weights",)),
+    RecipeStep(
+        "model_b", "Model B recipe", "the paper's Model B as it trains it (Adam 5e-4, plateau, class weights)", ()
+    ),
+    RecipeStep(
+        "resnet_fer", "ResNet-FER", "our residual network instead of Model B, same training", ("model", "model_kwargs")
+    ),
+    RecipeStep(
+        "sgd_onecycle",
+        "SGD Nesterov, one-cycle, weight decay",
+        "a schedule that anneals over a fixed budget instead of waiting for plateaus",
+        (
+            "optimizer",
+            "lr",
+            "momentum",
+            "nesterov",
+            "weight_decay",
+            "scheduler",
+            "plateau_factor",
+            "plateau_patience",
+            "min_lr",
+            "patience",
+        ),
+    ),
+    RecipeStep(
+        "no_class_weights", "no class weights", "train for accuracy on the natural class balance", ("class_weights",)
+    ),
     RecipeStep("shifts", "random shifts", "random crops of the face padded by 4 pixels", ("crop_pad",)),
     RecipeStep("erasing", "random erasing", "hide a random patch in half of the faces", ("erasing_p",)),
-    RecipeStep("label_smoothing", "label smoothing",
-               "soften the targets against FER-2013's label noise", ("label_smoothing",)),
-    RecipeStep("tta", "test-time augmentation",
-               "average the logits of mirrored and shifted copies", ("tta",)),
+    RecipeStep(
+        "label_smoothing", "label smoothing", "soften the targets against FER-2013's label noise", ("label_smoothing",)
+    ),
+    RecipeStep("tta", "test-time augmentation", "average the logits of mirrored and shifted copies", ("tta",)),
 )
 
 
@@ -90,9 +111,17 @@ def baseline_config(profile: str | Profile, seed: int = 0, **changes: Any) -> CN
     """The paper's baseline CNN: Adam lr 1e-3, flips and small rotations, early stopping on PublicTest."""
     profile = get_profile(profile)
     config = CNNConfig(
-        model="baseline_cnn", optimizer="adam", lr=1e-3, scheduler="none",
-        max_epochs=profile.baseline_max_epochs, patience=profile.patience, batch_size=profile.batch_size,
-        class_weights=False, hflip=True, rotate_deg=ROTATE_DEG, seed=seed,
+        model="baseline_cnn",
+        optimizer="adam",
+        lr=1e-3,
+        scheduler="none",
+        max_epochs=profile.baseline_max_epochs,
+        patience=profile.patience,
+        batch_size=profile.batch_size,
+        class_weights=False,
+        hflip=True,
+        rotate_deg=ROTATE_DEG,
+        seed=seed,
     )
     return replace(config, **changes)
 
@@ -112,11 +141,21 @@ def model_b_config(profile: str | Profile, seed: int = 0, **ablation: Any) -> CN
     architecture = {k: switches[k] for k in ("batchnorm", "activation", "pooling", "dropout")}
     changed = {k: v for k, v in architecture.items() if v != MODEL_B_DEFAULTS[k]}
     return CNNConfig(
-        model="model_b", model_kwargs=ModelB.scaled(profile.model_b_width) | changed,
-        optimizer="adam", lr=MODEL_B_LR, scheduler="plateau", plateau_factor=0.5, plateau_patience=3,
-        min_lr=MODEL_B_MIN_LR, max_epochs=profile.model_b_max_epochs, patience=None, batch_size=profile.batch_size,
-        class_weights=bool(switches["class_weights"]), hflip=bool(switches["augment"]),
-        rotate_deg=ROTATE_DEG if switches["augment"] else 0.0, seed=seed,
+        model="model_b",
+        model_kwargs=ModelB.scaled(profile.model_b_width) | changed,
+        optimizer="adam",
+        lr=MODEL_B_LR,
+        scheduler="plateau",
+        plateau_factor=0.5,
+        plateau_patience=3,
+        min_lr=MODEL_B_MIN_LR,
+        max_epochs=profile.model_b_max_epochs,
+        patience=None,
+        batch_size=profile.batch_size,
+        class_weights=bool(switches["class_weights"]),
+        hflip=bool(switches["augment"]),
+        rotate_deg=ROTATE_DEG if switches["augment"] else 0.0,
+        seed=seed,
     )
 
 
@@ -127,11 +166,25 @@ def ours_config(profile: str | Profile, seed: int = 0, **changes: Any) -> CNNCon
     """
     profile = get_profile(profile)
     config = CNNConfig(
-        model="resnet_fer", model_kwargs=ResNetFER.scaled(profile.resnet_width),
-        optimizer="sgd", lr=OURS_LR_PER_128 * profile.batch_size / 128, momentum=0.9, nesterov=True,
-        weight_decay=5e-4, scheduler="onecycle", max_epochs=profile.ours_max_epochs, patience=None,
-        batch_size=profile.batch_size, class_weights=False, hflip=True, rotate_deg=ROTATE_DEG, crop_pad=4,
-        erasing_p=0.5, label_smoothing=0.1, tta="flip_crop", seed=seed,
+        model="resnet_fer",
+        model_kwargs=ResNetFER.scaled(profile.resnet_width),
+        optimizer="sgd",
+        lr=OURS_LR_PER_128 * profile.batch_size / 128,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        scheduler="onecycle",
+        max_epochs=profile.ours_max_epochs,
+        patience=None,
+        batch_size=profile.batch_size,
+        class_weights=False,
+        hflip=True,
+        rotate_deg=ROTATE_DEG,
+        crop_pad=4,
+        erasing_p=0.5,
+        label_smoothing=0.1,
+        tta="flip_crop",
+        seed=seed,
     )
     return replace(config, **changes)
 
@@ -179,27 +232,44 @@ def open_choices(profile: str | Profile = "full") -> pd.DataFrame:
     """The choices the paper leaves open and what this study chose, read from the recipes and models themselves."""
     import inspect
 
-
     baseline, model_b = baseline_config(profile), model_b_config(profile)
     slope = inspect.signature(ModelB).parameters["negative_slope"].default
     widths = dict(model_b.model_kwargs).get("widths", MODEL_B_WIDTHS)
     rows = [
-        ("validation split", "PublicTest (FER-2013's own); PrivateTest reported once",
-         "the paper splits its training data 'stratified' without saying how"),
-        ("Model B's widths", "-".join(map(str, widths)) + ", two 3x3 convolutions per block",
-         "the paper gives four blocks and about 2.5 M parameters"),
+        (
+            "validation split",
+            "PublicTest (FER-2013's own); PrivateTest reported once",
+            "the paper splits its training data 'stratified' without saying how",
+        ),
+        (
+            "Model B's widths",
+            "-".join(map(str, widths)) + ", two 3x3 convolutions per block",
+            "the paper gives four blocks and about 2.5 M parameters",
+        ),
         ("Model B's dense layer", f"{dict(model_b.model_kwargs).get('hidden', MODEL_B_HIDDEN)} units", "not given"),
         ("LeakyReLU slope", f"{slope:g}", "not given"),
-        ("Model B's plateau schedule", f"factor {model_b.plateau_factor:g}, patience {model_b.plateau_patience} "
-         f"epochs on PublicTest loss, floor {model_b.min_lr:g}",
-         "the paper gives the start (5e-4) and the floor (about 3.9e-6) only"),
-        ("augmentation", f"horizontal flips, rotations up to {baseline.rotate_deg:g} degrees",
-         "'flips and small rotations'"),
+        (
+            "Model B's plateau schedule",
+            f"factor {model_b.plateau_factor:g}, patience {model_b.plateau_patience} "
+            f"epochs on PublicTest loss, floor {model_b.min_lr:g}",
+            "the paper gives the start (5e-4) and the floor (about 3.9e-6) only",
+        ),
+        (
+            "augmentation",
+            f"horizontal flips, rotations up to {baseline.rotate_deg:g} degrees",
+            "'flips and small rotations'",
+        ),
         ("batch size", f"{baseline.batch_size}", "not given"),
-        ("baseline's early stopping", f"patience {baseline.patience} epochs on PublicTest accuracy, at most "
-         f"{baseline.max_epochs} epochs", "'50-100 epochs with early stopping'"),
-        ("Model B's epochs", f"all {model_b.max_epochs}, the best PublicTest epoch kept",
-         "50 epochs, best validation epoch 21"),
+        (
+            "baseline's early stopping",
+            f"patience {baseline.patience} epochs on PublicTest accuracy, at most {baseline.max_epochs} epochs",
+            "'50-100 epochs with early stopping'",
+        ),
+        (
+            "Model B's epochs",
+            f"all {model_b.max_epochs}, the best PublicTest epoch kept",
+            "50 epochs, best validation epoch 21",
+        ),
         ("class weights", "scikit-learn's 'balanced' (n / (7 n_class)) on Training", "'class weights'"),
     ]
     return pd.DataFrame(rows, columns=["choice", "ours", "the paper"]).set_index("choice")

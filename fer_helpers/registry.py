@@ -9,6 +9,7 @@ network's `target_layer` property, which every CNN of the study defines.
     from fer_helpers.registry import ModelSpec, register
     register(ModelSpec("tiny_cnn", "Tiny CNN", notebook="04_tuned_cnn", builder=TinyCNN, recipe=tiny_config))
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -105,7 +106,7 @@ def label(name: str) -> str:
     base = base_model(name)
     if base not in MODELS:
         return name
-    return MODELS[base].label + RUN_SUFFIXES.get(name[len(base):], "")
+    return MODELS[base].label + RUN_SUFFIXES.get(name[len(base) :], "")
 
 
 def is_main(name: str) -> bool:
@@ -133,11 +134,26 @@ for _spec in (
     ModelSpec("hog_multiscale", "HOG, three cell sizes + PCA + linear SVM", "02_hog_svm", main=False),
     ModelSpec("hog_nystroem", "HOG + Nyström RBF features + ridge (ours)", "02_hog_svm", main=False),
     ModelSpec("hog_nystroem_balanced", "HOG + Nyström RBF features + ridge, balanced", "02_hog_svm", main=False),
-    ModelSpec("baseline_cnn", "Baseline CNN", "03_baseline_cnn", BaselineCNN, baseline_config,
-              title="Baseline CNN (the paper's Table 1)", ships=2),
-    ModelSpec("model_b", "Model B", "04_tuned_cnn", ModelB, model_b_config,
-              title="Model B (the paper's tuned CNN)", ships=1),
-    ModelSpec("resnet_fer", "ResNet-FER (ours)", "04_tuned_cnn", ResNetFER, ours_config,
-              title="ResNet-FER (our model)", ships=0),
+    ModelSpec(
+        "baseline_cnn",
+        "Baseline CNN",
+        "03_baseline_cnn",
+        BaselineCNN,
+        baseline_config,
+        title="Baseline CNN (the paper's Table 1)",
+        ships=2,
+    ),
+    ModelSpec(
+        "model_b", "Model B", "04_tuned_cnn", ModelB, model_b_config, title="Model B (the paper's tuned CNN)", ships=1
+    ),
+    ModelSpec(
+        "resnet_fer",
+        "ResNet-FER (ours)",
+        "04_tuned_cnn",
+        ResNetFER,
+        ours_config,
+        title="ResNet-FER (our model)",
+        ships=0,
+    ),
 ):
     register(_spec)

@@ -1,4 +1,5 @@
 """Cached training results: one folder per (model, configuration, data checksum), reloaded instead of retrained."""
+
 from __future__ import annotations
 
 import hashlib
@@ -111,10 +112,18 @@ class RunResult:
             if self.history is not None:
                 self.history.to_csv(tmp / HISTORY_FILE, index=False)
             meta = {
-                "model": self.model, "config": self.config, "key": self.key, "data_sha256": self.data_sha256,
-                "metrics": self.metrics, "seed": self.seed, "params": self.params,
-                "train_seconds": self.train_seconds, "images_per_second": self.images_per_second,
-                "device": self.device, "extra": self.extra, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "model": self.model,
+                "config": self.config,
+                "key": self.key,
+                "data_sha256": self.data_sha256,
+                "metrics": self.metrics,
+                "seed": self.seed,
+                "params": self.params,
+                "train_seconds": self.train_seconds,
+                "images_per_second": self.images_per_second,
+                "device": self.device,
+                "extra": self.extra,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "git_commit": self.git_commit,
             }
             (tmp / RESULT_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
@@ -124,16 +133,28 @@ class RunResult:
         run_dir = Path(run_dir)
         meta = json.loads((run_dir / RESULT_FILE).read_text())
         with np.load(run_dir / PREDICTIONS_FILE) as npz:
-            logits = {k[len("logits_"):]: npz[k] for k in npz.files if k.startswith("logits_")}
-            labels = {k[len("labels_"):]: npz[k] for k in npz.files if k.startswith("labels_")}
+            logits = {k[len("logits_") :]: npz[k] for k in npz.files if k.startswith("logits_")}
+            labels = {k[len("labels_") :]: npz[k] for k in npz.files if k.startswith("labels_")}
         history_path = run_dir / HISTORY_FILE
         history = pd.read_csv(history_path) if history_path.exists() else None
         return cls(
-            model=meta["model"], config=meta["config"], key=meta["key"], run_dir=run_dir,
-            data_sha256=meta["data_sha256"], logits=logits, labels=labels, metrics=meta["metrics"],
-            seed=meta.get("seed"), params=meta.get("params"), train_seconds=meta.get("train_seconds", 0.0),
-            images_per_second=meta.get("images_per_second"), device=meta.get("device", "cpu"),
-            history=history, extra=meta.get("extra", {}), git_commit=meta.get("git_commit"), from_cache=True,
+            model=meta["model"],
+            config=meta["config"],
+            key=meta["key"],
+            run_dir=run_dir,
+            data_sha256=meta["data_sha256"],
+            logits=logits,
+            labels=labels,
+            metrics=meta["metrics"],
+            seed=meta.get("seed"),
+            params=meta.get("params"),
+            train_seconds=meta.get("train_seconds", 0.0),
+            images_per_second=meta.get("images_per_second"),
+            device=meta.get("device", "cpu"),
+            history=history,
+            extra=meta.get("extra", {}),
+            git_commit=meta.get("git_commit"),
+            from_cache=True,
         )
 
 

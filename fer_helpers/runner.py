@@ -1,4 +1,5 @@
 """The report run: execute the numbered notebooks in order with papermill, timing each and naming any failure."""
+
 from __future__ import annotations
 
 import json
@@ -120,8 +121,11 @@ def without_vote_notebooks(paths: list[Path], data_path: Path) -> list[Path]:
         return paths
     skipped = [p for p in paths if p.stem.startswith(VOTES_NOTEBOOK_PREFIXES)]
     for path in skipped:
-        print(f"Skipping {path.stem}: no FER+ crowd votes found (put ferplus_votes.csv or fer2013new.csv beside "
-              f"{data_path.name} or in data/, or set {FERPLUS_ENV}).", flush=True)
+        print(
+            f"Skipping {path.stem}: no FER+ crowd votes found (put ferplus_votes.csv or fer2013new.csv beside "
+            f"{data_path.name} or in data/, or set {FERPLUS_ENV}).",
+            flush=True,
+        )
     return [p for p in paths if p not in skipped]
 
 
@@ -131,7 +135,12 @@ def _execute(path: Path, output: Path, parameters: dict, kernel: str, label: str
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(
-            path, output, parameters=parameters, kernel_name=kernel, progress_bar=True, cwd=path.parent,
+            path,
+            output,
+            parameters=parameters,
+            kernel_name=kernel,
+            progress_bar=True,
+            cwd=path.parent,
         )
     except PapermillExecutionError as err:
         timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})

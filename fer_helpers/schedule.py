@@ -23,6 +23,7 @@ number of jobs up to `MAX_EFFICIENCY` in all (on a CPU, jobs share the cores and
 These efficiencies are assumptions for networks this small (48x48 faces, batch 128, launch-bound kernels),
 stated here to be checked against the first real GPU run, whose images/s every result records.
 """
+
 from __future__ import annotations
 
 import functools
@@ -105,34 +106,65 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
 
     profile = get_profile(profile)
     first, *later = profile.seeds
-    runs = [PlannedRun(f"resnet_fer/seed{first}", "resnet_fer", "resnet_fer", ours_config(profile, first), keep_weights=True)]
+    runs = [
+        PlannedRun(
+            f"resnet_fer/seed{first}", "resnet_fer", "resnet_fer", ours_config(profile, first), keep_weights=True
+        )
+    ]
     if profile.ours_probe_epochs:
         epochs = profile.ours_probe_epochs
-        runs.append(PlannedRun(f"resnet_fer_{epochs}ep/seed{first}", "resnet_fer", f"resnet_fer_{epochs}ep",
-                               ours_config(profile, first, max_epochs=epochs)))
+        runs.append(
+            PlannedRun(
+                f"resnet_fer_{epochs}ep/seed{first}",
+                "resnet_fer",
+                f"resnet_fer_{epochs}ep",
+                ours_config(profile, first, max_epochs=epochs),
+            )
+        )
     for seed in profile.seeds:
-        runs.append(PlannedRun(f"model_b/seed{seed}", "model_b", "model_b", model_b_config(profile, seed),
-                               keep_weights=True))
-        runs.append(PlannedRun(f"baseline_cnn/seed{seed}", "baseline_cnn", "baseline_cnn",
-                               baseline_config(profile, seed), keep_weights=True))
+        runs.append(
+            PlannedRun(f"model_b/seed{seed}", "model_b", "model_b", model_b_config(profile, seed), keep_weights=True)
+        )
+        runs.append(
+            PlannedRun(
+                f"baseline_cnn/seed{seed}",
+                "baseline_cnn",
+                "baseline_cnn",
+                baseline_config(profile, seed),
+                keep_weights=True,
+            )
+        )
     # The paper's baseline, seed 0, once more in bf16 mixed precision: the check that bf16 costs no accuracy (its
     # own name keeps it apart from the float32 run of the same recipe, which has the same key).
-    runs.append(PlannedRun(f"baseline_cnn_bf16/seed{first}", "precision_check", "baseline_cnn_bf16",
-                           replace(baseline_config(profile, first), precision="bf16-mixed")))
+    runs.append(
+        PlannedRun(
+            f"baseline_cnn_bf16/seed{first}",
+            "precision_check",
+            "baseline_cnn_bf16",
+            replace(baseline_config(profile, first), precision="bf16-mixed"),
+        )
+    )
     for model in profile.crowd_models:  # notebook 08: the same recipes trained on the FER+ crowd's votes
         config = crowd_config(main_config(model, profile, first))
         runs.append(PlannedRun(f"{result_name(config)}/seed{first}", "crowd", result_name(config), config))
-    runs += [PlannedRun(f"resnet_fer/seed{seed}", "resnet_fer", "resnet_fer", ours_config(profile, seed), keep_weights=True)
-             for seed in later]
-    runs += [PlannedRun(f"{step.result_name}/seed{first}", "recipe_steps", step.result_name, config, side=True)
-             for step, config in recipe_step_configs(profile, first)]
+    runs += [
+        PlannedRun(f"resnet_fer/seed{seed}", "resnet_fer", "resnet_fer", ours_config(profile, seed), keep_weights=True)
+        for seed in later
+    ]
+    runs += [
+        PlannedRun(f"{step.result_name}/seed{first}", "recipe_steps", step.result_name, config, side=True)
+        for step, config in recipe_step_configs(profile, first)
+    ]
     side_is_main = profile.side_train_per_class is None
     for seed in profile.seeds:
         if not side_is_main:  # the ablation's reference: Model B on the side data, not the main run
-            runs.append(PlannedRun(f"model_b_side/seed{seed}", "ablation", "model_b", model_b_config(profile, seed),
-                                   side=True))
-        runs += [PlannedRun(f"{name}/seed{seed}", "ablation", name, model_b_config(profile, seed, **switches),
-                            side=True) for name, switches in MODEL_B_ABLATIONS.items()]
+            runs.append(
+                PlannedRun(f"model_b_side/seed{seed}", "ablation", "model_b", model_b_config(profile, seed), side=True)
+            )
+        runs += [
+            PlannedRun(f"{name}/seed{seed}", "ablation", name, model_b_config(profile, seed, **switches), side=True)
+            for name, switches in MODEL_B_ABLATIONS.items()
+        ]
     for class_weight in (None, "balanced"):
         config = HogSvmConfig.from_profile(profile, class_weight=class_weight)
         runs.append(PlannedRun(config.model, "hog_svm", config.model, config))
@@ -189,7 +221,9 @@ def run_flops(run: PlannedRun, n_train: int) -> float:
     """Training plus evaluation FLOPs of a CNN run at its most epochs (early stopping may end it sooner)."""
     config = run.config
     forward = forward_flops(config.model, config.model_kwargs)
-    per_epoch = TRAIN_FLOPS_PER_FORWARD * forward * n_train + forward * EVAL_IMAGES // 2  # training steps, then PublicTest
+    per_epoch = (
+        TRAIN_FLOPS_PER_FORWARD * forward * n_train + forward * EVAL_IMAGES // 2
+    )  # training steps, then PublicTest
     return config.max_epochs * per_epoch + forward * EVAL_IMAGES * TTA_VIEWS[config.tta]
 
 
@@ -213,8 +247,9 @@ def measured_rates(run_root: str | Path, device: Device) -> dict[str, float]:
     return rates
 
 
-def estimate_seconds(run: PlannedRun, n_train: int, device: Device, jobs: int,
-                     rates: dict[str, float] | None = None) -> float:
+def estimate_seconds(
+    run: PlannedRun, n_train: int, device: Device, jobs: int, rates: dict[str, float] | None = None
+) -> float:
     """Estimated wall-clock seconds of one run while `jobs` runs share the device."""
     overhead = OVERHEAD_SECONDS[device.kind]
     if not run.cnn:
@@ -254,20 +289,27 @@ def simulate(slots: list[Slot], jobs: int, budget_seconds: float | None) -> list
     return slots
 
 
-def format_plan(slots: list[Slot], saved: list[PlannedRun], device: Device, jobs: int,
-                budget_seconds: float | None) -> str:
+def format_plan(
+    slots: list[Slot], saved: list[PlannedRun], device: Device, jobs: int, budget_seconds: float | None
+) -> str:
     """The schedule as text, ending with the line `estimate: <seconds> s for <n> runs on <device>`."""
-    lines = [f"{len(saved)} run(s) already saved: " + (", ".join(r.id for r in saved) or "none"),
-             f"{'run':<40}{'step':<16}{'epochs':>7}{'steps':>8}{'PFLOP':>7}{'start s':>9}{'est. s':>9}"]
+    lines = [
+        f"{len(saved)} run(s) already saved: " + (", ".join(r.id for r in saved) or "none"),
+        f"{'run':<40}{'step':<16}{'epochs':>7}{'steps':>8}{'PFLOP':>7}{'start s':>9}{'est. s':>9}",
+    ]
     for slot in slots:
         start = "skip" if slot.start is None else f"{slot.start:.0f}"
         epochs = slot.run.config.max_epochs if slot.run.cnn else "-"
-        lines.append(f"{slot.run.id:<40}{slot.run.step:<16}{epochs:>7}{slot.steps or '-':>8}"
-                     f"{slot.flops / 1e15:>7.2f}{start:>9}{slot.seconds:>9.0f}")
+        lines.append(
+            f"{slot.run.id:<40}{slot.run.step:<16}{epochs:>7}{slot.steps or '-':>8}"
+            f"{slot.flops / 1e15:>7.2f}{start:>9}{slot.seconds:>9.0f}"
+        )
     planned = [s for s in slots if s.start is not None]
-    lines.append(f"{sum(s.steps for s in planned):,} training steps and {sum(s.flops for s in planned) / 1e15:.1f} "
-                 f"PFLOP in the budget, of {sum(s.steps for s in slots):,} and {sum(s.flops for s in slots) / 1e15:.1f} "
-                 "planned")
+    lines.append(
+        f"{sum(s.steps for s in planned):,} training steps and {sum(s.flops for s in planned) / 1e15:.1f} "
+        f"PFLOP in the budget, of {sum(s.steps for s in slots):,} and {sum(s.flops for s in slots) / 1e15:.1f} "
+        "planned"
+    )
     skipped = [s.run.id for s in slots if s.start is None]
     if skipped:
         lines.append(f"not in the budget of {budget_seconds:.0f} s ({len(skipped)}): " + ", ".join(skipped))
@@ -359,19 +401,35 @@ def run_plan(
                 log.flush()
                 tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-15:]
                 outcome.failed.append((run, "\n".join(tail)))
-                print(f"[{elapsed:6.0f} s] FAILED {run_id} (exit {code}); log {log.name}:\n  " + "\n  ".join(tail),
-                      flush=True)
+                print(
+                    f"[{elapsed:6.0f} s] FAILED {run_id} (exit {code}); log {log.name}:\n  " + "\n  ".join(tail),
+                    flush=True,
+                )
             log.close()
             del active[run_id]
     outcome.not_started = queue
     return outcome
 
 
-def worker_command(run: PlannedRun, profile: str, data_path: str | None, run_root: Path, threads: int,
-                   preflight: bool = False, compile: bool = False) -> list[str]:
+def worker_command(
+    run: PlannedRun,
+    profile: str,
+    data_path: str | None,
+    run_root: Path,
+    threads: int,
+    preflight: bool = False,
+    compile: bool = False,
+) -> list[str]:
     """The command line of the process that trains one planned run."""
-    spec = {"id": run.id, "profile": profile, "data": data_path, "run_root": str(run_root), "threads": threads,
-            "preflight": preflight, "compile": compile}
+    spec = {
+        "id": run.id,
+        "profile": profile,
+        "data": data_path,
+        "run_root": str(run_root),
+        "threads": threads,
+        "preflight": preflight,
+        "compile": compile,
+    }
     return [sys.executable, "-m", "fer_helpers.schedule", json.dumps(spec)]
 
 
@@ -414,7 +472,13 @@ def preflight_runs(plan: list[PlannedRun]) -> list[PlannedRun]:
     for run in plan:
         if not run.cnn:
             continue
-        signature = (run.config.model, run.config.model_kwargs, run.config.tta, run.config.scheduler, run.config.targets)
+        signature = (
+            run.config.model,
+            run.config.model_kwargs,
+            run.config.tta,
+            run.config.scheduler,
+            run.config.targets,
+        )
         if signature not in seen:
             seen.add(signature)
             chosen.append(run)
@@ -424,8 +488,6 @@ def preflight_runs(plan: list[PlannedRun]) -> list[PlannedRun]:
 def default_threads(jobs: int) -> int:
     """CPU threads for each of `jobs` workers: the machine's cores shared out."""
     return max(1, (os.cpu_count() or 1) // jobs)
-
-
 
 
 def train_on_budget(
@@ -459,16 +521,32 @@ def train_on_budget(
     from .recipes import side_data
 
     rates = measured_rates(run_root, device)
-    n_train = {False: int((data.usage == "Training").sum()),
-               True: int((side_data(data, profile_obj).usage == "Training").sum())}
+    n_train = {
+        False: int((data.usage == "Training").sum()),
+        True: int((side_data(data, profile_obj).usage == "Training").sum()),
+    }
     estimates = {r.id: estimate_seconds(r, n_train[r.side], device, jobs, rates) for r in todo}
     budget = None if budget_minutes is None else 60.0 * budget_minutes
-    slots = simulate([Slot(r, estimates[r.id], steps=r.config.max_epochs * (n_train[r.side] // r.config.batch_size),
-                           flops=run_flops(r, n_train[r.side])) if r.cnn else Slot(r, estimates[r.id])
-                      for r in todo], jobs, budget)
-    print(f"Plan for profile {profile_obj.name!r} on {data.form} data (sha256 {data.sha256[:12]}), "
-          f"{jobs} job(s), budget {'none' if budget is None else f'{budget:.0f} s'}; rates measured for: "
-          f"{', '.join(sorted(rates)) or 'none (assumed efficiencies)'}")
+    slots = simulate(
+        [
+            Slot(
+                r,
+                estimates[r.id],
+                steps=r.config.max_epochs * (n_train[r.side] // r.config.batch_size),
+                flops=run_flops(r, n_train[r.side]),
+            )
+            if r.cnn
+            else Slot(r, estimates[r.id])
+            for r in todo
+        ],
+        jobs,
+        budget,
+    )
+    print(
+        f"Plan for profile {profile_obj.name!r} on {data.form} data (sha256 {data.sha256[:12]}), "
+        f"{jobs} job(s), budget {'none' if budget is None else f'{budget:.0f} s'}; rates measured for: "
+        f"{', '.join(sorted(rates)) or 'none (assumed efficiencies)'}"
+    )
     print(format_plan(slots, saved, device, jobs, budget), flush=True)
     if plan_only or not any(slot.start is not None for slot in slots):
         return None  # nothing to train, or nothing that fits the budget
@@ -489,15 +567,21 @@ def train_on_budget(
             pack_runs(finished_dirs, archive)
 
     outcome = run_plan(
-        todo, estimates, lambda run: worker_command(run, profile_obj.name, data_path, run_root, threads, False, compile),
-        jobs, remaining, run_root / WORKER_LOG_DIR, on_finish=archive_finished,
+        todo,
+        estimates,
+        lambda run: worker_command(run, profile_obj.name, data_path, run_root, threads, False, compile),
+        jobs,
+        remaining,
+        run_root / WORKER_LOG_DIR,
+        on_finish=archive_finished,
     )
     print(summarise(outcome, dirs, device), flush=True)
     return outcome
 
 
-def check_path(runs: list[PlannedRun], profile: str, data_path: str | None, jobs: int, threads: int,
-               compile: bool = False) -> None:
+def check_path(
+    runs: list[PlannedRun], profile: str, data_path: str | None, jobs: int, threads: int, compile: bool = False
+) -> None:
     """The preflight: train each run cut to seconds in worker processes, archive them and read them back.
 
     Raises RuntimeError naming the run and its log's last lines at the first failure.
@@ -508,12 +592,17 @@ def check_path(runs: list[PlannedRun], profile: str, data_path: str | None, jobs
 
     with tempfile.TemporaryDirectory(prefix="preflight-") as tmp:
         root = Path(tmp) / "runs"
-        print(f"preflight: {len(runs)} run(s), one epoch on a few faces each: " + ", ".join(r.id for r in runs),
-              flush=True)
+        print(
+            f"preflight: {len(runs)} run(s), one epoch on a few faces each: " + ", ".join(r.id for r in runs),
+            flush=True,
+        )
         outcome = run_plan(
-            runs, {r.id: 0.0 for r in runs},
+            runs,
+            {r.id: 0.0 for r in runs},
             lambda run: worker_command(run, profile, data_path, root, threads, preflight=True, compile=compile),
-            jobs, None, Path(tmp) / "logs",
+            jobs,
+            None,
+            Path(tmp) / "logs",
         )
         if outcome.failed:
             run, tail = outcome.failed[0]
@@ -530,17 +619,25 @@ def summarise(outcome: Outcome, dirs: dict[str, Path], device: Device) -> str:
 
     dirs: each run's result folder, by run id (`result_dirs`).
     """
-    lines = [f"finished {len(outcome.finished)}, failed {len(outcome.failed)}, stopped {len(outcome.stopped)}, "
-             f"not started {len(outcome.not_started)}"]
+    lines = [
+        f"finished {len(outcome.finished)}, failed {len(outcome.failed)}, stopped {len(outcome.stopped)}, "
+        f"not started {len(outcome.not_started)}"
+    ]
     for run, seconds in outcome.finished:
         line = f"  {run.id:<40} {seconds:7.0f} s"
         if run.cnn:
             result = RunResult.load(dirs[run.id]) if (dirs[run.id] / RESULT_FILE).exists() else None
             if result is not None and result.images_per_second:
-                flops = TRAIN_FLOPS_PER_FORWARD * forward_flops(run.config.model, run.config.model_kwargs) * result.images_per_second
-                line += (f"  {result.images_per_second:9,.0f} train img/s  {flops / 1e12:7.2f} TFLOP/s "
-                         f"({flops / device.peak_flops:.1%} of {device.peak_flops / 1e12:.2f})  "
-                         f"PublicTest {result.metrics['PublicTest']['accuracy']:.1%}")
+                flops = (
+                    TRAIN_FLOPS_PER_FORWARD
+                    * forward_flops(run.config.model, run.config.model_kwargs)
+                    * result.images_per_second
+                )
+                line += (
+                    f"  {result.images_per_second:9,.0f} train img/s  {flops / 1e12:7.2f} TFLOP/s "
+                    f"({flops / device.peak_flops:.1%} of {device.peak_flops / 1e12:.2f})  "
+                    f"PublicTest {result.metrics['PublicTest']['accuracy']:.1%}"
+                )
         lines.append(line)
     lines += [f"  FAILED {run.id}" for run, _ in outcome.failed]
     lines += [f"  stopped {run.id}" for run in outcome.stopped]

@@ -10,6 +10,7 @@ the shipped file names the run's key in its metadata, and `RunResult.weights_pat
 folder a ship is a copy). A file that a newer ship replaces goes
 back into its own run folder first, so no run loses its weights.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,6 +28,7 @@ from .statistics import N_BOOT, bootstrap_ci
 from .weights import WEIGHTS_LIMIT_BYTES, load_weights
 
 CARD_SPLITS = ("PublicTest", "PrivateTest")
+
 
 def _title(model: str) -> str:
     spec = registry.MODELS.get(model)
@@ -55,22 +57,33 @@ def model_card(result: RunResult, shipped_as: str, twins: dict[str, np.ndarray] 
             m = classification_metrics(labels, preds)
             acc_low, acc_high = bootstrap_ci(labels, preds, "accuracy")
             f1_low, f1_high = bootstrap_ci(labels, preds, "macro_f1")
-            rows.append(f"| {split}{suffix} | {m['n']:,} | {m['accuracy']:.1%} ({acc_low:.1%}–{acc_high:.1%}) | "
-                        f"{m['macro_f1']:.3f} ({f1_low:.3f}–{f1_high:.3f}) | {m['weighted_f1']:.3f} |")
-    augment = [name for name, on in (("horizontal flips", config.get("hflip")),
-                                     (f"rotations up to ±{config.get('rotate_deg', 0):g}°", config.get("rotate_deg")),
-                                     (f"shifts up to {config.get('crop_pad', 0)} px", config.get("crop_pad")),
-                                     (f"random erasing (p={config.get('erasing_p', 0):g})", config.get("erasing_p")))
-               if on]
-    epochs = (f"{extra['stopped_epoch']} epochs trained of at most {config['max_epochs']}, best PublicTest epoch "
-              f"{extra['best_epoch']} kept" if "best_epoch" in extra else f"at most {config['max_epochs']} epochs")
+            rows.append(
+                f"| {split}{suffix} | {m['n']:,} | {m['accuracy']:.1%} ({acc_low:.1%}–{acc_high:.1%}) | "
+                f"{m['macro_f1']:.3f} ({f1_low:.3f}–{f1_high:.3f}) | {m['weighted_f1']:.3f} |"
+            )
+    augment = [
+        name
+        for name, on in (
+            ("horizontal flips", config.get("hflip")),
+            (f"rotations up to ±{config.get('rotate_deg', 0):g}°", config.get("rotate_deg")),
+            (f"shifts up to {config.get('crop_pad', 0)} px", config.get("crop_pad")),
+            (f"random erasing (p={config.get('erasing_p', 0):g})", config.get("erasing_p")),
+        )
+        if on
+    ]
+    epochs = (
+        f"{extra['stopped_epoch']} epochs trained of at most {config['max_epochs']}, best PublicTest epoch "
+        f"{extra['best_epoch']} kept"
+        if "best_epoch" in extra
+        else f"at most {config['max_epochs']} epochs"
+    )
     speed = f" ({result.images_per_second:,.0f} training images/s)" if result.images_per_second else ""
     lines = [
         f"# {_title(result.model)}: `{shipped_as}`",
         "",
         "Classifies a 48×48 grayscale face (pixels scaled to [0, 1]) into FER-2013's seven classes, in the order "
         "Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral. Load it with "
-        f"`fer_helpers.weights.load_weights(\"models/{shipped_as}\")`, or use `fer-study predict` / `fer-study evaluate`.",
+        f'`fer_helpers.weights.load_weights("models/{shipped_as}")`, or use `fer-study predict` / `fer-study evaluate`.',
         "",
         "## Data and protocol",
         "",
@@ -131,8 +144,9 @@ def check_weights(result: RunResult, split: str = "PrivateTest") -> None:
         raise ShipError(f"{result.run_dir}: non-finite {split} logits")
 
 
-def ship(result_dir: str | Path, models_dir: str | Path | None = None, name: str | None = None,
-         data: FERData | None = None) -> tuple[Path, Path]:
+def ship(
+    result_dir: str | Path, models_dir: str | Path | None = None, name: str | None = None, data: FERData | None = None
+) -> tuple[Path, Path]:
     """Move a CNN result's weights into models_dir as `<name>.safetensors` with its model card `<name>.md`.
 
     With the data the result was trained on, the card also reports each test split without its twins.

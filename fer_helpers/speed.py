@@ -6,6 +6,7 @@ forward FLOPs per face (`models.count_flops`) give the fastest an epoch can be (
 the datasheet bf16 figures of known GPUs (`GPU_PEAK_FLOPS`), or a matrix-multiply rate measured on the CPU at hand
 (`measure_matmul_flops`).
 """
+
 from __future__ import annotations
 
 import time
@@ -20,7 +21,12 @@ from .results import RunResult
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets, FLOP/s; the first name found in the device name wins.
 GPU_PEAK_FLOPS: dict[str, float] = {
-    "H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+    "H200": 989e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "L4": 121e12,
 }
 TRAIN_FLOPS_PER_FORWARD = 3  # a training step is about a forward pass plus a backward pass of twice its cost
 
@@ -63,12 +69,20 @@ def speed_table(results: Sequence[RunResult], n_train: int, cpu_peak_flops: floa
             peak, source = cpu_peak_flops, "measured fp32 matmul here"
         train_epoch = n_train / r.images_per_second if r.images_per_second else float("nan")
         floor = epoch_floor_seconds(flops, n_train, peak) if peak else float("nan")
-        rows.append({
-            "model": r.model, "seed": r.seed, "device": r.device, "params": r.params,
-            "forward MFLOP/image": flops / 1e6, "train images/s": r.images_per_second,
-            "train s/epoch": train_epoch,
-            "wall s/epoch": float(r.history["seconds"].mean()) if r.history is not None else float("nan"),
-            "peak TFLOP/s": peak / 1e12 if peak else float("nan"), "peak source": source if peak else "unknown",
-            "floor s/epoch": floor, "share of peak": floor / train_epoch,
-        })
+        rows.append(
+            {
+                "model": r.model,
+                "seed": r.seed,
+                "device": r.device,
+                "params": r.params,
+                "forward MFLOP/image": flops / 1e6,
+                "train images/s": r.images_per_second,
+                "train s/epoch": train_epoch,
+                "wall s/epoch": float(r.history["seconds"].mean()) if r.history is not None else float("nan"),
+                "peak TFLOP/s": peak / 1e12 if peak else float("nan"),
+                "peak source": source if peak else "unknown",
+                "floor s/epoch": floor,
+                "share of peak": floor / train_epoch,
+            }
+        )
     return pd.DataFrame(rows)

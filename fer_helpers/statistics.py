@@ -3,6 +3,7 @@
 Every interval in the study (metrics.json, REPORT.md, the README, model cards, the claims, Grad-CAM's region
 shares) comes from one resampling of the test images, `resample_index`, summarised by its percentiles.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -101,8 +102,15 @@ def _interval(samples: np.ndarray | None, alpha: float) -> tuple[float, float]:
     return (float(low), float(high))
 
 
-def bootstrap_ci(labels: np.ndarray, preds: np.ndarray, metric: str = "accuracy", n_boot: int = N_BOOT,
-                 seed: int = BOOT_SEED, alpha: float = 0.05, num_classes: int = NUM_CLASSES) -> tuple[float, float]:
+def bootstrap_ci(
+    labels: np.ndarray,
+    preds: np.ndarray,
+    metric: str = "accuracy",
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+    alpha: float = 0.05,
+    num_classes: int = NUM_CLASSES,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of a test-set metric, resampling the test images with replacement.
 
     preds is (N,) or (S, N): S runs (seeds) of one model on the same images; then the interval is that of
@@ -112,22 +120,34 @@ def bootstrap_ci(labels: np.ndarray, preds: np.ndarray, metric: str = "accuracy"
     return _interval(None if values is None else values[0], alpha)
 
 
-def paired_bootstrap_ci(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray, metric: str = "accuracy",
-                        n_boot: int = N_BOOT, seed: int = BOOT_SEED, alpha: float = 0.05,
-                        num_classes: int = NUM_CLASSES) -> tuple[float, float]:
+def paired_bootstrap_ci(
+    labels: np.ndarray,
+    preds_a: np.ndarray,
+    preds_b: np.ndarray,
+    metric: str = "accuracy",
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+    alpha: float = 0.05,
+    num_classes: int = NUM_CLASSES,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of metric(A) - metric(B) when both models score the same resampled images.
 
     preds_a and preds_b are (N,) or (S, N): runs (seeds) of each model, whose mean metric is compared. Resampling
     the images once for both keeps the pairing, so the interval is narrower than two separate intervals suggest
     whenever the two models err on the same faces.
     """
-    values = _resampled_models(labels, preds_a, preds_b, metric=metric, n_boot=n_boot, seed=seed,
-                               num_classes=num_classes)
+    values = _resampled_models(
+        labels, preds_a, preds_b, metric=metric, n_boot=n_boot, seed=seed, num_classes=num_classes
+    )
     return _interval(None if values is None else values[0] - values[1], alpha)
 
 
 def per_class_f1_ci(
-    labels: np.ndarray, preds: np.ndarray, n_boot: int = N_BOOT, seed: int = BOOT_SEED, alpha: float = 0.05,
+    labels: np.ndarray,
+    preds: np.ndarray,
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+    alpha: float = 0.05,
     num_classes: int = NUM_CLASSES,
 ) -> np.ndarray:
     """(num_classes, 2) percentile bootstrap intervals of each class's F1 (mean over runs for (S, N) preds)."""
@@ -153,8 +173,10 @@ def difference_ci(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> tuple[fl
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if len(a) == 0 or len(b) == 0:
         return (np.nan, np.nan)
-    return _interval(_resampled_means(a, resample_index(len(a)))
-                     - _resampled_means(b, resample_index(len(b), seed=BOOT_SEED + 1)), alpha)
+    return _interval(
+        _resampled_means(a, resample_index(len(a))) - _resampled_means(b, resample_index(len(b), seed=BOOT_SEED + 1)),
+        alpha,
+    )
 
 
 # ---- tests -------------------------------------------------------------------------------------------------------
@@ -188,7 +210,10 @@ def mcnemar(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray) -> dic
         return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": float(p_value), "method": "exact binomial"}
     statistic = max(abs(b - c) - 1, 0) ** 2 / (b + c)
     return {
-        "b": b, "c": c, "statistic": float(statistic), "p_value": float(stats.chi2.sf(statistic, df=1)),
+        "b": b,
+        "c": c,
+        "statistic": float(statistic),
+        "p_value": float(stats.chi2.sf(statistic, df=1)),
         "method": "chi-square with continuity correction",
     }
 
@@ -199,17 +224,43 @@ def pairwise_mcnemar(labels: np.ndarray, preds_by_model: dict[str, np.ndarray]) 
     names = list(preds_by_model)
     rows = []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             test = mcnemar(labels, preds_by_model[a], preds_by_model[b])
-            rows.append({"model_a": a, "model_b": b,
-                         "accuracy_a": float(np.mean(preds_by_model[a] == labels)),
-                         "accuracy_b": float(np.mean(preds_by_model[b] == labels)),
-                         **dict(zip(("gap_ci_low", "gap_ci_high"),
-                                    paired_bootstrap_ci(labels, preds_by_model[a], preds_by_model[b]))),
-                         "only_a_right": test["b"], "only_b_right": test["c"],
-                         "statistic": test["statistic"], "p_value": test["p_value"], "method": test["method"]})
-    table = pd.DataFrame(rows, columns=["model_a", "model_b", "accuracy_a", "accuracy_b", "gap_ci_low", "gap_ci_high",
-                                        "only_a_right", "only_b_right", "statistic", "p_value", "method"])
+            rows.append(
+                {
+                    "model_a": a,
+                    "model_b": b,
+                    "accuracy_a": float(np.mean(preds_by_model[a] == labels)),
+                    "accuracy_b": float(np.mean(preds_by_model[b] == labels)),
+                    **dict(
+                        zip(
+                            ("gap_ci_low", "gap_ci_high"),
+                            paired_bootstrap_ci(labels, preds_by_model[a], preds_by_model[b]),
+                        )
+                    ),
+                    "only_a_right": test["b"],
+                    "only_b_right": test["c"],
+                    "statistic": test["statistic"],
+                    "p_value": test["p_value"],
+                    "method": test["method"],
+                }
+            )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "model_a",
+            "model_b",
+            "accuracy_a",
+            "accuracy_b",
+            "gap_ci_low",
+            "gap_ci_high",
+            "only_a_right",
+            "only_b_right",
+            "statistic",
+            "p_value",
+            "method",
+        ],
+    )
     table.insert(table.columns.get_loc("p_value") + 1, "p_holm", holm(table["p_value"]) if len(table) else [])
     return table
 

@@ -5,6 +5,7 @@ step per main CNN of the model registry, then HOG, the recipe steps, the ablatio
 notebooks call the same functions, so a GPU host can train everything with `fer-study train --profile full` and the
 notebooks render it afterwards.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,7 +28,9 @@ def hog_svm_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
     results = {}
     for class_weight in (None, "balanced"):
         config = HogSvmConfig.from_profile(study.profile, class_weight=class_weight)
-        results[config.model] = fit_hog_svm(study.data, config, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog)
+        results[config.model] = fit_hog_svm(
+            study.data, config, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog
+        )
     return results
 
 
@@ -36,8 +39,10 @@ def cnn_runs(study: Study, model: str, fresh: bool = False) -> list[RunResult]:
     from .registry import main_config
     from .training import fit_cnn
 
-    return [fit_cnn(study.data, main_config(model, study.profile, seed), study.run_dir, fresh)
-            for seed in study.profile.seeds]
+    return [
+        fit_cnn(study.data, main_config(model, study.profile, seed), study.run_dir, fresh)
+        for seed in study.profile.seeds
+    ]
 
 
 def recipe_step_runs(study: Study, fresh: bool = False) -> pd.DataFrame:
@@ -60,15 +65,17 @@ def recipe_step_runs(study: Study, fresh: bool = False) -> pd.DataFrame:
     for step, config in configs:
         result = fit_cnn(data, config, study.run_dir, fresh=fresh, name=step.result_name)
         changes = config_changes(previous, config) if previous is not None else {}
-        rows.append({
-            "step": step.name,
-            "change": ", ".join(f"{k}={v}" for k, v in changes.items()) or "(starting point)",
-            "why": step.why,
-            "accuracy": result.metrics["PublicTest"]["accuracy"],
-            "macro_f1": result.metrics["PublicTest"]["macro_f1"],
-            "params": result.params,
-            "train_seconds": result.train_seconds,
-        })
+        rows.append(
+            {
+                "step": step.name,
+                "change": ", ".join(f"{k}={v}" for k, v in changes.items()) or "(starting point)",
+                "why": step.why,
+                "accuracy": result.metrics["PublicTest"]["accuracy"],
+                "macro_f1": result.metrics["PublicTest"]["macro_f1"],
+                "params": result.params,
+                "train_seconds": result.train_seconds,
+            }
+        )
         previous = config
     table = pd.DataFrame(rows).set_index("step")
     table.insert(3, "gain (points)", 100 * table["accuracy"].diff().fillna(0.0))
@@ -90,8 +97,10 @@ def ablation_runs(study: Study, fresh: bool = False) -> dict[str, list[RunResult
     seeds = study.profile.seeds
     runs = {"model_b": [fit_cnn(data, model_b_config(study.profile, seed), study.run_dir) for seed in seeds]}
     for name, switches in MODEL_B_ABLATIONS.items():
-        runs[name] = [fit_cnn(data, model_b_config(study.profile, seed, **switches), study.run_dir, fresh, name=name)
-                      for seed in seeds]
+        runs[name] = [
+            fit_cnn(data, model_b_config(study.profile, seed, **switches), study.run_dir, fresh, name=name)
+            for seed in seeds
+        ]
     return runs
 
 
@@ -120,7 +129,8 @@ def crowd_data(study: Study, ferplus_path: str | Path | None = None) -> FERData:
             f"no FER+ crowd votes for {study.full_data.source}: the crowd-target runs and notebook 08 need them. Put "
             f"{' or '.join(ferplus.VOTE_FILE_NAMES)} (Microsoft's FER+ votes, MIT licence) into "
             f"{fer_data.DATA_DIR} or beside {Path(study.full_data.source).name}, or set "
-            f"{ferplus.FERPLUS_ENV} (notebook 08: the ferplus_path parameter).")
+            f"{ferplus.FERPLUS_ENV} (notebook 08: the ferplus_path parameter)."
+        )
     return ferplus.attach_votes(study.data, ferplus.read_votes(path))
 
 
@@ -142,8 +152,10 @@ def crowd_runs(
     runs = {}
     for model in study.profile.crowd_models:
         config = main_config(model, study.profile, seed)
-        runs[model] = {"labels": fit_cnn(study.data, config, study.run_dir),
-                       "crowd": fit_cnn(data, crowd_config(config), study.run_dir, fresh)}
+        runs[model] = {
+            "labels": fit_cnn(study.data, config, study.run_dir),
+            "crowd": fit_cnn(data, crowd_config(config), study.run_dir, fresh),
+        }
     return runs
 
 
@@ -151,8 +163,10 @@ def hog_variant_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
     """The HOG extension variants the profile names (`hog_variants`): finer and several cells, PCA, a kernel."""
     from .classical import fit_hog_variant
 
-    return {name: fit_hog_variant(study.data, name, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog)
-            for name in study.profile.hog_variants}
+    return {
+        name: fit_hog_variant(study.data, name, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog)
+        for name in study.profile.hog_variants
+    }
 
 
 def training_steps() -> dict[str, Callable[[Study, bool], object]]:
@@ -160,10 +174,19 @@ def training_steps() -> dict[str, Callable[[Study, bool], object]]:
     experiments. A model registered later gets its step too."""
     from . import registry
 
-    cnns = {name: functools.partial(_cnn_step, model=name)
-            for name, spec in registry.MODELS.items() if spec.is_cnn and spec.main}
-    return {"hog_svm": hog_svm_runs, "hog_variants": hog_variant_runs, **cnns, "recipe_steps": recipe_step_runs,
-            "ablation": ablation_runs, "crowd": crowd_runs}
+    cnns = {
+        name: functools.partial(_cnn_step, model=name)
+        for name, spec in registry.MODELS.items()
+        if spec.is_cnn and spec.main
+    }
+    return {
+        "hog_svm": hog_svm_runs,
+        "hog_variants": hog_variant_runs,
+        **cnns,
+        "recipe_steps": recipe_step_runs,
+        "ablation": ablation_runs,
+        "crowd": crowd_runs,
+    }
 
 
 def _cnn_step(study: Study, fresh: bool = False, *, model: str) -> list[RunResult]:
@@ -190,15 +213,20 @@ def train_all(
     if unknown:
         raise ValueError(f"unknown training step(s) {sorted(unknown)}; choose from {list(steps)}")
     study = setup(profile, data_path, run_dir)
-    print(f"Training profile {study.profile.name!r} on {study.data.form} data ({len(study.data):,} faces, "
-          f"sha256 {study.data.sha256[:12]}) into {study.run_dir}", flush=True)
+    print(
+        f"Training profile {study.profile.name!r} on {study.data.form} data ({len(study.data):,} faces, "
+        f"sha256 {study.data.sha256[:12]}) into {study.run_dir}",
+        flush=True,
+    )
     seconds = {}
     for name, step in steps.items():
         if only and name not in only:
             continue
         if name == "crowd" and not only and not votes_at_hand(study):
-            print("== crowd skipped: no FER+ crowd votes beside FER-2013 (notebook 08 says where to put them) ==",
-                  flush=True)
+            print(
+                "== crowd skipped: no FER+ crowd votes beside FER-2013 (notebook 08 says where to put them) ==",
+                flush=True,
+            )
             continue
         print(f"== {name} ({study.profile.name}) ==", flush=True)
         start = time.perf_counter()

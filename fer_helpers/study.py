@@ -1,4 +1,5 @@
 """The start of every notebook: profile, data (FER-2013 or, where absent, synthetic faces), run and report folders."""
+
 from __future__ import annotations
 
 import math
@@ -103,14 +104,30 @@ class Study:
         if self.synthetic and not _has_artist(fig, "synthetic-stamp"):
             width_pt = fig.get_figwidth() * 72
             fig.text(
-                0.5, 0.5, SYNTHETIC_STAMP, gid="synthetic-stamp", color="red", alpha=0.45, fontweight="bold",
+                0.5,
+                0.5,
+                SYNTHETIC_STAMP,
+                gid="synthetic-stamp",
+                color="red",
+                alpha=0.45,
+                fontweight="bold",
                 fontsize=max(8.0, min(36.0, width_pt / (0.75 * len(SYNTHETIC_STAMP)))),  # fits the width
-                rotation=12, ha="center", va="center", zorder=1000,
+                rotation=12,
+                ha="center",
+                va="center",
+                zorder=1000,
             )
         if not self.profile.paper_sizes and not _has_artist(fig, "profile-note"):
             fig.text(
-                0.995, 0.005, f"profile: {self.profile.name}", gid="profile-note", color="dimgray", fontsize=8,
-                ha="right", va="bottom", zorder=1000,
+                0.995,
+                0.005,
+                f"profile: {self.profile.name}",
+                gid="profile-note",
+                color="dimgray",
+                fontsize=8,
+                ha="right",
+                va="bottom",
+                zorder=1000,
             )
         return fig
 
@@ -177,8 +194,11 @@ def setup(
     if path is None:
         from fer_helpers.synthetic import make_synthetic_fer
 
-        reason = ("Synthetic faces were asked for (data_path='synthetic')." if forced
-                  else f"No FER-2013 found (no data path, no ${ENV_VAR}, nothing in data/).")
+        reason = (
+            "Synthetic faces were asked for (data_path='synthetic')."
+            if forced
+            else f"No FER-2013 found (no data path, no ${ENV_VAR}, nothing in data/)."
+        )
         print(synthetic_warning(reason), file=sys.stderr)
         n_train, n_public, n_private = synthetic_sizes(profile)
         full_data = make_synthetic_fer(n_train=n_train, n_public=n_public, n_private=n_private, seed=0)
@@ -190,8 +210,11 @@ def setup(
     # Only the study's own full profile on FER-2013 writes the committed reports/; any other run keeps its own.
     reports_dir = REPO / "reports" if profile == PROFILES["full"] and not synthetic else run_dir / "reports"
     source = "synthetic faces" if synthetic else Path(full_data.source).name
-    print(f"Profile {profile.name} ({why}) on {source}. To change: profile = 'smoke' | 'classroom' | 'full' and "
-          f"data_path in the parameters cell (or PROFILE=… / FER2013_PATH for make report).", flush=True)
+    print(
+        f"Profile {profile.name} ({why}) on {source}. To change: profile = 'smoke' | 'classroom' | 'full' and "
+        f"data_path in the parameters cell (or PROFILE=… / FER2013_PATH for make report).",
+        flush=True,
+    )
     return Study(profile=profile, data=data, full_data=full_data, run_dir=run_dir, reports_dir=reports_dir)
 
 
@@ -205,5 +228,3 @@ def _display_path(path: Path) -> str:
 
 def _has_artist(fig, gid: str) -> bool:
     return any(text.get_gid() == gid for text in fig.texts)
-
-

@@ -4,6 +4,7 @@ It gathers the saved results (`collect_results`), scores each model on each test
 calibration and per-class numbers (`model_entry`), checks the paper's claims, and takes in what notebook 06
 measured with Grad-CAM (gradcam.json, while it still describes the report's runs).
 """
+
 from __future__ import annotations
 
 import json
@@ -78,9 +79,11 @@ def missing_runs(results_by_model: Mapping[str, list], profile: Profile) -> list
         have = {r.seed for r in runs}
         lacking = [s for s in profile.seeds if s not in have]
         if lacking:
-            items.append(f"{registry.label(model)}: seed{'s' if len(lacking) > 1 else ''} "
-                         f"{', '.join(map(str, lacking))} of {', '.join(map(str, profile.seeds))} not trained "
-                         f"(notebook {notebook})")
+            items.append(
+                f"{registry.label(model)}: seed{'s' if len(lacking) > 1 else ''} "
+                f"{', '.join(map(str, lacking))} of {', '.join(map(str, profile.seeds))} not trained "
+                f"(notebook {notebook})"
+            )
     if profile.side_train_per_class is None:
         from .recipes import MODEL_B_ABLATIONS
 
@@ -122,21 +125,29 @@ def _split_block(runs: Sequence[RunResult], split: str, keep: np.ndarray | None 
     for metric in METRICS:
         block[f"{metric}_ci95"] = list(bootstrap_ci(labels, preds, metric))
     block["ci95_method"] = f"percentile bootstrap over the test images, {N_BOOT} resamples, seed {BOOT_SEED}" + (
-        ", of the mean over seeds" if len(runs) > 1 else "")
+        ", of the mean over seeds" if len(runs) > 1 else ""
+    )
     if len(runs) > 1:
         block["std"] = {m: float(np.std([r[m] for r in per_run], ddof=1)) for m in METRICS}
     block["ece"] = float(np.mean([expected_calibration_error(softmax(r.logits[split][keep]), labels) for r in runs]))
     if all("PublicTest" in r.logits for r in runs):  # the temperature is fitted where models are chosen
         temperatures = [fit_temperature(r.logits["PublicTest"], r.labels["PublicTest"]) for r in runs]
         block["temperature"] = float(np.mean(temperatures))
-        block["ece_temperature_scaled"] = float(np.mean([
-            expected_calibration_error(softmax(r.logits[split][keep], t), labels)
-            for r, t in zip(runs, temperatures)]))
+        block["ece_temperature_scaled"] = float(
+            np.mean(
+                [
+                    expected_calibration_error(softmax(r.logits[split][keep], t), labels)
+                    for r, t in zip(runs, temperatures)
+                ]
+            )
+        )
     reports = [per_class_report(labels, p) for p in preds]
     per_class = sum(reports[1:], reports[0]) / len(reports)
     f1_ci = per_class_f1_ci(labels, preds)
-    block["per_class"] = {name: {k: float(v) for k, v in row.items()} | {"f1_ci95": list(map(float, f1_ci[i]))}
-                          for i, (name, row) in enumerate(per_class.iterrows())}
+    block["per_class"] = {
+        name: {k: float(v) for k, v in row.items()} | {"f1_ci95": list(map(float, f1_ci[i]))}
+        for i, (name, row) in enumerate(per_class.iterrows())
+    }
     return block
 
 
@@ -166,8 +177,9 @@ def _crowd_block(runs: Sequence[RunResult], plurality: np.ndarray, split: str = 
     return block
 
 
-def model_entry(runs: Sequence[RunResult], twins: Mapping[str, np.ndarray] | None = None,
-                crowd: np.ndarray | None = None) -> dict:
+def model_entry(
+    runs: Sequence[RunResult], twins: Mapping[str, np.ndarray] | None = None, crowd: np.ndarray | None = None
+) -> dict:
     """One model's entry in metrics.json, from its runs (one per seed); `twins` marks, per split, the test faces
     with a byte-identical twin in Training, which the "<split>_dedup" blocks leave out; `crowd`, the FER+ crowd's
     plurality for each face of the report split (-1: none), which "private_test_ferplus" scores against."""
@@ -181,10 +193,18 @@ def model_entry(runs: Sequence[RunResult], twins: Mapping[str, np.ndarray] | Non
         entry[f"{SPLIT_KEYS[REPORT_SPLIT]}_ferplus"] = _crowd_block(runs, crowd)
     entry["seeds"] = [r.seed for r in runs]
     entry["per_seed"] = [
-        {"seed": r.seed, "key": r.key, "train_seconds": r.train_seconds,
-         "precision": r.extra.get("precision"), "device": r.device}
-        | {SPLIT_KEYS[s]: {m: r.metrics[s][m] for m in METRICS if m in r.metrics.get(s, {})}
-           for s in SPLIT_KEYS if s in r.metrics}
+        {
+            "seed": r.seed,
+            "key": r.key,
+            "train_seconds": r.train_seconds,
+            "precision": r.extra.get("precision"),
+            "device": r.device,
+        }
+        | {
+            SPLIT_KEYS[s]: {m: r.metrics[s][m] for m in METRICS if m in r.metrics.get(s, {})}
+            for s in SPLIT_KEYS
+            if s in r.metrics
+        }
         for r in runs
     ]
     entry["params"] = runs[0].params
@@ -198,8 +218,11 @@ def model_entry(runs: Sequence[RunResult], twins: Mapping[str, np.ndarray] | Non
     if len(precisions) > 1:
         entry["precision_note"] = f"seeds trained in different precisions: {', '.join(precisions)}"
     model = runs[0].model
-    entry["paper"] = {k: list(v) if isinstance(v, tuple) else v for k, v in PAPER_RESULTS[model].items()} \
-        if model in PAPER_RESULTS else None
+    entry["paper"] = (
+        {k: list(v) if isinstance(v, tuple) else v for k, v in PAPER_RESULTS[model].items()}
+        if model in PAPER_RESULTS
+        else None
+    )
     return entry
 
 
@@ -213,10 +236,14 @@ def precision_check(results: Mapping[str, Sequence[RunResult]], split: str = REP
     a, b = twin[seed], reference[seed]
     labels = a.labels[split]
     low, high = paired_bootstrap_ci(labels, a.preds(split), b.preds(split))
-    return {"seed": seed, "split": split, "precisions": [a.extra.get("precision"), b.extra.get("precision")],
-            "accuracy": [float(np.mean(a.preds(split) == labels)), float(np.mean(b.preds(split) == labels))],
-            "difference": float(np.mean(a.preds(split) == labels) - np.mean(b.preds(split) == labels)),
-            "difference_ci95": [low, high]}
+    return {
+        "seed": seed,
+        "split": split,
+        "precisions": [a.extra.get("precision"), b.extra.get("precision")],
+        "accuracy": [float(np.mean(a.preds(split) == labels)), float(np.mean(b.preds(split) == labels))],
+        "difference": float(np.mean(a.preds(split) == labels) - np.mean(b.preds(split) == labels)),
+        "difference_ci95": [low, high],
+    }
 
 
 # ---- metrics.json ------------------------------------------------------------------------------------------------
@@ -255,9 +282,15 @@ def _label_noise(data) -> tuple[dict | None, np.ndarray | None]:
     crowd = crowd_plurality(votes[0][in_split])
     rate = agreement(data.labels, votes[0], data.usage).loc[(REPORT_SPLIT, "all")]
     ceiling = noise_ceiling(data.labels[in_split], votes[0][in_split])
-    label_noise = {"votes": votes[1], "split": REPORT_SPLIT, "agreement": float(rate["rate"]),
-                   "agreement_ci95": [float(rate["ci_low"]), float(rate["ci_high"])], "n": int(rate["n"]),
-                   "ceiling_plurality": ceiling.plurality, "ceiling_label_draw": ceiling.label_draw}
+    label_noise = {
+        "votes": votes[1],
+        "split": REPORT_SPLIT,
+        "agreement": float(rate["rate"]),
+        "agreement_ci95": [float(rate["ci_low"]), float(rate["ci_high"])],
+        "n": int(rate["n"]),
+        "ceiling_plurality": ceiling.plurality,
+        "ceiling_label_draw": ceiling.label_draw,
+    }
     return label_noise, crowd
 
 
@@ -278,33 +311,45 @@ def build_metrics(run_root: str | Path, study) -> dict:
         if name not in PAPER_MODELS and len(runs) > 1:
             ensemble = ensemble_result(runs)
             models[ensemble.model] = model_entry([ensemble], twins, crowd) | {
-                "seeds": [r.seed for r in runs], "per_seed": [], "ensemble_of": name,
+                "seeds": [r.seed for r in runs],
+                "per_seed": [],
+                "ensemble_of": name,
                 "train_seconds": ensemble.train_seconds,
             }
     claims = check_paper_claims(results, REPORT_SPLIT, is_fer2013=data.is_fer2013, profile=study.profile)
-    return _json_safe({
-        "profile": profile,
-        "paper_sizes": bool(getattr(study.profile, "paper_sizes", profile == "full")),
-        "data": {"sha256": data.extras.get("source_sha256", data.sha256), "subset_sha256": data.sha256,
-                 "source": Path(data.source).name, "form": data.form, "is_fer2013": bool(data.is_fer2013),
-                 "subsample": data.extras.get("subsample")},
-        "git_commit": git_commit(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "packages": package_versions(),
-        "report_split": REPORT_SPLIT,
-        "twins": {SPLIT_KEYS[split]: {"n": int(mask.sum()), "of": int(len(mask)),
-                                      "per_class": {c: int(mask[data.split(split)[1] == i].sum())
-                                                    for i, c in enumerate(CLASS_NAMES)},
-                                      "class_sizes": {c: int((data.split(split)[1] == i).sum())
-                                                      for i, c in enumerate(CLASS_NAMES)}}
-                  for split, mask in twins.items()},
-        "models": models,
-        "label_noise": label_noise,
-        "claims": claims.to_dict("records"),
-        "precision_check": precision_check(results),
-        "missing": missing_runs(results, study.profile) if hasattr(study.profile, "seeds") else [],
-        "gradcam": load_gradcam(getattr(study, "reports_dir", None), models),
-    })
+    return _json_safe(
+        {
+            "profile": profile,
+            "paper_sizes": bool(getattr(study.profile, "paper_sizes", profile == "full")),
+            "data": {
+                "sha256": data.extras.get("source_sha256", data.sha256),
+                "subset_sha256": data.sha256,
+                "source": Path(data.source).name,
+                "form": data.form,
+                "is_fer2013": bool(data.is_fer2013),
+                "subsample": data.extras.get("subsample"),
+            },
+            "git_commit": git_commit(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "packages": package_versions(),
+            "report_split": REPORT_SPLIT,
+            "twins": {
+                SPLIT_KEYS[split]: {
+                    "n": int(mask.sum()),
+                    "of": int(len(mask)),
+                    "per_class": {c: int(mask[data.split(split)[1] == i].sum()) for i, c in enumerate(CLASS_NAMES)},
+                    "class_sizes": {c: int((data.split(split)[1] == i).sum()) for i, c in enumerate(CLASS_NAMES)},
+                }
+                for split, mask in twins.items()
+            },
+            "models": models,
+            "label_noise": label_noise,
+            "claims": claims.to_dict("records"),
+            "precision_check": precision_check(results),
+            "missing": missing_runs(results, study.profile) if hasattr(study.profile, "seeds") else [],
+            "gradcam": load_gradcam(getattr(study, "reports_dir", None), models),
+        }
+    )
 
 
 def write_metrics(metrics: dict, path: str | Path) -> Path:

@@ -16,6 +16,7 @@ FERData.extras of the result:
 - "intensity": (N,) float32, how strongly each face shows its expression (0.35 to 1.2; Neutral faces have none);
 - "generator": the version and arguments that the checksum covers.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,30 +59,78 @@ ACTION_UNITS: dict[str, str] = {
 
 # Each expression at full intensity. A face adds intensity * prototype to its own resting face.
 EXPRESSIONS: dict[str, dict[str, float]] = {
-    "Angry": {"brow_raise": -1.6, "inner_brow_raise": -1.2, "brow_knit": 1.6, "upper_lid": -0.45,
-              "lower_lid": 0.6, "lip_corner": -0.4, "lip_stretch": -1.6, "lip_press": 1.0, "chin_raise": 0.6,
-              "nose_wrinkle": 0.2},
-    "Disgust": {"brow_raise": -1.1, "inner_brow_raise": -0.5, "brow_knit": 0.7, "upper_lid": -0.3,
-                "lower_lid": 0.6, "cheek_raise": 0.4, "nose_wrinkle": 1.0, "upper_lip_raise": 1.6,
-                "lip_corner": -0.9, "jaw_drop": 0.4},
-    "Fear": {"brow_raise": 1.6, "inner_brow_raise": 1.4, "brow_knit": 1.0, "upper_lid": 0.8, "lower_lid": 0.3,
-             "lip_corner": -0.4, "lip_stretch": 2.6, "jaw_drop": 2.4},
-    "Happy": {"upper_lid": -0.2, "lower_lid": 0.7, "cheek_raise": 1.0, "lip_corner": 2.4, "lip_stretch": 2.2,
-              "jaw_drop": 1.3},
-    "Sad": {"inner_brow_raise": 2.0, "brow_knit": 0.5, "upper_lid": -0.45, "lip_corner": -1.7,
-            "lip_stretch": -0.5, "chin_raise": 1.0},
-    "Surprise": {"brow_raise": 3.0, "inner_brow_raise": 0.3, "upper_lid": 0.9, "lip_stretch": -2.6,
-                 "jaw_drop": 4.6},
+    "Angry": {
+        "brow_raise": -1.6,
+        "inner_brow_raise": -1.2,
+        "brow_knit": 1.6,
+        "upper_lid": -0.45,
+        "lower_lid": 0.6,
+        "lip_corner": -0.4,
+        "lip_stretch": -1.6,
+        "lip_press": 1.0,
+        "chin_raise": 0.6,
+        "nose_wrinkle": 0.2,
+    },
+    "Disgust": {
+        "brow_raise": -1.1,
+        "inner_brow_raise": -0.5,
+        "brow_knit": 0.7,
+        "upper_lid": -0.3,
+        "lower_lid": 0.6,
+        "cheek_raise": 0.4,
+        "nose_wrinkle": 1.0,
+        "upper_lip_raise": 1.6,
+        "lip_corner": -0.9,
+        "jaw_drop": 0.4,
+    },
+    "Fear": {
+        "brow_raise": 1.6,
+        "inner_brow_raise": 1.4,
+        "brow_knit": 1.0,
+        "upper_lid": 0.8,
+        "lower_lid": 0.3,
+        "lip_corner": -0.4,
+        "lip_stretch": 2.6,
+        "jaw_drop": 2.4,
+    },
+    "Happy": {
+        "upper_lid": -0.2,
+        "lower_lid": 0.7,
+        "cheek_raise": 1.0,
+        "lip_corner": 2.4,
+        "lip_stretch": 2.2,
+        "jaw_drop": 1.3,
+    },
+    "Sad": {
+        "inner_brow_raise": 2.0,
+        "brow_knit": 0.5,
+        "upper_lid": -0.45,
+        "lip_corner": -1.7,
+        "lip_stretch": -0.5,
+        "chin_raise": 1.0,
+    },
+    "Surprise": {"brow_raise": 3.0, "inner_brow_raise": 0.3, "upper_lid": 0.9, "lip_stretch": -2.6, "jaw_drop": 4.6},
     "Neutral": {},
 }
 
 # How much resting faces differ between people, per action unit (standard deviation, pixels).
-_PERSON_SPREAD = {"brow_raise": 0.5, "inner_brow_raise": 0.4, "brow_knit": 0.3, "upper_lid": 0.18,
-                  "lower_lid": 0.2, "cheek_raise": 0.15, "nose_wrinkle": 0.1, "upper_lip_raise": 0.15,
-                  "lip_corner": 0.4, "lip_stretch": 0.6, "lip_press": 0.15, "chin_raise": 0.15, "jaw_drop": 0.3}
+_PERSON_SPREAD = {
+    "brow_raise": 0.5,
+    "inner_brow_raise": 0.4,
+    "brow_knit": 0.3,
+    "upper_lid": 0.18,
+    "lower_lid": 0.2,
+    "cheek_raise": 0.15,
+    "nose_wrinkle": 0.1,
+    "upper_lip_raise": 0.15,
+    "lip_corner": 0.4,
+    "lip_stretch": 0.6,
+    "lip_press": 0.15,
+    "chin_raise": 0.15,
+    "jaw_drop": 0.3,
+}
 # Action units that only act one way: a negative value would draw nothing sensible.
-_ONE_SIDED = ("brow_knit", "cheek_raise", "nose_wrinkle", "upper_lip_raise", "lip_press", "chin_raise",
-              "jaw_drop")
+_ONE_SIDED = ("brow_knit", "cheek_raise", "nose_wrinkle", "upper_lip_raise", "lip_press", "chin_raise", "jaw_drop")
 
 
 def face_regions() -> dict[str, np.ndarray]:
@@ -121,10 +170,8 @@ def make_synthetic_fer(
         images[part] = _place_in_scene(face, alpha, inverse[part], rng)
         posed = _warp_masks(canonical_masks, labels_all[part], inverse[part])
         masks[part] = np.packbits(posed.reshape(len(posed), -1), axis=1)
-    arguments = {"n_train": n_train, "n_public": n_public, "n_private": n_private, "seed": seed,
-                 "imbalance": imbalance}
-    key = json.dumps({"generator": "fer_helpers.synthetic", "version": GENERATOR_VERSION, **arguments},
-                     sort_keys=True)
+    arguments = {"n_train": n_train, "n_public": n_public, "n_private": n_private, "seed": seed, "imbalance": imbalance}
+    key = json.dumps({"generator": "fer_helpers.synthetic", "version": GENERATOR_VERSION, **arguments}, sort_keys=True)
     return FERData(
         images=images,
         labels=labels_all,
@@ -252,6 +299,7 @@ def _forward_transforms(inverse: np.ndarray) -> np.ndarray:
 # the distance from the midline `dx`; each half has its own action-unit values, which gives slight asymmetry.
 # Shapes are anti-aliased through their distance fields: coverage = clip(0.5 - distance, 0, 1).
 # ---------------------------------------------------------------------------------------------------------
+
 
 def _band(rows: tuple[int, int], cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Grids of midline distance dx (1, 1, 1, cols) and row y (1, 1, rows, 1) for a band of the half-frame."""
@@ -451,6 +499,7 @@ def _draw_mouth(face, p):
 # The scene: pose, background clutter, lighting, contrast, blur and noise, in the output frame.
 # ---------------------------------------------------------------------------------------------------------
 
+
 def _output_grid() -> tuple[np.ndarray, np.ndarray]:
     coords = np.arange(IMAGE_SIZE, dtype=np.float32)
     return coords[None, None, :], coords[None, :, None]
@@ -544,8 +593,10 @@ def _blur3(image: np.ndarray) -> np.ndarray:
 # Deciding regions.
 # ---------------------------------------------------------------------------------------------------------
 
+
 def _prototype_faces(intensity: float) -> np.ndarray:
     """The average person showing each expression at the given intensity, upright: (7,48,48) float32."""
+
     def constant(value: float) -> np.ndarray:
         return np.full((NUM_CLASSES, 2), value, dtype=np.float32)
 
@@ -554,11 +605,23 @@ def _prototype_faces(intensity: float) -> np.ndarray:
         for au, value in EXPRESSIONS[name].items():
             params[au][k] = intensity * value
     params |= {
-        "face_width": constant(19.7), "jaw_taper": constant(0.2), "eye_x": constant(9.0),
-        "eye_y": constant(18.1), "eye_size": constant(3.6), "gaze_x": constant(0.0), "gaze_y": constant(0.0),
-        "iris": constant(0.2), "brow_dark": constant(0.5), "brow_width": constant(1.0),
-        "mouth_y": constant(37.5), "lip_fullness": constant(1.0), "skin": constant(0.6), "hair": constant(0.3),
-        "has_hair": constant(0.0), "hairline": constant(4.0), "hair_curve": constant(6.0),
+        "face_width": constant(19.7),
+        "jaw_taper": constant(0.2),
+        "eye_x": constant(9.0),
+        "eye_y": constant(18.1),
+        "eye_size": constant(3.6),
+        "gaze_x": constant(0.0),
+        "gaze_y": constant(0.0),
+        "iris": constant(0.2),
+        "brow_dark": constant(0.5),
+        "brow_width": constant(1.0),
+        "mouth_y": constant(37.5),
+        "lip_fullness": constant(1.0),
+        "skin": constant(0.6),
+        "hair": constant(0.3),
+        "has_hair": constant(0.0),
+        "hairline": constant(4.0),
+        "hair_curve": constant(6.0),
         "hair_side": constant(1.5),
     }
     face, _ = _render_canonical(params)

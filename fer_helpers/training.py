@@ -19,6 +19,7 @@ emotion vote. Validation (early stopping, the kept epoch) and the stored logits 
 crowd run and its label twin differ in the training targets alone. The votes are not part of the key (the data
 checksum is); their checksum is recorded in the result's extra.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,7 +66,8 @@ def crowd_targets(data: FERData) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"targets='crowd' trains on FER+ votes, and {data.source} has none attached: attach them first with "
             f"ferplus.attach_votes(data, ferplus.read_votes(path)) (FER-2013), or "
-            f"ferplus.attach_votes(data, ferplus.synthetic_votes(data)) (synthetic faces)")
+            f"ferplus.attach_votes(data, ferplus.synthetic_votes(data)) (synthetic faces)"
+        )
     if len(votes) != len(data):
         raise ValueError(f"{len(votes)} vote rows for {len(data)} faces: attach the votes with ferplus.attach_votes")
     distribution = vote_distribution(votes[data.usage == "Training"])
@@ -86,7 +88,7 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) ->
 
 def random_rotation(x: torch.Tensor, max_deg: float, generator: torch.Generator) -> torch.Tensor:
     """Rotate each face by its own angle in [-max_deg, max_deg] about the centre (edges repeated, not black)."""
-    angles = (torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype) * 2 - 1)
+    angles = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
     angles = angles * math.radians(max_deg)
     cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
@@ -226,8 +228,15 @@ class FERDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DeviceBatches:
         rank, world_size = self._rank()
         images, labels, *targets = self.splits["Training"]
-        return DeviceBatches(images, labels, self.config.batch_size, self.generator, rank, world_size,
-                             targets=targets[0] if targets else None)
+        return DeviceBatches(
+            images,
+            labels,
+            self.config.batch_size,
+            self.generator,
+            rank,
+            world_size,
+            targets=targets[0] if targets else None,
+        )
 
     def val_dataloader(self) -> DeviceBatches:
         rank, world_size = self._rank()
@@ -286,8 +295,9 @@ class FERClassifier(L.LightningModule):
             logits = self(x)
             loss = self._loss(logits, targets)
         self.train_acc(logits, labels)
-        self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=True, batch_size=len(labels),
-                 sync_dist=True)
+        self.log(
+            "train_loss", loss, on_epoch=True, on_step=False, prog_bar=True, batch_size=len(labels), sync_dist=True
+        )
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -340,8 +350,12 @@ class EpochRecorder(Callback):
         self._lr = float("nan")
 
     def state_dict(self) -> dict:  # kept in the resume checkpoint, so a resumed run's history is whole
-        return {"rows": self.rows, "train_seconds": self.train_seconds, "train_images": self.train_images,
-                "resumed_at": self.resumed_at}
+        return {
+            "rows": self.rows,
+            "train_seconds": self.train_seconds,
+            "train_images": self.train_images,
+            "resumed_at": self.resumed_at,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.rows, self.train_seconds = list(state["rows"]), float(state["train_seconds"])
@@ -482,16 +496,28 @@ def _train(
     if config.targets == "crowd":
         voted = crowd_targets(data)[1]
         train_faces = int(voted.sum())
-        crowd = {"targets": "crowd", "crowd_train_faces": train_faces, "crowd_left_out": int((~voted).sum()),
-                 "votes_sha256": hashlib.sha256(np.ascontiguousarray(data.extras[VOTES_KEY]).tobytes()).hexdigest()}
+        crowd = {
+            "targets": "crowd",
+            "crowd_train_faces": train_faces,
+            "crowd_left_out": int((~voted).sum()),
+            "votes_sha256": hashlib.sha256(np.ascontiguousarray(data.extras[VOTES_KEY]).tobytes()).hexdigest(),
+        }
     steps_per_epoch = max(1, train_faces // config.batch_size)
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc", mode="max",
-        save_top_k=1, save_weights_only=True,
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val_acc",
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,
     )
     # No monitor: rewritten at the end of every epoch, after the recorder has added the epoch's row.
-    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename=Path(RESUME_FILE).stem,
-                           enable_version_counter=False, save_on_train_epoch_end=True)
+    last = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename=Path(RESUME_FILE).stem,
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,
+    )
     recorder = EpochRecorder()
     callbacks: list[Callback] = [checkpoint, last, recorder, EpochProgressBar(steps_per_epoch)]
     if config.patience is not None:
@@ -502,15 +528,26 @@ def _train(
     flags = _torch_flags()  # the Trainer sets them process-wide; code run after training should not inherit them
     try:
         trainer = L.Trainer(
-            accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
-            num_nodes=config.num_nodes, precision=precision, max_epochs=config.max_epochs,
-            callbacks=callbacks, logger=logger, default_root_dir=run_dir,
-            deterministic=not cuda, benchmark=cuda, num_sanity_val_steps=0, enable_model_summary=False,
+            accelerator=config.accelerator,
+            devices=config.devices,
+            strategy=config.strategy,
+            num_nodes=config.num_nodes,
+            precision=precision,
+            max_epochs=config.max_epochs,
+            callbacks=callbacks,
+            logger=logger,
+            default_root_dir=run_dir,
+            deterministic=not cuda,
+            benchmark=cuda,
+            num_sanity_val_steps=0,
+            enable_model_summary=False,
             log_every_n_steps=min(50, steps_per_epoch),
         )
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         if trainer.interrupted:  # Lightning returns from Ctrl-C; a run cut short must not be saved as finished
-            raise KeyboardInterrupt(f"{model_name} interrupted; calling it again resumes from {run_dir / 'checkpoints'}")
+            raise KeyboardInterrupt(
+                f"{model_name} interrupted; calling it again resumes from {run_dir / 'checkpoints'}"
+            )
         wall_seconds = recorder.wall_seconds()
     finally:
         _restore_torch_flags(flags)
@@ -536,11 +573,20 @@ def _train(
 
     history = recorder.history()
     return RunResult(
-        model=model_name, config=config.to_dict(), key=key, run_dir=run_dir, data_sha256=data.sha256,
-        logits=logits, labels=labels, metrics=metrics, seed=config.seed, params=count_params(model),
+        model=model_name,
+        config=config.to_dict(),
+        key=key,
+        run_dir=run_dir,
+        data_sha256=data.sha256,
+        logits=logits,
+        labels=labels,
+        metrics=metrics,
+        seed=config.seed,
+        params=count_params(model),
         train_seconds=wall_seconds,
         images_per_second=recorder.train_images * trainer.world_size / max(recorder.train_seconds, 1e-9),
-        device=device_name(device), history=history,
+        device=device_name(device),
+        history=history,
         extra={
             "best_epoch": int(best["epoch"]) + 1,  # epochs count from 1, as in the paper
             "stopped_epoch": len(history),

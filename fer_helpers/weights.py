@@ -4,6 +4,7 @@ float32 where it fits (the baseline), else float16 (Model B), else int8 with one
 for the conv and linear weights (ResNet-FER). A file written with its configuration names its architecture, so
 `load_weights(path)` rebuilds the model alone. No Lightning: `fer-study predict` loads weights with this module.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,11 @@ def save_weights(model: nn.Module, path: str | Path, config: CNNConfig | None = 
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"dtype": dtype}
     if config is not None:
-        metadata |= {"model": config.model, "model_kwargs": json.dumps(config.to_dict()["model_kwargs"]),
-                     "config": json.dumps(config.to_dict())}
+        metadata |= {
+            "model": config.model,
+            "model_kwargs": json.dumps(config.to_dict()["model_kwargs"]),
+            "config": json.dumps(config.to_dict()),
+        }
     save_file(tensors, str(path), metadata=metadata)
     return path
 

@@ -23,6 +23,7 @@ Needs: Debian's `chromium` and `chromium-driver` (installed with apt-get when ab
 `selenium` from PyPI, which is no dependency of the study: this script installs it into its own environment with
 pip when absent. JupyterLab and ipykernel come with `make setup`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,14 +50,22 @@ DEFAULT_TIMEOUT_MIN = 20.0
 POLL_S = 2.0
 QUIET_POLLS = 3  # consecutive polls with an idle kernel and no queued cell before a notebook counts as finished
 CHROMIUM_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
 )
 ENV_DROPPED = ("FER2013_PATH", "FERPLUS_PATH", "MPLBACKEND")  # a student's fresh shell sets none of them
 DRAWS = re.compile(r"\b(plots|plt)\.")
 # Without these settings JupyterLab asks, in a toast over the notebook, whether it may fetch Jupyter's news.
-LAB_SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-                {"fetchNews": "false", "checkForUpdates": False}}
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False}
+}
 
 OPEN_JS = """
 const [path, done] = [arguments[0], arguments[arguments.length - 1]];
@@ -165,10 +174,17 @@ class NotebookResult:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebooks", nargs="*", metavar="NN", help="only these notebooks, by number or name prefix")
-    parser.add_argument("--timeout-min", type=float, default=DEFAULT_TIMEOUT_MIN,
-                        help=f"time limit per notebook in minutes (default {DEFAULT_TIMEOUT_MIN:g})")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep what earlier checks saved in the copy's runs/ (to check 05 without rerunning 02-04)")
+    parser.add_argument(
+        "--timeout-min",
+        type=float,
+        default=DEFAULT_TIMEOUT_MIN,
+        help=f"time limit per notebook in minutes (default {DEFAULT_TIMEOUT_MIN:g})",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep what earlier checks saved in the copy's runs/ (to check 05 without rerunning 02-04)",
+    )
     return parser.parse_args(argv)
 
 
@@ -208,8 +224,12 @@ def copy_project(dest: Path, keep: bool) -> None:
 def lab_environment(project: Path, config_dir: Path) -> dict[str, str]:
     """JupyterLab's (and so the kernels') environment: no FER-2013, fer_helpers and caches from the copy."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
-    env.update(PYTHONPATH=str(project), FER_CACHE_DIR=str(project / ".cache"),
-               JUPYTER_CONFIG_DIR=str(config_dir), JUPYTER_RUNTIME_DIR=str(config_dir / "runtime"))
+    env.update(
+        PYTHONPATH=str(project),
+        FER_CACHE_DIR=str(project / ".cache"),
+        JUPYTER_CONFIG_DIR=str(config_dir),
+        JUPYTER_RUNTIME_DIR=str(config_dir / "runtime"),
+    )
     for name, settings in LAB_SETTINGS.items():
         path = config_dir / "lab" / "user-settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,10 +239,13 @@ def lab_environment(project: Path, config_dir: Path) -> dict[str, str]:
 
 def check_kernel_setup(project: Path, env: dict[str, str]) -> None:
     """Fail early unless the python3 kernel runs this interpreter and imports fer_helpers from the copy."""
-    probe = ("import json, fer_helpers; from jupyter_client.kernelspec import KernelSpecManager as K;"
-             "print(json.dumps([K().get_kernel_spec('python3').argv[0], fer_helpers.__file__]))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=project / "notebooks", env=env,
-                         check=True, capture_output=True, text=True).stdout
+    probe = (
+        "import json, fer_helpers; from jupyter_client.kernelspec import KernelSpecManager as K;"
+        "print(json.dumps([K().get_kernel_spec('python3').argv[0], fer_helpers.__file__]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=project / "notebooks", env=env, check=True, capture_output=True, text=True
+    ).stdout
     kernel_python, helpers = json.loads(out.strip().splitlines()[-1])
     if Path(kernel_python).resolve() != Path(sys.executable).resolve():
         raise SystemExit(f"the python3 kernel runs {kernel_python}, not {sys.executable}: run `make setup`")
@@ -242,14 +265,24 @@ class JupyterLab:
     def __init__(self, project: Path, env: dict[str, str], log: Path):
         self.token, self.port = secrets.token_hex(16), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--IdentityProvider.token={self.token}",
-                   f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1",
-                   "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={project}"]
+        command = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            "--ServerApp.ip=127.0.0.1",
+            "--LabApp.expose_app_in_browser=True",
+            f"--ServerApp.root_dir={project}",
+        ]
         if os.geteuid() == 0:
             command.append("--allow-root")
         with open(log, "w") as log_file:
-            self.process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.log = log
 
     def api(self, path: str) -> object | None:
@@ -362,7 +395,9 @@ def wait_for_run(driver, lab: JupyterLab, kernel_id: str, timeout: float) -> str
         if now - start > timeout:
             return f"timed out after {timeout / 60:g} min in `{queued['current']}`"
         if now - last_note > 60:
-            print(f"    {now - start:4.0f} s, {queued['queued']} cells to go, running `{queued['current']}`", flush=True)
+            print(
+                f"    {now - start:4.0f} s, {queued['queued']} cells to go, running `{queued['current']}`", flush=True
+            )
             last_note = now
 
 
@@ -394,8 +429,11 @@ def inspect_and_capture(driver, cells: list[dict], folder: Path, result: Noteboo
     driver.execute_async_script(SCROLL_JS, 0, None)
     screenshot(driver, folder, "00-top", result)
     for cell in cells:
-        kinds = {"error" if o["type"] == "error" else "stderr" for o in cell["outputs"]
-                 if o["type"] == "error" or o.get("name") == "stderr"}
+        kinds = {
+            "error" if o["type"] == "error" else "stderr"
+            for o in cell["outputs"]
+            if o["type"] == "error" or o.get("name") == "stderr"
+        }
         for kind in sorted(kinds):
             driver.execute_async_script(SCROLL_JS, cell["index"], None)
             screenshot(driver, folder, f"cell{cell['index']:02d}-{kind}", result)
@@ -442,8 +480,10 @@ def summary_table(results: list[NotebookResult]) -> str:
     for r in results:
         shown = sum(f["natural"][0] > 0 for f in r.figures)
         verdict = "ok" if not r.failures else "FAIL"
-        rows.append(f"{r.notebook:<22} {f'{r.executed}/{r.code_cells}':>7} {len(r.errors):>6} {len(r.stderr):>6} "
-                    f"{shown:>7} {r.seconds:>8.1f}  {verdict}")
+        rows.append(
+            f"{r.notebook:<22} {f'{r.executed}/{r.code_cells}':>7} {len(r.errors):>6} {len(r.stderr):>6} "
+            f"{shown:>7} {r.seconds:>8.1f}  {verdict}"
+        )
     return "\n".join(rows)
 
 
@@ -474,8 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     check_kernel_setup(project, env)
     print(f"checking {len(notebooks)} notebooks in JupyterLab on a copy in {project.relative_to(REPO)}", flush=True)
     results, found = [], versions(chromium)
-    with running_lab(project, env, OUT / "jupyterlab.log") as lab, \
-            headless_chromium(chromium, chromedriver, OUT / "chromium-profile", OUT / "chromedriver.log") as driver:
+    with (
+        running_lab(project, env, OUT / "jupyterlab.log") as lab,
+        headless_chromium(chromium, chromedriver, OUT / "chromium-profile", OUT / "chromedriver.log") as driver,
+    ):
         open_lab(driver, lab)
         for notebook in notebooks:
             print(f"  {notebook.stem} ...", flush=True)
@@ -484,8 +526,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {notebook.stem}: {'ok' if not result.failures else 'FAIL'} in {result.seconds:.0f} s", flush=True)
             write_summary(results, found)
     print("\n" + summary_table(results))
-    print(f"\nsummary: {write_summary(results, found).relative_to(REPO)}; "
-          f"screenshots: {(OUT / 'screenshots').relative_to(REPO)}/")
+    print(
+        f"\nsummary: {write_summary(results, found).relative_to(REPO)}; "
+        f"screenshots: {(OUT / 'screenshots').relative_to(REPO)}/"
+    )
     failed = [(r.notebook, line) for r in results for line in r.failures]
     for notebook, line in failed:
         print(f"FAIL {notebook}: {line}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """Shared fixtures: the real FER-2013 (skipped with a reason where absent) and the embedded synthetic faces."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The ablation of Model B: the table against the full model, its sentences, the claims' verdicts, the runs."""
+
 from __future__ import annotations
 
 import copy
@@ -53,12 +54,21 @@ def make_run(tmp_path: Path, model: str, preds: dict[str, np.ndarray], seed: int
     config = {"seed": seed, "model": model}
     key = run_key(model, config, "abc")
     rng = np.random.default_rng(seed)
-    logits = {s: (5 * np.eye(NUM_CLASSES)[p] + rng.normal(0, 0.3, (len(p), NUM_CLASSES))).astype(np.float32)
-              for s, p in preds.items()}
+    logits = {
+        s: (5 * np.eye(NUM_CLASSES)[p] + rng.normal(0, 0.3, (len(p), NUM_CLASSES))).astype(np.float32)
+        for s, p in preds.items()
+    }
     result = RunResult(
-        model=model, config=config, key=key, run_dir=tmp_path / "results" / f"{model}-{key}", data_sha256="abc",
-        logits=logits, labels=labels, metrics={s: classification_metrics(labels[s], p) for s, p in preds.items()},
-        seed=seed, params=1000,
+        model=model,
+        config=config,
+        key=key,
+        run_dir=tmp_path / "results" / f"{model}-{key}",
+        data_sha256="abc",
+        logits=logits,
+        labels=labels,
+        metrics={s: classification_metrics(labels[s], p) for s, p in preds.items()},
+        seed=seed,
+        params=1000,
     )
     result.save()
     return RunResult.load(result.run_dir)
@@ -70,8 +80,10 @@ def study_runs(tmp_path_factory) -> tuple[list[RunResult], dict[str, list[RunRes
     tmp_path = tmp_path_factory.mktemp("ablation")
     shares = {"model_b": 0.40, "model_b_no_bn": 0.50, "model_b_relu": 0.40, "model_b_flatten": 0.35}
     errors = {s: nested_errors(len(fer_labels(s)), shares, seed=i) for i, s in enumerate(SPLITS)}
-    runs = {name: [make_run(tmp_path, name, {s: with_errors(fer_labels(s), errors[s][name]) for s in SPLITS})]
-            for name in shares}
+    runs = {
+        name: [make_run(tmp_path, name, {s: with_errors(fer_labels(s), errors[s][name]) for s in SPLITS})]
+        for name in shares
+    }
     return runs.pop("model_b"), runs
 
 
@@ -89,8 +101,9 @@ def test_ablation_changes_name_every_recipe_ablation():
 
 
 def test_table_rows_reference_first_and_its_deltas_empty(table):
-    assert list(table.index) == [(m, s) for m in ("model_b", "model_b_no_bn", "model_b_relu", "model_b_flatten")
-                                 for s in SPLITS]
+    assert list(table.index) == [
+        (m, s) for m in ("model_b", "model_b_no_bn", "model_b_relu", "model_b_flatten") for s in SPLITS
+    ]
     reference = table.loc["model_b"]
     assert reference[["delta_accuracy", "delta_macro_f1", "mcnemar_p"]].isna().all().all()
     assert (reference["change"] == "full Model B (reference)").all()
@@ -109,7 +122,8 @@ def test_table_numbers_match_a_direct_computation(study_runs, table):
         assert row["delta_accuracy"] == pytest.approx(100 * (np.mean(bn == labels) - np.mean(ref == labels)))
         assert row["delta_accuracy"] == pytest.approx(-10, abs=0.05)  # by construction: 10% more faces wrong
         assert row["delta_macro_f1"] == pytest.approx(
-            100 * (f1_score(labels, bn, average="macro") - f1_score(labels, ref, average="macro")))
+            100 * (f1_score(labels, bn, average="macro") - f1_score(labels, ref, average="macro"))
+        )
         assert np.isnan(row["accuracy_std"])  # one seed
         assert row["accuracy_ci95"] == pytest.approx(bootstrap_ci(labels, bn, "accuracy", N_BOOT), abs=1e-4)
         assert row["mcnemar_p"] == pytest.approx(mcnemar(labels, bn, ref)["p_value"])
@@ -180,8 +194,9 @@ def test_table_does_not_mutate_the_runs(study_runs):
     ablation_table(reference, {"model_b_no_bn": variants["model_b_no_bn"]}, n_boot=50)
     after = [(r.logits, r.labels, r.metrics) for r in reference + variants["model_b_no_bn"]]
     for (logits_a, labels_a, metrics_a), (logits_b, labels_b, metrics_b) in zip(before, after):
-        assert all(np.array_equal(logits_a[s], logits_b[s]) and np.array_equal(labels_a[s], labels_b[s])
-                   for s in SPLITS)
+        assert all(
+            np.array_equal(logits_a[s], logits_b[s]) and np.array_equal(labels_a[s], labels_b[s]) for s in SPLITS
+        )
         assert metrics_a == metrics_b
 
 
@@ -209,7 +224,8 @@ def test_claim_verdicts_follow_sign_and_significance(table):
     assert claims.loc["Global Average Pooling helps (over flatten + dense)", "verdict"] == "not reproduced"
     assert claims.loc["Dropout helps", "verdict"] == "not testable without the ablation's model_b_no_dropout"
     assert claims.loc["Class weights lift Sad F1 by 12–16 points", "verdict"] == (
-        "not testable without the ablation's model_b_no_class_weights")
+        "not testable without the ablation's model_b_no_class_weights"
+    )
     chance = table.copy()
     chance.loc[("model_b_no_bn", "PublicTest"), "mcnemar_p"] = 0.2
     claims = ablation_claims(chance, is_fer2013=True, profile="classroom").set_index("claim")
@@ -241,8 +257,9 @@ def test_ablation_figure_has_one_row_per_ablation(table):
 
     fig = plot_ablation_deltas(table)
     ticks = sorted(fig.axes[0].get_yticklabels(), key=lambda t: -t.get_position()[1])  # top first
-    assert [t.get_text() for t in ticks] == [ABLATION_CHANGES[m]
-                                             for m in ("model_b_no_bn", "model_b_relu", "model_b_flatten")]
+    assert [t.get_text() for t in ticks] == [
+        ABLATION_CHANGES[m] for m in ("model_b_no_bn", "model_b_relu", "model_b_flatten")
+    ]
     assert len(fig.axes) == 2
 
 

@@ -1,4 +1,5 @@
 """What travels to and from a training host: the slim tree's size, the run archives, and unpacking them safely."""
+
 from __future__ import annotations
 
 import io
@@ -23,9 +24,17 @@ def _run(root: Path, name: str, weights_bytes: int = 0) -> Path:
     rng = np.random.default_rng(len(name))
     logits = {s: rng.normal(size=(20, 7)).astype(np.float32) for s in ("PublicTest", "PrivateTest")}
     labels = {s: rng.integers(0, 7, 20) for s in logits}
-    result = RunResult(model=name, config={"model": name}, key="k" + name, run_dir=root / "results" / f"{name}-k",
-                       data_sha256="abc", logits=logits, labels=labels,
-                       metrics={s: {"accuracy": 0.5} for s in logits}, history=pd.DataFrame({"epoch": [1]}))
+    result = RunResult(
+        model=name,
+        config={"model": name},
+        key="k" + name,
+        run_dir=root / "results" / f"{name}-k",
+        data_sha256="abc",
+        logits=logits,
+        labels=labels,
+        metrics={s: {"accuracy": 0.5} for s in logits},
+        history=pd.DataFrame({"epoch": [1]}),
+    )
     result.save()
     if weights_bytes:
         (result.run_dir / "weights.safetensors").write_bytes(os.urandom(weights_bytes))

@@ -1,4 +1,5 @@
 """The paper's claims checked on constructed runs: verdicts, their scope, seeds, the class-weight ablation."""
+
 from __future__ import annotations
 
 import math
@@ -27,22 +28,56 @@ def paper_like(tmp_path: Path, model_b_accuracy=0.57, seeds=(0,), with_ablation=
     b_acc = b_acc * model_b_accuracy / (b_acc @ FER2013_COUNTS["PrivateTest"] / len(labels))
     b_conf = {C["Disgust"]: (C["Angry"], 0.7), C["Fear"]: (C["Surprise"], 0.5)}
     runs = {
-        "hog_svm": [make_result(tmp_path, "hog_svm", {"PrivateTest": make_preds(labels, 0.37, seed=100)}, data,
-                                seed=None, params=None)],
-        "baseline_cnn": [make_result(tmp_path, "baseline_cnn", {"PrivateTest": make_preds(labels, base_acc, seed=200)},
-                                     data, seed=0, params=683_527)],
-        "model_b": [make_result(tmp_path, "model_b", {"PrivateTest": make_preds(labels, b_acc, b_conf, seed=300 + s)},
-                                data, seed=s, params=2_737_143,
-                                config={"model": "model_b", "class_weights": True, "batchnorm": True}) for s in seeds],
+        "hog_svm": [
+            make_result(
+                tmp_path, "hog_svm", {"PrivateTest": make_preds(labels, 0.37, seed=100)}, data, seed=None, params=None
+            )
+        ],
+        "baseline_cnn": [
+            make_result(
+                tmp_path,
+                "baseline_cnn",
+                {"PrivateTest": make_preds(labels, base_acc, seed=200)},
+                data,
+                seed=0,
+                params=683_527,
+            )
+        ],
+        "model_b": [
+            make_result(
+                tmp_path,
+                "model_b",
+                {"PrivateTest": make_preds(labels, b_acc, b_conf, seed=300 + s)},
+                data,
+                seed=s,
+                params=2_737_143,
+                config={"model": "model_b", "class_weights": True, "batchnorm": True},
+            )
+            for s in seeds
+        ],
     }
     if with_ablation:
         no_weights = np.where(np.isin(np.arange(7), [C["Sad"], C["Surprise"]]), b_acc - 0.25, b_acc)
-        runs["model_b_no_bn"] = [make_result(  # another ablation: must not be taken for the class-weight one
-            tmp_path, "model_b_no_bn", {"PrivateTest": make_preds(labels, no_weights, b_conf, seed=401)},
-            data, seed=0, config={"model": "model_b", "class_weights": True, "batchnorm": False})]
-        runs["model_b_no_class_weights"] = [make_result(
-            tmp_path, "model_b_no_class_weights", {"PrivateTest": make_preds(labels, no_weights, b_conf, seed=400)},
-            data, seed=0, config={"model": "model_b", "class_weights": False, "batchnorm": True})]
+        runs["model_b_no_bn"] = [
+            make_result(  # another ablation: must not be taken for the class-weight one
+                tmp_path,
+                "model_b_no_bn",
+                {"PrivateTest": make_preds(labels, no_weights, b_conf, seed=401)},
+                data,
+                seed=0,
+                config={"model": "model_b", "class_weights": True, "batchnorm": False},
+            )
+        ]
+        runs["model_b_no_class_weights"] = [
+            make_result(
+                tmp_path,
+                "model_b_no_class_weights",
+                {"PrivateTest": make_preds(labels, no_weights, b_conf, seed=400)},
+                data,
+                seed=0,
+                config={"model": "model_b", "class_weights": False, "batchnorm": True},
+            )
+        ]
     return runs
 
 
@@ -56,8 +91,10 @@ def test_claims_on_paper_like_runs(tmp_path):
     runs = paper_like(tmp_path)
     table = check_paper_claims(runs)
     assert list(table.columns) == ["claim", "paper", "ours", "verdict", "basis", "detail", "data"]
-    assert set(table["verdict"]) <= set(VERDICT_ORDER) | {not_testable_without("the ablation's model_b_no_class_weights"),
-                                                          not_testable_without("Model B's PublicTest history")}
+    assert set(table["verdict"]) <= set(VERDICT_ORDER) | {
+        not_testable_without("the ablation's model_b_no_class_weights"),
+        not_testable_without("Model B's PublicTest history"),
+    }
     assert row(table, "HOG + SVM accuracy")["verdict"] == "reproduced"
     assert row(table, "HOG + SVM accuracy")["ours"] == pytest.approx(0.37, abs=1e-3)
     assert row(table, "Model B accuracy")["verdict"] == "reproduced"
@@ -87,9 +124,15 @@ def test_an_ordering_whose_gap_misses_the_papers_size_reproduces_only_its_direct
     assert row(table, "Model B is more accurate")["verdict"] == "direction reproduced, size not"
 
 
-@pytest.mark.parametrize("accuracy, verdict", [(0.57, "reproduced"), (0.60, "reproduced within our 95% interval"),
-                                               (0.45, "not reproduced, ours lower"),
-                                               (0.66, "not reproduced, ours higher")])
+@pytest.mark.parametrize(
+    "accuracy, verdict",
+    [
+        (0.57, "reproduced"),
+        (0.60, "reproduced within our 95% interval"),
+        (0.45, "not reproduced, ours lower"),
+        (0.66, "not reproduced, ours higher"),
+    ],
+)
 def test_range_verdicts_follow_the_interval(tmp_path, accuracy, verdict):
     table = check_paper_claims(paper_like(tmp_path, model_b_accuracy=accuracy))
     assert row(table, "Model B accuracy")["verdict"] == verdict
@@ -99,6 +142,7 @@ def test_claims_prefer_the_class_weight_ablation(tmp_path):
     table = check_paper_claims(paper_like(tmp_path, with_ablation=True))
     sad = row(table, "Class weights lift Sad")
     assert "model_b_no_class_weights" in sad["basis"] and "ablation" in sad["basis"]
+
     def f1(name, m):
         return per_class_report(m.labels["PrivateTest"], m.preds("PrivateTest")).loc[name, "f1"]
 
@@ -146,13 +190,20 @@ def test_claims_not_testable_on_synthetic_faces_or_missing_models(tmp_path):
     assert row(partial, "Model B accuracy")["verdict"] == "reproduced"
 
 
-@pytest.mark.parametrize("best, verdict", [(0.5684, "reproduced"), (0.58, "reproduced within our 95% interval"),
-                                           (0.45, "not reproduced, ours lower")])
+@pytest.mark.parametrize(
+    "best, verdict",
+    [(0.5684, "reproduced"), (0.58, "reproduced within our 95% interval"), (0.45, "not reproduced, ours lower")],
+)
 def test_best_validation_epoch_claim(tmp_path, best, verdict):
     labels = fer_labels("PublicTest")
     history = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [0.40, best, best - 0.01], "val_loss": [1.5, 1.2, 1.25]})
-    runs = {"model_b": [make_result(tmp_path, "model_b", {"PublicTest": make_preds(labels, best)},
-                                    {"PublicTest": labels}, history=history)]}
+    runs = {
+        "model_b": [
+            make_result(
+                tmp_path, "model_b", {"PublicTest": make_preds(labels, best)}, {"PublicTest": labels}, history=history
+            )
+        ]
+    }
     claim = row(check_paper_claims(runs, "PublicTest"), "Model B's best validation")
     assert claim["ours"] == pytest.approx(best) and claim["verdict"] == verdict
     assert "epoch 2 (loss 1.200)" in claim["detail"]

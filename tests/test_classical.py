@@ -1,4 +1,5 @@
 """HOG + linear SVM: learns the synthetic faces, picks C on PublicTest, and reloads instead of refitting."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,8 +58,9 @@ def test_private_test_plays_no_part_in_the_choice(synth, run_root, result):
     labels = synth.labels.copy()
     private = synth.usage == "PrivateTest"
     labels[private] = np.random.default_rng(0).permutation(labels[private])[::-1]
-    scrambled = fit_hog_svm(dataclasses.replace(synth, labels=labels, sha256="1" * 64), HogSvmConfig(c_grid=GRID),
-                            run_root)
+    scrambled = fit_hog_svm(
+        dataclasses.replace(synth, labels=labels, sha256="1" * 64), HogSvmConfig(c_grid=GRID), run_root
+    )
     assert scrambled.extra["chosen_C"] == result.extra["chosen_C"]
     assert scrambled.extra["c_search"][0]["public_accuracy"] == result.extra["c_search"][0]["public_accuracy"]
     np.testing.assert_allclose(scrambled.logits["PrivateTest"], result.logits["PrivateTest"], rtol=1e-5, atol=1e-5)
@@ -94,7 +96,8 @@ def test_search_scores_match_a_pipeline_fitted_by_hand(synth, run_root, result):
         assert row["C"] == c
         assert row["public_accuracy"] == accuracy_score(synth.labels[public], preds)
         assert row["public_macro_f1"] == pytest.approx(
-            f1_score(synth.labels[public], preds, labels=range(NUM_CLASSES), average="macro", zero_division=0))
+            f1_score(synth.labels[public], preds, labels=range(NUM_CLASSES), average="macro", zero_division=0)
+        )
     assert [row["public_accuracy"] for row in rows] == [row["public_accuracy"] for row in result.extra["c_search"]]
 
 

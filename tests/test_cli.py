@@ -1,4 +1,5 @@
 """The `fer-study` command line: parsing, `data check`, and a failing report run's exit status and message."""
+
 from __future__ import annotations
 
 import subprocess
@@ -19,8 +20,13 @@ def test_report_arguments():
     args = build_parser().parse_args(
         ["report", "--profile", "classroom", "--data", "x.zip", "--run-dir", "r", "--notebooks", "01", "02", "--fresh"]
     )
-    assert (args.profile, args.data, args.run_dir, args.notebooks, args.fresh) == ("classroom", "x.zip", "r",
-                                                                                  ["01", "02"], True)
+    assert (args.profile, args.data, args.run_dir, args.notebooks, args.fresh) == (
+        "classroom",
+        "x.zip",
+        "r",
+        ["01", "02"],
+        True,
+    )
     defaults = build_parser().parse_args(["report"])
     assert (defaults.profile, defaults.data, defaults.notebooks, defaults.fresh) == ("auto", None, None, False)
 
@@ -77,7 +83,8 @@ def test_data_check_reports_a_small_csv(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(0)
     rows = [
         {"emotion": label, "pixels": " ".join(map(str, rng.integers(0, 256, 48 * 48))), "Usage": split}
-        for split in SPLITS for label in range(NUM_CLASSES)
+        for split in SPLITS
+        for label in range(NUM_CLASSES)
     ]
     path = tmp_path / "fer2013.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
@@ -91,8 +98,9 @@ def test_failing_report_exits_1_naming_notebook_and_cell(tmp_path, monkeypatch, 
     monkeypatch.setattr(fer_data, "DATA_DIR", tmp_path)
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    params = nbformat.v4.new_code_cell('profile = "smoke"\ndata_path = None\nrun_dir = None\nfresh = False',
-                                       metadata={"tags": ["parameters"]})
+    params = nbformat.v4.new_code_cell(
+        'profile = "smoke"\ndata_path = None\nrun_dir = None\nfresh = False', metadata={"tags": ["parameters"]}
+    )
     nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell("1 / 0")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, notebooks / "01_divide.ipynb")

@@ -1,4 +1,5 @@
 """A CNN run's configuration: validation, the JSON round trip, the cache key, and what "auto" precision means."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ def test_config_is_hashable_and_round_trips_through_json():
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(optimizer="rmsprop"), dict(scheduler="step"), dict(tta="ten_crop"), dict(patience=0), dict(lr=0.0),
-     dict(erasing_p=1.5), dict(channels_last="yes"), dict(crop_pad=-1)],
+    [
+        dict(optimizer="rmsprop"),
+        dict(scheduler="step"),
+        dict(tta="ten_crop"),
+        dict(patience=0),
+        dict(lr=0.0),
+        dict(erasing_p=1.5),
+        dict(channels_last="yes"),
+        dict(crop_pad=-1),
+    ],
 )
 def test_config_rejects_unknown_or_impossible_settings(bad):
     with pytest.raises(ValueError):
@@ -33,9 +42,18 @@ def test_from_dict_rejects_unknown_fields():
         CNNConfig.from_dict({**CNNConfig().to_dict(), "epochs": 3})
 
 
-@pytest.mark.parametrize("field, value", [("precision", "bf16-mixed"), ("channels_last", False), ("compile", True),
-                                          ("accelerator", "gpu"), ("devices", 4), ("strategy", "ddp"),
-                                          ("num_nodes", 2)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("precision", "bf16-mixed"),
+        ("channels_last", False),
+        ("compile", True),
+        ("accelerator", "gpu"),
+        ("devices", 4),
+        ("strategy", "ddp"),
+        ("num_nodes", 2),
+    ],
+)
 def test_the_experiment_leaves_out_where_it_ran(field, value):
     assert field in EXECUTION_FIELDS
     assert CNNConfig(**{field: value}).experiment() == CNNConfig().experiment()

@@ -1,4 +1,5 @@
 """FER-2013 data layer: every input form round-trips, bad input fails with a clear message, the cache is safe."""
+
 from __future__ import annotations
 
 import io
@@ -111,6 +112,7 @@ def assert_same(loaded: FERData, images, labels, usage) -> None:
 
 # ---------------------------------------------------------------- round trips of every form
 
+
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 @pytest.mark.parametrize("wrapper", ["", "fer2013/"])
 def test_kaggle_zip_round_trip(tmp_path, compression, wrapper):
@@ -174,8 +176,10 @@ def test_csv_round_trip(tmp_path, form, writer):
 
 def test_csv_inside_a_zip(tmp_path):
     images, labels, usage = fake_arrays()
-    path = write_zip(tmp_path / "challenge.zip", {"icml_face_data.csv": icml_csv(images, labels, usage).encode(),
-                                                  "train.csv": b"emotion,pixels\n"})
+    path = write_zip(
+        tmp_path / "challenge.zip",
+        {"icml_face_data.csv": icml_csv(images, labels, usage).encode(), "train.csv": b"emotion,pixels\n"},
+    )
     loaded = load(path, tmp_path)
     assert loaded.form == "icml-csv"
     assert_same(loaded, images, labels, usage)
@@ -185,7 +189,8 @@ def write_pair(folder: Path, images, labels, usage, test_columns: tuple[str, ...
     folder.mkdir()
     train = usage == "Training"
     pd.DataFrame({"emotion": labels[train], "pixels": pixel_strings(images[train])}).to_csv(
-        folder / "train.csv", index=False)
+        folder / "train.csv", index=False
+    )
     test = pd.DataFrame({"emotion": labels[~train], "pixels": pixel_strings(images[~train]), "Usage": usage[~train]})
     test[list(test_columns)].to_csv(folder / "test.csv", index=False)
     return folder
@@ -208,6 +213,7 @@ def test_torchvision_unlabelled_test_csv_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------- finding the data
+
 
 def test_path_from_environment(tmp_path, monkeypatch):
     path = kaggle_zip(tmp_path)
@@ -236,6 +242,7 @@ def test_folder_with_a_csv_is_recognised(tmp_path):
 
 
 # ---------------------------------------------------------------- validation
+
 
 def test_missing_path(tmp_path):
     with pytest.raises(FERDataError, match="nowhere.zip: no such file"):
@@ -281,26 +288,36 @@ def some_pixels(replace_at: int | None = None, value: str = "", count: int = 230
 
 
 @pytest.mark.parametrize("row", [0, 30, 41])  # first row, a middle one, the last
-@pytest.mark.parametrize("pixels, message", [
-    (some_pixels(count=2303), "2303 pixel values, expected 2304"),
-    (some_pixels(count=2305), "2305 pixel values, expected 2304"),
-    ("", "0 pixel values, expected 2304"),
-    (some_pixels(7, "12a"), "pixel 7 is '12a', not an integer"),
-    (some_pixels(0, "1.5"), "pixel 0 is '1.5', not an integer"),
-    (some_pixels(2303, "256"), "pixel 2303 is 256, outside 0..255"),
-    (some_pixels(5, "1000"), "pixel 5 is 1000, outside 0..255"),
-    (some_pixels(5, "-1"), "pixel 5 is -1, outside 0..255"),
-    (some_pixels(5, "0x1f"), "pixel 5 is '0x1f', not an integer"),
-    (some_pixels(9, "99999999999999999999999"), "pixel 9 is 99999999999999999999999, outside 0..255"),
-])
+@pytest.mark.parametrize(
+    "pixels, message",
+    [
+        (some_pixels(count=2303), "2303 pixel values, expected 2304"),
+        (some_pixels(count=2305), "2305 pixel values, expected 2304"),
+        ("", "0 pixel values, expected 2304"),
+        (some_pixels(7, "12a"), "pixel 7 is '12a', not an integer"),
+        (some_pixels(0, "1.5"), "pixel 0 is '1.5', not an integer"),
+        (some_pixels(2303, "256"), "pixel 2303 is 256, outside 0..255"),
+        (some_pixels(5, "1000"), "pixel 5 is 1000, outside 0..255"),
+        (some_pixels(5, "-1"), "pixel 5 is -1, outside 0..255"),
+        (some_pixels(5, "0x1f"), "pixel 5 is '0x1f', not an integer"),
+        (some_pixels(9, "99999999999999999999999"), "pixel 9 is 99999999999999999999999, outside 0..255"),
+    ],
+)
 def test_bad_pixels_name_file_and_line(tmp_path, row, pixels, message):
     path = broken_csv(tmp_path, row, pixels=pixels)
     with pytest.raises(FERDataError, match=rf"fer2013\.csv line {row + 2}: {message}"):
         load(path, tmp_path)
 
 
-@pytest.mark.parametrize("label, message", [("7", "'7' is outside 0..6"), ("-1", "'-1' is outside 0..6"),
-                                            ("happy", "'happy' is not an integer"), ("", "'' is not an integer")])
+@pytest.mark.parametrize(
+    "label, message",
+    [
+        ("7", "'7' is outside 0..6"),
+        ("-1", "'-1' is outside 0..6"),
+        ("happy", "'happy' is not an integer"),
+        ("", "'' is not an integer"),
+    ],
+)
 def test_bad_label(tmp_path, label, message):
     path = broken_csv(tmp_path, 17, label=label)
     with pytest.raises(FERDataError, match=f"fer2013.csv line 19: emotion {message}"):
@@ -331,13 +348,17 @@ NOISE = np.random.default_rng(3).integers(0, 256, (48, 48), dtype=np.uint8)
 
 
 @pytest.mark.parametrize("lenient_decoder", [False, True])
-@pytest.mark.parametrize("content", [
-    b"this is not an image",
-    encode(NOISE)[:60],  # a PNG cut in its header
-    encode(NOISE)[:1500],  # a PNG cut in its pixel data
-    encode(NOISE, "JPEG")[:300],  # a JPEG cut in its header
-    encode(NOISE, "JPEG")[:-2],  # a JPEG cut just before its end marker
-], ids=["garbage", "png-header", "png-pixels", "jpeg-header", "jpeg-end"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"this is not an image",
+        encode(NOISE)[:60],  # a PNG cut in its header
+        encode(NOISE)[:1500],  # a PNG cut in its pixel data
+        encode(NOISE, "JPEG")[:300],  # a JPEG cut in its header
+        encode(NOISE, "JPEG")[:-2],  # a JPEG cut just before its end marker
+    ],
+    ids=["garbage", "png-header", "png-pixels", "jpeg-header", "jpeg-end"],
+)
 def test_corrupt_or_truncated_image(tmp_path, monkeypatch, content, lenient_decoder):
     if lenient_decoder:  # some OpenCV builds decode a truncated JPEG with only a warning
         monkeypatch.setattr(data_module.cv2, "imdecode", lambda buffer, flags: np.zeros((48, 48), np.uint8))
@@ -390,8 +411,9 @@ def test_archive_with_a_split_missing(tmp_path):
         load(write_folder(tmp_path / "only-train", files), tmp_path)
 
 
-@pytest.mark.parametrize("name", ["../evil.png", "train/../../evil.png", "/etc/evil.png", "C:/evil.png",
-                                  "..\\evil.png"])
+@pytest.mark.parametrize(
+    "name", ["../evil.png", "train/../../evil.png", "/etc/evil.png", "C:/evil.png", "..\\evil.png"]
+)
 def test_entry_escaping_the_folder(tmp_path, name):
     path = kaggle_zip(tmp_path, extra={name: b"x"})
     with pytest.raises(FERDataError, match="points outside its folder"):
@@ -412,6 +434,7 @@ def test_unexpected_nesting(tmp_path):
 
 
 # ---------------------------------------------------------------- cache
+
 
 def test_cache_hit_is_equal_and_skips_parsing(tmp_path, monkeypatch):
     path = kaggle_zip(tmp_path)
@@ -495,8 +518,10 @@ def test_two_processes_loading_at_once(tmp_path):
     path = write_zip(tmp_path / "fer2013.zip", kaggle_files(*fake_arrays(per_class=20)))
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_load_in_process, args=(str(path), str(tmp_path / "cache"), barrier, results))
-               for _ in range(2)]
+    workers = [
+        context.Process(target=_load_in_process, args=(str(path), str(tmp_path / "cache"), barrier, results))
+        for _ in range(2)
+    ]
     for worker in workers:
         worker.start()
     outcomes = [results.get(timeout=120) for _ in workers]
@@ -510,6 +535,7 @@ def test_two_processes_loading_at_once(tmp_path):
 
 
 # ---------------------------------------------------------------- FERData helpers
+
 
 @pytest.fixture
 def small(tmp_path) -> FERData:
@@ -538,8 +564,12 @@ def test_subsample_caps_each_class_and_split(small, train_cap, eval_cap):
 
 
 def test_subsample_checksum_depends_on_caps_and_seed(small):
-    keys = {small.subsample(2, 1, seed=0).sha256, small.subsample(3, 1, seed=0).sha256,
-            small.subsample(2, 2, seed=0).sha256, small.subsample(2, 1, seed=1).sha256}
+    keys = {
+        small.subsample(2, 1, seed=0).sha256,
+        small.subsample(3, 1, seed=0).sha256,
+        small.subsample(2, 2, seed=0).sha256,
+        small.subsample(2, 1, seed=1).sha256,
+    }
     assert len(keys) == 4 and small.sha256 not in keys
     assert small.subsample(2, 1, seed=0).sha256 == small.subsample(2, 1, seed=0).sha256
     assert small.subsample(None, None).sha256 == small.sha256
@@ -555,9 +585,21 @@ def test_subsample_is_deterministic(small):
 
 
 def test_subsample_keeps_per_image_extras_in_step(small):
-    tagged = FERData(small.images, small.labels, small.usage, small.source, small.sha256, small.form, small.ids,
-                     extras={"row": np.arange(len(small)), "per_image": ("row",),
-                             "table": np.zeros((len(small), 2)), "note": "kept"})
+    tagged = FERData(
+        small.images,
+        small.labels,
+        small.usage,
+        small.source,
+        small.sha256,
+        small.form,
+        small.ids,
+        extras={
+            "row": np.arange(len(small)),
+            "per_image": ("row",),
+            "table": np.zeros((len(small), 2)),
+            "note": "kept",
+        },
+    )
     sub = tagged.subsample(1, 1)
     np.testing.assert_array_equal(tagged.images[sub.extras["row"]], sub.images)
     # an array not named per-image is kept whole, even where its length happens to equal N
@@ -570,21 +612,36 @@ def test_counts_and_class_weights(small):
     assert (counts == 6).all().all()
     skewed = small.subsample(train_per_class=None, eval_per_class=None)
     keep = ~((skewed.usage == "Training") & (skewed.labels == 1) & (np.arange(len(skewed)) % 2 == 0))
-    skewed = FERData(skewed.images[keep], skewed.labels[keep], skewed.usage[keep], "x", "x", "kaggle-zip",
-                     skewed.ids[keep])
+    skewed = FERData(
+        skewed.images[keep], skewed.labels[keep], skewed.usage[keep], "x", "x", "kaggle-zip", skewed.ids[keep]
+    )
     train = skewed.labels[skewed.usage == "Training"]
     expected = len(train) / (NUM_CLASSES * np.bincount(train, minlength=NUM_CLASSES))
     np.testing.assert_allclose(skewed.class_weights(), expected)
     assert skewed.class_weights()[1] > skewed.class_weights()[0]
     without_disgust = skewed.labels != 1
     with pytest.raises(ValueError, match="no images of Disgust"):
-        FERData(skewed.images[without_disgust], skewed.labels[without_disgust], skewed.usage[without_disgust],
-                "x", "x", "kaggle-zip").class_weights()
+        FERData(
+            skewed.images[without_disgust],
+            skewed.labels[without_disgust],
+            skewed.usage[without_disgust],
+            "x",
+            "x",
+            "kaggle-zip",
+        ).class_weights()
 
 
-@pytest.mark.parametrize("call", [lambda d: d.subsample(2, 1), lambda d: d.counts(), lambda d: d.class_weights(),
-                                  find_duplicates, lambda d: duplicate_summary(find_duplicates(d))],
-                         ids=["subsample", "counts", "class_weights", "find_duplicates", "duplicate_summary"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda d: d.subsample(2, 1),
+        lambda d: d.counts(),
+        lambda d: d.class_weights(),
+        find_duplicates,
+        lambda d: duplicate_summary(find_duplicates(d)),
+    ],
+    ids=["subsample", "counts", "class_weights", "find_duplicates", "duplicate_summary"],
+)
 def test_helpers_do_not_mutate_their_input(small, call):
     before = {name: getattr(small, name).copy() for name in ("images", "labels", "usage", "ids")}
     extras_before = dict(small.extras)
@@ -600,8 +657,16 @@ def with_duplicates() -> FERData:
     label; C in Training, twice in PublicTest and in PrivateTest."""
     images, labels, usage = fake_arrays(per_class=4)
     a, b, d, c = 0, 1, 3, 30
-    planted = [(5, a, None), (15, b, None), (43, b, 4), (16, d, None), (17, d, 5),
-               (8, c, None), (44, c, None), (70, c, None)]
+    planted = [
+        (5, a, None),
+        (15, b, None),
+        (43, b, 4),
+        (16, d, None),
+        (17, d, 5),
+        (8, c, None),
+        (44, c, None),
+        (70, c, None),
+    ]
     for target, source, label in planted:
         images[target] = images[source]
         labels[target] = labels[source] if label is None else label
@@ -615,12 +680,24 @@ def test_find_duplicates_groups():
     groups = [list(g["index"]) for _, g in table.groupby("group", sort=True)]
     assert groups == [[0, 5], [1, 15, 43], [3, 16, 17], [8, 30, 44, 70]]
     assert table.loc[table["index"] == 43, ["usage", "label", "class_name", "id"]].values.tolist() == [
-        ["PublicTest", 4, "Sad", "img43"]]
+        ["PublicTest", 4, "Sad", "img43"]
+    ]
     assert duplicate_summary(table).to_dict() == {
-        "groups": 4, "images": 12, "within_Training": 7, "within_PublicTest": 2, "within_PrivateTest": 0,
-        "Training_with_PublicTest": 3, "Training_with_PrivateTest": 1, "PublicTest_with_Training": 3,
-        "PrivateTest_with_Training": 1, "PublicTest_with_PrivateTest": 2, "PrivateTest_with_PublicTest": 1,
-        "Training_with_test": 3, "conflicting_groups": 2, "conflicting_images": 6}
+        "groups": 4,
+        "images": 12,
+        "within_Training": 7,
+        "within_PublicTest": 2,
+        "within_PrivateTest": 0,
+        "Training_with_PublicTest": 3,
+        "Training_with_PrivateTest": 1,
+        "PublicTest_with_Training": 3,
+        "PrivateTest_with_Training": 1,
+        "PublicTest_with_PrivateTest": 2,
+        "PrivateTest_with_PublicTest": 1,
+        "Training_with_test": 3,
+        "conflicting_groups": 2,
+        "conflicting_images": 6,
+    }
 
 
 def test_no_duplicates():
@@ -653,10 +730,14 @@ def test_synthetic_data_subsamples_with_its_masks():
 
 # ---------------------------------------------------------------- the real FER-2013 (FER2013_PATH)
 
+
 def test_real_split_sizes(real_data):
     assert len(real_data) == 35887
     assert {split: int((real_data.usage == split).sum()) for split in SPLITS} == {
-        "Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}
+        "Training": 28709,
+        "PublicTest": 3589,
+        "PrivateTest": 3589,
+    }
     assert real_data.images.shape == (35887, 48, 48) and real_data.images.dtype == np.uint8
 
 

@@ -1,4 +1,5 @@
 """Grad-CAM heatmaps and their measurements: shapes, invariants, hand computations, and the synthetic faces' truth."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -221,8 +222,17 @@ def test_paper_claims_measure_a_sad_lower_eye_focus():
     sad = labels == CLASS_NAMES.index("Sad")
     cams[sad] = _blob(_centre(lower), 1.5)
     claims = explain.paper_claims(cams, labels, regions)
-    assert list(claims.columns) == ["claim", "measured", "ci_low", "ci_high", "reference", "against", "area",
-                                    "ratio", "holds"]
+    assert list(claims.columns) == [
+        "claim",
+        "measured",
+        "ci_low",
+        "ci_high",
+        "reference",
+        "against",
+        "area",
+        "ratio",
+        "holds",
+    ]
     assert (claims["ci_low"] <= claims["measured"]).all()
     assert claims["holds"].iloc[0] and claims["holds"].iloc[1]  # every map lies on the eyes or the mouth
     assert not claims["holds"].iloc[2]  # and none on the cheeks
@@ -255,7 +265,10 @@ def test_pick_examples_takes_the_most_confident():
     probs[0, 0], probs[1, 0], probs[2, 3], probs[3, 1] = 0.6, 0.9, 0.7, 0.5
     ex = explain.pick_examples(labels, probs)
     assert ex[["class", "outcome", "index"]].values.tolist() == [
-        ["Angry", "correct", 1], ["Angry", "wrong", 2], ["Disgust", "correct", 3]]
+        ["Angry", "correct", 1],
+        ["Angry", "wrong", 2],
+        ["Disgust", "correct", 3],
+    ]
     assert ex.loc[1, "predicted"] == "Happy"
 
 
@@ -282,7 +295,8 @@ def test_road_scores_match_the_library_and_are_reproducible(tiny, faces):
         x = images_to_tensor(images)
         tiny.eval()
         expected = ROADCombined(percentiles=[20, 80])(
-            x, cams, [ClassifierOutputSoftmaxTarget(int(t)) for t in targets], tiny)
+            x, cams, [ClassifierOutputSoftmaxTarget(int(t)) for t in targets], tiny
+        )
     np.testing.assert_allclose(road.combined, expected, atol=1e-5)
     again = explain.road_scores(tiny, images, cams, targets, percentiles=(20, 80), seed=5)
     np.testing.assert_array_equal(road.morf, again.morf)
@@ -354,7 +368,9 @@ def test_randomization_check_destroys_the_heatmaps(tiny, faces):
     assert full["spearman"] < 0.9 and full["ssim"] < 0.9
     once = explain.randomization_check(tiny, images, cascade=False, seed=1)
     assert len(once) == 2
-    np.testing.assert_allclose(once.iloc[-1][["spearman", "ssim"]].astype(float), full[["spearman", "ssim"]].astype(float))
+    np.testing.assert_allclose(
+        once.iloc[-1][["spearman", "ssim"]].astype(float), full[["spearman", "ssim"]].astype(float)
+    )
 
 
 def test_randomization_check_on_model_b(faces):

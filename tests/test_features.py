@@ -1,4 +1,5 @@
 """HOG features: equal to scikit-image's per-image output, parallel or not, and cached on disk."""
+
 from __future__ import annotations
 
 import numpy as np

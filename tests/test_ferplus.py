@@ -1,4 +1,5 @@
 """FER+ votes: both forms read and join, bad input fails naming file and line, the statistics match hand counts."""
+
 from __future__ import annotations
 
 import hashlib
@@ -46,13 +47,26 @@ def ten(**counts: int) -> str:
 
 def fake_data(ids: list[str], usage: list[str], labels: list[int], form: str, source: str = "fake") -> FERData:
     """A FERData with blank images, as load_fer2013 gives for the form."""
-    return FERData(images=np.zeros((len(ids), 48, 48), dtype=np.uint8), labels=np.array(labels, dtype=np.int64),
-                   usage=np.array(usage), source=source, sha256="0" * 64, form=form, ids=np.array(ids))
+    return FERData(
+        images=np.zeros((len(ids), 48, 48), dtype=np.uint8),
+        labels=np.array(labels, dtype=np.int64),
+        usage=np.array(usage),
+        source=source,
+        sha256="0" * 64,
+        form=form,
+        ids=np.array(ids),
+    )
 
 
 # Six faces of a Kaggle zip: two per split.
-ZIP_IDS = ["train/angry/Training_1.jpg", "train/happy/Training_2.jpg", "test/sad/PublicTest_3.jpg",
-           "test/fear/PublicTest_4.jpg", "test/neutral/PrivateTest_5.jpg", "test/happy/PrivateTest_6.jpg"]
+ZIP_IDS = [
+    "train/angry/Training_1.jpg",
+    "train/happy/Training_2.jpg",
+    "test/sad/PublicTest_3.jpg",
+    "test/fear/PublicTest_4.jpg",
+    "test/neutral/PrivateTest_5.jpg",
+    "test/happy/PrivateTest_6.jpg",
+]
 ZIP_USAGE = ["Training", "Training", "PublicTest", "PublicTest", "PrivateTest", "PrivateTest"]
 ZIP_LABELS = [ANGRY, HAPPY, SAD, FEAR, NEUTRAL, HAPPY]
 
@@ -63,18 +77,25 @@ def zip_data() -> FERData:
 
 def csv_data() -> FERData:
     """Five rows of a fer2013.csv: ids fer2013.csv:2 .. fer2013.csv:6 are rows 0..4."""
-    return fake_data([f"fer2013.csv:{line}" for line in range(2, 7)],
-                     ["Training", "Training", "PublicTest", "PrivateTest", "PrivateTest"],
-                     [ANGRY, HAPPY, SAD, NEUTRAL, HAPPY], "fer2013-csv", "fer2013.csv")
+    return fake_data(
+        [f"fer2013.csv:{line}" for line in range(2, 7)],
+        ["Training", "Training", "PublicTest", "PrivateTest", "PrivateTest"],
+        [ANGRY, HAPPY, SAD, NEUTRAL, HAPPY],
+        "fer2013-csv",
+        "fer2013.csv",
+    )
 
 
 # ---------------------------------------------------------------- reading both forms
 
+
 def test_reads_the_joined_form(tmp_path):
-    path = write(tmp_path / "ferplus_votes.csv",
-                 f"entry,fer2013_row,ferplus_image,{VOTES}\n"
-                 f"train/angry/Training_1.jpg,0,fer0000000.png,{ten(anger=6, neutral=4)}\n"
-                 f"test/happy/PrivateTest_6.jpg,7,fer0000007.png,{ten(happiness=10)}\n\n")
+    path = write(
+        tmp_path / "ferplus_votes.csv",
+        f"entry,fer2013_row,ferplus_image,{VOTES}\n"
+        f"train/angry/Training_1.jpg,0,fer0000000.png,{ten(anger=6, neutral=4)}\n"
+        f"test/happy/PrivateTest_6.jpg,7,fer0000007.png,{ten(happiness=10)}\n\n",
+    )
     votes = read_votes(path)
     assert votes.form == "ferplus-votes" and len(votes) == 2 and votes.dropped == 0
     assert votes.keys.tolist() == ["train/angry/Training_1.jpg", "test/happy/PrivateTest_6.jpg"]
@@ -86,11 +107,13 @@ def test_reads_the_joined_form(tmp_path):
 
 
 def test_reads_microsofts_form_and_leaves_out_rows_without_an_image_name(tmp_path):
-    path = write(tmp_path / "fer2013new.csv",
-                 f"Usage,Image name,{VOTES}\n"
-                 f"Training,fer0000000.png,{ten(anger=6, neutral=4)}\n"
-                 f"Training,,{ten(NF=10)}\n"
-                 f"PublicTest,fer0000002.png,{ten(sadness=9, unknown=1)}\n")
+    path = write(
+        tmp_path / "fer2013new.csv",
+        f"Usage,Image name,{VOTES}\n"
+        f"Training,fer0000000.png,{ten(anger=6, neutral=4)}\n"
+        f"Training,,{ten(NF=10)}\n"
+        f"PublicTest,fer0000002.png,{ten(sadness=9, unknown=1)}\n",
+    )
     votes = read_votes(path)
     assert votes.form == "fer2013new" and votes.dropped == 1 and votes.rows is not None
     assert votes.keys.tolist() == [0, 2] and votes.rows.tolist() == [0, 2] and votes.lines.tolist() == [2, 4]
@@ -104,23 +127,45 @@ BAD_INPUTS = {  # name: (file content, line named, what the message says)
     "missing column": ("entry," + ",".join(VOTE_COLUMNS[:-1]) + f"\nx.jpg,{ten()[:-2]}\n", 1, "no column NF"),
     "unknown column": (f"entry,smile,{VOTES}\nx.jpg,1,{ten(anger=10)}\n", 1, "unknown column 'smile'"),
     "no known form": ("a,b\n1,2\n", 1, "not a FER+ votes header"),
-    "negative count": (f"{ENTRY}\n{GOOD}\ntrain/sad/Training_2.jpg,1,{ten(sadness=11, fear=-1)}\n", 3,
-                       "fear count '-1' is negative"),
-    "non-integer count": (f"{ENTRY}\ntrain/sad/Training_2.jpg,1,{ten(sadness=8)}".replace(",8,", ",7.5,") + "\n",
-                          2, "sadness count '7.5' is not an integer"),
-    "non-numeric count": (f"{ENTRY}\n{GOOD}\n\ntrain/sad/Training_2.jpg,1,{ten(sadness=8)}".replace(",8,", ",x,")
-                          + "\n", 4, "sadness count 'x' is not a number"),
-    "empty count": (f"{ENTRY}\ntrain/sad/Training_2.jpg,1,{ten(sadness=8)}".replace(",8,", ",,") + "\n", 2,
-                    "sadness count '' is empty"),
+    "negative count": (
+        f"{ENTRY}\n{GOOD}\ntrain/sad/Training_2.jpg,1,{ten(sadness=11, fear=-1)}\n",
+        3,
+        "fear count '-1' is negative",
+    ),
+    "non-integer count": (
+        f"{ENTRY}\ntrain/sad/Training_2.jpg,1,{ten(sadness=8)}".replace(",8,", ",7.5,") + "\n",
+        2,
+        "sadness count '7.5' is not an integer",
+    ),
+    "non-numeric count": (
+        f"{ENTRY}\n{GOOD}\n\ntrain/sad/Training_2.jpg,1,{ten(sadness=8)}".replace(",8,", ",x,") + "\n",
+        4,
+        "sadness count 'x' is not a number",
+    ),
+    "empty count": (
+        f"{ENTRY}\ntrain/sad/Training_2.jpg,1,{ten(sadness=8)}".replace(",8,", ",,") + "\n",
+        2,
+        "sadness count '' is empty",
+    ),
     "no votes": (f"{ENTRY}\n{GOOD}\ntrain/sad/Training_2.jpg,1,{ten()}\n", 3, "no votes (all ten counts are 0)"),
-    "repeated entry": (f"{ENTRY}\n{GOOD}\ntrain/sad/Training_2.jpg,1,{ten(sadness=10)}\n"
-                       f"TRAIN/Angry/Training_1.jpg,2,{ten(anger=10)}\n", 4, "repeats line 2"),
-    "repeated row": (f"{ENTRY}\n{GOOD}\ntrain/sad/Training_2.jpg,0,{ten(sadness=10)}\n", 3,
-                     "fer2013_row '0' repeats line 2"),
+    "repeated entry": (
+        f"{ENTRY}\n{GOOD}\ntrain/sad/Training_2.jpg,1,{ten(sadness=10)}\n"
+        f"TRAIN/Angry/Training_1.jpg,2,{ten(anger=10)}\n",
+        4,
+        "repeats line 2",
+    ),
+    "repeated row": (
+        f"{ENTRY}\n{GOOD}\ntrain/sad/Training_2.jpg,0,{ten(sadness=10)}\n",
+        3,
+        "fer2013_row '0' repeats line 2",
+    ),
     "bad row number": (f"{ENTRY}\ntrain/sad/Training_2.jpg,-3,{ten(sadness=10)}\n", 2, "is not a row number"),
     "empty entry": (f"{ENTRY}\n{GOOD}\n,1,{ten(sadness=10)}\n", 3, "empty entry"),
-    "unknown usage": (f"Usage,Image name,{VOTES}\nTraining,a.png,{ten(anger=10)}\nTest,b.png,{ten(anger=10)}\n",
-                      3, "unknown Usage 'Test'"),
+    "unknown usage": (
+        f"Usage,Image name,{VOTES}\nTraining,a.png,{ten(anger=10)}\nTest,b.png,{ten(anger=10)}\n",
+        3,
+        "unknown Usage 'Test'",
+    ),
     "microsoft no votes": (f"Usage,Image name,{VOTES}\nTraining,a.png,{ten()}\n", 2, "no votes"),
 }
 
@@ -147,12 +192,15 @@ def test_unreadable_files_are_named(tmp_path):
 
 # ---------------------------------------------------------------- joining
 
+
 def test_join_by_entry_reports_faces_without_votes_per_split(tmp_path):
-    path = write(tmp_path / "ferplus_votes.csv",
-                 f"entry,{VOTES}\n"
-                 f"test/happy/PrivateTest_6.jpg,{ten(happiness=9, surprise=1)}\n"
-                 f"TRAIN/angry/Training_1.jpg,{ten(anger=7, disgust=3)}\n"
-                 f"test/sad/PublicTest_3.jpg,{ten(sadness=5, neutral=5)}\n")
+    path = write(
+        tmp_path / "ferplus_votes.csv",
+        f"entry,{VOTES}\n"
+        f"test/happy/PrivateTest_6.jpg,{ten(happiness=9, surprise=1)}\n"
+        f"TRAIN/angry/Training_1.jpg,{ten(anger=7, disgust=3)}\n"
+        f"test/sad/PublicTest_3.jpg,{ten(sadness=5, neutral=5)}\n",
+    )
     joined = join_votes(zip_data(), read_votes(path))
     assert joined.votes.shape == (6, 10) and joined.votes.dtype == np.int64
     np.testing.assert_array_equal(joined.has_votes, [True, False, True, False, False, True])
@@ -161,24 +209,33 @@ def test_join_by_entry_reports_faces_without_votes_per_split(tmp_path):
     assert not joined.votes[[1, 3, 4]].any()
     assert joined.missing_by_split == {"Training": 1, "PublicTest": 1, "PrivateTest": 1}
     assert joined.missing_ids.tolist() == [ZIP_IDS[1], ZIP_IDS[3], ZIP_IDS[4]] and joined.unmatched == 0
-    assert joined.summary() == ("FER+ votes for 3 of 6 faces; without votes: Training 1, PublicTest 1, "
-                                "PrivateTest 1; vote rows matching no face: 0")
+    assert joined.summary() == (
+        "FER+ votes for 3 of 6 faces; without votes: Training 1, PublicTest 1, "
+        "PrivateTest 1; vote rows matching no face: 0"
+    )
 
 
 def test_vote_rows_without_a_face_fail_for_a_whole_data_set_and_count_for_a_subsample(tmp_path):
-    path = write(tmp_path / "ferplus_votes.csv",
-                 f"entry,{VOTES}\n"
-                 f"train/angry/Training_1.jpg,{ten(anger=10)}\n"
-                 f"train/happy/Training_2.jpg,{ten(happiness=10)}\n"
-                 f"test/happy/PrivateTest_6.jpg,{ten(happiness=10)}\n"
-                 f"test/happy/PrivateTest_99.jpg,{ten(happiness=10)}\n")
+    path = write(
+        tmp_path / "ferplus_votes.csv",
+        f"entry,{VOTES}\n"
+        f"train/angry/Training_1.jpg,{ten(anger=10)}\n"
+        f"train/happy/Training_2.jpg,{ten(happiness=10)}\n"
+        f"test/happy/PrivateTest_6.jpg,{ten(happiness=10)}\n"
+        f"test/happy/PrivateTest_99.jpg,{ten(happiness=10)}\n",
+    )
     votes = read_votes(path)
     with pytest.raises(FERDataError) as error:
         join_votes(zip_data(), votes)
     assert f"{path} line 5: 'test/happy/PrivateTest_99.jpg' matches no face of fer2013.zip" in str(error.value)
     assert "whole data set, not a subsample" in str(error.value)
-    both = fake_data(ZIP_IDS + ["test/happy/PrivateTest_99.jpg"], ZIP_USAGE + ["PrivateTest"], ZIP_LABELS + [HAPPY],
-                     "kaggle-zip", "fer2013.zip")
+    both = fake_data(
+        ZIP_IDS + ["test/happy/PrivateTest_99.jpg"],
+        ZIP_USAGE + ["PrivateTest"],
+        ZIP_LABELS + [HAPPY],
+        "kaggle-zip",
+        "fer2013.zip",
+    )
     subsample = both.subsample(train_per_class=None, eval_per_class=0)  # Training only
     joined = join_votes(subsample, votes)
     assert joined.unmatched == 2 and joined.has_votes.tolist() == [True, True]
@@ -186,22 +243,26 @@ def test_vote_rows_without_a_face_fail_for_a_whole_data_set_and_count_for_a_subs
 
 
 def test_join_by_row_onto_fer2013_csv_from_either_form(tmp_path):
-    microsoft = write(tmp_path / "fer2013new.csv",
-                      f"Usage,Image name,{VOTES}\n"
-                      f"Training,fer0000000.png,{ten(anger=10)}\n"
-                      f"Training,fer0000001.png,{ten(happiness=8, neutral=2)}\n"
-                      f"PublicTest,,{ten(NF=10)}\n"
-                      f"PrivateTest,fer0000003.png,{ten(neutral=6, sadness=4)}\n"
-                      f"PrivateTest,fer0000004.png,{ten(happiness=10)}\n")
+    microsoft = write(
+        tmp_path / "fer2013new.csv",
+        f"Usage,Image name,{VOTES}\n"
+        f"Training,fer0000000.png,{ten(anger=10)}\n"
+        f"Training,fer0000001.png,{ten(happiness=8, neutral=2)}\n"
+        f"PublicTest,,{ten(NF=10)}\n"
+        f"PrivateTest,fer0000003.png,{ten(neutral=6, sadness=4)}\n"
+        f"PrivateTest,fer0000004.png,{ten(happiness=10)}\n",
+    )
     joined = join_votes(csv_data(), read_votes(microsoft))
     np.testing.assert_array_equal(joined.has_votes, [True, True, False, True, True])
     np.testing.assert_array_equal(joined.votes[1], [2, 8, 0, 0, 0, 0, 0, 0, 0, 0])
     assert joined.missing_by_split == {"Training": 0, "PublicTest": 1, "PrivateTest": 0}
     assert joined.missing_ids.tolist() == ["fer2013.csv:4"]
-    by_entry = write(tmp_path / "ferplus_votes.csv",
-                     f"entry,fer2013_row,ferplus_image,{VOTES}\n"
-                     f"test/happy/PrivateTest_6.jpg,4,fer0000004.png,{ten(happiness=10)}\n"
-                     f"train/angry/Training_1.jpg,0,fer0000000.png,{ten(anger=10)}\n")
+    by_entry = write(
+        tmp_path / "ferplus_votes.csv",
+        f"entry,fer2013_row,ferplus_image,{VOTES}\n"
+        f"test/happy/PrivateTest_6.jpg,4,fer0000004.png,{ten(happiness=10)}\n"
+        f"train/angry/Training_1.jpg,0,fer0000000.png,{ten(anger=10)}\n",
+    )
     joined = join_votes(csv_data(), read_votes(by_entry))
     np.testing.assert_array_equal(joined.has_votes, [True, False, False, False, True])
     np.testing.assert_array_equal(joined.votes[4], [0, 10, 0, 0, 0, 0, 0, 0, 0, 0])
@@ -209,12 +270,17 @@ def test_join_by_row_onto_fer2013_csv_from_either_form(tmp_path):
 
 
 def test_join_refuses_votes_in_another_order_or_form(tmp_path, synth):
-    shuffled = write(tmp_path / "fer2013new.csv",
-                     f"Usage,Image name,{VOTES}\n"
-                     f"Training,fer0000000.png,{ten(anger=10)}\n"
-                     f"PublicTest,fer0000001.png,{ten(happiness=10)}\n")
-    with pytest.raises(FERDataError, match=r"fer2013new.csv line 3: FER\+ puts this face in PublicTest, but "
-                                           r"fer2013.csv has fer2013.csv:3 in Training"):
+    shuffled = write(
+        tmp_path / "fer2013new.csv",
+        f"Usage,Image name,{VOTES}\n"
+        f"Training,fer0000000.png,{ten(anger=10)}\n"
+        f"PublicTest,fer0000001.png,{ten(happiness=10)}\n",
+    )
+    with pytest.raises(
+        FERDataError,
+        match=r"fer2013new.csv line 3: FER\+ puts this face in PublicTest, but "
+        r"fer2013.csv has fer2013.csv:3 in Training",
+    ):
         join_votes(csv_data(), read_votes(shuffled))
     with pytest.raises(FERDataError, match="keyed by fer2013.csv's row order"):
         join_votes(zip_data(), read_votes(shuffled))
@@ -229,10 +295,12 @@ def test_join_refuses_votes_in_another_order_or_form(tmp_path, synth):
 
 
 def test_attached_votes_stay_aligned_through_subsample(tmp_path):
-    path = write(tmp_path / "ferplus_votes.csv",
-                 f"entry,{VOTES}\n"
-                 f"test/happy/PrivateTest_6.jpg,{ten(happiness=10)}\n"
-                 f"train/happy/Training_2.jpg,{ten(happiness=7, surprise=3)}\n")
+    path = write(
+        tmp_path / "ferplus_votes.csv",
+        f"entry,{VOTES}\n"
+        f"test/happy/PrivateTest_6.jpg,{ten(happiness=10)}\n"
+        f"train/happy/Training_2.jpg,{ten(happiness=7, surprise=3)}\n",
+    )
     attached = attach_votes(zip_data(), read_votes(path))
     assert attached.extras["per_image"] == (VOTES_KEY,)
     np.testing.assert_array_equal(attached.extras[VOTES_KEY], join_votes(zip_data(), read_votes(path)).votes)
@@ -243,6 +311,7 @@ def test_attached_votes_stay_aligned_through_subsample(tmp_path):
 
 
 # ---------------------------------------------------------------- finding the votes
+
 
 def test_find_ferplus_looks_where_documented(tmp_path, monkeypatch, no_fer):
     monkeypatch.delenv("FERPLUS_PATH", raising=False)
@@ -271,14 +340,16 @@ def test_find_ferplus_looks_where_documented(tmp_path, monkeypatch, no_fer):
 # ---------------------------------------------------------------- statistics, against hand counts
 
 # Columns: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF.
-HAND_VOTES = np.array([
-    [0, 8, 1, 0, 0, 0, 0, 0, 1, 0],  # a: Happy
-    [4, 0, 0, 4, 2, 0, 0, 0, 0, 0],  # b: Neutral and Sad tied; "first" gives Neutral
-    [1, 0, 0, 0, 0, 0, 0, 0, 0, 9],  # c: not a face
-    [0, 0, 0, 0, 0, 0, 0, 6, 4, 0],  # d: contempt, and no vote for a FER-2013 emotion
-    [0, 0, 3, 0, 0, 0, 7, 0, 0, 0],  # e: Fear
-    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],  # f: no votes (a face FER+ left out)
-])
+HAND_VOTES = np.array(
+    [
+        [0, 8, 1, 0, 0, 0, 0, 0, 1, 0],  # a: Happy
+        [4, 0, 0, 4, 2, 0, 0, 0, 0, 0],  # b: Neutral and Sad tied; "first" gives Neutral
+        [1, 0, 0, 0, 0, 0, 0, 0, 0, 9],  # c: not a face
+        [0, 0, 0, 0, 0, 0, 0, 6, 4, 0],  # d: contempt, and no vote for a FER-2013 emotion
+        [0, 0, 3, 0, 0, 0, 7, 0, 0, 0],  # e: Fear
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],  # f: no votes (a face FER+ left out)
+    ]
+)
 HAND_LABELS = np.array([HAPPY, SAD, NEUTRAL, ANGRY, SURPRISE, ANGRY])
 HAND_USAGE = np.array(["Training"] * 3 + ["PrivateTest"] * 3)
 
@@ -313,8 +384,7 @@ def test_vote_distribution_and_entropy():
     expected[4, [FEAR, SURPRISE]] = [0.7, 0.3]
     np.testing.assert_allclose(p, expected)
     # By hand: 8/9 log2(9/8) + 1/9 log2 9; 2 * 0.4 log2 2.5 + 0.2 log2 5; 0; 0.7 log2(1/0.7) + 0.3 log2(1/0.3).
-    np.testing.assert_allclose(vote_entropy(HAND_VOTES), [0.503258, 1.521928, 0.0, np.nan, 0.881291, np.nan],
-                               atol=1e-6)
+    np.testing.assert_allclose(vote_entropy(HAND_VOTES), [0.503258, 1.521928, 0.0, np.nan, 0.881291, np.nan], atol=1e-6)
 
 
 def test_agreement_per_split_and_class_with_wilson_intervals():
@@ -338,10 +408,22 @@ def test_agreement_per_split_and_class_with_wilson_intervals():
 
 def test_crowd_outcomes_count_every_face_once():
     table = crowd_outcomes(HAND_VOTES, HAND_USAGE)
-    assert table.loc["Training"].to_dict() == {"emotion": 2, "contempt": 0, "unknown": 0, "NF": 1, "tie": 0,
-                                               "no votes": 0}
-    assert table.loc["PrivateTest"].to_dict() == {"emotion": 1, "contempt": 1, "unknown": 0, "NF": 0, "tie": 0,
-                                                  "no votes": 1}
+    assert table.loc["Training"].to_dict() == {
+        "emotion": 2,
+        "contempt": 0,
+        "unknown": 0,
+        "NF": 1,
+        "tie": 0,
+        "no votes": 0,
+    }
+    assert table.loc["PrivateTest"].to_dict() == {
+        "emotion": 1,
+        "contempt": 1,
+        "unknown": 0,
+        "NF": 0,
+        "tie": 0,
+        "no votes": 1,
+    }
     excluded = crowd_outcomes(HAND_VOTES, HAND_USAGE, ties="exclude")
     assert excluded.loc["Training", "tie"] == 1 and excluded.loc["Training", "emotion"] == 1
 
@@ -362,6 +444,7 @@ def test_noise_ceiling():
 
 
 # ---------------------------------------------------------------- the synthetic stand-in
+
 
 def test_synthetic_votes_follow_the_stated_noise_model(synth):
     noise = 0.3
@@ -386,6 +469,7 @@ def test_synthetic_votes_follow_the_stated_noise_model(synth):
 
 
 # ---------------------------------------------------------------- the real FER-2013 and FER+ votes
+
 
 def test_real_votes_join_onto_the_real_zip(real_data, ferplus_path):
     votes = read_votes(ferplus_path)

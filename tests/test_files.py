@@ -1,4 +1,5 @@
 """Atomic writes: the new content replaces the old in one step, and a failed write leaves the old file and no litter."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Running a CNN on faces: the models' input, batch-independent logits, test-time augmentation, probabilities."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,11 +75,13 @@ def test_probs_are_the_softmax_of_the_logits(synth, small_net):
     probs = predict_probs(small_net, images, tta="flip", bf16=False)
     assert probs.shape == (30, 7) and probs.dtype == np.float64
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    np.testing.assert_array_equal(probs, softmax(predict_logits(small_net, images, tta="flip", bf16=False)
-                                                 .astype(np.float64), axis=1))
+    np.testing.assert_array_equal(
+        probs, softmax(predict_logits(small_net, images, tta="flip", bf16=False).astype(np.float64), axis=1)
+    )
 
 
 def test_grad_cam_predicts_through_the_same_path(synth, small_net):
     images = synth.images[:30]
-    np.testing.assert_array_equal(explain.predict_probs(small_net, images), predict_probs(small_net, images,
-                                                                                           bf16=False))
+    np.testing.assert_array_equal(
+        explain.predict_probs(small_net, images), predict_probs(small_net, images, bf16=False)
+    )

@@ -1,4 +1,5 @@
 """scripts/lab_check.py's verdicts and summary, without a browser or a Jupyter server."""
+
 import importlib.util
 import json
 import sys
@@ -50,8 +51,10 @@ def test_error_names_its_cell(lab_check):
 
 
 def test_summary_table_has_a_row_per_notebook(lab_check):
-    results = [lab_check.NotebookResult("01_data_exploration", 19, 19, figures=[figure(800)], seconds=27.5),
-               lab_check.NotebookResult("02_hog_svm", 17, 3, problem="the kernel died")]
+    results = [
+        lab_check.NotebookResult("01_data_exploration", 19, 19, figures=[figure(800)], seconds=27.5),
+        lab_check.NotebookResult("02_hog_svm", 17, 3, problem="the kernel died"),
+    ]
     rows = lab_check.summary_table(results).splitlines()
     assert len(rows) == 4
     assert rows[2].split() == ["01_data_exploration", "19/19", "0", "0", "1", "27.5", "ok"]

@@ -1,4 +1,5 @@
 """Label noise (notebook 08): training on the crowd's vote distributions, the crowd step, scores and figures."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,16 @@ matplotlib.use("Agg")
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "runs" / "full" / "results"
-TINY = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16, 32, 32), "hidden": 32}, lr=1e-3,
-                 max_epochs=3, batch_size=32, patience=None, rotate_deg=0.0, seed=0)
+TINY = CNNConfig(
+    model="model_b",
+    model_kwargs={"widths": (8, 16, 32, 32), "hidden": 32},
+    lr=1e-3,
+    max_epochs=3,
+    batch_size=32,
+    patience=None,
+    rotate_deg=0.0,
+    seed=0,
+)
 ANGRY, DISGUST, FEAR, HAPPY, SAD, SURPRISE, NEUTRAL = range(7)
 
 
@@ -51,6 +60,7 @@ def ten(**counts: int) -> list[int]:
 
 # ---------------------------------------------------------------- configuration and cache keys
 
+
 def test_targets_are_validated_and_enter_the_key_only_when_not_the_default():
     with pytest.raises(ValueError, match="unknown targets 'votes'"):
         CNNConfig(targets="votes")
@@ -71,8 +81,10 @@ def test_crowd_config_changes_the_targets_and_nothing_else():
         registry.main_config("vgg", "smoke")
 
 
-@pytest.mark.parametrize("profile, models", [("smoke", ("baseline_cnn",)), ("classroom", ("baseline_cnn",)),
-                                             ("full", ("baseline_cnn", "model_b"))])
+@pytest.mark.parametrize(
+    "profile, models",
+    [("smoke", ("baseline_cnn",)), ("classroom", ("baseline_cnn",)), ("full", ("baseline_cnn", "model_b"))],
+)
 def test_profiles_name_their_crowd_models(profile, models):
     assert PROFILES[profile].crowd_models == models
     for model in models:
@@ -102,6 +114,7 @@ def test_every_committed_cnn_result_keeps_its_key():
 
 
 # ---------------------------------------------------------------- the soft targets
+
 
 def test_crowd_targets_are_the_vote_shares_of_the_training_faces_with_votes(voted):
     targets, has = crowd_targets(voted)
@@ -158,6 +171,7 @@ def test_a_tiny_soft_target_run_trains_apart_from_its_label_twin(small, voted, t
 
 # ---------------------------------------------------------------- the training step
 
+
 def _study(data: FERData, tmp_path: Path, **overrides) -> Study:
     profile = get_profile("smoke", baseline_max_epochs=1, **overrides)
     return Study(profile=profile, data=data, full_data=data, run_dir=tmp_path / "run", reports_dir=tmp_path / "r")
@@ -194,12 +208,17 @@ def test_crowd_runs_on_fer2013_without_votes_say_where_to_put_them(small, tmp_pa
 
 # ---------------------------------------------------------------- scores against the crowd
 
+
 def test_crowd_scores_by_hand():
-    votes = np.array([ten(happiness=8, neutral=2),  # plurality Happy
-                      ten(anger=6, disgust=4),  # Angry
-                      ten(sadness=5, neutral=3, unknown=2),  # Sad
-                      ten(unknown=7, fear=3),  # no emotion plurality
-                      ten(surprise=9, fear=1)])  # Surprise
+    votes = np.array(
+        [
+            ten(happiness=8, neutral=2),  # plurality Happy
+            ten(anger=6, disgust=4),  # Angry
+            ten(sadness=5, neutral=3, unknown=2),  # Sad
+            ten(unknown=7, fear=3),  # no emotion plurality
+            ten(surprise=9, fear=1),
+        ]
+    )  # Surprise
     labels = np.array([HAPPY, DISGUST, SAD, FEAR, FEAR])
     preds = np.array([HAPPY, ANGRY, NEUTRAL, FEAR, SURPRISE])
     scores = crowd_scores(labels, preds, votes)
@@ -227,8 +246,17 @@ def test_a_model_that_answers_the_plurality_scores_full_marks_against_the_crowd(
 def _run(model: str, preds: dict[str, np.ndarray], labels: dict[str, np.ndarray], seed: int = 0) -> RunResult:
     """A saved-result stand-in whose logits answer preds."""
     logits = {split: np.eye(7, dtype=np.float32)[p] for split, p in preds.items()}
-    return RunResult(model=model, config={}, key="k", run_dir=Path("."), data_sha256="x", logits=logits,
-                     labels=labels, metrics={}, seed=seed)
+    return RunResult(
+        model=model,
+        config={},
+        key="k",
+        run_dir=Path("."),
+        data_sha256="x",
+        logits=logits,
+        labels=labels,
+        metrics={},
+        seed=seed,
+    )
 
 
 def test_crowd_score_table_averages_each_models_seeds(small):
@@ -237,9 +265,13 @@ def test_crowd_score_table_averages_each_models_seeds(small):
     labels, votes = small.labels[private], votes[private]
     plurality = ferplus.crowd_plurality(votes)
     crowd_like = np.where(plurality >= 0, plurality, labels)
-    runs = {"perfect": [_run("perfect", {"PrivateTest": labels}, {"PrivateTest": labels})],
-            "mixed": [_run("mixed", {"PrivateTest": labels}, {"PrivateTest": labels}),
-                      _run("mixed", {"PrivateTest": crowd_like}, {"PrivateTest": labels}, seed=1)]}
+    runs = {
+        "perfect": [_run("perfect", {"PrivateTest": labels}, {"PrivateTest": labels})],
+        "mixed": [
+            _run("mixed", {"PrivateTest": labels}, {"PrivateTest": labels}),
+            _run("mixed", {"PrivateTest": crowd_like}, {"PrivateTest": labels}, seed=1),
+        ],
+    }
     table = ferplus.crowd_score_table(runs, labels, votes)
     assert list(table.index) == ["perfect", "mixed"] and list(table["seeds"]) == [1, 2]
     assert table.loc["perfect", "accuracy"] == 1.0 and table.loc["perfect", "errors"] == 0
@@ -259,8 +291,12 @@ def test_target_comparison_scores_both_runs_on_both_label_sets(small):
         plurality = ferplus.crowd_plurality(votes[in_split])
         preds_label[split] = labels[split]
         preds_crowd[split] = np.where(plurality >= 0, plurality, labels[split])
-    pairs = {"baseline_cnn": {"labels": _run("baseline_cnn", preds_label, labels),
-                              "crowd": _run("baseline_cnn_crowd", preds_crowd, labels)}}
+    pairs = {
+        "baseline_cnn": {
+            "labels": _run("baseline_cnn", preds_label, labels),
+            "crowd": _run("baseline_cnn_crowd", preds_crowd, labels),
+        }
+    }
     table = ferplus.target_comparison(pairs, votes, small.usage)
     assert list(table.index) == [("baseline_cnn", "PublicTest"), ("baseline_cnn", "PrivateTest")]
     row = table.loc[("baseline_cnn", "PrivateTest")]
@@ -272,6 +308,7 @@ def test_target_comparison_scores_both_runs_on_both_label_sets(small):
 
 
 # ---------------------------------------------------------------- figures
+
 
 def test_vote_entropy_figure_leaves_out_faces_without_votes(voted):
     entropy = ferplus.vote_entropy(voted.extras[VOTES_KEY])
@@ -300,13 +337,23 @@ def test_label_confusion_figure_shows_counts_and_row_shares():
 
 
 def test_noise_ceiling_figure_draws_every_model_and_ceiling():
-    accuracies = pd.DataFrame({"accuracy": [0.41, 0.6, 0.65, 0.7328], "group": ["paper", "ours", "field", "field"],
-                               "low": [0.41, np.nan, np.nan, np.nan], "high": [0.42, np.nan, np.nan, np.nan]},
-                              index=["paper baseline", "Model B", "humans", "best single network"])
+    accuracies = pd.DataFrame(
+        {
+            "accuracy": [0.41, 0.6, 0.65, 0.7328],
+            "group": ["paper", "ours", "field", "field"],
+            "low": [0.41, np.nan, np.nan, np.nan],
+            "high": [0.42, np.nan, np.nan, np.nan],
+        },
+        index=["paper baseline", "Model B", "humans", "best single network"],
+    )
     fig = plots.plot_noise_ceiling(accuracies, {"crowd plurality": 0.8, "one annotator": 0.6})
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["paper baseline", "Model B", "humans",
-                                                            "best single network"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "paper baseline",
+        "Model B",
+        "humans",
+        "best single network",
+    ]
     assert sum(len(c.get_offsets()) for c in ax.collections) == 4
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "crowd plurality: 80.0%" in legend and "one annotator: 60.0%" in legend and "paper" in legend

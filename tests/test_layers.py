@@ -1,4 +1,5 @@
 """The package's layers: every module imports only modules of its own layer or of the layers before it."""
+
 from __future__ import annotations
 
 import ast
@@ -44,8 +45,12 @@ def test_every_module_has_a_layer():
 
 def test_imports_point_down_the_layers():
     level = {module: i for i, layer in enumerate(LAYERS) for module in layer}
-    upward = [f"{module} imports {target}" for module in level
-              for target in sorted(_imports(PACKAGE / f"{module}.py")) if level[target] > level[module]]
+    upward = [
+        f"{module} imports {target}"
+        for module in level
+        for target in sorted(_imports(PACKAGE / f"{module}.py"))
+        if level[target] > level[module]
+    ]
     assert not upward, "imports that point up the layers: " + "; ".join(upward)
 
 

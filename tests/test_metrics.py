@@ -3,6 +3,7 @@
 Also the shared helpers of the statistics, claims and report tests: labels with FER-2013's class counts,
 predictions with a chosen accuracy and confusions, and saved runs made from them.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,21 +56,44 @@ def make_preds(labels: np.ndarray, accuracy, confusions: dict | None = None, see
     return preds
 
 
-def make_result(run_root: Path, model: str, preds: dict, labels: dict, seed: int | None = 0, *,
-                params: int | None = 1000, config: dict | None = None, data_sha256: str = "abc",
-                extra: dict | None = None, history: pd.DataFrame | None = None) -> RunResult:
+def make_result(
+    run_root: Path,
+    model: str,
+    preds: dict,
+    labels: dict,
+    seed: int | None = 0,
+    *,
+    params: int | None = 1000,
+    config: dict | None = None,
+    data_sha256: str = "abc",
+    extra: dict | None = None,
+    history: pd.DataFrame | None = None,
+) -> RunResult:
     """A saved RunResult whose logits make `preds` the argmax (with some spread for calibration)."""
     config = {"seed": seed} | (config or {})
     key = run_key(model, config, data_sha256)
     rng = np.random.default_rng(0 if seed is None else seed)
-    logits = {s: (np.eye(NUM_CLASSES)[p] * 2.0 + rng.normal(0, 0.3, (len(p), NUM_CLASSES))).astype(np.float32)
-              for s, p in preds.items()}
+    logits = {
+        s: (np.eye(NUM_CLASSES)[p] * 2.0 + rng.normal(0, 0.3, (len(p), NUM_CLASSES))).astype(np.float32)
+        for s, p in preds.items()
+    }
     logits = {s: np.where(np.eye(NUM_CLASSES, dtype=bool)[preds[s]], z + 10, z) for s, z in logits.items()}
     result = RunResult(
-        model=model, config=config, key=key, run_dir=Path(run_root) / "results" / f"{model}-{key}",
-        data_sha256=data_sha256, logits=logits, labels=labels,
-        metrics={s: classification_metrics(labels[s], preds[s]) for s in preds}, seed=seed, params=params,
-        train_seconds=12.0, images_per_second=1000.0, device="cpu", extra=extra or {}, history=history,
+        model=model,
+        config=config,
+        key=key,
+        run_dir=Path(run_root) / "results" / f"{model}-{key}",
+        data_sha256=data_sha256,
+        logits=logits,
+        labels=labels,
+        metrics={s: classification_metrics(labels[s], preds[s]) for s in preds},
+        seed=seed,
+        params=params,
+        train_seconds=12.0,
+        images_per_second=1000.0,
+        device="cpu",
+        extra=extra or {},
+        history=history,
     )
     result.save()
     return RunResult.load(result.run_dir)
@@ -189,8 +213,12 @@ def test_temperature_scaling_recovers_the_temperature_that_made_the_logits_overc
 
 def test_seed_summary_arithmetic(tmp_path):
     labels = np.repeat(np.arange(NUM_CLASSES), 100)
-    results = [make_result(tmp_path, "model_b", {"PrivateTest": make_preds(labels, acc, seed=s)},
-                           {"PrivateTest": labels}, seed=s) for s, acc in enumerate((0.5, 0.6, 0.7))]
+    results = [
+        make_result(
+            tmp_path, "model_b", {"PrivateTest": make_preds(labels, acc, seed=s)}, {"PrivateTest": labels}, seed=s
+        )
+        for s, acc in enumerate((0.5, 0.6, 0.7))
+    ]
     summary = seed_summary(results, "PrivateTest")
     assert summary["seeds"] == [0, 1, 2] and summary["n_seeds"] == 3
     assert summary["accuracy"]["per_seed"] == pytest.approx([0.5, 0.6, 0.7])
@@ -204,8 +232,17 @@ def test_seed_summary_arithmetic(tmp_path):
 
 def test_ensemble_averages_probabilities(tmp_path):
     labels = fer_labels()
-    results = [make_result(tmp_path, "resnet_fer", {"PrivateTest": make_preds(labels, 0.6, seed=s)},
-                           {"PrivateTest": labels}, seed=s, params=500) for s in range(3)]
+    results = [
+        make_result(
+            tmp_path,
+            "resnet_fer",
+            {"PrivateTest": make_preds(labels, 0.6, seed=s)},
+            {"PrivateTest": labels},
+            seed=s,
+            params=500,
+        )
+        for s in range(3)
+    ]
     log_probs = ensemble_logits(results)["PrivateTest"]
     expected = np.mean([r.probs("PrivateTest") for r in results], axis=0)
     np.testing.assert_allclose(np.exp(log_probs), expected, rtol=1e-5, atol=1e-7)
@@ -213,7 +250,8 @@ def test_ensemble_averages_probabilities(tmp_path):
     assert ensemble.model == "resnet_fer_ensemble" and ensemble.params == 1500
     # Three independent 60% voters agree on the truth more often than any one of them.
     assert ensemble.metrics["PrivateTest"]["accuracy"] > 0.62
-    other = make_result(tmp_path, "resnet_fer", {"PrivateTest": labels[::-1].copy()},
-                        {"PrivateTest": labels[::-1].copy()}, seed=9)
+    other = make_result(
+        tmp_path, "resnet_fer", {"PrivateTest": labels[::-1].copy()}, {"PrivateTest": labels[::-1].copy()}, seed=9
+    )
     with pytest.raises(ValueError, match="different PrivateTest images"):
         ensemble_logits(results + [other])

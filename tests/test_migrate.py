@@ -1,4 +1,5 @@
 """A renamed model's saved runs move to its new name and key, and load there instead of being retrained."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The CNN architectures: shapes, parameter counts against the paper, ablation switches, gradients, Grad-CAM layer."""
+
 from __future__ import annotations
 
 import ast

@@ -1,4 +1,5 @@
 """The whole study, every notebook, executed by the report runner under the smoke profile."""
+
 from __future__ import annotations
 
 import json
@@ -21,14 +22,21 @@ def test_every_notebook_runs_under_the_smoke_profile(tmp_path):
     assert sorted(p.name for p in (run_dir / "executed").iterdir()) == sorted(names)
     for name in names:
         executed = nbformat.read(run_dir / "executed" / name, as_version=4)
-        errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                  if o.get("output_type") == "error"]
+        errors = [
+            o
+            for c in executed.cells
+            if c.cell_type == "code"
+            for o in c.get("outputs", [])
+            if o.get("output_type") == "error"
+        ]
         assert not errors, f"{name}: {errors[0]['ename']}: {errors[0]['evalue']}"
 
     timings = json.loads((run_dir / "timings.json").read_text())
     assert all(t["status"] == "ok" for t in timings["notebooks"])
     # the evaluation notebook runs again last, so that the report includes the ablation trained after it
-    assert [t["notebook"] for t in timings["notebooks"]] == [n.removesuffix(".ipynb") for n in names] + ["05_evaluation"]
+    assert [t["notebook"] for t in timings["notebooks"]] == [n.removesuffix(".ipynb") for n in names] + [
+        "05_evaluation"
+    ]
     reports = run_dir / "reports"
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["profile"] == "smoke"

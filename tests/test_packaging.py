@@ -1,4 +1,5 @@
 """The environment descriptions agree with each other and with the source notebooks' conventions."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,8 @@ def test_lock_pins_a_version_every_declared_requirement_allows():
         name = canonicalize_name(requirement.name)
         assert name in lock, f"{requirement.name} is declared in pyproject.toml but not pinned in requirements.lock"
         assert requirement.specifier.contains(lock[name], prereleases=True), (
-            f"requirements.lock pins {name}=={lock[name]}, which pyproject.toml's {text!r} does not allow")
+            f"requirements.lock pins {name}=={lock[name]}, which pyproject.toml's {text!r} does not allow"
+        )
 
 
 def test_torch_is_pinned_exactly():

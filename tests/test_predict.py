@@ -1,4 +1,5 @@
 """Predicting on photos and evaluating labelled folders: reading, face finding, refusals, metrics and the CLI."""
+
 from __future__ import annotations
 
 import contextlib
@@ -94,6 +95,7 @@ def _astronaut(path: Path) -> Path:
 
 def _png_header(path: Path, width: int, height: int) -> Path:
     """A PNG that declares its size but holds no pixels: what a decompression bomb looks like before decoding."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -103,13 +105,34 @@ def _png_header(path: Path, width: int, height: int) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- class names
-@pytest.mark.parametrize("name, expected", [
-    ("anger", "Angry"), ("angry", "Angry"), ("mad", "Angry"), ("disgust", "Disgust"), ("disgusted", "Disgust"),
-    ("fear", "Fear"), ("fearful", "Fear"), ("scared", "Fear"), ("happy", "Happy"), ("happiness", "Happy"),
-    ("joy", "Happy"), ("sad", "Sad"), ("sadness", "Sad"), ("surprise", "Surprise"), ("surprised", "Surprise"),
-    ("neutral", "Neutral"), ("calm", "Neutral"), ("HAPPINESS", "Happy"), ("Surprised", "Surprise"),
-    (" Joy ", "Happy"), ("contempt", None), ("happyy", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("anger", "Angry"),
+        ("angry", "Angry"),
+        ("mad", "Angry"),
+        ("disgust", "Disgust"),
+        ("disgusted", "Disgust"),
+        ("fear", "Fear"),
+        ("fearful", "Fear"),
+        ("scared", "Fear"),
+        ("happy", "Happy"),
+        ("happiness", "Happy"),
+        ("joy", "Happy"),
+        ("sad", "Sad"),
+        ("sadness", "Sad"),
+        ("surprise", "Surprise"),
+        ("surprised", "Surprise"),
+        ("neutral", "Neutral"),
+        ("calm", "Neutral"),
+        ("HAPPINESS", "Happy"),
+        ("Surprised", "Surprise"),
+        (" Joy ", "Happy"),
+        ("contempt", None),
+        ("happyy", None),
+        ("", None),
+    ],
+)
 def test_class_synonyms(name, expected):
     assert fer_class(name) == expected
 
@@ -160,8 +183,9 @@ def test_weights_bring_their_test_time_augmentation(tmp_path, weights, faces):
     crops = faces.split("PublicTest")[0][:3]
     for i, crop in enumerate(crops):
         _write_gray(tmp_path / "crops" / f"{i}.png", crop)
-    predicted = np.stack([predict_image(tmp_path / "crops" / f"{i}.png", flip_model, cam=False)[0].probs
-                          for i in range(len(crops))])
+    predicted = np.stack(
+        [predict_image(tmp_path / "crops" / f"{i}.png", flip_model, cam=False)[0].probs for i in range(len(crops))]
+    )
     expected = softmax(predict_logits(flip_model, crops, tta="flip").astype(np.float64), axis=1)
     np.testing.assert_allclose(predicted, expected, atol=1e-6)
 
@@ -190,10 +214,13 @@ def test_missing_file_and_folder_are_errors(tmp_path, model):
         predict_image(tmp_path, model)
 
 
-@pytest.mark.parametrize("width, height, message", [
-    (8000, 6000, "over the limit of 40 megapixels"),  # refused by our limit before any pixel is decoded
-    (20000, 10000, "too large to decode safely"),  # refused by Pillow's own guard while opening
-])
+@pytest.mark.parametrize(
+    "width, height, message",
+    [
+        (8000, 6000, "over the limit of 40 megapixels"),  # refused by our limit before any pixel is decoded
+        (20000, 10000, "too large to decode safely"),  # refused by Pillow's own guard while opening
+    ],
+)
 def test_huge_image_is_refused_before_decoding(tmp_path, model, width, height, message):
     path = _png_header(tmp_path / "bomb.png", width, height)
     assert width * height > MAX_PIXELS
@@ -204,9 +231,10 @@ def test_huge_image_is_refused_before_decoding(tmp_path, model, width, height, m
 def test_large_jpeg_is_decoded_small_and_boxes_are_in_original_pixels(tmp_path, model):
     """A 48-megapixel JPEG passes (decoded at 1/4 scale); the face is found and reported where it is."""
     canvas = np.full((6000, 8000), 120, np.uint8)
-    face = cv2.resize(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2GRAY), None, fx=5, fy=5,
-                      interpolation=cv2.INTER_LINEAR)  # back to its own size once the photo is brought to 1600 px
-    canvas[1000:1000 + face.shape[0], 2000:2000 + face.shape[1]] = face
+    face = cv2.resize(
+        cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2GRAY), None, fx=5, fy=5, interpolation=cv2.INTER_LINEAR
+    )  # back to its own size once the photo is brought to 1600 px
+    canvas[1000 : 1000 + face.shape[0], 2000 : 2000 + face.shape[1]] = face
     path = _write_gray(tmp_path / "large.jpg", canvas)
     photo = load_photo(path)
     assert photo.size == (8000, 6000) and max(photo.gray.shape) == WORK_SIDE
@@ -215,9 +243,26 @@ def test_large_jpeg_is_decoded_small_and_boxes_are_in_original_pixels(tmp_path, 
     assert np.allclose(np.array(p.box[:3]), expected, rtol=0.06), p.box
 
 
-FACE_FREE_PICTURES = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "coins", "page",
-                      "text", "moon", "horse", "grass", "gravel", "brick", "colorwheel", "retina", "cat", "logo",
-                      "clock")
+FACE_FREE_PICTURES = (
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "coins",
+    "page",
+    "text",
+    "moon",
+    "horse",
+    "grass",
+    "gravel",
+    "brick",
+    "colorwheel",
+    "retina",
+    "cat",
+    "logo",
+    "clock",
+)
 
 
 def test_few_false_faces_in_large_face_free_pictures():
@@ -230,8 +275,9 @@ def test_few_false_faces_in_large_face_free_pictures():
         if gray.dtype != np.uint8:
             gray = cv2.normalize(gray.astype(np.float64), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
         scale = 2400 / max(gray.shape)
-        large = cv2.resize(gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)),
-                           interpolation=cv2.INTER_CUBIC)
+        large = cv2.resize(
+            gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)), interpolation=cv2.INTER_CUBIC
+        )
         false_faces[name] = len(detect_faces(large))
     assert sum(false_faces.values()) <= 6, false_faces
 
@@ -336,8 +382,9 @@ def test_evaluate_folder_counts_and_metrics(tmp_path, nearest_mean, faces):
     by_file = {int(Path(r["file"]).stem): r for r in result["predictions"]}
     assert [CLASS_NAMES.index(by_file[i]["pred"]) for i in np.flatnonzero(keep)] == expected_preds.tolist()
     assert result["accuracy"] == pytest.approx(float((expected_preds == labels[keep]).mean()))
-    assert result["macro_f1"] == pytest.approx(f1_score(labels[keep], expected_preds, labels=[0, 3, 6], average="macro",
-                                                        zero_division=0))
+    assert result["macro_f1"] == pytest.approx(
+        f1_score(labels[keep], expected_preds, labels=[0, 3, 6], average="macro", zero_division=0)
+    )
     assert len(set(expected_preds.tolist())) >= 3  # enough different predictions for the metrics to tell
     counts = np.array(result["confusion"]["counts"])
     assert result["confusion"]["rows"] == result["classes"] and counts.shape == (3, 7)
@@ -381,8 +428,9 @@ def test_bad_folders_are_errors(tmp_path, model):
 def test_evaluate_real_faces_named_by_synonyms(tmp_path, model, real_data):
     images, labels = real_data.split("PublicTest")
     picked = np.concatenate([np.flatnonzero(labels == c)[:4] for c in (3, 4, 5)])
-    root = _labelled_folder(tmp_path / "real", images[picked], labels[picked],
-                            {3: "happiness", 4: "Sadness", 5: "surprised"})
+    root = _labelled_folder(
+        tmp_path / "real", images[picked], labels[picked], {3: "happiness", 4: "Sadness", 5: "surprised"}
+    )
     result = evaluate_folder(root, model)
     assert result["n"] == 12 and result["classes"] == ["Happy", "Sad", "Surprise"] and result["no_face"] == 0
     expected = predict_logits(model, images[picked]).argmax(axis=1)

@@ -1,4 +1,5 @@
 """Training recipes: the paper's settings, the Model B ablation switches, our recipe and the steps between them."""
+
 from __future__ import annotations
 
 import math

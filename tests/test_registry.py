@@ -1,4 +1,5 @@
 """The model registry: one entry is all a new model needs to be trained, reported, shipped and used by predict."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,11 @@ class TinyCNN(nn.Module):
     def __init__(self, width: int = 8):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(4),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
         )
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, NUM_CLASSES))
 
@@ -37,12 +41,27 @@ class TinyCNN(nn.Module):
 
 
 def tiny_recipe(profile: Profile, seed: int = 0) -> CNNConfig:
-    return CNNConfig(model="tiny_cnn", optimizer="adam", lr=3e-3, max_epochs=profile.baseline_max_epochs,
-                     patience=None, batch_size=profile.batch_size, hflip=False, seed=seed)
+    return CNNConfig(
+        model="tiny_cnn",
+        optimizer="adam",
+        lr=3e-3,
+        max_epochs=profile.baseline_max_epochs,
+        patience=None,
+        batch_size=profile.batch_size,
+        hflip=False,
+        seed=seed,
+    )
 
 
-TINY = ModelSpec("tiny_cnn", "Tiny CNN", "04_tuned_cnn", builder=TinyCNN, recipe=tiny_recipe,
-                 title="Tiny CNN (a test model)", ships=-1)
+TINY = ModelSpec(
+    "tiny_cnn",
+    "Tiny CNN",
+    "04_tuned_cnn",
+    builder=TinyCNN,
+    recipe=tiny_recipe,
+    title="Tiny CNN (a test model)",
+    ships=-1,
+)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """metrics.json, REPORT.md and the README's results table, from constructed runs; README and metrics.json in step."""
+
 from __future__ import annotations
 
 import json
@@ -50,9 +51,15 @@ def fake_study(profile: str = "full", is_fer2013: bool = True, sha256: str = "ab
     usage = np.array(["Training"] * len(training) + ["PublicTest"] * len(public) + ["PrivateTest"] * len(private))
     images = rng.integers(0, 256, (len(labels), 48, 48), dtype=np.uint8)
     first_private = len(training) + len(public)
-    images[first_private:first_private + TWINS] = images[:TWINS]
-    data = FERData(images=images, labels=labels, usage=usage, source="/somewhere/data/fer2013.zip", sha256=sha256,
-                   form="kaggle-zip" if is_fer2013 else "synthetic")
+    images[first_private : first_private + TWINS] = images[:TWINS]
+    data = FERData(
+        images=images,
+        labels=labels,
+        usage=usage,
+        source="/somewhere/data/fer2013.zip",
+        sha256=sha256,
+        form="kaggle-zip" if is_fer2013 else "synthetic",
+    )
     return SimpleNamespace(profile=get_profile(profile), data=data)
 
 
@@ -64,8 +71,10 @@ def run_root(tmp_path_factory) -> Path:
     labels = {"PublicTest": public, "PrivateTest": private}
 
     def preds(acc: float, seed: int) -> dict:
-        return {"PublicTest": make_preds(public, acc, seed=seed),
-                "PrivateTest": make_preds(private, acc, seed=seed + 1)}
+        return {
+            "PublicTest": make_preds(public, acc, seed=seed),
+            "PrivateTest": make_preds(private, acc, seed=seed + 1),
+        }
 
     make_result(root, "hog_svm", preds(0.37, 10), labels, seed=None, params=None)
     make_result(root, "baseline_cnn", preds(0.42, 20), labels, seed=0, params=683_527)
@@ -73,8 +82,15 @@ def run_root(tmp_path_factory) -> Path:
     for s in range(3):
         make_result(root, "model_b", preds(0.56 + 0.01 * s, 30 + s), labels, seed=s, params=2_737_143)
     for s in range(2):
-        make_result(root, "resnet_fer", preds(0.70, 40 + s), labels, seed=s, params=5000,
-                    extra={"inference_images_per_second": 9000.0})
+        make_result(
+            root,
+            "resnet_fer",
+            preds(0.70, 40 + s),
+            labels,
+            seed=s,
+            params=5000,
+            extra={"inference_images_per_second": 9000.0},
+        )
     make_result(root, "model_b_no_bn", preds(0.50, 60), labels, seed=0, params=2_700_000)
     make_result(root, "model_b", preds(0.9, 50), labels, seed=0, data_sha256="other-data")
     return root
@@ -99,12 +115,24 @@ def test_collect_results_groups_by_model_keeps_newest_per_seed_and_filters_data(
 
 def test_metrics_shape_and_numbers(metrics, run_root):
     assert metrics["profile"] == "full"
-    assert metrics["data"] == {"sha256": "abc", "subset_sha256": "abc", "source": "fer2013.zip", "form": "kaggle-zip",
-                               "is_fer2013": True, "subsample": None}
+    assert metrics["data"] == {
+        "sha256": "abc",
+        "subset_sha256": "abc",
+        "source": "fer2013.zip",
+        "form": "kaggle-zip",
+        "is_fer2013": True,
+        "subsample": None,
+    }
     assert {"numpy", "torch", "scikit-learn", "lightning"} <= set(metrics["packages"])
     assert metrics["git_commit"] is None or len(metrics["git_commit"]) == 40
-    assert list(metrics["models"]) == ["hog_svm", "baseline_cnn", "model_b", "model_b_no_bn", "resnet_fer",
-                                       "resnet_fer_ensemble"]
+    assert list(metrics["models"]) == [
+        "hog_svm",
+        "baseline_cnn",
+        "model_b",
+        "model_b_no_bn",
+        "resnet_fer",
+        "resnet_fer_ensemble",
+    ]
     model_b = metrics["models"]["model_b"]
     runs = collect_results(run_root, "abc")["model_b"]
     accs = [classification_metrics(r.labels["PrivateTest"], r.preds("PrivateTest"))["accuracy"] for r in runs]
@@ -139,8 +167,12 @@ def test_frames_for_the_notebook(metrics, run_root):
     assert len(claims_frame(metrics)) == len(metrics["claims"])
     assert describe_claims(metrics).startswith(f"Of the paper's {len(metrics['claims'])} claims")
     assert missing_models(collect_results(run_root, "abc")) == {}
-    assert missing_models({"model_b": []}) == {"hog_svm": "02_hog_svm", "baseline_cnn": "03_baseline_cnn",
-                                                "model_b": "04_tuned_cnn", "resnet_fer": "04_tuned_cnn"}
+    assert missing_models({"model_b": []}) == {
+        "hog_svm": "02_hog_svm",
+        "baseline_cnn": "03_baseline_cnn",
+        "model_b": "04_tuned_cnn",
+        "resnet_fer": "04_tuned_cnn",
+    }
 
 
 def test_write_metrics_is_strict_json(metrics, tmp_path):
@@ -155,16 +187,31 @@ def test_report_md_reads_like_a_results_section(metrics, tmp_path):
     figure.parent.mkdir(parents=True)
     figure.write_bytes(b"png")
     frame = comparison_frame(metrics)
-    path = write_report_md(metrics, {"Calibration": frame[["accuracy", "macro_f1"]]},
-                           {"Model B's confusion matrix": figure}, reports / "REPORT.md")
+    path = write_report_md(
+        metrics,
+        {"Calibration": frame[["accuracy", "macro_f1"]]},
+        {"Model B's confusion matrix": figure},
+        reports / "REPORT.md",
+    )
     text = path.read_text()
-    for heading in ("# Results", "## Comparison of the models", "## Per-class results", "## Figures",
-                    "## Calibration", "## The paper's claims, tested", "## Differences from the paper"):
+    for heading in (
+        "# Results",
+        "## Comparison of the models",
+        "## Per-class results",
+        "## Figures",
+        "## Calibration",
+        "## The paper's claims, tested",
+        "## Differences from the paper",
+    ):
         assert heading in text
     assert "](figures/confusion_model_b.png)" in text
     assert "| Model B (mean ± std, 3 seeds) |" in text and "56–58%" in text and "| Baseline CNN (one seed) |" in text
-    for heading in ("## Calibration before and after temperature scaling", "## FER-2013 in the field",
-                    "## Choices the paper leaves open", "## Runs replaced"):
+    for heading in (
+        "## Calibration before and after temperature scaling",
+        "## FER-2013 in the field",
+        "## Choices the paper leaves open",
+        "## Runs replaced",
+    ):
         assert heading in text
     assert "73.28%" in text and "LeakyReLU slope" in text
     assert f"{TWINS} of the" in text and "byte-identical twin in Training" in text
@@ -254,8 +301,9 @@ def test_gradcam_summary_round_trip_and_staleness(run_root, metrics, tmp_path):
     model_b = collect_results(run_root, "abc")["model_b"][0]
     claims = pd.DataFrame({"claim": ["eyes + mouth"], "measured": [0.455], "holds": [np.bool_(True)]})
     shares = pd.DataFrame({"eyes": [0.2, 0.3]}, index=pd.Index(["Angry", "all"], name="class"))
-    path = write_gradcam_summary(reports, {"model_b": model_b}, {"Figure 2, Model B": figure},
-                                 {"Claims": claims, "Shares": shares})
+    path = write_gradcam_summary(
+        reports, {"model_b": model_b}, {"Figure 2, Model B": figure}, {"Claims": claims, "Shares": shares}
+    )
     assert path == reports / GRADCAM_FILE
     summary = load_gradcam(reports, metrics["models"])
     assert summary["models"] == {"model_b": {"key": model_b.key, "seed": 0}}
@@ -285,8 +333,11 @@ def test_figures_of_single_faces_stay_out_of_the_repository():
 
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
-    faces = ["reports/figures/gradcam_examples_model_b.png", "reports/figures/gradcam_examples_resnet_fer.png",
-             "reports/figures/gradcam_randomization_examples.png"]
+    faces = [
+        "reports/figures/gradcam_examples_model_b.png",
+        "reports/figures/gradcam_examples_resnet_fer.png",
+        "reports/figures/gradcam_randomization_examples.png",
+    ]
     ignored = subprocess.run(["git", "check-ignore", *faces], cwd=REPO, capture_output=True, text=True).stdout
     assert ignored.split() == faces
     assert "reports/figures/gradcam_class_means_model_b.png" not in ignored  # class means: averages, committed
@@ -319,11 +370,21 @@ def test_one_interval_for_one_number_everywhere(metrics, tmp_path):
 
 def test_the_precision_check_compares_the_bf16_twin_with_the_float32_run(tmp_path):
     private = fer_labels("PrivateTest")
-    float32 = make_result(tmp_path, "baseline_cnn", {"PrivateTest": make_preds(private, 0.60, seed=1)},
-                          {"PrivateTest": private}, extra={"precision": "32-true"})
+    float32 = make_result(
+        tmp_path,
+        "baseline_cnn",
+        {"PrivateTest": make_preds(private, 0.60, seed=1)},
+        {"PrivateTest": private},
+        extra={"precision": "32-true"},
+    )
     assert precision_check({"baseline_cnn": [float32]}) is None  # no twin yet
-    bf16 = make_result(tmp_path, "baseline_cnn_bf16", {"PrivateTest": make_preds(private, 0.58, seed=2)},
-                       {"PrivateTest": private}, extra={"precision": "bf16-mixed"})
+    bf16 = make_result(
+        tmp_path,
+        "baseline_cnn_bf16",
+        {"PrivateTest": make_preds(private, 0.58, seed=2)},
+        {"PrivateTest": private},
+        extra={"precision": "bf16-mixed"},
+    )
     check = precision_check({"baseline_cnn": [float32], "baseline_cnn_bf16": [bf16]})
     assert check["precisions"] == ["bf16-mixed", "32-true"]
     assert check["difference"] == pytest.approx(check["accuracy"][0] - check["accuracy"][1])

@@ -1,4 +1,5 @@
 """The report runner executes numbered notebooks in order, injects parameters, times them and names failures."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The budgeted training command: the plan's order, the estimates, the budget cut-off, parallel workers, resuming."""
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,10 @@ def test_the_full_plan_puts_the_most_valuable_runs_first():
     ids = [r.id for r in plan_runs("full")]
     assert len(ids) == len(set(ids))
     assert ids[:2] == ["resnet_fer/seed0", "resnet_fer_120ep/seed0"]  # our model, then its longer schedule
-    first = {step: min(i for i, r in enumerate(plan_runs("full")) if r.step == step)
-             for step in ("model_b", "baseline_cnn", "recipe_steps", "ablation", "hog_svm")}
+    first = {
+        step: min(i for i, r in enumerate(plan_runs("full")) if r.step == step)
+        for step in ("model_b", "baseline_cnn", "recipe_steps", "ablation", "hog_svm")
+    }
     assert ids.index("resnet_fer/seed1") > max(ids.index("model_b/seed2"), ids.index("baseline_cnn/seed2"))
     assert ids.index("resnet_fer/seed2") < first["recipe_steps"] < first["ablation"] < first["hog_svm"]
     assert ids.index("baseline_cnn_crowd/seed0") < ids.index("model_b_crowd/seed0") < ids.index("resnet_fer/seed1")
@@ -79,8 +82,10 @@ def test_more_jobs_share_a_gpu_up_to_its_ceiling_and_a_cpu_not_at_all():
 
 
 def test_plan_for_an_h200_ends_with_the_estimate_line(no_fer, tmp_path, capsys):
-    assert main(["train", "--profile", "smoke", "--run-dir", str(tmp_path), "--plan", "--target", "h200",
-                 "--jobs", "2"]) == 0
+    assert (
+        main(["train", "--profile", "smoke", "--run-dir", str(tmp_path), "--plan", "--target", "h200", "--jobs", "2"])
+        == 0
+    )
     out = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"estimate: \d+ s for \d+ runs on H200 \(2 jobs\)", out[-1])
     assert not (tmp_path / "results").exists()  # --plan trains nothing
@@ -98,8 +103,15 @@ def _python(code: str) -> list[str]:
 def test_run_plan_starts_no_run_past_the_budget_and_stops_an_overdue_one(tmp_path):
     runs = [PlannedRun(n, "model_b", n, CNNConfig()) for n in ("slow", "never")]
     commands = {"slow": _python("import time; time.sleep(60)"), "never": _python("pass")}
-    outcome = run_plan(runs, {"slow": 0.5, "never": 5.0}, lambda r: commands[r.id], jobs=1, budget_seconds=1.0,
-                       log_dir=tmp_path, grace_seconds=1.0)
+    outcome = run_plan(
+        runs,
+        {"slow": 0.5, "never": 5.0},
+        lambda r: commands[r.id],
+        jobs=1,
+        budget_seconds=1.0,
+        log_dir=tmp_path,
+        grace_seconds=1.0,
+    )
     assert [r.id for r in outcome.stopped] == ["slow"]
     assert [r.id for r in outcome.not_started] == ["never"]
 
@@ -108,8 +120,15 @@ def test_run_plan_reports_a_failed_run_with_its_log_and_goes_on(tmp_path):
     runs = [PlannedRun(n, "model_b", n, CNNConfig()) for n in ("bad", "good")]
     commands = {"bad": _python("raise SystemExit('no such layer')"), "good": _python("pass")}
     finished = []
-    outcome = run_plan(runs, {"bad": 0.0, "good": 0.0}, lambda r: commands[r.id], jobs=2, budget_seconds=None,
-                       log_dir=tmp_path, on_finish=lambda r: finished.append(r.id))
+    outcome = run_plan(
+        runs,
+        {"bad": 0.0, "good": 0.0},
+        lambda r: commands[r.id],
+        jobs=2,
+        budget_seconds=None,
+        log_dir=tmp_path,
+        on_finish=lambda r: finished.append(r.id),
+    )
     assert [r.id for r, _ in outcome.failed] == ["bad"] and "no such layer" in outcome.failed[0][1]
     assert finished == ["good"] and [r.id for r, _ in outcome.finished] == ["good"]
 
@@ -117,8 +136,20 @@ def test_run_plan_reports_a_failed_run_with_its_log_and_goes_on(tmp_path):
 @pytest.mark.trains
 def test_two_jobs_train_archive_and_resume_the_smoke_profile(no_fer, tmp_path, capsys):
     """The real command on synthetic faces: preflight, two workers, archive per finished run, then resume."""
-    args = ["train", "--profile", "smoke", "--run-dir", str(tmp_path / "runs"), "--only", "baseline_cnn", "model_b",
-            "--jobs", "2", "--archive", str(tmp_path / "out")]
+    args = [
+        "train",
+        "--profile",
+        "smoke",
+        "--run-dir",
+        str(tmp_path / "runs"),
+        "--only",
+        "baseline_cnn",
+        "model_b",
+        "--jobs",
+        "2",
+        "--archive",
+        str(tmp_path / "out"),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "preflight passed" in out and "finished 2, failed 0" in out
@@ -139,13 +170,21 @@ def test_two_jobs_train_archive_and_resume_the_smoke_profile(no_fer, tmp_path, c
 def test_the_training_path_runs_without_the_notebook_packages(no_fer, tmp_path):
     """A GPU host has no papermill or pytorch-grad-cam: planning and a worker's run must not need them."""
     blocked = ["papermill", "pytorch_grad_cam", "seaborn", "nbformat"]
-    spec = {"id": "baseline_cnn/seed0", "profile": "smoke", "data": "synthetic", "run_root": str(tmp_path),
-            "threads": 1, "preflight": True}
-    code = (f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
-            "from fer_helpers.cli import main\n"
-            f"assert main(['train', '--profile', 'smoke', '--data', 'synthetic', '--run-dir', {str(tmp_path)!r}, "
-            "'--plan']) == 0\n"
-            f"from fer_helpers.schedule import worker_main\nassert worker_main({spec!r}) == 0\n")
+    spec = {
+        "id": "baseline_cnn/seed0",
+        "profile": "smoke",
+        "data": "synthetic",
+        "run_root": str(tmp_path),
+        "threads": 1,
+        "preflight": True,
+    }
+    code = (
+        f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
+        "from fer_helpers.cli import main\n"
+        f"assert main(['train', '--profile', 'smoke', '--data', 'synthetic', '--run-dir', {str(tmp_path)!r}, "
+        "'--plan']) == 0\n"
+        f"from fer_helpers.schedule import worker_main\nassert worker_main({spec!r}) == 0\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert list((tmp_path / "results").glob("baseline_cnn-*/result.json"))

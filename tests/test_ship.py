@@ -1,4 +1,5 @@
 """Shipping weights into models/: the copy, the model card, the refusals, and the weights committed in models/."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,15 @@ from fer_helpers.statistics import bootstrap_ci
 from fer_helpers.synthetic import make_synthetic_fer
 from fer_helpers.training import fit_cnn
 
-TINY = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16}, lr=1e-3, max_epochs=1,
-                 batch_size=32, patience=None, seed=0)
+TINY = CNNConfig(
+    model="model_b",
+    model_kwargs={"widths": (8, 16), "hidden": 16},
+    lr=1e-3,
+    max_epochs=1,
+    batch_size=32,
+    patience=None,
+    seed=0,
+)
 
 
 @pytest.fixture(scope="module")

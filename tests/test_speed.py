@@ -1,4 +1,5 @@
 """Training speed against the hardware: datasheet peaks, the measured CPU rate, and the floor beside saved runs."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -26,9 +27,19 @@ def test_matmul_rate_is_measured():
 def test_speed_table_compares_throughput_with_the_floor(tmp_path):
     n_train = 28_709
     result = RunResult(
-        model="baseline_cnn", config={"model": "baseline_cnn", "model_kwargs": {}}, key="k", run_dir=tmp_path,
-        data_sha256="x", logits={}, labels={}, metrics={}, seed=0, params=683_527, images_per_second=10_000.0,
-        device="NVIDIA H100 80GB HBM3", history=pd.DataFrame({"epoch": [1, 2], "seconds": [3.0, 3.2]}),
+        model="baseline_cnn",
+        config={"model": "baseline_cnn", "model_kwargs": {}},
+        key="k",
+        run_dir=tmp_path,
+        data_sha256="x",
+        logits={},
+        labels={},
+        metrics={},
+        seed=0,
+        params=683_527,
+        images_per_second=10_000.0,
+        device="NVIDIA H100 80GB HBM3",
+        history=pd.DataFrame({"epoch": [1, 2], "seconds": [3.0, 3.2]}),
     )
     cpu_run = replace(result, device="cpu (2 threads)")
     table = speed_table([result, cpu_run], n_train, cpu_peak_flops=50e9)

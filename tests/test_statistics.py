@@ -1,4 +1,5 @@
 """Bootstrap intervals, McNemar's test and Holm's correction against answers worked out by hand."""
+
 from __future__ import annotations
 
 import math

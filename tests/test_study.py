@@ -1,4 +1,5 @@
 """setup() validates parameters, finds FER-2013 or falls back loudly to synthetic faces, and labels what it saves."""
+
 from __future__ import annotations
 
 import dataclasses

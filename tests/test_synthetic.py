@@ -1,4 +1,5 @@
 """The embedded synthetic faces: format, splits, determinism, deciding regions, speed and learnability."""
+
 from __future__ import annotations
 
 import numpy as np

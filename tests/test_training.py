@@ -1,4 +1,5 @@
 """CNN training: batched augmentation, on-device batches, cached fits, and resuming an interrupted run."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -24,8 +25,13 @@ from fer_helpers.weights import load_weights
 
 # A small Model B learns the synthetic faces in a few CPU epochs; the paper's baseline needs many more.
 TINY = CNNConfig(
-    model="model_b", model_kwargs={"widths": (8, 16, 32, 32), "hidden": 32}, lr=1e-3,
-    max_epochs=4, batch_size=32, patience=None, seed=0,
+    model="model_b",
+    model_kwargs={"widths": (8, 16, 32, 32), "hidden": 32},
+    lr=1e-3,
+    max_epochs=4,
+    batch_size=32,
+    patience=None,
+    seed=0,
 )
 
 AUGMENTATIONS = {
@@ -88,8 +94,12 @@ def test_crop_is_an_exact_shift_within_the_padding(faces):
     padded = F.pad(faces, (pad,) * 4, mode="replicate")
     offsets = set()
     for i in range(len(faces)):
-        found = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
-                 if torch.equal(out[i], padded[i, :, dy : dy + 48, dx : dx + 48])]
+        found = [
+            (dy, dx)
+            for dy in range(2 * pad + 1)
+            for dx in range(2 * pad + 1)
+            if torch.equal(out[i], padded[i, :, dy : dy + 48, dx : dx + 48])
+        ]
         assert found, f"face {i} is not a shifted copy"
         offsets.add(found[0])
     assert len(offsets) > 20  # of the 49 possible offsets

@@ -1,4 +1,5 @@
 """Weights files: exact float32 round trips, float16 and int8 where the size limit demands, one scale per channel."""
+
 from __future__ import annotations
 
 import numpy as np
