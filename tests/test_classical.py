@@ -12,6 +12,7 @@ from fer_helpers.classical import HOG_VARIANTS, HogSvmConfig, fit_hog_svm, fit_h
 from fer_helpers.data import NUM_CLASSES
 from fer_helpers.profiles import get_profile
 
+pytestmark = pytest.mark.trains  # every test here fits HOG models (seconds each)
 GRID = (0.0001, 0.001, 0.01)
 
 

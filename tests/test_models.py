@@ -228,6 +228,7 @@ def test_channels_last_gives_the_same_logits():
 SMALL = {"baseline_cnn": {}, "model_b": {"widths": (8, 16, 32, 64), "hidden": 32}, "resnet_fer": {"width": 16}}
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_a_few_steps_lower_the_loss_on_synthetic_faces(synth, name):
     images, labels = synth.split("Training")
