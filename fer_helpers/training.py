@@ -453,6 +453,26 @@ def fit_cnn(
 
 
 RESUME_FILE = "resume.ckpt"  # the whole training state after the last finished epoch, until the run is saved
+RESUME_KEY_FILE = "key.txt"  # beside it: the key of the run it belongs to
+
+
+class ResumeCheckpoint(ModelCheckpoint):
+    """The whole training state at the end of every epoch (no monitor: the file is rewritten), with the run's key
+    beside it. At the end of the epoch, after the recorder has added the epoch's row."""
+
+    def __init__(self, dirpath: Path, key: str):
+        super().__init__(
+            dirpath=dirpath,
+            filename=Path(RESUME_FILE).stem,
+            enable_version_counter=False,
+            save_on_train_epoch_end=True,
+        )
+        self.key = key
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        if trainer.is_global_zero:
+            (Path(filepath).parent / RESUME_KEY_FILE).write_text(self.key + "\n")
 
 
 def _resume_checkpoint(run_dir: Path, key: str, fresh: bool) -> Path | None:
@@ -462,14 +482,12 @@ def _resume_checkpoint(run_dir: Path, key: str, fresh: bool) -> Path | None:
     it again continues where it stopped rather than starting over; `fresh` starts over.
     """
     checkpoints = run_dir / "checkpoints"
-    resume, owner = checkpoints / RESUME_FILE, checkpoints / "key.txt"
+    resume, owner = checkpoints / RESUME_FILE, checkpoints / RESUME_KEY_FILE
     if not fresh and resume.exists() and owner.exists() and owner.read_text().strip() == key:
         return resume
     if rank_zero_only.rank == 0:
         for leftover in ("logs", "checkpoints"):  # from an interrupted or replaced run
             shutil.rmtree(run_dir / leftover, ignore_errors=True)
-        checkpoints.mkdir(parents=True, exist_ok=True)
-        owner.write_text(key + "\n")
     return None
 
 
@@ -511,13 +529,7 @@ def _train(
         save_top_k=1,
         save_weights_only=True,
     )
-    # No monitor: rewritten at the end of every epoch, after the recorder has added the epoch's row.
-    last = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename=Path(RESUME_FILE).stem,
-        enable_version_counter=False,
-        save_on_train_epoch_end=True,
-    )
+    last = ResumeCheckpoint(run_dir / "checkpoints", key)
     recorder = EpochRecorder()
     callbacks: list[Callback] = [checkpoint, last, recorder, EpochProgressBar(steps_per_epoch)]
     if config.patience is not None:
