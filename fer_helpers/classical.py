@@ -283,20 +283,6 @@ class ScaledNystroem(TransformerMixin, BaseEstimator):
 # ---------------------------------------------------------------- fitting: one C search for every HOG model
 
 
-def fit_transformers(pipeline: Pipeline, x_train: np.ndarray) -> Pipeline:
-    """The pipeline with its transformers (scaler, PCA, Nyström) fitted on Training and frozen; the classifier unfitted.
-
-    The transformers do not depend on C: frozen, they are fitted once, and the C search refits only the classifier.
-    Each step learns from the training faces as the steps before it transform them (as they will a new face).
-    """
-    steps = []
-    for name, step in pipeline.steps[:-1]:
-        step = clone(step).fit(x_train)
-        x_train = step.transform(x_train)
-        steps.append((name, _Frozen(step)))
-    return Pipeline([*steps, (pipeline.steps[-1][0], clone(pipeline.steps[-1][1]))])
-
-
 class _Frozen(FrozenEstimator):
     """A fitted transformer that fitting the pipeline leaves as it is; each clone is a new wrapper around it.
 
@@ -306,6 +292,21 @@ class _Frozen(FrozenEstimator):
 
     def __sklearn_clone__(self) -> _Frozen:
         return _Frozen(self.estimator)
+
+
+def fit_transformers(pipeline: Pipeline, x_train: np.ndarray) -> Pipeline:
+    """The pipeline with its transformers (scaler, PCA, Nyström) fitted on Training and frozen; the classifier unfitted.
+
+    The transformers do not depend on C: frozen, they are fitted once, and the C search refits only the classifier.
+    Each step learns from the training faces as the steps before it transform them (as they will a new face).
+    """
+    *transformers, (name, classifier) = pipeline.steps
+    steps = []
+    for step_name, step in transformers:
+        step = clone(step).fit(x_train)
+        x_train = step.transform(x_train)
+        steps.append((step_name, _Frozen(step)))
+    return Pipeline([*steps, (name, clone(classifier))])
 
 
 def search_c_on_public_test(

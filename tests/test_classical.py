@@ -183,6 +183,20 @@ def test_extension_variants_learn_and_choose_c_on_public_test(synth, run_root, r
     np.testing.assert_array_equal(again.logits["PrivateTest"], variant.logits["PrivateTest"])
 
 
+@pytest.mark.parametrize("name", sorted(HOG_VARIANTS))
+def test_each_variant_is_the_pipeline_its_config_names(name):
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.svm import LinearSVC
+
+    config = HOG_VARIANTS[name]
+    pipeline = config.pipeline()
+    expected = ["scaler", *["pca"] * (config.pca_components is not None),
+                *["nystroem"] * (config.kernel_components is not None), "clf"]
+    assert [step for step, _ in pipeline.steps] == expected
+    assert isinstance(pipeline["clf"], RidgeClassifier if config.classifier == "ridge" else LinearSVC)
+    assert ("nystroem" in name) == (config.kernel_components is not None)  # the name says what the model is
+
+
 def test_variant_sizes_follow_the_training_set():
     config = hog_variant_config("hog_nystroem")
     small = config.sized_for(n_train=2000)
