@@ -1,12 +1,15 @@
 """Statistics of the study: bootstrap intervals over the test images, McNemar's paired test and Holm's correction.
 
 Every interval in the study (metrics.json, REPORT.md, the README, model cards, the claims, Grad-CAM's region
-shares) comes from one resampling of the test images, `resample_index`, summarised by its percentiles.
+shares) comes from one resampling of the test images, `resample_index`, summarised by its percentiles. The
+resamples are held as counts (`resample_counts`: how often each resample draws each image), so that a resampled
+mean or confusion matrix is one matrix product; they are drawn once per size and kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -39,38 +42,46 @@ def resample_index(n: int, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> np.nd
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n), dtype=np.int32)
 
 
+@lru_cache(maxsize=4)
+def resample_counts(n: int, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> np.ndarray:
+    """(n_boot, n) float64, read-only: how often each resample of `resample_index` draws each test image."""
+    flat = resample_index(n, n_boot, seed) + (np.arange(n_boot, dtype=np.int64) * n)[:, None]
+    counts = np.bincount(flat.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+    counts.flags.writeable = False
+    return counts
+
+
 def _percentiles(samples: np.ndarray, alpha: float) -> np.ndarray:
     """The (alpha/2, 1 - alpha/2) percentiles of resampled values (along the first axis)."""
     return np.quantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
 
 
-def _resampled_means(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The mean of per-image values on each resample (B, N) of the images."""
-    return values[idx].mean(axis=1)
+def _resampled_means(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The mean of per-image values on each resample, given as (B, N) draw counts."""
+    return counts @ values / counts.shape[1]
 
 
-def _resampled_f1(codes: np.ndarray, idx: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class F1 and support of each bootstrap resample; codes = label * num_classes + pred."""
-    n_boot = idx.shape[0]
-    cells = num_classes * num_classes
-    flat = codes[idx] + (np.arange(n_boot, dtype=np.int64) * cells)[:, None]
-    counts = np.bincount(flat.ravel(), minlength=n_boot * cells).reshape(n_boot, num_classes, num_classes)
-    tp = np.diagonal(counts, axis1=1, axis2=2)
-    support = counts.sum(axis=2)
-    denom = support + counts.sum(axis=1)  # 2 tp + fp + fn
+def _resampled_f1(codes: np.ndarray, counts: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class F1 and support of each resample (B, N draw counts); codes = label * num_classes + pred."""
+    labels, preds = np.divmod(codes, num_classes)
+    classes = np.arange(num_classes)
+    is_label, is_pred = labels[:, None] == classes, preds[:, None] == classes
+    per_image = np.hstack([is_label & is_pred, is_label, is_pred]).astype(np.float64)  # tp, support, predicted
+    tp, support, predicted = np.split(counts @ per_image, 3, axis=1)  # whole numbers, exact in float64
+    denom = support + predicted  # 2 tp + fp + fn
     f1 = np.divide(2 * tp, denom, out=np.zeros(tp.shape), where=denom > 0)
     return f1, support
 
 
 def _resampled_metric(
-    labels: np.ndarray, runs: np.ndarray, idx: np.ndarray, metric: str, num_classes: int
+    labels: np.ndarray, runs: np.ndarray, counts: np.ndarray, metric: str, num_classes: int
 ) -> np.ndarray:
-    """A metric's mean over runs (S, N) on each bootstrap resample (B, N) of the test images."""
+    """A metric's mean over runs (S, N) on each bootstrap resample (B, N draw counts) of the test images."""
     if metric == "accuracy":
-        return _resampled_means((runs == labels).mean(axis=0), idx)
-    values = np.zeros(idx.shape[0])
+        return _resampled_means((runs == labels).mean(axis=0), counts)
+    values = np.zeros(counts.shape[0])
     for run in runs:
-        f1, support = _resampled_f1(labels * num_classes + run, idx, num_classes)
+        f1, support = _resampled_f1(labels * num_classes + run, counts, num_classes)
         values += f1.mean(axis=1) if metric == "macro_f1" else (f1 * support).sum(axis=1) / support.sum(axis=1)
     return values / len(runs)
 
@@ -87,8 +98,8 @@ def _resampled_models(
     labels, *preds = as_class_indices(labels, *preds, num_classes=num_classes)
     if len(labels) == 0:
         return None
-    idx = resample_index(len(labels), n_boot, seed)
-    return [_resampled_metric(labels, p.reshape(-1, len(labels)), idx, metric, num_classes) for p in preds]
+    counts = resample_counts(len(labels), n_boot, seed)
+    return [_resampled_metric(labels, p.reshape(-1, len(labels)), counts, metric, num_classes) for p in preds]
 
 
 # ---- intervals ---------------------------------------------------------------------------------------------------
@@ -110,36 +121,21 @@ def bootstrap_ci(
     seed: int = BOOT_SEED,
     alpha: float = 0.05,
     num_classes: int = NUM_CLASSES,
+    *,
+    minus: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of a test-set metric, resampling the test images with replacement.
 
     preds is (N,) or (S, N): S runs (seeds) of one model on the same images; then the interval is that of
     their mean, every run seeing the same resampled images.
+
+    With `minus` (the predictions of a second model, (N,) or (S, N)), the paired interval of metric(preds) -
+    metric(minus): both models score the same resampled images, which keeps the pairing, so the interval is
+    narrower than two separate intervals suggest whenever the two models err on the same faces.
     """
-    values = _resampled_models(labels, preds, metric=metric, n_boot=n_boot, seed=seed, num_classes=num_classes)
-    return _interval(None if values is None else values[0], alpha)
-
-
-def paired_bootstrap_ci(
-    labels: np.ndarray,
-    preds_a: np.ndarray,
-    preds_b: np.ndarray,
-    metric: str = "accuracy",
-    n_boot: int = N_BOOT,
-    seed: int = BOOT_SEED,
-    alpha: float = 0.05,
-    num_classes: int = NUM_CLASSES,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of metric(A) - metric(B) when both models score the same resampled images.
-
-    preds_a and preds_b are (N,) or (S, N): runs (seeds) of each model, whose mean metric is compared. Resampling
-    the images once for both keeps the pairing, so the interval is narrower than two separate intervals suggest
-    whenever the two models err on the same faces.
-    """
-    values = _resampled_models(
-        labels, preds_a, preds_b, metric=metric, n_boot=n_boot, seed=seed, num_classes=num_classes
-    )
-    return _interval(None if values is None else values[0] - values[1], alpha)
+    models = (preds,) if minus is None else (preds, minus)
+    values = _resampled_models(labels, *models, metric=metric, n_boot=n_boot, seed=seed, num_classes=num_classes)
+    return _interval(None if values is None else values[0] - (values[1] if len(values) > 1 else 0), alpha)
 
 
 def per_class_f1_ci(
@@ -153,8 +149,8 @@ def per_class_f1_ci(
     """(num_classes, 2) percentile bootstrap intervals of each class's F1 (mean over runs for (S, N) preds)."""
     labels, preds = as_class_indices(labels, preds, num_classes=num_classes)
     runs = preds.reshape(-1, len(labels))
-    idx = resample_index(len(labels), n_boot, seed)
-    f1 = sum(_resampled_f1(labels * num_classes + run, idx, num_classes)[0] for run in runs) / len(runs)
+    counts = resample_counts(len(labels), n_boot, seed)
+    f1 = sum(_resampled_f1(labels * num_classes + run, counts, num_classes)[0] for run in runs) / len(runs)
     return _percentiles(f1, alpha).T
 
 
@@ -164,7 +160,7 @@ def mean_ci(values: np.ndarray, seed: int = BOOT_SEED, alpha: float = 0.05) -> t
     values = values[~np.isnan(values)]
     if len(values) == 0:
         return (np.nan, np.nan, np.nan)
-    return (float(values.mean()), *_interval(_resampled_means(values, resample_index(len(values), seed=seed)), alpha))
+    return (float(values.mean()), *_interval(_resampled_means(values, resample_counts(len(values), seed=seed)), alpha))
 
 
 def difference_ci(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
@@ -174,7 +170,7 @@ def difference_ci(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> tuple[fl
     if len(a) == 0 or len(b) == 0:
         return (np.nan, np.nan)
     return _interval(
-        _resampled_means(a, resample_index(len(a))) - _resampled_means(b, resample_index(len(b), seed=BOOT_SEED + 1)),
+        _resampled_means(a, resample_counts(len(a))) - _resampled_means(b, resample_counts(len(b), seed=BOOT_SEED + 1)),
         alpha,
     )
 
@@ -235,7 +231,7 @@ def pairwise_mcnemar(labels: np.ndarray, preds_by_model: dict[str, np.ndarray]) 
                     **dict(
                         zip(
                             ("gap_ci_low", "gap_ci_high"),
-                            paired_bootstrap_ci(labels, preds_by_model[a], preds_by_model[b]),
+                            bootstrap_ci(labels, preds_by_model[a], minus=preds_by_model[b]),
                         )
                     ),
                     "only_a_right": test["b"],

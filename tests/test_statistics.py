@@ -19,9 +19,10 @@ from fer_helpers.statistics import (
     mcnemar,
     mean_ci,
     p_value_matrix,
-    paired_bootstrap_ci,
     pairwise_mcnemar,
     per_class_f1_ci,
+    resample_counts,
+    resample_index,
 )
 
 # ---- bootstrap ---------------------------------------------------------------------------------------------------
@@ -50,9 +51,23 @@ def test_bootstrap_interval_width_matches_the_binomial_standard_error():
 def test_resampled_f1_of_the_identity_resample_is_sklearns():
     labels = fer_labels()
     preds = make_preds(labels, 0.45, seed=4)
-    f1, support = _resampled_f1(labels * NUM_CLASSES + preds, np.arange(len(labels))[None], NUM_CLASSES)
+    f1, support = _resampled_f1(labels * NUM_CLASSES + preds, np.ones((1, len(labels))), NUM_CLASSES)
     assert f1.mean() == pytest.approx(f1_score(labels, preds, average="macro"))
     assert (f1 * support).sum() / support.sum() == pytest.approx(f1_score(labels, preds, average="weighted"))
+
+
+def test_resample_counts_are_the_resampled_indices_counted():
+    idx = resample_index(50, n_boot=30, seed=3)
+    counts = resample_counts(50, n_boot=30, seed=3)
+    assert counts.shape == (30, 50) and not counts.flags.writeable
+    for row, drawn in zip(counts, idx):
+        assert np.array_equal(row, np.bincount(drawn, minlength=50))
+    labels = fer_labels()[:50]
+    preds = make_preds(labels, 0.5, seed=1)
+    f1, _ = _resampled_f1(labels * NUM_CLASSES + preds, counts, NUM_CLASSES)
+    for b in (0, 17):
+        expected = f1_score(labels[idx[b]], preds[idx[b]], average=None, labels=range(NUM_CLASSES), zero_division=0)
+        assert np.allclose(f1[b], expected)
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "weighted_f1"])
@@ -72,19 +87,19 @@ def test_bootstrap_rejects_unknown_metric():
     with pytest.raises(ValueError, match="unknown metric"):
         bootstrap_ci(np.array([0, 1]), np.array([0, 1]), "auc")
     with pytest.raises(ValueError, match="unknown metric"):
-        paired_bootstrap_ci(np.array([0, 1]), np.array([0, 1]), np.array([1, 1]), "auc")
+        bootstrap_ci(np.array([0, 1]), np.array([0, 1]), "auc", minus=np.array([1, 1]))
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "weighted_f1"])
 def test_paired_interval_is_the_gap_on_shared_resamples(metric):
     labels = fer_labels()
     a, b = make_preds(labels, 0.6, seed=1), make_preds(labels, 0.5, seed=2)
-    low, high = paired_bootstrap_ci(labels, a, b, metric, n_boot=500, seed=3)
+    low, high = bootstrap_ci(labels, a, metric, n_boot=500, seed=3, minus=b)
     gap = classification_metrics(labels, a)[metric] - classification_metrics(labels, b)[metric]
     assert low < gap < high
-    assert paired_bootstrap_ci(labels, a, a, metric, n_boot=50) == (0.0, 0.0)  # a model against itself
+    assert bootstrap_ci(labels, a, metric, n_boot=50, minus=a) == (0.0, 0.0)  # a model against itself
     empty = np.array([], dtype=np.int64)
-    assert all(math.isnan(v) for v in paired_bootstrap_ci(empty, empty, empty, metric))
+    assert all(math.isnan(v) for v in bootstrap_ci(empty, empty, metric, minus=empty))
 
 
 def test_mean_and_difference_intervals_leave_out_nans_and_are_seeded():
