@@ -21,7 +21,7 @@ from .metrics import (
 )
 from .profiles import PROFILES, Profile
 from .results import RunResult
-from .statistics import BOOT_SEED, METRICS, N_BOOT, SIGNIFICANCE, bootstrap_ci, holm, mcnemar, paired_bootstrap_ci
+from .statistics import BOOT_SEED, METRICS, N_BOOT, SIGNIFICANCE, bootstrap_ci, holm, mcnemar
 
 # ---- the paper's numbers -----------------------------------------------------------------------------------------
 
@@ -325,8 +325,8 @@ def _ordering_rows(results_by_model: dict, split: str) -> list[dict]:
         gap = 100 * (_mean_metric(a, split, "accuracy") - _mean_metric(b, split, "accuracy"))
         ci = [
             100 * v
-            for v in paired_bootstrap_ci(
-                labels, np.stack([r.preds(split) for r in a]), np.stack([r.preds(split) for r in b])
+            for v in bootstrap_ci(
+                labels, np.stack([r.preds(split) for r in a]), minus=np.stack([r.preds(split) for r in b])
             )
         ]
         tests.append((len(rows), mcnemar(labels, a[0].preds(split), b[0].preds(split))["p_value"]))
@@ -628,7 +628,7 @@ def ablation_table(
                     row[f"delta_{metric}"] = row[f"delta_{metric}_ci95"] = float("nan")
                 else:
                     row[f"delta_{metric}"] = 100 * (summary[metric]["mean"] - ref["summary"][metric]["mean"])
-                    interval = paired_bootstrap_ci(labels, preds, ref["preds"], metric, n_boot, seed)
+                    interval = bootstrap_ci(labels, preds, metric, n_boot, seed, minus=ref["preds"])
                     row[f"delta_{metric}_ci95"] = tuple(round(100 * v, 2) for v in interval)
             row["mcnemar_p"] = (
                 float("nan")
@@ -678,25 +678,26 @@ def describe_ablation(table: pd.DataFrame, split: str = ABLATION_SPLIT, reported
         seeds = f"mean of {n} seeds" if n > 1 else "one seed"
         if model == reference:
             low, high = judged["accuracy_ci95"]
+            accuracy = f"{100 * judged['accuracy']:.1f}% {split} accuracy (95% CI {100 * low:.1f}–{100 * high:.1f}%)"
+            text = f"The full {registry.label(model)} reaches {accuracy} and {judged['macro_f1']:.3f} macro F1"
+            tail = (
+                "" if other is None else f"; on {reported}, {100 * other['accuracy']:.1f}% and {other['macro_f1']:.3f}"
+            )
+        else:
+            low, high = judged["delta_accuracy_ci95"]
+            change = judged["change"]
+            interval = f"95% CI {_points(low)} to {_points(high)}; McNemar {_p_text(judged['mcnemar_p'])}"
             text = (
-                f"The full {registry.label(model)} reaches {100 * judged['accuracy']:.1f}% {split} "
-                f"accuracy (95% CI {100 * low:.1f}–{100 * high:.1f}%) and {judged['macro_f1']:.3f} macro F1 "
-                f"({seeds})"
+                f"{change[:1].upper() + change[1:]} {_effect(judged['delta_accuracy'], f'{split} accuracy')} "
+                f"({interval}) and {_effect(judged['delta_macro_f1'], 'macro F1')}"
             )
             if other is not None:
-                text += f"; on {reported}, {100 * other['accuracy']:.1f}% and {other['macro_f1']:.3f}"
-            sentences.append(text + ".")
-            continue
-        low, high = judged["delta_accuracy_ci95"]
-        change = judged["change"]
-        text = (
-            f"{change[:1].upper() + change[1:]} {_effect(judged['delta_accuracy'], f'{split} accuracy')} "
-            f"(95% CI {_points(low)} to {_points(high)}; McNemar {_p_text(judged['mcnemar_p'])}) and "
-            f"{_effect(judged['delta_macro_f1'], 'macro F1')} ({seeds})"
-        )
-        if other is not None:
-            text += f"; on {reported} it {_effect(other['delta_accuracy'], 'accuracy')} ({_p_text(other['mcnemar_p'])})"
-        sentences.append(text + ".")
+                tail = (
+                    f"; on {reported} it {_effect(other['delta_accuracy'], 'accuracy')} ({_p_text(other['mcnemar_p'])})"
+                )
+            else:
+                tail = ""
+        sentences.append(f"{text} ({seeds}){tail}.")
     return sentences
 
 

@@ -28,12 +28,12 @@ from sklearn.svm import LinearSVC
 
 from .data import NUM_CLASSES, FERData
 from .features import cached_hog_features, hog_dim
-from .metrics import classification_metrics
+from .metrics import scored_run
 from .profiles import Profile
 from .results import EVAL_SPLITS, RunResult, cached_run
 
 # What the C search records for each C on PublicTest; the choice is by accuracy. Macro F1 over all seven classes,
-# as in evaluation.classification_metrics.
+# as in metrics.classification_metrics.
 SEARCH_SCORING = {
     "accuracy": "accuracy",
     "macro_f1": make_scorer(f1_score, average="macro", labels=list(range(NUM_CLASSES)), zero_division=0),
@@ -386,28 +386,18 @@ def _fit_hog_model(
 
     masks = {split: data.usage == split for split in EVAL_SPLITS}
     logits = {split: model.decision_function(features[mask]).astype(np.float32) for split, mask in masks.items()}
-    labels = {split: data.labels[mask] for split, mask in masks.items()}
     n_train = int(training.sum())
     classifier_params = _fitted_size(model["clf"])
     transform_params = sum(_fitted_size(step.estimator) for _, step in model.steps[:-1]) if count_transforms else 0
     n_iter = getattr(model["clf"], "n_iter_", None)  # None for a direct (ridge) solve
     n_iter = None if n_iter is None else int(np.max(n_iter))
-    return model, RunResult(
-        model=config.model,
-        config=config.to_dict(),
-        key=key,
-        run_dir=run_dir,
-        data_sha256=data.sha256,
-        logits=logits,
-        labels=labels,
-        metrics={split: classification_metrics(labels[split], logits[split].argmax(axis=1)) for split in EVAL_SPLITS},
-        seed=config.seed,
-        params=transform_params + classifier_params,
-        train_seconds=train_seconds,
-        images_per_second=n_train / train_seconds,
-        device="cpu",
-        history=pd.DataFrame(search),
-        extra={
+    facts = {
+        "params": transform_params + classifier_params,
+        "train_seconds": train_seconds,
+        "images_per_second": n_train / train_seconds,
+        "device": "cpu",
+        "history": pd.DataFrame(search),
+        "extra": {
             "c_search": search,
             "chosen_C": config.c_grid[best],
             "hog_dim": int(features.shape[1]),
@@ -421,7 +411,8 @@ def _fit_hog_model(
             "n_iter": n_iter,
             "converged": n_iter is None or n_iter < config.max_iter,
         },
-    )
+    }
+    return model, scored_run(config.model, config, key, run_dir, data, logits, **facts)
 
 
 def _classifier(kind: str, config: HogSvmConfig | HogVariantConfig) -> LinearSVC | RidgeClassifier:

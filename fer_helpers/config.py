@@ -108,6 +108,10 @@ class CNNConfig:
         """The model's keyword arguments as a dict."""
         return dict(self.model_kwargs)
 
+    def placement(self) -> dict[str, Any]:
+        """Where the run trains, as Lightning's Trainer takes it: accelerator, devices, strategy, num_nodes."""
+        return {name: getattr(self, name) for name in PLACEMENT_FIELDS}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready settings (model_kwargs as a dict); targets only where it is not the default "labels"."""
         settings = asdict(self)
@@ -143,7 +147,8 @@ class CNNConfig:
 
 
 # Where and how a run executes, not what it is: left out of the cache key (see `CNNConfig.experiment`).
-EXECUTION_FIELDS = ("precision", "channels_last", "compile", "accelerator", "devices", "strategy", "num_nodes")
+PLACEMENT_FIELDS = ("accelerator", "devices", "strategy", "num_nodes")
+EXECUTION_FIELDS = ("precision", "channels_last", "compile", *PLACEMENT_FIELDS)
 _DEFAULTS = {f.name: f.default for f in fields(CNNConfig)}
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from .data import CLASS_NAMES, NUM_CLASSES
+from .data import CLASS_NAMES, NUM_CLASSES, FERData
 from .results import RunResult, run_key
 from .statistics import METRICS, as_class_indices, bootstrap_ci
 
@@ -32,6 +33,15 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict:
         "macro_f1": float(f1_score(labels, preds, labels=all_classes, average="macro", zero_division=0)),
         "weighted_f1": float(f1_score(labels, preds, labels=all_classes, average="weighted", zero_division=0)),
     }
+
+
+def scored_run(name: str, config, key: str, run_dir: Path, data: FERData, logits: dict, **facts) -> RunResult:
+    """A finished run named `name` of `config` (a CNNConfig or HOGConfig) on `data`, scored on each split of
+    `logits` against the data's labels. The one place where HOG and CNN runs become RunResults; `facts` are
+    RunResult's other fields."""
+    labels = {split: data.labels[data.usage == split] for split in logits}
+    metrics = {split: classification_metrics(labels[split], scores.argmax(axis=1)) for split, scores in logits.items()}
+    return RunResult(name, config.to_dict(), key, run_dir, data.sha256, logits, labels, metrics, config.seed, **facts)
 
 
 def per_class_report(labels: np.ndarray, preds: np.ndarray, class_names: Sequence[str] = CLASS_NAMES) -> pd.DataFrame:

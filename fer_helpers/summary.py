@@ -34,7 +34,7 @@ from .metrics import (
 )
 from .profiles import Profile
 from .results import RunResult, find_results, git_commit
-from .statistics import BOOT_SEED, METRICS, N_BOOT, bootstrap_ci, paired_bootstrap_ci, per_class_f1_ci
+from .statistics import BOOT_SEED, METRICS, N_BOOT, bootstrap_ci, per_class_f1_ci
 
 SPLIT_KEYS = {"PublicTest": "public_test", "PrivateTest": "private_test"}
 PAPER_MODELS = tuple(PAPER_RESULTS)
@@ -235,7 +235,7 @@ def precision_check(results: Mapping[str, Sequence[RunResult]], split: str = REP
         return None
     a, b = twin[seed], reference[seed]
     labels = a.labels[split]
-    low, high = paired_bootstrap_ci(labels, a.preds(split), b.preds(split))
+    low, high = bootstrap_ci(labels, a.preds(split), minus=b.preds(split))
     return {
         "seed": seed,
         "split": split,

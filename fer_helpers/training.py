@@ -46,7 +46,7 @@ from .config import CNNConfig, device_name, resolve_precision, result_name, uses
 from .data import NUM_CLASSES, FERData
 from .ferplus import VOTES_KEY, vote_distribution
 from .inference import EVAL_BATCH_SIZE, images_to_tensor, predict_logits
-from .metrics import classification_metrics
+from .metrics import scored_run
 from .models import count_params
 from .registry import build_model
 from .results import EVAL_SPLITS, RESULT_FILE, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key
@@ -540,10 +540,7 @@ def _train(
     flags = _torch_flags()  # the Trainer sets them process-wide; code run after training should not inherit them
     try:
         trainer = L.Trainer(
-            accelerator=config.accelerator,
-            devices=config.devices,
-            strategy=config.strategy,
-            num_nodes=config.num_nodes,
+            **config.placement(),
             precision=precision,
             max_epochs=config.max_epochs,
             callbacks=callbacks,
@@ -569,11 +566,10 @@ def _train(
     stored_precision = round_to_storage(model)  # the metrics below are those of the weights file
     trainer.strategy.barrier()
     device = trainer.strategy.root_device
-    logits, labels, metrics = {}, {}, {}
+    logits = {}
     for split in EVAL_SPLITS:
-        images, labels[split] = data.split(split)
+        images, _ = data.split(split)
         logits[split] = predict_logits(model, images, device=device, tta=config.tta)
-        metrics[split] = classification_metrics(labels[split], logits[split].argmax(axis=1))
     images, _ = data.split("PrivateTest")
     started = time.perf_counter()
     predict_logits(model, images, device=device)  # one plain pass, timed: inference throughput without TTA
@@ -584,22 +580,13 @@ def _train(
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
     history = recorder.history()
-    return RunResult(
-        model=model_name,
-        config=config.to_dict(),
-        key=key,
-        run_dir=run_dir,
-        data_sha256=data.sha256,
-        logits=logits,
-        labels=labels,
-        metrics=metrics,
-        seed=config.seed,
-        params=count_params(model),
-        train_seconds=wall_seconds,
-        images_per_second=recorder.train_images * trainer.world_size / max(recorder.train_seconds, 1e-9),
-        device=device_name(device),
-        history=history,
-        extra={
+    facts = {
+        "params": count_params(model),
+        "train_seconds": wall_seconds,
+        "images_per_second": recorder.train_images * trainer.world_size / max(recorder.train_seconds, 1e-9),
+        "device": device_name(device),
+        "history": history,
+        "extra": {
             "best_epoch": int(best["epoch"]) + 1,  # epochs count from 1, as in the paper
             "stopped_epoch": len(history),
             "config": config.to_dict(),
@@ -611,4 +598,5 @@ def _train(
             **({"resumed_after_epochs": recorder.resumed_at} if recorder.resumed_at else {}),
             **crowd,
         },
-    )
+    }
+    return scored_run(model_name, config, key, run_dir, data, logits, **facts)

@@ -22,18 +22,24 @@ from fer_helpers.synthetic import make_synthetic_fer
 TINY = get_profile("smoke", train_per_class=10, eval_per_class=5)
 
 
-@pytest.fixture
-def fer_csv(tmp_path, monkeypatch):
-    """A tiny file in the original fer2013.csv form (3 faces per class and split), with its own parse cache."""
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+@pytest.fixture(scope="module")
+def fer_csv_frame() -> pd.DataFrame:
+    """Rows in the original fer2013.csv form: 3 synthetic faces per class and split."""
     faces = make_synthetic_fer(n_train=700, n_public=700, n_private=700, seed=1, imbalance=False)
     rows = []
     for split in SPLITS:
         for label in range(NUM_CLASSES):
             for i in np.flatnonzero((faces.usage == split) & (faces.labels == label))[:3]:
                 rows.append({"emotion": label, "pixels": " ".join(map(str, faces.images[i].ravel())), "Usage": split})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def fer_csv(fer_csv_frame, tmp_path, monkeypatch):
+    """A tiny fer2013.csv with its own parse cache."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "fer2013.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
+    fer_csv_frame.to_csv(path, index=False)
     return path
 
 
