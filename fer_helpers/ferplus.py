@@ -40,7 +40,7 @@ from scipy.stats import binomtest
 from fer_helpers import data as fer_data
 from fer_helpers.data import CLASS_NAMES, NUM_CLASSES, SPLITS, FERData, FERDataError, read_csv_text
 from fer_helpers.metrics import confusion
-from fer_helpers.statistics import mcnemar
+from fer_helpers.statistics import SIGNIFICANCE, mcnemar
 
 VOTE_COLUMNS: tuple[str, ...] = (
     "neutral",
@@ -668,6 +668,14 @@ def target_comparison(
             rows.append(row)
             index.append((model, split))
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["model", "split"]))
+
+
+def target_change(delta: float, p_value: float) -> str:
+    """What training on the crowd's votes did to one score, in words: better or worse where McNemar's p is under
+    SIGNIFICANCE, within chance otherwise (delta in points, crowd run minus label run)."""
+    if p_value >= SIGNIFICANCE:
+        return f"within chance ({delta:+.1f} points, p = {p_value:.2g})"
+    return f"**{'better' if delta > 0 else 'worse'}** ({delta:+.1f} points, p = {p_value:.2g})"
 
 
 # ---------------------------------------------------------------- a stand-in for the synthetic faces

@@ -270,9 +270,32 @@ def _write_json(value, path: str | Path) -> Path:
     return atomic_write_text(path, json.dumps(_json_safe(value), indent=2, allow_nan=False) + "\n")
 
 
-def _label_noise(data) -> tuple[dict | None, np.ndarray | None]:
-    """How often FER-2013's label is the crowd's on the report split, with the noise ceiling, and the crowd's
-    plurality for each face of that split; (None, None) without crowd votes."""
+def _crowd_training(results: Mapping[str, Sequence[RunResult]], votes: np.ndarray, usage: np.ndarray) -> list[dict]:
+    """Each run trained on the crowd's votes beside its label twin of the same seed, on both splits and both label
+    sets (ferplus.target_comparison), one row per model and split; [] when no crowd run has a twin."""
+    from .config import CROWD_SUFFIX
+    from .ferplus import target_comparison
+
+    pairs = {}
+    for name, runs in results.items():
+        base = name.removesuffix(CROWD_SUFFIX)
+        twins = {r.seed: r for r in results.get(base, [])} if base != name else {}
+        crowd_run = next((r for r in runs if r.seed in twins), None)
+        if crowd_run is not None:
+            pairs[base] = {"labels": twins[crowd_run.seed], "crowd": crowd_run}
+    if not pairs:
+        return []
+    table = target_comparison(pairs, votes, usage)
+    return [
+        {"model": model, "split": split, "seed": pairs[model]["crowd"].seed, **row}
+        for (model, split), row in table.to_dict("index").items()
+    ]
+
+
+def _label_noise(data, results: Mapping[str, Sequence[RunResult]]) -> tuple[dict | None, np.ndarray | None]:
+    """How often FER-2013's label is the crowd's on the report split, with the noise ceiling, the crowd-trained
+    runs against their label twins, and the crowd's plurality for each face of the report split; (None, None)
+    without crowd votes."""
     votes = crowd_votes(data)
     if votes is None:
         return None, None
@@ -290,6 +313,7 @@ def _label_noise(data) -> tuple[dict | None, np.ndarray | None]:
         "n": int(rate["n"]),
         "ceiling_plurality": ceiling.plurality,
         "ceiling_label_draw": ceiling.label_draw,
+        "crowd_training": _crowd_training(results, votes[0], data.usage),
     }
     return label_noise, crowd
 
@@ -304,7 +328,7 @@ def build_metrics(run_root: str | Path, study) -> dict:
     profile = getattr(study.profile, "name", study.profile)
     results = collect_results(run_root, data.sha256)
     twins = {split: twin_mask(data, split) for split in SPLIT_KEYS}
-    label_noise, crowd = _label_noise(data)
+    label_noise, crowd = _label_noise(data, results)
     models: dict = {}
     for name, runs in results.items():
         models[name] = model_entry(runs, twins, crowd)

@@ -23,6 +23,7 @@ from fer_helpers.report import (
     seed_frame,
     write_report_md,
 )
+from fer_helpers.statistics import mcnemar
 from fer_helpers.summary import (
     GRADCAM_FILE,
     build_metrics,
@@ -401,3 +402,31 @@ def test_models_are_scored_against_the_crowd_where_there_are_votes(run_root, tmp
     assert crowd["accuracy_ci95"][0] <= crowd["accuracy"] <= crowd["accuracy_ci95"][1]
     text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
     assert "## Label noise" in text and "crowd plurality" in text
+
+
+def test_crowd_trained_runs_are_compared_with_their_label_twin_on_both_label_sets(tmp_path):
+    """A crowd-trained run and its label twin of the same seed give one row per split in metrics.json, scored
+    against both label sets with McNemar's test, and REPORT.md a table and a verdict for the judged split."""
+    public, private = fer_labels("PublicTest"), fer_labels("PrivateTest")
+    labels = {"PublicTest": public, "PrivateTest": private}
+
+    def preds(acc: float, seed: int) -> dict:
+        return {split: make_preds(y, acc, seed=seed + i) for i, (split, y) in enumerate(labels.items())}
+
+    twin, crowd = preds(0.45, 1), preds(0.55, 3)
+    make_result(tmp_path, "baseline_cnn", twin, labels, seed=0)
+    make_result(tmp_path, "baseline_cnn_crowd", crowd, labels, seed=0)
+    make_result(tmp_path, "model_b_crowd", preds(0.5, 5), labels, seed=1)  # no Model B twin: not compared
+    metrics = build_metrics(tmp_path, fake_study(is_fer2013=False))
+    rows = metrics["label_noise"]["crowd_training"]
+    assert [(r["model"], r["split"]) for r in rows] == [("baseline_cnn", "PublicTest"), ("baseline_cnn", "PrivateTest")]
+    public_row = rows[0]
+    assert public_row["label_run"] == pytest.approx(np.mean(twin["PublicTest"] == public))
+    assert public_row["crowd_run"] == pytest.approx(np.mean(crowd["PublicTest"] == public))
+    assert public_row["delta"] == pytest.approx(100 * (public_row["crowd_run"] - public_row["label_run"]))
+    assert public_row["mcnemar_p"] == pytest.approx(mcnemar(public, twin["PublicTest"], crowd["PublicTest"])["p_value"])
+    assert public_row["n_crowd"] <= public_row["n"] == len(public)
+    text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
+    section = text[text.index("### Training on the crowd's votes") :]
+    assert "Baseline CNN, PublicTest: **better**" in section
+    assert "Baseline CNN, PrivateTest:" not in section  # only the judged split gets a verdict
