@@ -22,6 +22,7 @@ KERNEL_NAME = "python3"
 TIMINGS_FILE = "timings.json"
 REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
 VOTES_NOTEBOOK_PREFIXES = ("08_",)  # notebooks that need the FER+ crowd votes beside FER-2013
+EXERCISE_TAG = "exercise"  # a notebook's exercise cells: run by a student, not by the report
 
 
 class ReportError(RuntimeError):
@@ -70,8 +71,12 @@ def run_report(
     notebooks: list[str] | None = None,
     fresh: bool = False,
     notebook_dir: str | Path | None = None,
+    exercises: bool = False,
 ) -> Path:
-    """Execute the notebooks into <run_dir>/executed/, print their times and write <run_dir>/timings.json."""
+    """Execute the notebooks into <run_dir>/executed/, print their times and write <run_dir>/timings.json.
+
+    Cells tagged EXERCISE_TAG (a notebook's exercises) are left unexecuted unless `exercises` is set.
+    """
     profile = get_profile(profile).name
     paths = list_notebooks(notebooks, notebook_dir)
     found = None if data_path == SYNTHETIC else find_fer2013(data_path)
@@ -102,7 +107,7 @@ def run_report(
     try:
         for i, path in enumerate(steps, 1):
             label = f"[{i}/{len(steps)}] {path.stem}" + (" (report pass)" if i > len(paths) else "")
-            _execute(path, executed_dir / path.name, parameters, kernel, label, timings)
+            _execute(path, executed_dir / path.name, parameters, kernel, label, timings, exercises)
     finally:
         _write_timings(run_dir, parameters, timings, time.perf_counter() - start)
     print(_summary(timings))
@@ -129,7 +134,9 @@ def without_vote_notebooks(paths: list[Path], data_path: Path) -> list[Path]:
     return [p for p in paths if p not in skipped]
 
 
-def _execute(path: Path, output: Path, parameters: dict, kernel: str, label: str, timings: list[dict]) -> None:
+def _execute(
+    path: Path, output: Path, parameters: dict, kernel: str, label: str, timings: list[dict], exercises: bool = False
+) -> None:
     """Run one notebook with papermill and record its time; a failure raises ReportError naming notebook and cell."""
     print(f"{label} ...", flush=True)
     t0 = time.perf_counter()
@@ -141,6 +148,8 @@ def _execute(path: Path, output: Path, parameters: dict, kernel: str, label: str
             kernel_name=kernel,
             progress_bar=True,
             cwd=path.parent,
+            # nbclient leaves the cells with this tag as they are (papermill passes it through)
+            skip_cells_with_tag="never-skip" if exercises else EXERCISE_TAG,
         )
     except PapermillExecutionError as err:
         timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})

@@ -139,6 +139,13 @@ class Study:
         fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
         return path
 
+    def exercise_dir(self, notebook: str) -> Path:
+        """Where a notebook's exercises save what they train and write: <run_dir>/exercises/<notebook>, apart from
+        the results the report and the later notebooks read (<run_dir>/results, the reports folder)."""
+        path = self.run_dir / "exercises" / notebook
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def save_table(self, df: pd.DataFrame, name: str) -> pd.DataFrame:
         """Save a table as reports/tables/<name>.csv and .md (labelled when synthetic); returns it for display."""
         table = df.copy()

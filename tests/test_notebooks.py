@@ -1,21 +1,50 @@
-"""The whole study, every notebook, executed by the report runner under the smoke profile."""
+"""The whole study, every notebook and its exercises, executed by the report runner under the smoke profile."""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from fer_helpers.runner import list_notebooks, run_report
+from fer_helpers.runner import EXERCISE_TAG, list_notebooks, run_report
+
+# Cells put around a notebook's exercises: what the report and the later notebooks read (results/, reports/) must
+# be the same, file for file, after the exercises as before them.
+SNAPSHOT = """import pathlib as _pathlib
+def _study_files(root):
+    root = _pathlib.Path(root)
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for sub in ("results", "reports") for p in (root / sub).rglob("*") if p.is_file())
+_before_exercises = _study_files(study.run_dir)"""
+CHECK = """_changed = sorted(set(_study_files(study.run_dir)) ^ set(_before_exercises))
+assert not _changed, f'the exercises changed the study results: {_changed}'"""
+
+
+def with_exercise_check(source: Path, target: Path) -> None:
+    """A copy of a notebook whose exercise cells are preceded by SNAPSHOT and followed by CHECK."""
+    nb = nbformat.read(source, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if EXERCISE_TAG in c.get("metadata", {}).get("tags", [])]
+    if tagged:
+        nb.cells.insert(tagged[-1] + 1, nbformat.v4.new_code_cell(CHECK))
+        nb.cells.insert(tagged[0], nbformat.v4.new_code_cell(SNAPSHOT))
+    nbformat.write(nb, target)
 
 
 @pytest.mark.trains
-def test_every_notebook_runs_under_the_smoke_profile(tmp_path):
-    """On FER-2013 where FER2013_PATH is set, else on the synthetic faces; nothing is written to reports/."""
+def test_every_notebook_and_its_exercises_run_under_the_smoke_profile(tmp_path):
+    """On FER-2013 where FER2013_PATH is set, else on the synthetic faces; nothing is written to reports/, and
+    the exercises leave the study's results and reports as they found them."""
     data_path = os.environ.get("FER2013_PATH") or "synthetic"
-    run_dir = run_report("smoke", data_path=data_path, run_dir=tmp_path / "run")
+    notebook_dir = tmp_path / "notebooks"
+    notebook_dir.mkdir()
+    for path in list_notebooks(None):
+        with_exercise_check(path, notebook_dir / path.name)
+    run_dir = run_report(
+        "smoke", data_path=data_path, run_dir=tmp_path / "run", notebook_dir=notebook_dir, exercises=True
+    )
 
     names = [p.name for p in list_notebooks(None)]
     assert len(names) >= 7

@@ -64,6 +64,19 @@ def test_run_report_executes_in_order_with_parameters(no_fer, notebooks, tmp_pat
     assert "SYNTHETIC FACES - NOT FER-2013 RESULTS" in err
 
 
+def test_exercise_cells_run_only_when_asked(no_fer, notebooks, tmp_path):
+    exercise = "with open(Path(run_dir) / 'order.txt', 'a') as f:\n    f.write('exercise\\n')"
+    nb = nbformat.read(notebooks / "02_append.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(exercise, metadata={"tags": [runner.EXERCISE_TAG]}))
+    nbformat.write(nb, notebooks / "02_append.ipynb")
+    report = run_report("smoke", run_dir=tmp_path / "report", notebook_dir=notebooks)
+    assert (report / "order.txt").read_text().splitlines()[-1] == "02"
+    skipped = nbformat.read(report / "executed" / "02_append.ipynb", as_version=4).cells[-1]
+    assert skipped.source == exercise and not skipped.get("outputs")  # shown to the reader, not run
+    lesson = run_report("smoke", run_dir=tmp_path / "lesson", notebook_dir=notebooks, exercises=True)
+    assert (lesson / "order.txt").read_text().splitlines()[-1] == "exercise"
+
+
 def test_failure_names_notebook_cell_and_error(no_fer, notebooks, tmp_path):
     write_notebook(
         notebooks / "03_broken.ipynb",
