@@ -23,11 +23,14 @@ checksum is); their checksum is recorded in the result's extra.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -405,6 +408,23 @@ class EpochProgressBar(TQDMProgressBar):
         return Tqdm(disable=True)
 
 
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning without its start-up banners (GPU/TPU available, tips to install services) and a deprecation
+    warning of its own code: what a training cell shows is the epoch bar and real warnings."""
+    loggers = [logging.getLogger(f"lightning.{part}.utilities.rank_zero") for part in ("pytorch", "fabric")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _torch_flags() -> tuple[bool, bool]:
     return torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
 
@@ -539,20 +559,21 @@ def _train(
     logger.log_hyperparams(config.to_dict())
     flags = _torch_flags()  # the Trainer sets them process-wide; code run after training should not inherit them
     try:
-        trainer = L.Trainer(
-            **config.placement(),
-            precision=precision,
-            max_epochs=config.max_epochs,
-            callbacks=callbacks,
-            logger=logger,
-            default_root_dir=run_dir,
-            deterministic=not cuda,
-            benchmark=cuda,
-            num_sanity_val_steps=0,
-            enable_model_summary=False,
-            log_every_n_steps=min(50, steps_per_epoch),
-        )
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        with _quiet_lightning():
+            trainer = L.Trainer(
+                **config.placement(),
+                precision=precision,
+                max_epochs=config.max_epochs,
+                callbacks=callbacks,
+                logger=logger,
+                default_root_dir=run_dir,
+                deterministic=not cuda,
+                benchmark=cuda,
+                num_sanity_val_steps=0,
+                enable_model_summary=False,
+                log_every_n_steps=min(50, steps_per_epoch),
+            )
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         if trainer.interrupted:  # Lightning returns from Ctrl-C; a run cut short must not be saved as finished
             raise KeyboardInterrupt(
                 f"{model_name} interrupted; calling it again resumes from {run_dir / 'checkpoints'}"

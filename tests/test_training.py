@@ -279,3 +279,20 @@ def test_an_interrupted_run_resumes_where_it_stopped(synth, synth_fit, tmp_path,
         fit_cnn(small, TINY, tmp_path, fresh=True)
     monkeypatch.undo()
     assert training._resume_checkpoint(resumed.run_dir, resumed.key, fresh=True) is None
+
+
+@pytest.mark.trains
+def test_a_training_cell_shows_the_epoch_bar_without_lightnings_banners(synth, tmp_path, capfd, recwarn):
+    """What a notebook's training cell prints: no "GPU available" banner, no tips to install services, no
+    deprecation warning from Lightning's own code; the levels of Lightning's loggers are restored afterwards."""
+    import logging
+
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    before = logger.level
+    fit_cnn(synth.subsample(40, 10), replace(TINY, max_epochs=1), tmp_path)
+    out, err = capfd.readouterr()
+    for banner in ("GPU available", "TPU available", "Tip:", "LeafSpec"):
+        assert banner not in out + err
+    assert not [w for w in recwarn if "LeafSpec" in str(w.message)]
+    assert "Epoch 0" in out + err  # the progress bar is still there
+    assert logger.level == before
