@@ -206,7 +206,8 @@ def setup(
             if forced
             else f"No FER-2013 found (no data path, no ${ENV_VAR}, nothing in data/)."
         )
-        print(synthetic_warning(reason), file=sys.stderr)
+        if not _in_notebook():  # a notebook shows the same warning once, in the banner it displays next
+            print(synthetic_warning(reason), file=sys.stderr)
         n_train, n_public, n_private = synthetic_sizes(profile)
         full_data = make_synthetic_fer(n_train=n_train, n_public=n_public, n_private=n_private, seed=0)
     else:
@@ -223,6 +224,13 @@ def setup(
         flush=True,
     )
     return Study(profile=profile, data=data, full_data=full_data, run_dir=run_dir, reports_dir=reports_dir)
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (JupyterLab, papermill), where the study's banner is displayed."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _display_path(path: Path) -> str:

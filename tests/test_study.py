@@ -60,6 +60,16 @@ def test_setup_falls_back_to_synthetic_faces_loudly(no_fer, capsys):
     assert study.reports_dir == study.run_dir / "reports"
 
 
+def test_in_a_notebook_the_synthetic_warning_is_the_banner_alone(no_fer, capsys, monkeypatch):
+    from fer_helpers import study as study_module
+
+    monkeypatch.setattr(study_module, "_in_notebook", lambda: True)
+    study = setup(TINY)
+    out, err = capsys.readouterr()
+    assert "SYNTHETIC FACES" not in err and "synthetic faces" in out.splitlines()[0]
+    assert "SYNTHETIC FACES - NOT FER-2013 RESULTS" in study.banner  # shown once, by the notebook
+
+
 def test_synthetic_sizes_fill_caps_and_never_exceed_fer2013():
     assert synthetic_sizes(get_profile("smoke")) == (3951, 1282, 1306)
     assert synthetic_sizes(get_profile("full")) == (28709, 3589, 3589)
