@@ -232,6 +232,21 @@ def test_claim_verdicts_follow_sign_and_significance(table):
     assert claims.loc["Batch Normalization helps", "verdict"] == "not reproduced"  # a loss within chance
 
 
+def test_verdicts_are_withheld_when_the_reference_has_not_learned(table):
+    under_trained = table.copy()
+    under_trained.loc[("model_b", "PublicTest"), "accuracy"] = 0.295
+    claims = ablation_claims(under_trained, is_fer2013=True, profile="classroom").set_index("claim")
+    bn = claims.loc["Batch Normalization helps"]
+    assert bn["verdict"] == "withheld: the reference model did not learn"
+    assert (
+        "Model B reached 29.5% on PublicTest, under the 45%" in bn["detail"]
+        and "would read 'reproduced'" in bn["detail"]
+    )
+    assert claims.loc["Dropout helps", "verdict"].startswith("not testable without")  # nothing to withhold
+    learned = ablation_claims(table, is_fer2013=True, profile="classroom").set_index("claim")
+    assert learned.loc["Batch Normalization helps", "verdict"] == "reproduced"
+
+
 def test_class_weight_claim_measures_the_lift(study_runs):
     reference, variants = study_runs
     table = ablation_table(reference, {NO_CLASS_WEIGHTS: variants["model_b_no_bn"]}, n_boot=50)
