@@ -59,6 +59,8 @@ PAPER_TABLE2 = {
     "Surprise": ("high", "medium", "good", "strong expression features"),
     "Neutral": ("high", "high", "stable", "visually not extreme"),
 }
+# The paper's estimate of FER-2013's label noise (section 3.4.1: "diperkirakan mencapai sekitar 20%").
+PAPER_LABEL_NOISE = 0.20
 CLASS_WEIGHT_CLASSES = ("Sad", "Surprise")  # the classes the paper says class weights lift ...
 CLASS_WEIGHT_LIFT = (12.0, 16.0)  # ... by 12-16 F1 points
 # The field's numbers on FER-2013's PrivateTest, beside ours in the report: (what, accuracy, source, measured on).

@@ -638,3 +638,116 @@ def plot_noise_ceiling(accuracies: pd.DataFrame, ceilings: dict[str, float]) -> 
     )
     fig.tight_layout()
     return fig
+
+
+# ---- figures of notebooks 02 and 03
+
+
+def hog_weight_cells(
+    coef: np.ndarray,
+    image_shape: tuple[int, int] = (48, 48),
+    orientations: int = 9,
+    pixels_per_cell: tuple[int, int] = (8, 8),
+    cells_per_block: tuple[int, int] = (2, 2),
+) -> np.ndarray:
+    """A linear classifier's weights on HOG laid back over the HOG cells: (classes, cell rows, cell columns).
+
+    Each HOG dimension belongs to one block, one cell of that block and one orientation (scikit-image's layout:
+    blocks × cells per block × orientations). Per class, the positive weights (evidence for the class) of every
+    orientation and every block a cell takes part in are summed into that cell.
+    """
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    cells = [size // cell for size, cell in zip(image_shape, pixels_per_cell)]
+    blocks = [n - b + 1 for n, b in zip(cells, cells_per_block)]
+    layout = (len(coef), *blocks, *cells_per_block, orientations)
+    if coef.shape[1] != int(np.prod(layout[1:])):
+        raise ValueError(f"{coef.shape[1]} weights per class do not fit HOG blocks × cells × orientations {layout[1:]}")
+    weights = np.clip(coef, 0, None).reshape(layout).sum(axis=-1)
+    grid = np.zeros((len(coef), *cells))
+    for i in range(cells_per_block[0]):
+        for j in range(cells_per_block[1]):
+            grid[:, i : i + blocks[0], j : j + blocks[1]] += weights[:, :, :, i, j]
+    return grid
+
+
+def plot_svm_weight_map(
+    coef: np.ndarray,
+    background: np.ndarray | None = None,
+    pixels_per_cell: tuple[int, int] = (8, 8),
+    class_names=CLASS_NAMES,
+    **hog_layout,
+) -> plt.Figure:
+    """Where a linear SVM on HOG finds evidence for each class: its positive weights summed per HOG cell, drawn over
+    the face (e.g. the mean training face, `background`), one panel per class."""
+    shape = background.shape if background is not None else hog_layout.pop("image_shape", (48, 48))
+    grid = hog_weight_cells(coef, shape, pixels_per_cell=pixels_per_cell, **hog_layout)
+    upsampled = np.kron(grid, np.ones(pixels_per_cell))
+    fig, axes = plt.subplots(1, len(grid), figsize=(1.9 * len(grid), 2.4), squeeze=False)
+    for ax, name, cells in zip(axes[0], class_names, upsampled):
+        if background is not None:
+            ax.imshow(background, cmap="gray")
+        ax.imshow(cells, cmap="magma", alpha=0.6 if background is not None else 1.0, vmin=0, vmax=upsampled.max())
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Positive SVM weight per HOG cell (bright: evidence for the class)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def confident_mistakes(labels: np.ndarray, probs: np.ndarray, per_class: int = 4) -> dict[int, np.ndarray]:
+    """For each true class, the indices of its misclassified faces, most confident wrong answer first (at most
+    per_class of them)."""
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    preds = probs.argmax(axis=1)
+    chosen = {}
+    for c in range(probs.shape[1]):
+        wrong = np.flatnonzero((labels == c) & (preds != c))
+        order = np.argsort(-probs[wrong, preds[wrong]], kind="stable")
+        chosen[c] = wrong[order[:per_class]]
+    return chosen
+
+
+def plot_confident_mistakes(
+    images: np.ndarray, labels: np.ndarray, probs: np.ndarray, per_class: int = 4, class_names=CLASS_NAMES
+) -> plt.Figure:
+    """One row per true class: its misclassified faces the model was surest of, titled with the wrong answer and
+    its probability."""
+    chosen = confident_mistakes(labels, probs, per_class)
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(1.35 * per_class + 0.9, 1.45 * len(class_names)))
+    axes = np.asarray(axes).reshape(len(class_names), per_class)
+    preds = np.asarray(probs).argmax(axis=1)
+    for c, name in enumerate(class_names):
+        for j, ax in enumerate(axes[c]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.spines[:].set_visible(False)
+            if j < len(chosen[c]):
+                i = chosen[c][j]
+                ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+                ax.set_title(f"{class_names[preds[i]]} {probs[i, preds[i]]:.2f}", fontsize=7)
+        axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle("Most confident mistakes: true class (rows), predicted class and probability", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_conv_filters(weight: np.ndarray, ncols: int = 8) -> plt.Figure:
+    """The kernels of a convolution on a grey image (out_channels, 1, k, k), each on its own symmetric colour
+    scale (red: weighs brightness positively, blue: negatively)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    if weight.ndim != 4 or weight.shape[1] != 1:
+        raise ValueError(f"expected kernels of shape (out_channels, 1, k, k), got {weight.shape}")
+    nrows = -(-len(weight) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(0.9 * ncols, 0.95 * nrows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_visible(False)
+    for k, (ax, kernel) in enumerate(zip(axes.flat, weight[:, 0])):
+        limit = np.abs(kernel).max() or 1.0
+        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(str(k), fontsize=7)
+    fig.suptitle(f"First convolution: {len(weight)} kernels of {weight.shape[2]}×{weight.shape[3]} pixels", fontsize=10)
+    fig.tight_layout()
+    return fig
