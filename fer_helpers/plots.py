@@ -749,5 +749,48 @@ def plot_conv_filters(weight: np.ndarray, ncols: int = 8) -> plt.Figure:
         ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(str(k), fontsize=7)
     fig.suptitle(f"First convolution: {len(weight)} kernels of {weight.shape[2]}×{weight.shape[3]} pixels", fontsize=10)
+
+
+# ---- figures of notebooks 04 and 05
+PAPER_BAND_MIN_WIDTH = 0.4  # points: a range of one number ("41%") is still drawn as a visible band
+
+
+def plot_against_paper(
+    ours: pd.DataFrame,
+    field: tuple | list = (),
+    comparable: bool = True,
+    note: str = "",
+    split: str = "PrivateTest",
+) -> plt.Figure:
+    """Our accuracy against the paper's: for each model, the paper's reported range as a grey band and ours with its
+    95% interval as a point with an error bar; the field's results (name, accuracy) and chance as vertical lines.
+
+    ours: one row per model (its label as the index) with columns accuracy, ci_low, ci_high, paper_low, paper_high
+    (shares, not percent). Where our numbers cannot be held against the paper's (comparable=False: synthetic faces,
+    a shrunken profile), the bands are left out and the title says so, with `note` as the reason.
+    """
+    fig, ax = plt.subplots(figsize=(8.5, 1.0 + 0.75 * len(ours)))
+    y = np.arange(len(ours))[::-1]
+    if comparable:
+        low, high = 100 * ours["paper_low"].to_numpy(), 100 * ours["paper_high"].to_numpy()
+        width = np.maximum(high - low, PAPER_BAND_MIN_WIDTH)
+        ax.barh(y, width, left=(low + high - width) / 2, height=0.6, color="0.8", label="the paper's range")
+    acc = 100 * ours["accuracy"].to_numpy()
+    errors = [acc - 100 * ours["ci_low"].to_numpy(), 100 * ours["ci_high"].to_numpy() - acc]
+    ax.errorbar(acc, y, xerr=errors, fmt="o", color="tab:blue", capsize=4, label="ours, with its 95% interval")
+    lines = [("chance (1 in 7)", 1 / NUM_CLASSES), *((name, value) for name, value, *_ in field)]
+    styles = ["--", ":", "-.", (0, (5, 1)), (0, (1, 3))]
+    for (name, value), style, color in zip(lines, styles * 2, ["0.5", *sns.color_palette("dark", len(lines))]):
+        ax.axvline(100 * value, linestyle=style, color=color, linewidth=1.2, label=f"{name}: {100 * value:.1f}%")
+    ax.set_yticks(y, ours.index)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(-0.7, len(ours) - 0.3)
+    ax.set_xlabel(f"{split} accuracy (%)")
+    title = f"{split} accuracy: ours against the paper's ranges"
+    if not comparable:
+        title = f"{split} accuracy: ours, not comparable with the paper's ranges" + (f" ({note})" if note else "")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig

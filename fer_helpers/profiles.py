@@ -44,6 +44,7 @@ class Profile:
     resnet_width: float = 1.0  # multiplier of ResNet-FER's width (1.0: 4.9 M parameters)
     step_epochs: int = 20  # epochs of each run of notebook 04's recipe-steps table (seed 0, PublicTest; 0: no table)
     side_train_per_class: int | None = None  # Training cap for the recipe steps and the ablation (None: as above)
+    step_per_class: int | None = None  # cap per class on every split for the recipe steps only (None: side data)
     hog_variants: tuple[str, ...] = ()  # HOG extension variants fitted (names in classical.HOG_VARIANTS)
     ours_probe_epochs: int = 0  # our model's seed 0 once more at this many epochs: does a longer schedule pay? (0: no)
     crowd_models: tuple[str, ...] = ("baseline_cnn",)  # retrained on the FER+ crowd's votes (notebook 08; first seed)
@@ -109,6 +110,7 @@ SMOKE = replace(
     patience=2,
     model_b_width=0.125,
     step_epochs=1,
+    step_per_class=6,  # the eight recipe steps check the code in seconds (with TTA, the last one scores 18 views)
     side_train_per_class=None,
     hog_variants=("hog_multiscale", "hog_nystroem"),
     ours_probe_epochs=3,

@@ -48,14 +48,15 @@ def cnn_runs(study: Study, model: str, fresh: bool = False) -> list[RunResult]:
 def recipe_step_runs(study: Study, fresh: bool = False) -> pd.DataFrame:
     """Model B's recipe turned into ours one change at a time (seed 0): the table of what each change bought.
 
-    The steps train on `recipes.side_data`: all of the study's data unless the profile caps the side experiments.
+    The steps train on `recipes.recipe_step_data`: all of the study's data unless the profile caps the side
+    experiments (or, under smoke, every split of the steps).
     A profile with `step_epochs=0` trains none and gets an empty table. Every step is judged on PublicTest, never
     PrivateTest.
     """
-    from .recipes import config_changes, recipe_step_configs, side_data
+    from .recipes import config_changes, recipe_step_configs, recipe_step_data
     from .training import fit_cnn
 
-    data = side_data(study.data, study.profile)
+    data = recipe_step_data(study.data, study.profile)
     columns = ["change", "why", "accuracy", "gain (points)", "macro_f1", "params", "train_seconds"]
     configs = recipe_step_configs(study.profile, study.profile.seeds[0])
     if not configs:

@@ -87,7 +87,7 @@ def _exercise_section(cells: list) -> list:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_exercises_are_tagged_code_cells_that_write_apart(name):
-    cells = _cells(name)
+    cells = _cells(name)  # read once: the section's cells are recognised below by identity
     section = _exercise_section(cells)
     code = [c for c in section if c.cell_type == "code"]
     assert code, f"{name}: no runnable exercise cells under '## Exercises'"

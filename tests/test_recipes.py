@@ -190,3 +190,15 @@ def test_a_profile_without_step_epochs_trains_no_recipe_steps(synth, tmp_path):
     table = recipe_step_runs(_study(synth, no_steps, tmp_path))
     assert table.empty and "accuracy" in table.columns
     assert not find_results(tmp_path)
+
+
+def test_model_b_recipe_says_which_settings_are_the_papers():
+    from fer_helpers.recipes import model_b_config, model_b_recipe
+
+    table = model_b_recipe(model_b_config("full"))
+    assert table.loc["lr", "value"] == 5e-4 and table.loc["min_lr", "value"] == 3.9e-6
+    assert table.loc["lr", "from"].startswith("the paper") and table.loc["min_lr", "from"].startswith("the paper")
+    # the paper gives neither the plateau's factor nor its patience
+    assert table.loc["plateau_factor", "from"].startswith("ours")
+    assert table.loc["plateau_patience", "from"].startswith("ours")
+    assert table.loc["max_epochs", "value"] == 50

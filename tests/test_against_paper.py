@@ -1,0 +1,54 @@
+"""The chart of our accuracy against the paper's ranges (notebook 05)."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Rectangle
+
+from fer_helpers import plots
+from fer_helpers.claims import FIELD_RESULTS, PAPER_RESULTS
+
+matplotlib.use("Agg")
+
+OURS = pd.DataFrame(
+    {
+        "accuracy": [0.38, 0.43, 0.57],
+        "ci_low": [0.36, 0.41, 0.55],
+        "ci_high": [0.40, 0.45, 0.59],
+        "paper_low": [PAPER_RESULTS[m]["accuracy"][0] for m in ("hog_svm", "baseline_cnn", "model_b")],
+        "paper_high": [PAPER_RESULTS[m]["accuracy"][1] for m in ("hog_svm", "baseline_cnn", "model_b")],
+    },
+    index=["HOG + SVM", "Baseline CNN", "Model B"],
+)
+
+
+def _bands(ax) -> list[Rectangle]:
+    return [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
+def test_paper_bands_points_and_field_lines_are_drawn():
+    fig = plots.plot_against_paper(OURS, FIELD_RESULTS)
+    ax = fig.axes[0]
+    bands = _bands(ax)
+    assert len(bands) == len(OURS)
+    # Model B's band (the last row, drawn lowest) spans the paper's 56-58%; a range of one number stays visible
+    model_b = min(bands, key=lambda r: r.get_y())
+    assert np.isclose(model_b.get_x(), 56) and np.isclose(model_b.get_width(), 2)
+    assert min(r.get_width() for r in bands) >= plots.PAPER_BAND_MIN_WIDTH
+    point = ax.lines[0].get_xdata()  # the errorbar's points, in percent
+    np.testing.assert_allclose(sorted(point), [38, 43, 57])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "the paper's range" in labels and sum(name in " ".join(labels) for name, *_ in FIELD_RESULTS) == 3
+    assert "not comparable" not in ax.get_title()
+    matplotlib.pyplot.close(fig)
+
+
+def test_numbers_not_comparable_with_the_paper_get_no_bands_and_say_so():
+    fig = plots.plot_against_paper(OURS, FIELD_RESULTS, comparable=False, note="smoke profile")
+    ax = fig.axes[0]
+    assert _bands(ax) == []
+    assert "not comparable" in ax.get_title() and "smoke profile" in ax.get_title()
+    assert "the paper's range" not in [t.get_text() for t in ax.get_legend().get_texts()]
+    matplotlib.pyplot.close(fig)
