@@ -749,6 +749,7 @@ def plot_conv_filters(weight: np.ndarray, ncols: int = 8) -> plt.Figure:
         ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(str(k), fontsize=7)
     fig.suptitle(f"First convolution: {len(weight)} kernels of {weight.shape[2]}×{weight.shape[3]} pixels", fontsize=10)
+    return fig
 
 
 # ---- figures of notebooks 04 and 05
