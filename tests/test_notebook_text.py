@@ -87,7 +87,8 @@ def _exercise_section(cells: list) -> list:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_exercises_are_tagged_code_cells_that_write_apart(name):
-    section = _exercise_section(_cells(name))
+    cells = _cells(name)
+    section = _exercise_section(cells)
     code = [c for c in section if c.cell_type == "code"]
     assert code, f"{name}: no runnable exercise cells under '## Exercises'"
     untagged = [c.source.splitlines()[0] for c in code if EXERCISE_TAG not in _tags(c)]
@@ -95,7 +96,5 @@ def test_exercises_are_tagged_code_cells_that_write_apart(name):
     assert "study.exercise_dir(" in code[0].source, f"{name}: the first exercise cell should set its own folder"
     for cell in code:
         assert "study.run_dir" not in cell.source, f"{name}: an exercise writes into the study's run folder"
-    tagged_elsewhere = [
-        i for i, c in enumerate(_cells(name)) if EXERCISE_TAG in _tags(c) and not any(c is s for s in section)
-    ]
+    tagged_elsewhere = [i for i, c in enumerate(cells) if EXERCISE_TAG in _tags(c) and not any(c is s for s in section)]
     assert not tagged_elsewhere, f"{name}: cells tagged {EXERCISE_TAG!r} outside the exercises: {tagged_elsewhere}"
