@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from .data import CLASS_NAMES, NUM_CLASSES, FERData
 from .results import RunResult, run_key
-from .statistics import METRICS, as_class_indices, bootstrap_ci
+from .statistics import METRICS, SIGNIFICANCE, as_class_indices, bootstrap_ci
 
 # How tables, figures and prose name each metric (models: `registry.label`).
 METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
@@ -237,3 +238,41 @@ def ensemble_result(results: Sequence[RunResult], model: str | None = None) -> R
         extra={"seeds": [r.seed for r in results]},
         from_cache=False,
     )
+
+
+def against_chance(labels: np.ndarray, preds: np.ndarray, num_classes: int = NUM_CLASSES) -> dict:
+    """An accuracy beside what guessing gets: a uniform guess (1/num_classes) and always answering the most
+    frequent class (the majority share), with a one-sided binomial test of the accuracy against the majority share.
+
+    preds is (N,) or (S, N) (S seeds of one model: their mean number of right answers is tested). A model trained
+    for a few epochs on a few faces often answers one class for every face and then sits at that class's share.
+    """
+    labels = np.asarray(labels)
+    preds = np.atleast_2d(np.asarray(preds))
+    if preds.shape[1:] != labels.shape:
+        raise ValueError(f"need predictions (N,) or (S, N) for {labels.shape} labels, got {preds.shape}")
+    counts = np.bincount(labels, minlength=num_classes)
+    majority = float(counts.max() / len(labels))
+    right = int(round(float((preds == labels).sum(axis=1).mean())))
+    p_value = float(stats.binomtest(right, len(labels), majority, alternative="greater").pvalue)
+    return {
+        "accuracy": right / len(labels),
+        "n": len(labels),
+        "uniform": 1 / num_classes,
+        "majority": majority,
+        "majority_class": CLASS_NAMES[int(counts.argmax())] if num_classes == NUM_CLASSES else str(counts.argmax()),
+        "p_value": p_value,
+        "above_chance": p_value < SIGNIFICANCE,
+    }
+
+
+def describe_against_chance(check: dict, what: str = "it") -> str:
+    """A sentence from against_chance: '<what> answers 14.3% of 140 faces right, against 14.3% for a uniform guess
+    and 14.3% for always answering Happy: no better than guessing (binomial p = 0.54).'"""
+    text = (
+        f"{what} answers {check['accuracy']:.1%} of {check['n']:,} faces right, against {check['uniform']:.1%} for a "
+        f"uniform guess and {check['majority']:.1%} for always answering {check['majority_class']}"
+    )
+    if check["above_chance"]:
+        return f"{text}: above chance (binomial p = {check['p_value']:.2g})."
+    return f"{text}: no better than guessing (binomial p = {check['p_value']:.2g})."

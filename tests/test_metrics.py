@@ -16,8 +16,10 @@ from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
 from fer_helpers.data import CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES
 from fer_helpers.metrics import (
+    against_chance,
     classification_metrics,
     confusion,
+    describe_against_chance,
     ensemble_logits,
     ensemble_result,
     expected_calibration_error,
@@ -255,3 +257,21 @@ def test_ensemble_averages_probabilities(tmp_path):
     )
     with pytest.raises(ValueError, match="different PrivateTest images"):
         ensemble_logits(results + [other])
+
+
+def test_against_chance_tells_a_one_class_model_from_a_good_one():
+    labels = np.repeat(np.arange(NUM_CLASSES), [40, 5, 10, 60, 20, 15, 50])  # Happy most frequent
+    happy = CLASS_NAMES.index("Happy")
+    one_class = against_chance(labels, np.full_like(labels, happy))
+    assert one_class["majority_class"] == "Happy"
+    assert one_class["accuracy"] == one_class["majority"] == 60 / len(labels)
+    assert not one_class["above_chance"]
+    assert "no better than guessing" in describe_against_chance(one_class, "Model B")
+
+    rng = np.random.default_rng(0)
+    good = np.where(rng.random(len(labels)) < 0.7, labels, (labels + 1) % NUM_CLASSES)
+    check = against_chance(labels, np.stack([good, good]))  # two seeds, the same answers
+    assert check["above_chance"] and check["p_value"] < 1e-6
+    assert describe_against_chance(check).startswith(f"it answers {check['accuracy']:.1%} of {len(labels)} faces")
+    with pytest.raises(ValueError):
+        against_chance(labels, good[:-1])
