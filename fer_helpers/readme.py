@@ -80,6 +80,14 @@ def readme_results_table(metrics: dict) -> str:
             )
             + " against the crowd (notebook 08)."
         )
+        for row in noise.get("crowd_training", []):
+            if row["split"] == metrics.get("report_split", REPORT_SPLIT):
+                note += (
+                    f" Trained on the crowd's votes instead of the labels, {registry.label(row['model'])} scores "
+                    f"{row['crowd_run']:.1%} against FER-2013's labels ({row['delta']:+.1f} points, McNemar "
+                    f"p = {row['mcnemar_p']:.2g}) and {row['crowd_crowd_run']:.1%} against the crowd "
+                    f"({row['crowd_delta']:+.1f}, p = {row['crowd_mcnemar_p']:.2g})."
+                )
     note += " Details, figures and the paper's claims tested: [reports/REPORT.md](reports/REPORT.md)."
     missing = metrics.get("missing") or []
     if missing:

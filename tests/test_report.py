@@ -430,3 +430,8 @@ def test_crowd_trained_runs_are_compared_with_their_label_twin_on_both_label_set
     section = text[text.index("### Training on the crowd's votes") :]
     assert "Baseline CNN, PublicTest: **better**" in section
     assert "Baseline CNN, PrivateTest:" not in section  # only the judged split gets a verdict
+    private = rows[1]
+    readme = readme_results_table(metrics)
+    assert (
+        f"Trained on the crowd's votes instead of the labels, Baseline CNN scores {private['crowd_run']:.1%}" in readme
+    )
