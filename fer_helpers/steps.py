@@ -18,7 +18,7 @@ import pandas as pd
 
 from .data import FERData, FERDataError
 from .results import RunResult
-from .study import Study, setup
+from .study import Study, in_notebook, setup
 
 
 def hog_svm_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
@@ -122,7 +122,8 @@ def crowd_data(study: Study, ferplus_path: str | Path | None = None) -> FERData:
     from . import ferplus
 
     if study.synthetic:
-        print("!" * 78 + f"\n!! {SIMULATED_VOTES_WARNING}\n" + "!" * 78, file=sys.stderr)
+        if not in_notebook():  # notebook 08 displays the warning itself, once
+            print("!" * 78 + f"\n!! {SIMULATED_VOTES_WARNING}\n" + "!" * 78, file=sys.stderr)
         return ferplus.attach_votes(study.data, ferplus.synthetic_votes(study.data, seed=0))
     path = ferplus.find_ferplus(ferplus_path, data_path=study.full_data.source)
     if path is None:

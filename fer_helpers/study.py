@@ -206,7 +206,7 @@ def setup(
             if forced
             else f"No FER-2013 found (no data path, no ${ENV_VAR}, nothing in data/)."
         )
-        if not _in_notebook():  # a notebook shows the same warning once, in the banner it displays next
+        if not in_notebook():  # a notebook shows the same warning once, in the banner it displays next
             print(synthetic_warning(reason), file=sys.stderr)
         n_train, n_public, n_private = synthetic_sizes(profile)
         full_data = make_synthetic_fer(n_train=n_train, n_public=n_public, n_private=n_private, seed=0)
@@ -226,7 +226,7 @@ def setup(
     return Study(profile=profile, data=data, full_data=full_data, run_dir=run_dir, reports_dir=reports_dir)
 
 
-def _in_notebook() -> bool:
+def in_notebook() -> bool:
     """Whether this runs in a Jupyter kernel (JupyterLab, papermill), where the study's banner is displayed."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None

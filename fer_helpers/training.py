@@ -410,9 +410,14 @@ class EpochProgressBar(TQDMProgressBar):
 
 @contextmanager
 def _quiet_lightning() -> Iterator[None]:
-    """Lightning without its start-up banners (GPU/TPU available, tips to install services) and a deprecation
-    warning of its own code: what a training cell shows is the epoch bar and real warnings."""
-    loggers = [logging.getLogger(f"lightning.{part}.utilities.rank_zero") for part in ("pytorch", "fabric")]
+    """Lightning without its start-up banners (GPU/TPU available, tips to install services, the seed it set) and a
+    deprecation warning of its own code: what a training cell shows is the epoch bar and real warnings."""
+    names = (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "lightning.fabric.utilities.seed",
+    )
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     try:
         for logger in loggers:
@@ -518,7 +523,8 @@ def _train(
     resume = _resume_checkpoint(run_dir, key, fresh)
     if resume is not None:
         print(f"resuming {model_name} from {resume}", flush=True)
-    L.seed_everything(config.seed, workers=True)
+    with _quiet_lightning():  # without its "Seed set to" line
+        L.seed_everything(config.seed, workers=True)
     cuda = uses_cuda(config)
     model = build_model(config.model, **config.kwargs)
     channels_last = config.channels_last in ("auto", True)

@@ -63,7 +63,7 @@ def test_setup_falls_back_to_synthetic_faces_loudly(no_fer, capsys):
 def test_in_a_notebook_the_synthetic_warning_is_the_banner_alone(no_fer, capsys, monkeypatch):
     from fer_helpers import study as study_module
 
-    monkeypatch.setattr(study_module, "_in_notebook", lambda: True)
+    monkeypatch.setattr(study_module, "in_notebook", lambda: True)
     study = setup(TINY)
     out, err = capsys.readouterr()
     assert "SYNTHETIC FACES" not in err and "synthetic faces" in out.splitlines()[0]
