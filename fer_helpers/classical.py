@@ -396,8 +396,9 @@ def _fit_hog_model(
     train_seconds = transform_seconds + time.perf_counter() - start
     model = Pipeline([*transformers.steps, *classifier.steps])
 
-    masks = {split: data.usage == split for split in EVAL_SPLITS}
-    logits = {split: classifier.decision_function(features[mask]).astype(np.float32) for split, mask in masks.items()}
+    logits = {
+        split: classifier.decision_function(features[by_split[split]]).astype(np.float32) for split in EVAL_SPLITS
+    }
     n_train = int(training.sum())
     classifier_params = _fitted_size(model["clf"])
     transform_params = sum(_fitted_size(step.estimator) for _, step in model.steps[:-1]) if count_transforms else 0
