@@ -90,7 +90,10 @@ def test_search_scores_match_a_pipeline_fitted_by_hand(synth, run_root, result):
     frozen = classical.fit_transformers(pipeline, features[training])
     assert repr(pipeline.get_params()) == unfitted and not hasattr(pipeline["scaler"], "mean_")  # input untouched
     row = next(row for row in result.extra["c_search"] if row["C"] == result.extra["chosen_C"])
-    svm = frozen.set_params(clf__C=row["C"]).fit(features[training], synth.labels[training])
+    assert row["solver"] == ("dual" if classical.linear_svc_dual(row["C"], int(training.sum())) else "primal")
+    svm = frozen.set_params(clf__C=row["C"], clf__dual=row["solver"] == "dual").fit(
+        features[training], synth.labels[training]
+    )
     preds = svm.predict(features[public])
     assert row["public_accuracy"] == accuracy_score(synth.labels[public], preds)
     assert row["public_macro_f1"] == pytest.approx(
@@ -230,3 +233,26 @@ def test_confusion_matrix_figure_shows_the_matrix(result, normalize):
     plt.close(fig)
     with pytest.raises(ValueError, match="normalize"):
         plot_confusion_matrix(labels, preds, CLASS_NAMES, normalize="rows")
+
+
+def test_each_c_gets_the_faster_liblinear_solver():
+    """Dual coordinate descent while C x faces is small (few passes), the primal Newton solver beyond."""
+    limit = classical.DUAL_MAX_C_TIMES_FACES
+    assert classical.linear_svc_dual(0.001, 28_709)  # FER-2013's Training at the C both profiles choose
+    assert not classical.linear_svc_dual(0.01, 28_709)
+    assert classical.linear_svc_dual(limit / 1000, 1000) and not classical.linear_svc_dual(2 * limit / 1000, 1000)
+
+
+def test_the_chosen_model_is_the_one_the_search_fitted(synth, run_root, monkeypatch):
+    """No second fit at the chosen C: one LinearSVC fit per C of the grid, and the kept model is the search's."""
+    fits = []
+    original = classical.LinearSVC.fit
+
+    def counted(self, *args, **kwargs):
+        fits.append(self.C)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(classical.LinearSVC, "fit", counted)
+    result = fit_hog_svm(synth, HogSvmConfig(c_grid=GRID), run_root / "counted")
+    assert sorted(fits) == sorted(GRID)
+    assert result.extra["chosen_C"] in GRID
