@@ -168,6 +168,13 @@ def model_b_config(profile: str | Profile, seed: int = 0, **ablation: Any) -> CN
     )
 
 
+def ablation_config(profile: str | Profile, seed: int = 0, **ablation: Any) -> CNNConfig:
+    """A run of the ablation: `model_b_config` with its switches, trained for the profile's `ablation_epochs`."""
+    profile = get_profile(profile)
+    config = model_b_config(profile, seed, **ablation)
+    return config if profile.ablation_epochs is None else replace(config, max_epochs=profile.ablation_epochs)
+
+
 def ours_config(profile: str | Profile, seed: int = 0, **changes: Any) -> CNNConfig:
     """Our recipe: ResNet-FER, SGD Nesterov with a one-cycle schedule, shifts, erasing, label smoothing, TTA.
 

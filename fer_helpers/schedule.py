@@ -96,6 +96,7 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
     from .config import result_name
     from .recipes import (
         MODEL_B_ABLATIONS,
+        ablation_config,
         baseline_config,
         crowd_config,
         model_b_config,
@@ -155,14 +156,15 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
         PlannedRun(f"{step.result_name}/seed{first}", "recipe_steps", step.result_name, config, side=True)
         for step, config in recipe_step_configs(profile, first)
     ]
-    side_is_main = profile.side_train_per_class is None
+    # The ablation's reference is the main Model B run where it trains on the same faces for as many epochs.
+    side_is_main = profile.side_train_per_class is None and ablation_config(profile) == model_b_config(profile)
     for seed in profile.seeds:
         if not side_is_main:  # the ablation's reference: Model B on the side data, not the main run
             runs.append(
-                PlannedRun(f"model_b_side/seed{seed}", "ablation", "model_b", model_b_config(profile, seed), side=True)
+                PlannedRun(f"model_b_side/seed{seed}", "ablation", "model_b", ablation_config(profile, seed), side=True)
             )
         runs += [
-            PlannedRun(f"{name}/seed{seed}", "ablation", name, model_b_config(profile, seed, **switches), side=True)
+            PlannedRun(f"{name}/seed{seed}", "ablation", name, ablation_config(profile, seed, **switches), side=True)
             for name, switches in MODEL_B_ABLATIONS.items()
         ]
     for class_weight in (None, "balanced"):

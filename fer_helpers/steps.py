@@ -87,19 +87,20 @@ def ablation_runs(study: Study, fresh: bool = False) -> dict[str, list[RunResult
     """Model B with each ingredient removed in turn (MODEL_B_ABLATIONS), one run per profile seed.
 
     All runs train on `side_data` (the profile's data, or a class-capped subset of its Training where the profile
-    sets `side_train_per_class`). The full Model B they are compared with comes first, under "model_b": on the
-    profile's own data these are the runs of the "model_b" step, loaded from their cache; `fresh` retrains the
+    sets `side_train_per_class`) for the profile's `ablation_epochs`. The full Model B they are compared with comes
+    first, under "model_b": on the profile's own data and epochs these are the runs of the "model_b" step, loaded
+    from their cache; `fresh` retrains the
     ablations, not the reference.
     """
-    from .recipes import MODEL_B_ABLATIONS, model_b_config, side_data
+    from .recipes import MODEL_B_ABLATIONS, ablation_config, side_data
     from .training import fit_cnn
 
     data = side_data(study.data, study.profile)
     seeds = study.profile.seeds
-    runs = {"model_b": [fit_cnn(data, model_b_config(study.profile, seed), study.run_dir) for seed in seeds]}
+    runs = {"model_b": [fit_cnn(data, ablation_config(study.profile, seed), study.run_dir) for seed in seeds]}
     for name, switches in MODEL_B_ABLATIONS.items():
         runs[name] = [
-            fit_cnn(data, model_b_config(study.profile, seed, **switches), study.run_dir, fresh, name=name)
+            fit_cnn(data, ablation_config(study.profile, seed, **switches), study.run_dir, fresh, name=name)
             for seed in seeds
         ]
     return runs

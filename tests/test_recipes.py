@@ -202,3 +202,20 @@ def test_model_b_recipe_says_which_settings_are_the_papers():
     assert table.loc["plateau_factor", "from"].startswith("ours")
     assert table.loc["plateau_patience", "from"].startswith("ours")
     assert table.loc["max_epochs", "value"] == 50
+
+
+def test_the_ablation_trains_for_its_own_epochs_where_the_profile_sets_them():
+    from fer_helpers.recipes import ablation_config
+    from fer_helpers.schedule import plan_runs
+
+    full = get_profile("full")
+    assert full.ablation_epochs is None and ablation_config(full, 1, batchnorm=False) == model_b_config(
+        full, 1, batchnorm=False
+    )
+    short = get_profile("full", ablation_epochs=3)
+    config = ablation_config(short, 0, dropout=0.0)
+    assert config.max_epochs == 3 and config == replace(model_b_config(short, 0, dropout=0.0), max_epochs=3)
+    # Its reference is then a Model B of its own, not the main run: the plan trains one per seed.
+    references = [run for run in plan_runs(short) if run.id.startswith("model_b_side/")]
+    assert [run.config.max_epochs for run in references] == [3] * len(short.seeds)
+    assert not any(run.id.startswith("model_b_side/") for run in plan_runs(full))
