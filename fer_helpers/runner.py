@@ -13,6 +13,7 @@ from papermill.exceptions import PapermillExecutionError
 from papermill.execute import ERROR_MARKER_TAG
 
 from fer_helpers.data import find_fer2013
+from fer_helpers.lesson import LESSON_PROFILE, record_lesson, update_readme_lesson
 from fer_helpers.profiles import get_profile
 from fer_helpers.study import REPO, SYNTHETIC, default_run_dir, synthetic_warning
 
@@ -20,6 +21,7 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 TIMINGS_FILE = "timings.json"
+LESSON_FILE = REPO / "reports" / "lesson.json"  # the lesson's committed record (fer_helpers.lesson)
 REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
 VOTES_NOTEBOOK_PREFIXES = ("08_",)  # notebooks that need the FER+ crowd votes beside FER-2013
 EXERCISE_TAG = "exercise"  # a notebook's exercise cells: run by a student, not by the report
@@ -86,6 +88,8 @@ def run_report(
     if found is not None and notebooks is None:
         paths = without_vote_notebooks(paths, found)
     run_dir = Path(run_dir).expanduser().resolve() if run_dir is not None else default_run_dir(profile, found is None)
+    # A lesson is timed from an empty run folder: any saved result would be loaded instead of trained.
+    fresh_run_folder = not (run_dir / "results").exists() or not any((run_dir / "results").iterdir())
     executed_dir = run_dir / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     parameters = {
@@ -109,8 +113,15 @@ def run_report(
             label = f"[{i}/{len(steps)}] {path.stem}" + (" (report pass)" if i > len(paths) else "")
             _execute(path, executed_dir / path.name, parameters, kernel, label, timings, exercises)
     finally:
-        _write_timings(run_dir, parameters, timings, time.perf_counter() - start)
+        whole = {"fresh_run_folder": fresh_run_folder, "every_notebook": notebooks is None}
+        _write_timings(run_dir, parameters, timings, time.perf_counter() - start, whole)
     print(_summary(timings))
+    if profile == LESSON_PROFILE and found is not None and all(whole.values()):
+        record = record_lesson(run_dir, LESSON_FILE)
+        committed = REPO / "reports" / "metrics.json"
+        reference = json.loads(committed.read_text()) if committed.exists() else None
+        update_readme_lesson(REPO / "README.md", record, reference)
+        print(f"Lesson recorded in {LESSON_FILE} and README.md ({len(record['runs'])} run(s) kept)")
     return run_dir
 
 
@@ -210,7 +221,7 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _write_timings(run_dir: Path, parameters: dict, timings: list[dict], total: float) -> None:
+def _write_timings(run_dir: Path, parameters: dict, timings: list[dict], total: float, whole: dict) -> None:
     record = {
         "profile": parameters["profile"],
         "data_path": parameters["data_path"],
@@ -218,6 +229,7 @@ def _write_timings(run_dir: Path, parameters: dict, timings: list[dict], total: 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "total_seconds": round(total, 2),
         "notebooks": [{**t, "seconds": round(t["seconds"], 2)} for t in timings],
+        **whole,
     }
     (run_dir / TIMINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
 

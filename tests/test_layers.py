@@ -16,7 +16,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models", "recipes", "registry"),
     ("inference", "weights", "speed", "classical", "training", "bundle"),
     ("claims", "explain", "plots"),
-    ("study", "ship", "steps", "summary", "predict", "report", "readme", "schedule", "runner", "cli"),
+    ("study", "ship", "steps", "summary", "predict", "report", "readme", "lesson", "schedule", "runner", "cli"),
 )
 
 

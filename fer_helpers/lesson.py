@@ -1,0 +1,204 @@
+"""The lesson's record: what a classroom report run on FER-2013 took and found, kept in reports/lesson.json.
+
+`fer-study report --profile classroom` started from an empty run folder with every notebook is a lesson as a class
+would run it. Its notebook times and headline numbers are summarised from the run folder (timings.json, the
+report's metrics.json and notebook 07's ablation table), the latest two such runs are kept, and the README's
+teaching block is rewritten from them, so that the numbers quoted there are measured, never retyped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import pandas as pd
+
+from . import registry
+from .claims import ABLATION_LEARNED, ABLATION_SPLIT, REPORT_SPLIT
+from .config import cpu_has_native_bf16
+from .files import atomic_write_text
+from .markdown import format_pct, format_pct_interval, markdown_table
+from .profiles import Profile, get_profile
+from .summary import SPLIT_KEYS
+
+LESSON_PROFILE = "classroom"
+RUNS_KEPT = 2  # the lesson is measured twice: the latest two runs are kept
+LESSON_START = "<!-- lesson:start -->"
+LESSON_END = "<!-- lesson:end -->"
+ORDERING_MARK = " is more accurate than "  # the paper's orderings among the claims of metrics.json
+SPEED_MODEL = "baseline_cnn"  # its training rate, beside the committed full run's, says how fast the machine ran
+
+
+def lesson_run(run_dir: str | Path) -> dict:
+    """One lesson run from its run folder: seconds per notebook, the main models' accuracy, the orderings, the
+    ablation's reference; raises ValueError where the folder does not hold a whole classroom lesson on FER-2013."""
+    run_dir = Path(run_dir)
+    timings = json.loads((run_dir / "timings.json").read_text())
+    metrics_path = run_dir / "reports" / "metrics.json"
+    if not metrics_path.exists():
+        raise ValueError(f"{metrics_path} is missing: the lesson's evaluation notebook (05) did not run")
+    metrics = json.loads(metrics_path.read_text())
+    if timings["profile"] != LESSON_PROFILE or timings.get("synthetic", False):
+        raise ValueError(f"{run_dir} holds a {timings['profile']} run on {timings['data_path']}, not the lesson")
+    failed = [t["notebook"] for t in timings["notebooks"] if t["status"] != "ok"]
+    if failed:
+        raise ValueError(f"notebook(s) {failed} failed in {run_dir}: not a whole lesson")
+    if not timings.get("fresh_run_folder", False):
+        raise ValueError(f"{run_dir} was not empty when the run started: cached results would hide training time")
+    if not timings.get("every_notebook", False):
+        raise ValueError(f"{run_dir} ran a selection of the notebooks, not the whole lesson")
+    split_key = SPLIT_KEYS[REPORT_SPLIT]
+    models = {
+        name: {
+            "accuracy": entry[split_key]["accuracy"],
+            "accuracy_ci95": entry[split_key]["accuracy_ci95"],
+            "train_images_per_second": entry.get("images_per_second"),
+        }
+        for name, entry in metrics["models"].items()
+        if registry.is_main(name) and split_key in entry
+    }
+    orderings = [
+        {key: claim[key] for key in ("claim", "verdict", "detail")}
+        for claim in metrics["claims"]
+        if ORDERING_MARK in claim["claim"]
+    ]
+    return {
+        "created": timings["created"],
+        "data_sha256": metrics["data"]["sha256"],
+        "git_commit": metrics.get("git_commit"),
+        "machine": {"cpus": os.cpu_count(), "processor": _cpu_model(), "bf16_native": cpu_has_native_bf16()},
+        "total_seconds": timings["total_seconds"],
+        "notebooks": _seconds_by_notebook(timings["notebooks"]),
+        "models": models,
+        "orderings": orderings,
+        "ablation_reference": _ablation_reference(run_dir / "reports" / "tables" / "ablation.csv"),
+    }
+
+
+def _cpu_model() -> str:
+    """The processor's model name where the system says it (Linux), else the architecture."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _seconds_by_notebook(timings: list[dict]) -> dict[str, float]:
+    """Seconds per notebook, the evaluation notebook's two passes added together."""
+    seconds: dict[str, float] = {}
+    for t in timings:
+        seconds[t["notebook"]] = round(seconds.get(t["notebook"], 0.0) + t["seconds"], 1)
+    return seconds
+
+
+def _ablation_reference(path: Path) -> dict | None:
+    """The ablation's full Model B on the judged split, from notebook 07's table; None where it did not run."""
+    if not path.exists():
+        return None
+    table = pd.read_csv(path)
+    row = table[(table["change"].str.endswith("(reference)")) & (table["split"] == ABLATION_SPLIT)].iloc[0]
+    return {"split": ABLATION_SPLIT, "accuracy": float(row["accuracy"]), "learned_threshold": ABLATION_LEARNED}
+
+
+def record_lesson(run_dir: str | Path, lesson_path: str | Path) -> dict:
+    """Add the run folder's lesson to lesson_path (the latest RUNS_KEPT runs) and return the whole record."""
+    lesson_path = Path(lesson_path)
+    run = lesson_run(run_dir)
+    record = json.loads(lesson_path.read_text()) if lesson_path.exists() else {"profile": LESSON_PROFILE, "runs": []}
+    record["profile_settings"] = json.loads(json.dumps(get_profile(LESSON_PROFILE).to_dict()))  # as the file has it
+    record["runs"] = (record["runs"] + [run])[-RUNS_KEPT:]
+    atomic_write_text(lesson_path, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def what_each_notebook_does(profile: Profile) -> dict[str, str]:
+    """What each notebook trains or measures under the profile, in a few words (the teaching table's last column)."""
+    grid = " and ".join(f"{c:g}" for c in profile.hog_c_grid)
+    side = f"{profile.side_train_per_class:,} training faces per class" if profile.side_train_per_class else "Training"
+    ablation_epochs = profile.ablation_epochs or profile.model_b_max_epochs
+    return {
+        "01": "counts, mean faces, pixel statistics and twins of every face",
+        "02": f"HOG of every face; the linear SVM with and without class weights, C from {grid}",
+        "03": f"the paper's baseline, {profile.baseline_max_epochs} epochs",
+        "04": f"Model B at {profile.model_b_width:.2g} of its widths for {profile.model_b_max_epochs} epochs; "
+        f"ResNet-FER at {profile.resnet_width:.3g} of its width for {profile.ours_max_epochs}, with test-time "
+        "augmentation",
+        "05": "comparison, intervals, McNemar, calibration, the paper's claims, REPORT.md (run twice: before and "
+        "after 06-08)",
+        "06": f"Grad-CAM of {profile.cam.n_images} PublicTest faces, region shares, faithfulness, randomisation check",
+        "07": f"Model B and its six ablations, {ablation_epochs} epochs each on {side}",
+        "08": f"the baseline trained on the crowd's votes ({profile.baseline_max_epochs} epochs) against its label "
+        "twin",
+    }
+
+
+def lesson_block(record: dict, reference: dict | None = None) -> str:
+    """The README's teaching block: the table of notebook times per run, then the latest run's headline numbers.
+
+    reference: the committed full run's metrics.json, whose CPU training rates say how fast the machine ran that day
+    (the same CPU can run at very different speeds from one day to the next).
+    """
+    runs = record["runs"]
+    profile = get_profile(LESSON_PROFILE)
+    doing = what_each_notebook_does(profile)
+    notebooks = list(dict.fromkeys(name for run in runs for name in run["notebooks"]))
+    rows = [
+        [f"`{name}`"]
+        + [f"{run['notebooks'][name]:.0f}" if name in run["notebooks"] else "" for run in runs]
+        + [doing.get(name[:2], "")]
+        for name in notebooks
+    ]
+    rows.append(
+        ["total"] + [f"{run['total_seconds']:.0f} ({run['total_seconds'] / 60:.1f} min)" for run in runs] + [""]
+    )
+    header = ["notebook"] + [f"run {i} ({run['created'][:10]}), s" for i, run in enumerate(runs, 1)]
+    table = markdown_table(rows, header + ["what it trained or measured"])
+    latest = runs[-1]
+    accuracies = ", ".join(
+        f"{registry.label(name)} {format_pct(block)} ({format_pct_interval(block['accuracy_ci95'])})"
+        for name, block in sorted(latest["models"].items(), key=lambda item: item[1]["accuracy"])
+    )
+    text = (
+        f"{table}\n\nMeasured on {latest['machine']['cpus']} CPU cores ({latest['machine']['processor']}, "
+        f"{'with' if latest['machine'].get('bf16_native') else 'without'} native bf16), "
+        f"nothing else running, from an empty run folder, FER-2013 sha256 `{latest['data_sha256'][:12]}`. "
+        f"On {REPORT_SPLIT}, in the latest run, from least to most accurate: {accuracies}."
+    )
+    for ordering in latest["orderings"]:
+        text += f" {ordering['claim']}: {ordering['verdict']} ({ordering['detail']})."
+    speed = latest["models"].get(SPEED_MODEL, {}).get("train_images_per_second")
+    known = (reference or {}).get("models", {}).get(SPEED_MODEL, {})
+    if speed and known.get("images_per_second") and str(known.get("device", "")).startswith("cpu"):
+        text += (
+            f" How fast the machine ran: the {registry.label(SPEED_MODEL)} trained at {speed:,.0f} images/s in this "
+            f"lesson, against {known['images_per_second']:,.0f} in the committed full run on {known['device']}."
+        )
+    reference = latest.get("ablation_reference")
+    if reference:
+        learned = reference["accuracy"] >= reference["learned_threshold"]
+        text += f" The ablation's reference Model B reached {reference['accuracy']:.1%} on {reference['split']}, " + (
+            "enough for its differences to measure the ingredients."
+            if learned
+            else f"below the {reference['learned_threshold']:.0%} at which notebook 07 judges the paper's "
+            "claims, so it withholds its verdicts: at this budget the ablation shows how an ablation is run, not "
+            "what the ingredients buy."
+        )
+    return text
+
+
+def update_readme_lesson(readme_path: str | Path, record: dict, reference: dict | None = None) -> bool:
+    """Rewrite the README's teaching block (between the lesson markers) from the record; True if it changed."""
+    path = Path(readme_path)
+    text = path.read_text()
+    start, end = text.find(LESSON_START), text.find(LESSON_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{path.name} has no '{LESSON_START}' ... '{LESSON_END}' block to update")
+    new = f"{text[: start + len(LESSON_START)]}\n{lesson_block(record, reference)}\n{text[end:]}"
+    if new == text:
+        return False
+    atomic_write_text(path, new)
+    return True
