@@ -57,6 +57,23 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def rewrite_between(path: str | Path, start_marker: str, end_marker: str, content: str) -> bool:
+    """Replace the text between two markers of a text file with content, atomically; True if the file changed.
+
+    A file without both markers, in that order, is an error that names them.
+    """
+    path = Path(path)
+    text = path.read_text()
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < start:
+        raise ValueError(f"{path.name} has no '{start_marker}' ... '{end_marker}' block to update")
+    new = f"{text[: start + len(start_marker)]}\n{content}\n{text[end:]}"
+    if new == text:
+        return False
+    atomic_write_text(path, new)
+    return True
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """A new, empty folder beside `path` to fill; it takes `path`'s place when the block ends (the old folder is

@@ -18,7 +18,7 @@ import pandas as pd
 from . import registry
 from .claims import ABLATION_LEARNED, ABLATION_SPLIT, REPORT_SPLIT
 from .config import cpu_has_native_bf16
-from .files import atomic_write_text
+from .files import atomic_write_text, rewrite_between
 from .markdown import format_pct, format_pct_interval, markdown_table
 from .profiles import Profile, get_profile
 from .summary import SPLIT_KEYS
@@ -192,13 +192,4 @@ def lesson_block(record: dict, reference: dict | None = None) -> str:
 
 def update_readme_lesson(readme_path: str | Path, record: dict, reference: dict | None = None) -> bool:
     """Rewrite the README's teaching block (between the lesson markers) from the record; True if it changed."""
-    path = Path(readme_path)
-    text = path.read_text()
-    start, end = text.find(LESSON_START), text.find(LESSON_END)
-    if start < 0 or end < start:
-        raise ValueError(f"{path.name} has no '{LESSON_START}' ... '{LESSON_END}' block to update")
-    new = f"{text[: start + len(LESSON_START)]}\n{lesson_block(record, reference)}\n{text[end:]}"
-    if new == text:
-        return False
-    atomic_write_text(path, new)
-    return True
+    return rewrite_between(readme_path, LESSON_START, LESSON_END, lesson_block(record, reference))

@@ -7,7 +7,7 @@ from pathlib import Path
 from . import registry
 from .claims import FIELD_RESULTS, REPORT_SPLIT, paper_figure
 from .data import SYNTHETIC_STAMP
-from .files import atomic_write_text
+from .files import rewrite_between
 from .markdown import (
     format_duration,
     format_f1,
@@ -105,16 +105,7 @@ def _block_bounds(text: str) -> tuple[int, int] | None:
 
 def update_readme(readme_path: str | Path, metrics: dict) -> bool:
     """Replace the README's results block (between the results markers) with the table; True if it changed."""
-    path = Path(readme_path)
-    text = path.read_text()
-    bounds = _block_bounds(text)
-    if bounds is None:
-        raise ValueError(f"{path.name} has no '{README_START}' ... '{README_END}' block to update")
-    new = f"{text[: bounds[0]]}\n{readme_results_table(metrics)}\n{text[bounds[1] :]}"
-    if new == text:
-        return False
-    atomic_write_text(path, new)
-    return True
+    return rewrite_between(readme_path, README_START, README_END, readme_results_table(metrics))
 
 
 def readme_block(readme_path: str | Path) -> str | None:

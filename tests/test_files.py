@@ -6,7 +6,15 @@ import os
 
 import pytest
 
-from fer_helpers.files import atomic_dir, atomic_open, atomic_path, atomic_write_bytes, atomic_write_text, relative_link
+from fer_helpers.files import (
+    atomic_dir,
+    atomic_open,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    relative_link,
+    rewrite_between,
+)
 
 
 def test_atomic_write_replaces_the_file_and_leaves_nothing_else(tmp_path):
@@ -62,3 +70,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_rewrite_between_replaces_only_the_marked_block(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("head\n<!-- a -->\nstale\n<!-- b -->\ntail\n")
+    assert rewrite_between(path, "<!-- a -->", "<!-- b -->", "fresh")
+    assert path.read_text() == "head\n<!-- a -->\nfresh\n<!-- b -->\ntail\n"
+    assert not rewrite_between(path, "<!-- a -->", "<!-- b -->", "fresh")  # nothing to change
+    path.write_text("<!-- b -->\n<!-- a -->\n")
+    with pytest.raises(ValueError, match="<!-- a -->"):  # markers out of order
+        rewrite_between(path, "<!-- a -->", "<!-- b -->", "fresh")
+    assert path.read_text() == "<!-- b -->\n<!-- a -->\n"  # left as it was
