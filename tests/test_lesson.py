@@ -111,7 +111,7 @@ def test_a_readme_without_the_markers_is_an_error(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="lesson:start"):
-        lesson.update_readme_lesson(readme, {"runs": []})
+        lesson.update_readme_lesson(readme, lesson.record_lesson(_run_folder(tmp_path / "run"), tmp_path / "l.json"))
 
 
 def test_the_table_says_what_each_notebook_trains_under_the_profile():
