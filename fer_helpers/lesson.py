@@ -105,11 +105,15 @@ def _ablation_reference(path: Path) -> dict | None:
 
 
 def record_lesson(run_dir: str | Path, lesson_path: str | Path) -> dict:
-    """Add the run folder's lesson to lesson_path (the latest RUNS_KEPT runs) and return the whole record."""
+    """Add the run folder's lesson to lesson_path and return the whole record: the latest RUNS_KEPT runs of the
+    profile as it is now (runs of a classroom profile with other settings are dropped, being another lesson)."""
     lesson_path = Path(lesson_path)
     run = lesson_run(run_dir)
     record = json.loads(lesson_path.read_text()) if lesson_path.exists() else {"profile": LESSON_PROFILE, "runs": []}
-    record["profile_settings"] = json.loads(json.dumps(get_profile(LESSON_PROFILE).to_dict()))  # as the file has it
+    settings = json.loads(json.dumps(get_profile(LESSON_PROFILE).to_dict()))  # as the file has it
+    if record.get("profile_settings") != settings:  # another lesson: its runs do not compare with this one
+        record["runs"] = []
+    record["profile_settings"] = settings
     record["runs"] = (record["runs"] + [run])[-RUNS_KEPT:]
     atomic_write_text(lesson_path, json.dumps(record, indent=1) + "\n")
     return record

@@ -92,6 +92,10 @@ def test_the_record_keeps_the_latest_two_runs_and_the_readme_shows_them(tmp_path
         record = lesson.record_lesson(_run_folder(tmp_path / f"run{i}", seconds=(first, 100.0)), record_path)
     assert [r["notebooks"]["01_data_exploration"] for r in record["runs"]] == [22.0, 33.0]
     assert json.loads(record_path.read_text()) == record
+    stale = record | {"profile_settings": record["profile_settings"] | {"baseline_max_epochs": 99}}
+    record_path.write_text(json.dumps(stale))  # runs of a lesson with other settings
+    assert len(lesson.record_lesson(_run_folder(tmp_path / "run3"), record_path)["runs"]) == 1
+    record_path.write_text(json.dumps(record))
 
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{lesson.LESSON_START}\nstale block\n{lesson.LESSON_END}\nafter\n")
