@@ -13,7 +13,6 @@ from papermill.exceptions import PapermillExecutionError
 from papermill.execute import ERROR_MARKER_TAG
 
 from fer_helpers.data import find_fer2013
-from fer_helpers.lesson import LESSON_PROFILE, record_lesson, update_readme_lesson
 from fer_helpers.profiles import get_profile
 from fer_helpers.study import REPO, SYNTHETIC, default_run_dir, synthetic_warning
 
@@ -116,12 +115,15 @@ def run_report(
         whole = {"fresh_run_folder": fresh_run_folder, "every_notebook": notebooks is None}
         _write_timings(run_dir, parameters, timings, time.perf_counter() - start, whole)
     print(_summary(timings))
-    if profile == LESSON_PROFILE and found is not None and all(whole.values()):
-        record = record_lesson(run_dir, LESSON_FILE)
-        committed = REPO / "reports" / "metrics.json"
-        reference = json.loads(committed.read_text()) if committed.exists() else None
-        update_readme_lesson(REPO / "README.md", record, reference)
-        print(f"Lesson recorded in {LESSON_FILE} and README.md ({len(record['runs'])} run(s) kept)")
+    if found is not None and all(whole.values()):  # every notebook on FER-2013 from an empty run folder
+        from fer_helpers.lesson import LESSON_PROFILE, record_lesson, update_readme_lesson  # imports torch
+
+        if profile == LESSON_PROFILE:
+            record = record_lesson(run_dir, LESSON_FILE)
+            committed = REPO / "reports" / "metrics.json"
+            reference = json.loads(committed.read_text()) if committed.exists() else None
+            update_readme_lesson(REPO / "README.md", record, reference)
+            print(f"Lesson recorded in {LESSON_FILE} and README.md ({len(record['runs'])} run(s) kept)")
     return run_dir
 
 
