@@ -21,7 +21,7 @@ from .config import cpu_has_native_bf16
 from .files import atomic_write_text, rewrite_between
 from .markdown import format_pct, format_pct_interval, markdown_table
 from .profiles import Profile, get_profile
-from .summary import SPLIT_KEYS
+from .summary import METRICS_FILE, SPLIT_KEYS
 
 LESSON_PROFILE = "classroom"
 RUNS_KEPT = 2  # the lesson is measured twice: the latest two runs are kept
@@ -36,7 +36,7 @@ def lesson_run(run_dir: str | Path) -> dict:
     ablation's reference; raises ValueError where the folder does not hold a whole classroom lesson on FER-2013."""
     run_dir = Path(run_dir)
     timings = json.loads((run_dir / "timings.json").read_text())
-    metrics_path = run_dir / "reports" / "metrics.json"
+    metrics_path = run_dir / "reports" / METRICS_FILE
     if not metrics_path.exists():
         raise ValueError(f"{metrics_path} is missing: the lesson's evaluation notebook (05) did not run")
     metrics = json.loads(metrics_path.read_text())

@@ -117,10 +117,11 @@ def run_report(
     print(_summary(timings))
     if found is not None and all(whole.values()):  # every notebook on FER-2013 from an empty run folder
         from fer_helpers.lesson import LESSON_PROFILE, record_lesson, update_readme_lesson  # imports torch
+        from fer_helpers.summary import METRICS_FILE
 
         if profile == LESSON_PROFILE:
             record = record_lesson(run_dir, LESSON_FILE)
-            committed = REPO / "reports" / "metrics.json"
+            committed = REPO / "reports" / METRICS_FILE
             reference = json.loads(committed.read_text()) if committed.exists() else None
             update_readme_lesson(REPO / "README.md", record, reference)
             print(f"Lesson recorded in {LESSON_FILE} and README.md ({len(record['runs'])} run(s) kept)")

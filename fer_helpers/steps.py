@@ -89,8 +89,7 @@ def ablation_runs(study: Study, fresh: bool = False) -> dict[str, list[RunResult
     All runs train on `side_data` (the profile's data, or a class-capped subset of its Training where the profile
     sets `side_train_per_class`) for the profile's `ablation_epochs`. The full Model B they are compared with comes
     first, under "model_b": on the profile's own data and epochs these are the runs of the "model_b" step, loaded
-    from their cache; `fresh` retrains the
-    ablations, not the reference.
+    from their cache; `fresh` retrains the ablations, not the reference.
     """
     from .recipes import MODEL_B_ABLATIONS, ablation_config, side_data
     from .training import fit_cnn
