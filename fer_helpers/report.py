@@ -297,11 +297,26 @@ def describe_twins(metrics: dict, split_key: str = "private_test") -> str:
     return text
 
 
-def label_noise_section(metrics: dict, split_key: str = "private_test") -> list[str]:
-    """REPORT.md's label-noise section: how often FER-2013's label is the crowd's, and every model on both."""
+# Notebook 08's figures that REPORT.md's label-noise section shows where they lie in reports/figures: name -> caption
+LABEL_NOISE_FIGURES = {
+    "noise_ceiling": "Where the models, the paper and the field sit under the ceilings label noise puts on accuracy "
+    "(notebook 08)",
+    "ferplus_label_confusion": "FER-2013's label against the FER+ crowd's plurality (notebook 08)",
+}
+
+
+def label_noise_section(
+    metrics: dict, split_key: str = "private_test", report_dir: str | Path | None = None
+) -> list[str]:
+    """REPORT.md's label-noise section: how often FER-2013's label is the crowd's, and every model on both; with
+    notebook 08's figures (`LABEL_NOISE_FIGURES`) where report_dir/figures holds them."""
     noise = metrics.get("label_noise")
     if not noise:
         return []
+    figures = []
+    for name, caption in LABEL_NOISE_FIGURES.items():
+        if report_dir is not None and (Path(report_dir) / "figures" / f"{name}.png").exists():
+            figures += [f"![{caption}](figures/{name}.png)", "", f"*{caption}*", ""]
     low, high = noise["agreement_ci95"]
     crowd = f"{split_key}_ferplus"
     rows = [
@@ -328,6 +343,7 @@ def label_noise_section(metrics: dict, split_key: str = "private_test") -> list[
             rows, ["Model", "Accuracy (FER-2013 labels)", "Accuracy (crowd plurality)", "95% CI", "Macro F1 (crowd)"]
         ),
         "",
+        *figures,
         *crowd_training_section(noise.get("crowd_training", [])),
     ]
 
@@ -545,7 +561,7 @@ def write_report_md(
             f"(paired bootstrap 95% CI {100 * low:+.1f} to {100 * high:+.1f}).",
             "",
         ]
-    parts += label_noise_section(metrics, split_key)
+    parts += label_noise_section(metrics, split_key, path.parent)
     parts += [
         "## FER-2013 in the field",
         "",

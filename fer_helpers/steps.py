@@ -137,27 +137,38 @@ def crowd_data(study: Study, ferplus_path: str | Path | None = None) -> FERData:
 
 
 def crowd_runs(
-    study: Study, fresh: bool = False, ferplus_path: str | Path | None = None
+    study: Study, fresh: bool = False, ferplus_path: str | Path | None = None, train: bool = True
 ) -> dict[str, dict[str, RunResult]]:
     """The profile's `crowd_models` trained on the crowd's vote distributions, each beside its label twin (first seed).
 
     Returns {model: {"labels": run, "crowd": run}}. The label twin is the study's own run of that model (the same
     configuration, so the same cached result as notebooks 03/04); it is trained here only when the run folder lacks
-    it, and `fresh` retrains the crowd runs, not the twins.
+    it, and `fresh` retrains the crowd runs, not the twins. With `train=False` nothing is trained: only the pairs
+    whose two runs are saved in the run folder are returned (a laptop rendering a GPU run's results).
     """
     from .recipes import crowd_config
     from .registry import main_config
-    from .training import fit_cnn
+    from .training import fit_cnn, saved_cnn
 
+    if fresh and not train:
+        raise ValueError("crowd_runs: fresh=True retrains, train=False trains nothing; choose one")
     data = crowd_data(study, ferplus_path)
     seed = study.profile.seeds[0]
     runs = {}
     for model in study.profile.crowd_models:
         config = main_config(model, study.profile, seed)
-        runs[model] = {
-            "labels": fit_cnn(study.data, config, study.run_dir),
-            "crowd": fit_cnn(data, crowd_config(config), study.run_dir, fresh),
+        if train:
+            runs[model] = {
+                "labels": fit_cnn(study.data, config, study.run_dir),
+                "crowd": fit_cnn(data, crowd_config(config), study.run_dir, fresh),
+            }
+            continue
+        pair = {
+            "labels": saved_cnn(study.data, config, study.run_dir),
+            "crowd": saved_cnn(data, crowd_config(config), study.run_dir),
         }
+        if all(pair.values()):
+            runs[model] = pair
     return runs
 
 

@@ -477,6 +477,13 @@ def fit_cnn(
     return cached_run(model_name, settings, data.sha256, run_root, train, fresh=fresh)
 
 
+def saved_cnn(data: FERData, config: CNNConfig, run_root: str | Path, name: str | None = None) -> RunResult | None:
+    """The saved result `fit_cnn(data, config, run_root, name=name)` would load, or None where it would train."""
+    model_name = name or result_name(config)
+    run_dir = result_dir(run_root, model_name, run_key(model_name, config.experiment(), data.sha256))
+    return RunResult.load(run_dir) if (run_dir / RESULT_FILE).exists() else None
+
+
 RESUME_FILE = "resume.ckpt"  # the whole training state after the last finished epoch, until the run is saved
 RESUME_KEY_FILE = "key.txt"  # beside it: the key of the run it belongs to
 

@@ -18,7 +18,7 @@ from fer_helpers.config import CNNConfig, result_name
 from fer_helpers.data import CLASS_NAMES, FERData, FERDataError
 from fer_helpers.ferplus import VOTE_COLUMNS, VOTES_KEY, attach_votes, crowd_scores, synthetic_votes
 from fer_helpers.profiles import PROFILES, get_profile
-from fer_helpers.results import RunResult, run_key
+from fer_helpers.results import RunResult, find_results, run_key
 from fer_helpers.statistics import mcnemar
 from fer_helpers.study import Study
 from fer_helpers.synthetic import make_synthetic_fer
@@ -187,6 +187,8 @@ def test_crowd_step_comes_after_the_ablation():
 def test_crowd_runs_train_each_profile_model_beside_its_label_twin(small, tmp_path, capsys):
     study = _study(small, tmp_path)
     twin = steps.cnn_runs(study, "baseline_cnn")[0]
+    assert steps.crowd_runs(study, train=False) == {}  # the crowd twin is not saved yet, and is not trained
+    assert [r.model for r in find_results(study.run_dir)] == ["baseline_cnn"]
     runs = steps.crowd_runs(study)
     assert "SIMULATED CROWD VOTES" in capsys.readouterr().err
     assert list(runs) == ["baseline_cnn"] and set(runs["baseline_cnn"]) == {"labels", "crowd"}
@@ -195,6 +197,10 @@ def test_crowd_runs_train_each_profile_model_beside_its_label_twin(small, tmp_pa
     assert crowd.model == "baseline_cnn_crowd" and crowd.seed == study.profile.seeds[0]
     assert crowd.extra["crowd_left_out"] == 0  # the simulated crowd always votes some emotion here
     assert steps.crowd_runs(study)["baseline_cnn"]["crowd"].from_cache
+    saved = steps.crowd_runs(study, train=False)["baseline_cnn"]
+    assert (saved["labels"].key, saved["crowd"].key) == (label.key, crowd.key)
+    with pytest.raises(ValueError, match="choose one"):
+        steps.crowd_runs(study, fresh=True, train=False)
 
 
 def test_crowd_runs_on_fer2013_without_votes_say_where_to_put_them(small, tmp_path, monkeypatch, no_fer):

@@ -16,6 +16,7 @@ from fer_helpers.metrics import classification_metrics
 from fer_helpers.profiles import get_profile
 from fer_helpers.readme import README_END, README_START, readme_block, readme_results_table, update_readme
 from fer_helpers.report import (
+    LABEL_NOISE_FIGURES,
     claims_frame,
     comparison_frame,
     describe_claims,
@@ -402,6 +403,21 @@ def test_models_are_scored_against_the_crowd_where_there_are_votes(run_root, tmp
     assert crowd["accuracy_ci95"][0] <= crowd["accuracy"] <= crowd["accuracy_ci95"][1]
     text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
     assert "## Label noise" in text and "crowd plurality" in text
+    assert "noise_ceiling.png" not in text  # notebook 08 has not drawn it here
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "noise_ceiling.png").write_bytes(b"")
+    text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
+    section = text[text.index("## Label noise") : text.index("## FER-2013 in the field")]
+    assert f"![{LABEL_NOISE_FIGURES['noise_ceiling']}](figures/noise_ceiling.png)" in section
+    assert "ferplus_label_confusion.png" not in section
+
+
+def test_notebook_08_draws_the_figures_the_report_shows():
+    source = "".join(
+        "".join(c["source"]) for c in json.loads((REPO / "notebooks" / "08_label_noise.ipynb").read_text())["cells"]
+    )
+    for name in LABEL_NOISE_FIGURES:
+        assert f'save_figure(fig, "{name}")' in source
 
 
 def test_crowd_trained_runs_are_compared_with_their_label_twin_on_both_label_sets(tmp_path):
