@@ -632,7 +632,11 @@ def crowd_score_table(
         "crowd_sides_with_model",
         "crowd_share_of_errors",
     ]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("model")
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("model")
+    for column in ("seeds", "n", "n_crowd", "n_agreed", "errors", "crowd_sides_with_model"):
+        if np.all(table[column] == table[column].round()):  # counts stay whole unless seeds average them
+            table[column] = table[column].astype(int)
+    return table
 
 
 def target_comparison(

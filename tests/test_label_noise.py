@@ -284,6 +284,8 @@ def test_crowd_score_table_averages_each_models_seeds(small):
     second = crowd_scores(labels, crowd_like, votes)
     assert table.loc["mixed", "crowd_accuracy"] == pytest.approx((table.loc["perfect", "crowd_accuracy"] + 1) / 2)
     assert table.loc["mixed", "errors"] == pytest.approx(second["errors"] / 2)
+    assert table["n"].dtype.kind == "i"  # the same faces for every seed: a count, printed as one
+    assert table["errors"].dtype.kind == ("i" if second["errors"] % 2 == 0 else "f")  # a mean of two seeds' counts
     with pytest.raises(ValueError, match="scored other PrivateTest faces"):
         ferplus.crowd_score_table(runs, labels[::-1].copy(), votes)
 
