@@ -66,8 +66,9 @@ def missing_models(results_by_model: Mapping[str, list]) -> dict[str, str]:
     return {m: nb for m, nb in registry.notebooks().items() if not results_by_model.get(m)}
 
 
-def missing_runs(results_by_model: Mapping[str, list], profile: Profile) -> list[str]:
-    """What the profile's protocol trains that the run folder lacks: main models, CNN seeds, the ablation.
+def missing_runs(results_by_model: Mapping[str, list], profile: Profile, votes: bool = False) -> list[str]:
+    """What the profile's protocol trains that the run folder lacks: main models, CNN seeds, the ablation, and
+    with crowd `votes` at hand the crowd twins of notebook 08 (`profile.crowd_models`).
 
     Each item names what is missing and the notebook that trains it. The ablation is checked only where it trains
     on the profile's own data (no `side_train_per_class`); otherwise its results are not part of the report.
@@ -92,6 +93,12 @@ def missing_runs(results_by_model: Mapping[str, list], profile: Profile) -> list
         if absent:
             what = "the ablation of Model B" if len(absent) == len(MODEL_B_ABLATIONS) else ", ".join(absent)
             items.append(f"{what}: not trained (notebook 07_ablation)")
+    if votes:
+        from .config import CROWD_SUFFIX
+
+        absent = [registry.label(m) for m in profile.crowd_models if not results_by_model.get(m + CROWD_SUFFIX)]
+        if absent:
+            items.append(f"the crowd twin of {', '.join(absent)}: not trained (notebook 08_label_noise)")
     return items
 
 
@@ -371,7 +378,11 @@ def build_metrics(run_root: str | Path, study) -> dict:
             "label_noise": label_noise,
             "claims": claims.to_dict("records"),
             "precision_check": precision_check(results),
-            "missing": missing_runs(results, study.profile) if hasattr(study.profile, "seeds") else [],
+            "missing": (
+                missing_runs(results, study.profile, votes=label_noise is not None)
+                if hasattr(study.profile, "seeds")
+                else []
+            ),
             "gradcam": load_gradcam(getattr(study, "reports_dir", None), models),
         }
     )

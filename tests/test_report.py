@@ -276,6 +276,14 @@ def test_missing_runs_names_models_seeds_and_the_ablation(run_root):
     ]
     # classroom: one seed, and its ablation trains on a subset, outside the report
     assert missing_runs(results, get_profile("classroom")) == []
+    # with crowd votes at hand, notebook 08's crowd twins are part of the protocol too
+    assert missing_runs(results, get_profile("full"), votes=True) == [
+        *missing,
+        "the crowd twin of Baseline CNN, Model B: not trained (notebook 08_label_noise)",
+    ]
+    assert missing_runs(results, get_profile("classroom"), votes=True) == [
+        "the crowd twin of Baseline CNN: not trained (notebook 08_label_noise)"
+    ]
     nothing = missing_runs({}, get_profile("full"))
     assert nothing[0] == "HOG + SVM: not trained (notebook 02_hog_svm)"
     assert "Model B: not trained (notebook 04_tuned_cnn)" in nothing
