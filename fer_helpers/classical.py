@@ -8,6 +8,7 @@ features. Its transformers are fitted on Training; C is chosen on PublicTest (`c
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from joblib import Parallel, delayed, parallel_config
 from safetensors.numpy import save_file
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import RidgeClassifier
@@ -351,7 +353,9 @@ def search_c_on_public_test(
     # reseeds: next to another fit its result would depend on timing, so a grid with dual fits runs them in turn.
     if any(_solver_name(candidate) == "dual" for candidate in candidates):
         n_jobs = 1
-    with parallel_config(backend="threading", n_jobs=n_jobs):
+    # A fit that stops at max_iter is recorded in its row ("converged"), not printed as a warning per fit.
+    with parallel_config(backend="threading", n_jobs=n_jobs), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
         runs = Parallel()(
             delayed(cross_validate)(
                 candidate, x, y, cv=public_fold, scoring=SEARCH_SCORING, return_estimator=True, error_score="raise"
@@ -365,10 +369,23 @@ def search_c_on_public_test(
             "public_macro_f1": float(run["test_macro_f1"][0]),
             "fit_seconds": float(run["fit_time"][0]),
             "solver": _solver_name(candidate),
+            "converged": _converged(run["estimator"][0]),
         }
         for c, candidate, run in zip(c_grid, candidates, runs)
     ]
     return rows, [run["estimator"][0] for run in runs]
+
+
+def _n_iter(pipeline: Pipeline) -> int | None:
+    """The iterations the fitted classifier's solver ran (its slowest class); None for a direct (ridge) solve."""
+    n_iter = getattr(pipeline["clf"], "n_iter_", None)
+    return None if n_iter is None else int(np.max(n_iter))
+
+
+def _converged(pipeline: Pipeline) -> bool:
+    """Whether the fitted classifier's solver stopped before its max_iter."""
+    n_iter, max_iter = _n_iter(pipeline), getattr(pipeline["clf"], "max_iter", None)
+    return n_iter is None or max_iter is None or n_iter < max_iter
 
 
 def _solver_name(pipeline: Pipeline) -> str:
@@ -437,8 +454,6 @@ def _fit_hog_model(
     n_train = int(training.sum())
     classifier_params = _fitted_size(model["clf"])
     transform_params = sum(_fitted_size(step.estimator) for _, step in model.steps[:-1]) if count_transforms else 0
-    n_iter = getattr(model["clf"], "n_iter_", None)  # None for a direct (ridge) solve
-    n_iter = None if n_iter is None else int(np.max(n_iter))
     facts = {
         "params": transform_params + classifier_params,
         "train_seconds": train_seconds,
@@ -456,8 +471,8 @@ def _fit_hog_model(
             "search_cpu_seconds": search_cpu_seconds,
             "classifier_params": classifier_params,
             "n_train": n_train,
-            "n_iter": n_iter,
-            "converged": n_iter is None or n_iter < config.max_iter,
+            "n_iter": _n_iter(classifier),
+            "converged": search[best]["converged"],
         },
     }
     return model, scored_run(config.model, config, key, run_dir, data, logits, **facts)

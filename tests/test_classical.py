@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -99,6 +100,20 @@ def test_search_scores_match_a_pipeline_fitted_by_hand(synth, run_root, result):
     assert row["public_macro_f1"] == pytest.approx(
         f1_score(synth.labels[public], preds, labels=range(NUM_CLASSES), average="macro", zero_division=0)
     )
+
+
+def test_a_fit_stopped_at_max_iter_is_recorded_not_warned(synth, run_root):
+    features = classical.cached_hog_features(synth.images, synth.sha256, run_root, n_jobs=1)[0]
+    pipeline = dataclasses.replace(HogSvmConfig(c_grid=GRID), max_iter=1).pipeline()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a ConvergenceWarning would fail the search here
+        rows, fitted = classical.search_c_on_public_test(pipeline, GRID, features, synth.labels, synth.usage, n_jobs=1)
+    assert [row["converged"] for row in rows] == [False] * len(GRID)
+    assert all(model["clf"].n_iter_ == 1 for model in fitted)
+    rows, _ = classical.search_c_on_public_test(
+        HogSvmConfig(c_grid=GRID).pipeline(), GRID, features, synth.labels, synth.usage, n_jobs=1
+    )
+    assert all(row["converged"] for row in rows)
 
 
 def test_second_call_loads_from_cache(synth, run_root, result, monkeypatch):
