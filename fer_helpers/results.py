@@ -174,6 +174,12 @@ def result_dir(run_root: str | Path, model: str, key: str) -> Path:
     return Path(run_root) / "results" / f"{model}-{key}"
 
 
+def saved_run(model: str, config: dict, data_sha256: str, run_root: str | Path) -> RunResult | None:
+    """The result saved under run_root for (model, config, data), or None where there is none."""
+    run_dir = result_dir(run_root, model, run_key(model, config, data_sha256))
+    return RunResult.load(run_dir) if (run_dir / RESULT_FILE).exists() else None
+
+
 def cached_run(
     model: str,
     config: dict,
@@ -183,11 +189,10 @@ def cached_run(
     fresh: bool = False,
 ) -> RunResult:
     """Load the result for (model, config, data) from run_root, or call train(run_dir, key) and save what it returns."""
+    if not fresh and (saved := saved_run(model, config, data_sha256, run_root)) is not None:
+        return saved
     key = run_key(model, config, data_sha256)
-    run_dir = result_dir(run_root, model, key)
-    if not fresh and (run_dir / RESULT_FILE).exists():
-        return RunResult.load(run_dir)
-    result = train(run_dir, key)
+    result = train(result_dir(run_root, model, key), key)
     result.save()
     return result
 

@@ -158,15 +158,15 @@ def crowd_runs(
     for model in study.profile.crowd_models:
         config = main_config(model, study.profile, seed)
         if train:
-            runs[model] = {
+            pair = {
                 "labels": fit_cnn(study.data, config, study.run_dir),
                 "crowd": fit_cnn(data, crowd_config(config), study.run_dir, fresh),
             }
-            continue
-        pair = {
-            "labels": saved_cnn(study.data, config, study.run_dir),
-            "crowd": saved_cnn(data, crowd_config(config), study.run_dir),
-        }
+        else:
+            pair = {
+                "labels": saved_cnn(study.data, config, study.run_dir),
+                "crowd": saved_cnn(data, crowd_config(config), study.run_dir),
+            }
         if all(pair.values()):
             runs[model] = pair
     return runs

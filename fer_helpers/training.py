@@ -52,7 +52,7 @@ from .inference import EVAL_BATCH_SIZE, images_to_tensor, predict_logits
 from .metrics import scored_run
 from .models import count_params
 from .registry import build_model
-from .results import EVAL_SPLITS, RESULT_FILE, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key
+from .results import EVAL_SPLITS, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key, saved_run
 from .weights import round_to_storage, save_weights
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "seconds")
@@ -469,19 +469,16 @@ def fit_cnn(
 
     if rank_zero_only.rank > 0:
         # A DDP/SLURM worker trains in step with rank 0, which alone writes the cache; it reads what rank 0 reads.
+        if not fresh and (saved := saved_run(model_name, settings, data.sha256, run_root)) is not None:
+            return saved
         key = run_key(model_name, settings, data.sha256)
-        run_dir = result_dir(run_root, model_name, key)
-        if not fresh and (run_dir / RESULT_FILE).exists():
-            return RunResult.load(run_dir)
-        return train(run_dir, key)
+        return train(result_dir(run_root, model_name, key), key)
     return cached_run(model_name, settings, data.sha256, run_root, train, fresh=fresh)
 
 
 def saved_cnn(data: FERData, config: CNNConfig, run_root: str | Path, name: str | None = None) -> RunResult | None:
     """The saved result `fit_cnn(data, config, run_root, name=name)` would load, or None where it would train."""
-    model_name = name or result_name(config)
-    run_dir = result_dir(run_root, model_name, run_key(model_name, config.experiment(), data.sha256))
-    return RunResult.load(run_dir) if (run_dir / RESULT_FILE).exists() else None
+    return saved_run(name or result_name(config), config.experiment(), data.sha256, run_root)
 
 
 RESUME_FILE = "resume.ckpt"  # the whole training state after the last finished epoch, until the run is saved
