@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,6 +33,7 @@ from fer_helpers.summary import (
     load_gradcam,
     missing_models,
     missing_runs,
+    model_entry,
     precision_check,
     write_gradcam_summary,
     write_metrics,
@@ -154,6 +156,16 @@ def test_metrics_shape_and_numbers(metrics, run_root):
     ensemble = metrics["models"]["resnet_fer_ensemble"]
     assert ensemble["ensemble_of"] == "resnet_fer" and ensemble["seeds"] == [0, 1] and ensemble["params"] == 10000
     assert any(c["claim"].startswith("Model B accuracy") for c in metrics["claims"])
+
+
+def test_a_models_training_time_is_its_fastest_seeds(run_root):
+    """A seed trained beside other work takes longer than the model costs: the entry gives the fastest seed's time
+    and rate, and per_seed keeps every seed's."""
+    runs = collect_results(run_root, "abc")["model_b"]
+    slowed = [replace(r, train_seconds=12.0 * (3 - i), images_per_second=1000.0 / (3 - i)) for i, r in enumerate(runs)]
+    entry = model_entry(slowed)
+    assert entry["train_seconds"] == 12.0 and entry["images_per_second"] == 1000.0
+    assert [p["train_seconds"] for p in entry["per_seed"]] == [36.0, 24.0, 12.0]
 
 
 def test_frames_for_the_notebook(metrics, run_root):
