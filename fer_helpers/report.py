@@ -517,7 +517,7 @@ def write_report_md(
         "## Comparison of the models (the paper's Table 3)",
         "",
         "Ours beside the paper's. Each row says what it is: one seed, or the mean ± standard deviation over its "
-        "seeds; its training time is one seed's, the fastest (metrics.json keeps every seed's). Intervals are "
+        "seeds; its training time and speeds are its fastest seed's (metrics.json keeps every seed's). Intervals are "
         f"percentile-bootstrap 95% intervals over the test faces ({N_BOOT:,} resamples, the "
         "same everywhere in this report, the README and the model cards). *Without twins*: the same split "
         "without the faces that have a byte-identical twin in Training.",

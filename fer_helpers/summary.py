@@ -116,9 +116,9 @@ def package_versions() -> dict[str, str | None]:
 # ---- one model's entry -------------------------------------------------------------------------------------------
 
 
-def _mean_or_none(values: Sequence[float | None]) -> float | None:
+def _max_or_none(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else None
+    return float(max(present)) if present else None
 
 
 def _split_block(runs: Sequence[RunResult], split: str, keep: np.ndarray | None = None) -> dict:
@@ -217,11 +217,11 @@ def model_entry(
     ]
     entry["params"] = runs[0].params
     # One seed's cost, from its least-disturbed seed: a seed trained beside other work, or resumed after an
-    # interruption, takes longer than the model costs. per_seed keeps every seed's time.
+    # interruption, takes longer than the model costs. per_seed keeps every seed's time. Inference likewise.
     fastest = min(runs, key=lambda r: r.train_seconds)
     entry["train_seconds"] = float(fastest.train_seconds)
     entry["images_per_second"] = fastest.images_per_second
-    inference = _mean_or_none([r.extra.get("inference_images_per_second") for r in runs])
+    inference = _max_or_none([r.extra.get("inference_images_per_second") for r in runs])
     if inference is not None:
         entry["inference_images_per_second"] = inference
     entry["device"] = runs[0].device

@@ -162,9 +162,18 @@ def test_a_models_training_time_is_its_fastest_seeds(run_root):
     """A seed trained beside other work takes longer than the model costs: the entry gives the fastest seed's time
     and rate, and per_seed keeps every seed's."""
     runs = collect_results(run_root, "abc")["model_b"]
-    slowed = [replace(r, train_seconds=12.0 * (3 - i), images_per_second=1000.0 / (3 - i)) for i, r in enumerate(runs)]
+    slowed = [
+        replace(
+            r,
+            train_seconds=12.0 * (3 - i),
+            images_per_second=1000.0 / (3 - i),
+            extra=r.extra | {"inference_images_per_second": 9000.0 / (3 - i)},
+        )
+        for i, r in enumerate(runs)
+    ]
     entry = model_entry(slowed)
     assert entry["train_seconds"] == 12.0 and entry["images_per_second"] == 1000.0
+    assert entry["inference_images_per_second"] == 9000.0
     assert [p["train_seconds"] for p in entry["per_seed"]] == [36.0, 24.0, 12.0]
 
 
