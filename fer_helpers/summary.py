@@ -98,7 +98,8 @@ def missing_runs(results_by_model: Mapping[str, list], profile: Profile, votes: 
 
         absent = [registry.label(m) for m in profile.crowd_models if not results_by_model.get(m + CROWD_SUFFIX)]
         if absent:
-            items.append(f"the crowd twin of {', '.join(absent)}: not trained (notebook 08_label_noise)")
+            twins = f"the crowd twin{'s' if len(absent) > 1 else ''} of {' and '.join(absent)}"
+            items.append(f"{twins}: not trained (notebook 08_label_noise)")
     return items
 
 

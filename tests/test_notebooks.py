@@ -72,3 +72,29 @@ def test_every_notebook_and_its_exercises_run_under_the_smoke_profile(tmp_path):
     assert {"hog_svm", "baseline_cnn", "model_b", "resnet_fer"} <= set(metrics["models"])
     assert (reports / "REPORT.md").read_text().strip()
     assert len(list((reports / "figures").glob("*.png"))) >= 10
+
+
+@pytest.mark.trains
+def test_label_noise_notebook_renders_from_saved_runs_alone(tmp_path):
+    """With train = False, notebook 08 trains nothing: in an empty run folder it names the crowd twin still to
+    train and shows no crowd run, without an error."""
+    import papermill
+
+    from fer_helpers.runner import ensure_kernel
+
+    output, run_dir = tmp_path / "08.ipynb", tmp_path / "run"
+    notebook = next(p for p in list_notebooks(None) if p.name.startswith("08_"))
+    parameters = {"profile": "smoke", "data_path": "synthetic", "run_dir": str(run_dir), "train": False}
+    papermill.execute_notebook(
+        notebook,
+        output,
+        parameters=parameters,
+        kernel_name=ensure_kernel(),
+        cwd=notebook.parent,
+        skip_cells_with_tag=EXERCISE_TAG,
+        progress_bar=False,
+    )
+    assert not list((run_dir / "results").glob("*/result.json"))  # nothing trained
+    shown = json.dumps([c.get("outputs", []) for c in nbformat.read(output, as_version=4).cells])
+    assert "Not trained yet" in shown and "the crowd twin of Baseline CNN" in shown
+    assert "Nothing to compare: this run folder has no crowd run." in shown

@@ -300,7 +300,7 @@ def test_missing_runs_names_models_seeds_and_the_ablation(run_root):
     # with crowd votes at hand, notebook 08's crowd twins are part of the protocol too
     assert missing_runs(results, get_profile("full"), votes=True) == [
         *missing,
-        "the crowd twin of Baseline CNN, Model B: not trained (notebook 08_label_noise)",
+        "the crowd twins of Baseline CNN and Model B: not trained (notebook 08_label_noise)",
     ]
     assert missing_runs(results, get_profile("classroom"), votes=True) == [
         "the crowd twin of Baseline CNN: not trained (notebook 08_label_noise)"
