@@ -301,7 +301,7 @@ def describe_twins(metrics: dict, split_key: str = "private_test") -> str:
 LABEL_NOISE_FIGURES = {
     "noise_ceiling": "Where the models, the paper and the field sit under the ceilings label noise puts on accuracy "
     "(notebook 08)",
-    "ferplus_label_confusion": "FER-2013's label against the FER+ crowd's plurality (notebook 08)",
+    "crowd_label_confusion": "FER-2013's label against the FER+ crowd's plurality (notebook 08)",
 }
 
 

@@ -438,7 +438,7 @@ def test_models_are_scored_against_the_crowd_where_there_are_votes(run_root, tmp
     text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
     section = text[text.index("## Label noise") : text.index("## FER-2013 in the field")]
     assert f"![{LABEL_NOISE_FIGURES['noise_ceiling']}](figures/noise_ceiling.png)" in section
-    assert "ferplus_label_confusion.png" not in section
+    assert "crowd_label_confusion.png" not in section
 
 
 def test_notebook_08_draws_the_figures_the_report_shows():
