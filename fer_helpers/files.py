@@ -57,6 +57,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def between_markers(text: str, start_marker: str, end_marker: str) -> tuple[int, int] | None:
+    """Where the text between two markers starts and ends; None without both markers, in that order."""
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < start:
+        return None
+    return start + len(start_marker), end
+
+
 def rewrite_between(path: str | Path, start_marker: str, end_marker: str, content: str) -> bool:
     """Replace the text between two markers of a text file with content, atomically; True if the file changed.
 
@@ -64,10 +72,10 @@ def rewrite_between(path: str | Path, start_marker: str, end_marker: str, conten
     """
     path = Path(path)
     text = path.read_text()
-    start, end = text.find(start_marker), text.find(end_marker)
-    if start < 0 or end < start:
+    bounds = between_markers(text, start_marker, end_marker)
+    if bounds is None:
         raise ValueError(f"{path.name} has no '{start_marker}' ... '{end_marker}' block to update")
-    new = f"{text[: start + len(start_marker)]}\n{content}\n{text[end:]}"
+    new = f"{text[: bounds[0]]}\n{content}\n{text[bounds[1] :]}"
     if new == text:
         return False
     atomic_write_text(path, new)

@@ -7,7 +7,7 @@ from pathlib import Path
 from . import registry
 from .claims import FIELD_RESULTS, REPORT_SPLIT, paper_figure
 from .data import SYNTHETIC_STAMP
-from .files import rewrite_between
+from .files import between_markers, rewrite_between
 from .markdown import (
     format_duration,
     format_f1,
@@ -95,14 +95,6 @@ def readme_results_table(metrics: dict) -> str:
     return f"{table}\n\n{note}"
 
 
-def _block_bounds(text: str) -> tuple[int, int] | None:
-    """Where the text between the results markers starts and ends in a README; None without both markers."""
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        return None
-    return start + len(README_START), end
-
-
 def update_readme(readme_path: str | Path, metrics: dict) -> bool:
     """Replace the README's results block (between the results markers) with the table; True if it changed."""
     return rewrite_between(readme_path, README_START, README_END, readme_results_table(metrics))
@@ -111,5 +103,5 @@ def update_readme(readme_path: str | Path, metrics: dict) -> bool:
 def readme_block(readme_path: str | Path) -> str | None:
     """The text between the README's results markers (stripped), or None without markers."""
     text = Path(readme_path).read_text()
-    bounds = _block_bounds(text)
+    bounds = between_markers(text, README_START, README_END)
     return None if bounds is None else text[bounds[0] : bounds[1]].strip()
