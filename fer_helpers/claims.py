@@ -182,7 +182,7 @@ def _scoped_claims(rows: list[dict], is_fer2013: bool, profile: str | Profile | 
 
 
 NO_CLASS_WEIGHTS = "model_b_no_class_weights"  # the ablation that tests the class-weight claims
-_NO_ABLATION = not_testable_without(f"the ablation's {NO_CLASS_WEIGHTS}")  # their verdict until it is trained
+CLASS_WEIGHTS_UNTESTED = not_testable_without(f"the ablation's {NO_CLASS_WEIGHTS}")  # their verdict until it is trained
 
 
 def _class_weight_claim(name: str) -> tuple[str, str]:
@@ -434,7 +434,7 @@ def _class_weight_rows(
                 row
                 | {
                     "ours": float("nan"),
-                    "verdict": _NO_ABLATION,
+                    "verdict": CLASS_WEIGHTS_UNTESTED,
                     "detail": f"no model_b or {reference} results in the run folder",
                 }
             )
@@ -448,7 +448,7 @@ def _class_weight_rows(
                 row
                 | {
                     "ours": lift,
-                    "verdict": _NO_ABLATION,
+                    "verdict": CLASS_WEIGHTS_UNTESTED,
                     "detail": detail + " against the baseline CNN, which differs in everything, not a "
                     "test of class weights",
                 }
@@ -768,7 +768,7 @@ def ablation_claims(
                 row
                 | {
                     "ours": float("nan"),
-                    "verdict": _NO_ABLATION,
+                    "verdict": CLASS_WEIGHTS_UNTESTED,
                     "detail": f"no {NO_CLASS_WEIGHTS} results or {name} F1 in the ablation table",
                 }
             )

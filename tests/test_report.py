@@ -21,6 +21,7 @@ from fer_helpers.report import (
     claims_frame,
     comparison_frame,
     describe_claims,
+    differences,
     per_class_frame,
     seed_frame,
     write_report_md,
@@ -242,6 +243,25 @@ def test_report_md_reads_like_a_results_section(metrics, tmp_path):
     assert "| model_b_no_bn (one seed) |" in variants.split("## Per-class")[0] and "model_b_no_bn" not in main
     assert f"{table1_parameter_count():,}" in text and "683,527" in text
     assert "SYNTHETIC" not in text and "Profile `" not in text
+
+
+def test_the_class_weight_note_says_whether_the_ablation_tests_it(metrics):
+    def note(claims: list[dict]) -> str:
+        (item,) = [item for item in differences(metrics | {"claims": claims}) if "class-weight claims" in item]
+        return item
+
+    untested = note(metrics["claims"])
+    assert "not trained yet" in untested and "tests nothing about class weights" in untested
+    assert "measured as" not in untested
+    basis = "model_b vs model_b_no_class_weights (ablation: only the class weights differ), PrivateTest"
+    tested = [
+        claim | {"basis": basis, "verdict": "reproduced"} if claim["claim"].startswith("Class weights") else claim
+        for claim in metrics["claims"]
+    ]
+    assert note(tested).endswith(
+        "measured as model_b vs model_b_no_class_weights (ablation: only the class weights differ)."
+    )
+    assert "not trained" not in note(tested)
 
 
 def test_report_md_banner_on_synthetic_or_small_runs(run_root, tmp_path):
