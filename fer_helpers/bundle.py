@@ -5,7 +5,8 @@ training host needs (the package, the build files, each saved run's `result.json
 skipped) and `SLIM_LIMIT_BYTES` is what may travel with `fer2013.zip` beside it. Results come back as at most
 `MAX_PARTS` gzipped tar files of at most `PART_LIMIT_BYTES` each (`pack_runs`): every run's predictions,
 history and metrics, and weights only for the runs worth keeping. `unpack_runs` checks each archived run
-folder (it must load as a `RunResult`) before it moves it into a run folder; it never overwrites a saved run.
+folder (it must load as a `RunResult`) before it moves it into a run folder; it never overwrites a saved run, and
+a finished run takes the place of the same run left unfinished there (an interrupted run's checkpoints).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from .files import atomic_path
 from .results import RESULT_FILE, RunResult
@@ -126,10 +128,20 @@ def _add_bytes(tar: tarfile.TarFile, name: str, blob: bytes) -> None:
     tar.addfile(info, io.BytesIO(blob))
 
 
-def unpack_runs(archives: list[str | Path], run_root: str | Path) -> tuple[list[Path], list[str]]:
-    """Move the run folders of archives into run_root/results; returns (added folders, names already there).
+class Unpacked(NamedTuple):
+    """What `unpack_runs` did with each archived run folder."""
+
+    added: list[Path]  # moved into the run folder
+    present: list[str]  # saved there already, kept as it was
+    replaced: list[str]  # left unfinished there (checkpoints, no result): the archived run took its place
+
+
+def unpack_runs(archives: list[str | Path], run_root: str | Path) -> Unpacked:
+    """Move the run folders of archives into run_root/results.
 
     Every folder is checked (it must load as a RunResult) before any is moved; a bad archive changes nothing.
+    A saved run is never overwritten; an unfinished one (an interrupted run's checkpoints, with no result) is
+    replaced by the finished run, which supersedes it.
     """
     results = Path(run_root) / "results"
     with tempfile.TemporaryDirectory(prefix=".unpack-", dir=_existing_parent(results)) as tmp:
@@ -152,16 +164,19 @@ def unpack_runs(archives: list[str | Path], run_root: str | Path) -> tuple[list[
             except (OSError, ValueError, KeyError) as err:
                 raise BundleError(f"{folder.name}: its result does not load ({err})") from err
         results.mkdir(parents=True, exist_ok=True)
-        added, present = [], []
+        done = Unpacked([], [], [])
         for folder in folders:
             target = results / folder.name
-            if target.exists():
-                present.append(folder.name)
+            if (target / RESULT_FILE).exists():
+                done.present.append(folder.name)
                 continue
+            if target.exists():
+                shutil.rmtree(target)
+                done.replaced.append(folder.name)
             shutil.move(str(folder), target)
             target.chmod(0o755)
-            added.append(target)
-    return added, present
+            done.added.append(target)
+    return done
 
 
 def _existing_parent(path: Path) -> Path:

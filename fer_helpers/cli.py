@@ -104,13 +104,14 @@ def cmd_unpack(args: argparse.Namespace) -> int:
 
     run_root = Path(args.run_dir) if args.run_dir else Path("runs") / args.profile
     try:
-        added, present = unpack_runs(args.archives, run_root)
+        done = unpack_runs(args.archives, run_root)
     except BundleError as err:
         print(f"fer-study unpack: {err}", file=sys.stderr)
         return 2
-    for path in added:
-        print(f"added {path}")
-    for name in present:
+    for path in done.added:
+        unfinished = " (in place of the same run left unfinished there)" if path.name in done.replaced else ""
+        print(f"added {path}{unfinished}")
+    for name in done.present:
         print(f"already there, kept as it was: {name}")
     return 0
 

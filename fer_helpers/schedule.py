@@ -611,7 +611,7 @@ def check_path(
             raise RuntimeError(f"preflight failed on {run.id}; nothing was trained. Its log ends:\n{tail}")
         dirs = {p: True for p in (root / "results").iterdir() if p.is_dir()}
         parts = pack_runs(dirs, Path(tmp) / "out")
-        added, _ = unpack_runs(parts, Path(tmp) / "back")
+        added = unpack_runs(parts, Path(tmp) / "back").added
         if len(added) != len(dirs):
             raise RuntimeError(f"preflight: {len(dirs)} runs archived but {len(added)} read back")
 

@@ -58,14 +58,30 @@ def test_pack_keeps_weights_only_where_asked_and_unpack_restores_the_runs(tmp_pa
     kept, dropped = _run(tmp_path / "a", "model_b", 1000), _run(tmp_path / "a", "model_b_no_bn", 1000)
     parts = pack_runs({kept: True, dropped: False}, tmp_path / "out")
     assert [p.name for p in parts] == ["runs-00.tar.gz"]
-    added, present = unpack_runs(parts, tmp_path / "b")
-    assert sorted(p.name for p in added) == sorted([kept.name, dropped.name]) and present == []
+    added, present, replaced = unpack_runs(parts, tmp_path / "b")
+    assert sorted(p.name for p in added) == sorted([kept.name, dropped.name]) and present == replaced == []
     assert (tmp_path / "b" / "results" / kept.name / "weights.safetensors").exists()
     assert not (tmp_path / "b" / "results" / dropped.name / "weights.safetensors").exists()
     back = RunResult.load(tmp_path / "b" / "results" / kept.name)
     np.testing.assert_array_equal(back.logits["PrivateTest"], RunResult.load(kept).logits["PrivateTest"])
-    again, present = unpack_runs(parts, tmp_path / "b")
-    assert again == [] and sorted(present) == sorted([kept.name, dropped.name])  # never overwritten
+    again, present, replaced = unpack_runs(parts, tmp_path / "b")
+    assert again == replaced == [] and sorted(present) == sorted([kept.name, dropped.name])  # never overwritten
+
+
+def test_a_finished_run_takes_the_place_of_the_same_run_left_unfinished(tmp_path, capsys):
+    """A seed interrupted on one machine (checkpoints, no result) and finished on another: the finished one wins."""
+    finished = _run(tmp_path / "a", "model_b", 1000)
+    part = pack_runs({finished: True}, tmp_path / "out")[0]
+    unfinished = tmp_path / "b" / "results" / finished.name
+    (unfinished / "checkpoints").mkdir(parents=True)
+    (unfinished / "checkpoints" / "resume.ckpt").write_bytes(b"epoch 7")
+    assert main(["unpack", str(part), "--run-dir", str(tmp_path / "b")]) == 0
+    assert "in place of the same run left unfinished there" in capsys.readouterr().out
+    assert not (unfinished / "checkpoints").exists()
+    back = RunResult.load(unfinished)
+    np.testing.assert_array_equal(back.logits["PrivateTest"], RunResult.load(finished).logits["PrivateTest"])
+    again = unpack_runs([part], tmp_path / "b")
+    assert again.added == again.replaced == [] and again.present == [finished.name]
 
 
 def test_pack_splits_into_parts_under_the_limit_and_removes_stale_parts(tmp_path, monkeypatch):
