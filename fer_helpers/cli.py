@@ -41,15 +41,17 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or load from the cache) every model of the study, without Jupyter."""
+    from fer_helpers.schedule import PLAN_ONLY_STEPS
     from fer_helpers.steps import train_all, training_steps
 
-    steps = list(training_steps())
+    steps = [*training_steps(), *PLAN_ONLY_STEPS]
     unknown = sorted(set(args.only or ()) - set(steps))
     if unknown:
         print(f"fer-study train: unknown step(s) {unknown}; choose from {steps}", file=sys.stderr)
         return 2
     scheduled = (
-        args.plan
+        bool(set(args.only or ()) & set(PLAN_ONLY_STEPS))  # steps that exist only in the plan train through it
+        or args.plan
         or args.jobs is not None
         or args.budget_minutes is not None
         or args.archive is not None

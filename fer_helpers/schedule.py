@@ -51,6 +51,9 @@ OVERHEAD_SECONDS = {"cuda": 30.0, "cpu": 10.0}  # process start, data onto the d
 STEP_SECONDS = {"cuda": 0.004, "cpu": 0.0}
 EVAL_IMAGES = 3589 * 2  # PublicTest + PrivateTest, evaluated once at the end (times the TTA views)
 TTA_VIEWS = {"none": 1, "flip": 2, "flip_crop": 10}
+# Steps of the plan that `fer-study train` has no one-at-a-time step for: asked for with --only, they train through
+# the plan (`train_on_budget`).
+PLAN_ONLY_STEPS = ("precision_check",)
 WORKER_LOG_DIR = "logs"  # under the run folder: one log per run, kept when a run fails
 
 

@@ -96,6 +96,17 @@ def test_target_without_plan_and_fresh_with_a_budget_are_refused(capsys):
     assert main(["train", "--profile", "smoke", "--jobs", "2", "--fresh"]) == 2
 
 
+def test_only_takes_a_step_that_exists_only_in_the_plan_and_plans_it_alone(no_fer, tmp_path, capsys):
+    from fer_helpers.steps import training_steps
+
+    plan_steps = {r.step for r in plan_runs("full")}
+    assert set(schedule.PLAN_ONLY_STEPS) <= plan_steps and not set(schedule.PLAN_ONLY_STEPS) & set(training_steps())
+    args = ["train", "--profile", "smoke", "--run-dir", str(tmp_path), "--only", "precision_check", "--plan"]
+    assert main(args) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines() if "/seed" in line]
+    assert rows == ["baseline_cnn_bf16/seed0"]
+
+
 def _python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
