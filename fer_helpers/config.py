@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
+import platform
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,16 @@ def result_name(config: CNNConfig) -> str:
 def uses_cuda(config: CNNConfig) -> bool:
     """Whether this configuration trains on a CUDA GPU on this machine."""
     return config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def cpu_model() -> str:
+    """The processor's model name where the system says it (Linux), else the architecture."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from pathlib import Path
 
 import pandas as pd
 
 from . import registry
 from .claims import ABLATION_LEARNED, ABLATION_SPLIT, REPORT_SPLIT
-from .config import cpu_has_native_bf16
+from .config import cpu_has_native_bf16, cpu_model
 from .files import atomic_write_text, rewrite_between
 from .markdown import format_pct, format_pct_interval, markdown_table
 from .profiles import Profile, get_profile
@@ -68,23 +67,13 @@ def lesson_run(run_dir: str | Path) -> dict:
         "created": timings["created"],
         "data_sha256": metrics["data"]["sha256"],
         "git_commit": metrics.get("git_commit"),
-        "machine": {"cpus": os.cpu_count(), "processor": _cpu_model(), "bf16_native": cpu_has_native_bf16()},
+        "machine": {"cpus": os.cpu_count(), "processor": cpu_model(), "bf16_native": cpu_has_native_bf16()},
         "total_seconds": timings["total_seconds"],
         "notebooks": _seconds_by_notebook(timings["notebooks"]),
         "models": models,
         "orderings": orderings,
         "ablation_reference": _ablation_reference(run_dir / "reports" / "tables" / "ablation.csv"),
     }
-
-
-def _cpu_model() -> str:
-    """The processor's model name where the system says it (Linux), else the architecture."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _seconds_by_notebook(timings: list[dict]) -> dict[str, float]:
