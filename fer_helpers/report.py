@@ -567,7 +567,7 @@ def write_report_md(
             f"The baseline CNN, seed {check['seed']}, trained once in {check['precisions'][0]} and once in "
             f"{check['precisions'][1]}: {check['split']} accuracy {100 * check['accuracy'][0]:.1f}% against "
             f"{100 * check['accuracy'][1]:.1f}%, a difference of {100 * check['difference']:+.1f} points "
-            f"(paired bootstrap 95% CI {100 * low:+.1f} to {100 * high:+.1f}).",
+            f"(paired bootstrap 95% CI {100 * low:+.1f} to {100 * high:+.1f}): {check['verdict']}.",
             "",
         ]
     parts += label_noise_section(metrics, split_key, path.parent)

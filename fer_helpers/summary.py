@@ -248,6 +248,10 @@ def precision_check(results: Mapping[str, Sequence[RunResult]], split: str = REP
     a, b = twin[seed], reference[seed]
     labels = a.labels[split]
     low, high = bootstrap_ci(labels, a.preds(split), minus=b.preds(split))
+    if low <= 0 <= high:
+        verdict = "the interval holds zero, so no accuracy cost of bf16 is found at this sample size"
+    else:
+        verdict = f"bf16 is {'less' if high < 0 else 'more'} accurate than float32 beyond the bootstrap's noise"
     return {
         "seed": seed,
         "split": split,
@@ -255,6 +259,7 @@ def precision_check(results: Mapping[str, Sequence[RunResult]], split: str = REP
         "accuracy": [float(np.mean(a.preds(split) == labels)), float(np.mean(b.preds(split) == labels))],
         "difference": float(np.mean(a.preds(split) == labels) - np.mean(b.preds(split) == labels)),
         "difference_ci95": [low, high],
+        "verdict": verdict,
     }
 
 

@@ -440,6 +440,17 @@ def test_the_precision_check_compares_the_bf16_twin_with_the_float32_run(tmp_pat
     assert check["precisions"] == ["bf16-mixed", "32-true"]
     assert check["difference"] == pytest.approx(check["accuracy"][0] - check["accuracy"][1])
     assert check["difference_ci95"][0] < check["difference"] < check["difference_ci95"][1]
+    low, high = check["difference_ci95"]
+    assert ("holds zero" in check["verdict"]) == (low <= 0 <= high)
+    worse = make_result(
+        tmp_path,
+        "baseline_cnn_bf16",
+        {"PrivateTest": make_preds(private, 0.30, seed=2)},
+        {"PrivateTest": private},
+        extra={"precision": "bf16-mixed"},
+    )
+    check = precision_check({"baseline_cnn": [float32], "baseline_cnn_bf16": [worse]})
+    assert check["difference_ci95"][1] < 0 and check["verdict"].startswith("bf16 is less accurate")
 
 
 def test_models_are_scored_against_the_crowd_where_there_are_votes(run_root, tmp_path):
