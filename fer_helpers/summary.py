@@ -39,6 +39,7 @@ from .statistics import BOOT_SEED, METRICS, N_BOOT, bootstrap_ci, per_class_f1_c
 SPLIT_KEYS = {"PublicTest": "public_test", "PrivateTest": "private_test"}
 PAPER_MODELS = tuple(PAPER_RESULTS)
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "torch", "lightning", "matplotlib")
+PRECISION_NAMES = {"32-true": "float32", "bf16-mixed": "bf16 mixed", "16-mixed": "float16 mixed"}  # Lightning's
 PRECISION_CHECK = ("baseline_cnn", "baseline_cnn_bf16")  # the float32 run and its bf16 twin (same recipe, seed)
 METRICS_FILE = "metrics.json"  # in a run's reports folder (the committed one: reports/)
 GRADCAM_FILE = "gradcam.json"
@@ -226,9 +227,16 @@ def model_entry(
     if inference is not None:
         entry["inference_images_per_second"] = inference
     entry["device"] = runs[0].device
-    precisions = sorted({str(r.extra.get("precision", "32-true")) for r in runs if "best_epoch" in r.extra})
-    if len(precisions) > 1:
-        entry["precision_note"] = f"seeds trained in different precisions: {', '.join(precisions)}"
+    seeds_by_precision: dict[str, list] = {}
+    for r in runs:
+        if "best_epoch" in r.extra:  # a CNN
+            seeds_by_precision.setdefault(str(r.extra.get("precision", "32-true")), []).append(r.seed)
+    if len(seeds_by_precision) > 1:
+        entry["precision_note"] = "seeds trained in different precisions: " + ", ".join(
+            f"{PRECISION_NAMES.get(precision, precision)} (seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(map(str, sorted(seeds, key=str)))})"
+            for precision, seeds in sorted(seeds_by_precision.items(), key=lambda item: min(map(str, item[1])))
+        )
     model = runs[0].model
     entry["paper"] = (
         {k: list(v) if isinstance(v, tuple) else v for k, v in PAPER_RESULTS[model].items()}

@@ -178,6 +178,16 @@ def test_a_models_training_time_is_its_fastest_seeds(run_root):
     assert [p["train_seconds"] for p in entry["per_seed"]] == [36.0, 24.0, 12.0]
 
 
+def test_a_model_whose_seeds_ran_in_different_precisions_says_which_seed_ran_in_which(run_root):
+    runs = collect_results(run_root, "abc")["model_b"]
+    assert "precision_note" not in model_entry(runs)
+    precisions = {0: "32-true", 1: "bf16-mixed", 2: "bf16-mixed"}
+    mixed = [replace(r, extra=r.extra | {"best_epoch": 1, "precision": precisions[r.seed]}) for r in runs]
+    assert model_entry(mixed)["precision_note"] == (
+        "seeds trained in different precisions: float32 (seed 0), bf16 mixed (seeds 1, 2)"
+    )
+
+
 def test_frames_for_the_notebook(metrics, run_root):
     comparison = comparison_frame(metrics)
     assert comparison.loc["model_b", "accuracy"] == metrics["models"]["model_b"]["private_test"]["accuracy"]
