@@ -40,7 +40,7 @@ from .markdown import (
 from .profiles import PROFILES
 from .recipes import open_choices
 from .statistics import METRICS, N_BOOT
-from .summary import SPLIT_KEYS
+from .summary import PRECISION_NAMES, SPLIT_KEYS
 
 # Results replaced after their test score had been seen: what, when, and why, so that a reader can weigh them.
 REPLACED_RUNS: tuple[str, ...] = (
@@ -561,11 +561,12 @@ def write_report_md(
     check = metrics.get("precision_check")
     if check:
         low, high = check["difference_ci95"]
+        bf16, float32 = check["precisions"]
         parts += [
             "## bf16 against float32",
             "",
-            f"The baseline CNN, seed {check['seed']}, trained once in {check['precisions'][0]} and once in "
-            f"{check['precisions'][1]}: {check['split']} accuracy {100 * check['accuracy'][0]:.1f}% against "
+            f"The baseline CNN, seed {check['seed']}, trained once in {PRECISION_NAMES.get(bf16, bf16)} and once "
+            f"in {PRECISION_NAMES.get(float32, float32)}: {check['split']} accuracy {100 * check['accuracy'][0]:.1f}% against "
             f"{100 * check['accuracy'][1]:.1f}%, a difference of {100 * check['difference']:+.1f} points "
             f"(paired bootstrap 95% CI {100 * low:+.1f} to {100 * high:+.1f}): {check['verdict']}.",
             "",
