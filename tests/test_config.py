@@ -66,8 +66,9 @@ def test_the_experiment_holds_the_recipe_and_the_default_targets_stay_out():
     assert crowd.experiment()["targets"] == "crowd" and result_name(crowd) == "model_b_crowd"
 
 
-def test_auto_precision_is_float32_on_cpu():
-    assert resolve_precision(CNNConfig(accelerator="cpu")) == "32-true"
+def test_auto_precision_on_this_cpu_follows_its_bf16_support():
+    expected = "bf16-mixed" if cnn_config.cpu_has_native_bf16() else "32-true"
+    assert resolve_precision(CNNConfig(accelerator="cpu")) == expected
     assert resolve_precision(CNNConfig(precision="bf16-mixed")) == "bf16-mixed"
 
 

@@ -209,7 +209,9 @@ def test_saved_weights_reproduce_the_stored_logits(synth, synth_fit):
     _, result = synth_fit
     model = load_weights(result.weights_path)
     images, _ = synth.split("PrivateTest")
-    np.testing.assert_allclose(predict_logits(model, images), result.logits["PrivateTest"], atol=1e-5)
+    # In bf16 (a CPU with native bf16) the same weights give logits equal to bf16's resolution, not float32's.
+    atol = 1e-5 if result.extra["precision"] == "32-true" else 2e-2
+    np.testing.assert_allclose(predict_logits(model, images), result.logits["PrivateTest"], atol=atol)
 
 
 @pytest.mark.trains
