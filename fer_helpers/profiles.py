@@ -41,6 +41,9 @@ class Profile:
     patience: int  # early stopping patience in epochs, on PublicTest
     num_workers_hog: int = -1  # joblib workers for HOG extraction (-1: all cores)
     model_b_width: float = 1.0  # multiplier of Model B's channel widths (1.0: the paper-size model)
+    # Model B's learning-rate schedule: the paper's "plateau" (halve after epochs without a better PublicTest loss)
+    # or "cosine" (down to the paper's last rate over the profile's epochs), for runs too short for a plateau to fire
+    model_b_scheduler: str = "plateau"
     resnet_width: float = 1.0  # multiplier of ResNet-FER's width (1.0: 4.9 M parameters)
     step_epochs: int = 20  # epochs of each run of notebook 04's recipe-steps table (seed 0, PublicTest; 0: no table)
     side_train_per_class: int | None = None  # Training cap for the recipe steps and the ablation (None: as above)
@@ -83,11 +86,14 @@ CLASSROOM = replace(
     name="classroom",
     hog_c_grid=(0.0001, 0.001),  # a decade apart, both solved in the dual in seconds; full chooses 0.001 too
     baseline_max_epochs=3,
-    model_b_max_epochs=4,
+    model_b_max_epochs=6,
     ours_max_epochs=3,
     seeds=(0,),
     patience=4,
-    model_b_width=1 / 3,
+    # Half width with a cosine decay: the budget measured to clear lesson.TARGET_ACCURACY (the README's teaching
+    # section gives the runs); a third of the width at the paper's constant early rate fell well short.
+    model_b_width=0.5,
+    model_b_scheduler="cosine",
     resnet_width=0.125,
     step_epochs=0,  # measured: one epoch per step left every step at 14-25% PublicTest accuracy, noise
     # The ablation only shows how it is done: no lesson-sized budget trains a Model B whose ingredients show (its

@@ -154,7 +154,7 @@ def model_b_config(profile: str | Profile, seed: int = 0, **ablation: Any) -> CN
         model_kwargs=ModelB.scaled(profile.model_b_width) | changed,
         optimizer="adam",
         lr=MODEL_B_LR,
-        scheduler="plateau",
+        scheduler=profile.model_b_scheduler,
         plateau_factor=0.5,
         plateau_patience=3,
         min_lr=MODEL_B_MIN_LR,
@@ -312,7 +312,10 @@ MODEL_B_RECIPE_SOURCES: dict[str, str] = {
 
 def model_b_recipe(config: CNNConfig) -> pd.DataFrame:
     """Model B's training settings in a configuration, each with where it comes from (MODEL_B_RECIPE_SOURCES)."""
+    sources = dict(MODEL_B_RECIPE_SOURCES)
+    if config.scheduler != "plateau":
+        sources["scheduler"] = "the profile (too few epochs for the paper's ReduceLROnPlateau to lower the rate)"
     return pd.DataFrame(
-        [(name, getattr(config, name), source) for name, source in MODEL_B_RECIPE_SOURCES.items()],
+        [(name, getattr(config, name), source) for name, source in sources.items()],
         columns=["setting", "value", "from"],
     ).set_index("setting")

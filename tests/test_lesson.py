@@ -9,6 +9,7 @@ import pytest
 
 from fer_helpers import lesson
 from fer_helpers.claims import ABLATION_LEARNED
+from fer_helpers.profiles import get_profile
 
 
 def _run_folder(path, *, seconds=(10.0, 100.0), profile="classroom", fresh=True, every=True, status="ok"):
@@ -108,6 +109,8 @@ def test_the_record_keeps_the_latest_two_runs_and_the_readme_shows_them(tmp_path
     assert "Model B is more accurate than HOG + SVM: direction reproduced, size not" in text
     assert "30.0% on PublicTest, below the 45%" in text and "withholds its verdicts" in text
     assert "trained at 400 images/s in this lesson, against 1,150 in the committed full run" in text
+    assert "2 run(s) of 2.1 and 2.3 minutes, within the 12 minutes" in text
+    assert "Model B at 50.0% on PrivateTest, below the 55% it should reach" in text
     assert not lesson.update_readme_lesson(readme, record, full_run)  # unchanged: nothing written
 
 
@@ -119,10 +122,21 @@ def test_a_readme_without_the_markers_is_an_error(tmp_path):
 
 
 def test_the_table_says_what_each_notebook_trains_under_the_profile():
-    from fer_helpers.profiles import get_profile
-
     profile = get_profile("classroom")
     doing = lesson.what_each_notebook_does(profile)
     assert f"{profile.baseline_max_epochs} epochs" in doing["03"]
     assert f"{profile.ablation_epochs} epochs each on {profile.side_train_per_class:,}" in doing["07"]
     assert " and ".join(f"{c:g}" for c in profile.hog_c_grid) in doing["02"]
+
+
+def test_the_targets_are_judged_on_every_run_time_and_the_latest_accuracy():
+    def run(seconds, accuracy):
+        return {"total_seconds": seconds, "models": {"model_b": {"accuracy": accuracy, "accuracy_ci95": [0, 1]}}}
+
+    fast_good = {"runs": [run(600.0, 0.50), run(700.0, 0.56)]}
+    assert "within the 12 minutes" in lesson.target_verdicts(fast_good)
+    assert "56.0% on PrivateTest, at or above the 55%" in lesson.target_verdicts(fast_good)
+    one_slow = {"runs": [run(600.0, 0.56), run(721.0, 0.56)]}
+    assert "10.0 and 12.0 minutes, over the 12 minutes" in lesson.target_verdicts(one_slow)
+    assert "no Model B in the latest run" in lesson.target_verdicts({"runs": [{"total_seconds": 60.0, "models": {}}]})
+    assert "cosine schedule" in lesson.what_each_notebook_does(get_profile("classroom"))["04"]

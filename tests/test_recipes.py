@@ -18,6 +18,7 @@ from fer_helpers.recipes import (
     baseline_config,
     config_changes,
     model_b_config,
+    model_b_recipe,
     ours_config,
     recipe_step_configs,
     side_data,
@@ -49,7 +50,7 @@ def test_every_profile_has_a_scale(profile):
 
 def test_classroom_widths():
     assert ModelB.scaled(1 / 3) == {"widths": (16, 32, 64, 117), "hidden": 85}
-    assert dict(model_b_config("classroom").model_kwargs) == ModelB.scaled(1 / 3)
+    assert dict(model_b_config("classroom").model_kwargs) == ModelB.scaled(0.5)
     assert ResNetFER.scaled(0.125) == {"width": 8} and dict(ours_config("classroom").model_kwargs) == {"width": 8}
     assert dict(baseline_config("classroom").model_kwargs) == {}
 
@@ -90,7 +91,9 @@ def test_cpu_profiles_shrink_the_models_but_not_the_recipe():
     small, full = model_b_config("smoke"), model_b_config("full")
     assert count_params(_model(small)) < count_params(_model(full)) / 8
     assert count_params(_model(ours_config("smoke"))) < count_params(_model(ours_config("full"))) / 8
-    assert config_changes(small, full).keys() <= {"model_kwargs", "max_epochs", "batch_size"}
+    # The schedule too, where the profile is too short for the paper's plateau (the profile names it).
+    assert config_changes(small, full).keys() <= {"model_kwargs", "max_epochs", "batch_size", "scheduler"}
+    assert small.scheduler == get_profile("smoke").model_b_scheduler
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_B_ABLATIONS))
@@ -219,3 +222,12 @@ def test_the_ablation_trains_for_its_own_epochs_where_the_profile_sets_them():
     references = [run for run in plan_runs(short) if run.id.startswith("model_b_side/")]
     assert [run.config.max_epochs for run in references] == [3] * len(short.seeds)
     assert not any(run.id.startswith("model_b_side/") for run in plan_runs(full))
+
+
+def test_model_b_keeps_the_papers_plateau_unless_its_profile_is_too_short_for_one():
+    assert model_b_config("full").scheduler == "plateau"
+    assert model_b_recipe(model_b_config("full")).loc["scheduler", "from"].startswith("the paper")
+    short = model_b_config("classroom")
+    assert short.scheduler == "cosine" and short.min_lr == model_b_config("full").min_lr
+    assert model_b_recipe(short).loc["scheduler", "from"].startswith("the profile")
+    assert model_b_config("classroom", class_weights=False).scheduler == "cosine"  # the ablation's runs follow it
