@@ -17,13 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+from fer_helpers import registry
 from fer_helpers.files import atomic_write_text, rewrite_between
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "reports" / "benchmarks.json"
 README = HERE.parent / "README.md"
 README_START, README_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
-MODEL_NAMES = {"baseline_cnn": "baseline CNN", "model_b": "Model B", "resnet_fer": "ResNet-FER"}
 
 
 def machine() -> dict:
@@ -70,7 +70,7 @@ def benchmark_table(report: dict) -> str:
             rate = train[f"{model}_train_images_per_second"]
             bf16 = train[f"{model}_train_images_per_second_bf16"]
             lines.append(
-                f"| {label} | {MODEL_NAMES.get(model, model)} | {rate:,.0f} | "
+                f"| {label} | {registry.label(model)} | {rate:,.0f} | "
                 f"{train[f'{model}_train_images_per_second_channels_first']:,.0f} | {bf16:,.0f} | "
                 f"{bf16 / rate:.2f} | {train[f'{model}_inference_images_per_second']:,.0f} | "
                 f"{train[f'{model}_inference_images_per_second_bf16']:,.0f} |"
