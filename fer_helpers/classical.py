@@ -331,10 +331,11 @@ def search_c_on_public_test(
     usage: np.ndarray,
     *,
     n_jobs: int = -1,
-) -> tuple[list[dict], list[Pipeline]]:
+) -> tuple[list[dict], list[Pipeline], float]:
     """The pipeline fitted on Training at each C, and its PublicTest accuracy and macro F1: one row and one model per C.
 
-    PrivateTest plays no part. The fitted models are returned so that the chosen one needs no second fit.
+    PrivateTest plays no part. The fitted models are returned so that the chosen one needs no second fit, with the
+    CPU seconds the search took in every thread and worker process.
     """
     param, values = _c_values(pipeline, c_grid)
     seen = usage != "PrivateTest"
@@ -346,22 +347,21 @@ def search_c_on_public_test(
         clone(pipeline).set_params(**{param: value}, **_solver(pipeline, c, n_train))
         for c, value in zip(c_grid, values)
     ]
-    x, y = features[seen], labels[seen]  # one copy, shared by the threads
-    # Threads, not processes: liblinear, ridge's solver and BLAS release the GIL, the threads share the features
-    # instead of copying them into each worker, and process_time counts their CPU seconds. liblinear's dual solver
-    # visits the faces in an order drawn from one random generator of the whole process, which every LinearSVC fit
-    # reseeds: next to another fit its result would depend on timing, so a grid with dual fits runs them in turn.
-    if any(_solver_name(candidate) == "dual" for candidate in candidates):
-        n_jobs = 1
-    # A fit that stops at max_iter is recorded in its row ("converged"), not printed as a warning per fit.
-    with parallel_config(backend="threading", n_jobs=n_jobs), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        runs = Parallel()(
-            delayed(cross_validate)(
-                candidate, x, y, cv=public_fold, scoring=SEARCH_SCORING, return_estimator=True, error_score="raise"
-            )
-            for candidate in candidates
-        )
+    x, y = features[seen], labels[seen]  # one copy, shared by the threads (or memory-mapped by the processes)
+    # Threads where they can: liblinear's primal, ridge's solver and BLAS release the GIL, and threads share the
+    # features instead of copying them. liblinear's dual solver, though, visits the faces in an order drawn from one
+    # random generator of the whole process, which every LinearSVC fit reseeds: two dual fits in one process would
+    # make each result depend on timing. A grid with dual fits runs them in worker processes instead, each with its
+    # own generator: the same models as fitted in turn (tested), in the time of the slowest fit rather than the sum.
+    dual = any(_solver_name(candidate) == "dual" for candidate in candidates)
+    backend = "loky" if dual and len(candidates) > 1 and n_jobs != 1 else "threading"
+    cpu_start = time.process_time()
+    with parallel_config(backend=backend, n_jobs=n_jobs):
+        runs = Parallel()(delayed(_fit_and_score)(candidate, x, y, public_fold) for candidate in candidates)
+    # process_time counts this process's threads; a worker process counts its own fit (one at a time) itself.
+    cpu_seconds = time.process_time() - cpu_start
+    if backend == "loky":
+        cpu_seconds += sum(run["cpu_seconds"] for run in runs)
     rows = [
         {
             "C": c,
@@ -373,7 +373,20 @@ def search_c_on_public_test(
         }
         for c, candidate, run in zip(c_grid, candidates, runs)
     ]
-    return rows, [run["estimator"][0] for run in runs]
+    return rows, [run["estimator"][0] for run in runs], cpu_seconds
+
+
+def _fit_and_score(candidate: Pipeline, x: np.ndarray, y: np.ndarray, public_fold: PredefinedSplit) -> dict:
+    """One C of the search: fitted on Training, scored on PublicTest (in a worker thread or process)."""
+    # A fit that stops at max_iter is recorded in its row ("converged"), not printed as a warning per fit; the
+    # filter is set here because a worker process does not inherit the caller's.
+    start = time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        run = cross_validate(
+            candidate, x, y, cv=public_fold, scoring=SEARCH_SCORING, return_estimator=True, error_score="raise"
+        )
+    return {**run, "cpu_seconds": time.process_time() - start}
 
 
 def _n_iter(pipeline: Pipeline) -> int | None:
@@ -424,7 +437,7 @@ def _fit_hog_model(
     del blocks
     training = data.usage == "Training"
 
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, transform_cpu_start = time.perf_counter(), time.process_time()
     pipeline = fit_transformers(config.pipeline(), features[training])
     # The frozen transformers do not depend on C: every face is transformed once, and the search and the final fit
     # see only the classifier (one copy of the transformed faces instead of one per C fitted at once).
@@ -437,11 +450,11 @@ def _fit_hog_model(
     for split, mask in by_split.items():
         features[mask] = transformed[split]
     del transformed
-    transform_seconds = time.perf_counter() - start
-    search, fitted = search_c_on_public_test(
+    transform_seconds, transform_cpu_seconds = time.perf_counter() - start, time.process_time() - transform_cpu_start
+    search, fitted, fit_cpu_seconds = search_c_on_public_test(
         classifier, config.c_grid, features, data.labels, data.usage, n_jobs=n_jobs
     )
-    search_seconds, search_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    search_seconds, search_cpu_seconds = time.perf_counter() - start, transform_cpu_seconds + fit_cpu_seconds
     best = int(np.argmax([row["public_accuracy"] for row in search]))  # the first best: the smallest such C
     # The search fitted each C on Training alone, as every model of the study learns: the chosen one is kept.
     classifier = fitted[best]

@@ -102,15 +102,39 @@ def test_search_scores_match_a_pipeline_fitted_by_hand(synth, run_root, result):
     )
 
 
+def test_dual_fits_in_worker_processes_match_fits_in_turn(synth, run_root):
+    """liblinear's dual draws from one generator per process: fitted side by side in workers, the models are those
+    fitted one after another, and the CPU seconds count the workers' too."""
+    features = classical.cached_hog_features(synth.images, synth.sha256, run_root, n_jobs=1)[0]
+    pipeline = HogSvmConfig(c_grid=GRID).pipeline()
+    n_train = int((synth.usage == "Training").sum())
+    assert all(classical.linear_svc_dual(c, n_train) for c in GRID)  # the case that needs processes
+    in_turn, fitted_in_turn, _ = classical.search_c_on_public_test(
+        pipeline, GRID, features, synth.labels, synth.usage, n_jobs=1
+    )
+    side_by_side, fitted_side_by_side, cpu_seconds = classical.search_c_on_public_test(
+        pipeline, GRID, features, synth.labels, synth.usage, n_jobs=2
+    )
+    for one, other in zip(fitted_in_turn, fitted_side_by_side):
+        np.testing.assert_array_equal(one["clf"].coef_, other["clf"].coef_)
+    drop = ("fit_seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in in_turn] == [
+        {k: v for k, v in r.items() if k not in drop} for r in side_by_side
+    ]
+    assert cpu_seconds >= 0.5 * sum(row["fit_seconds"] for row in side_by_side)
+
+
 def test_a_fit_stopped_at_max_iter_is_recorded_not_warned(synth, run_root):
     features = classical.cached_hog_features(synth.images, synth.sha256, run_root, n_jobs=1)[0]
     pipeline = dataclasses.replace(HogSvmConfig(c_grid=GRID), max_iter=1).pipeline()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a ConvergenceWarning would fail the search here
-        rows, fitted = classical.search_c_on_public_test(pipeline, GRID, features, synth.labels, synth.usage, n_jobs=1)
+        rows, fitted, _ = classical.search_c_on_public_test(
+            pipeline, GRID, features, synth.labels, synth.usage, n_jobs=1
+        )
     assert [row["converged"] for row in rows] == [False] * len(GRID)
     assert all(model["clf"].n_iter_ == 1 for model in fitted)
-    rows, _ = classical.search_c_on_public_test(
+    rows, _, _ = classical.search_c_on_public_test(
         HogSvmConfig(c_grid=GRID).pipeline(), GRID, features, synth.labels, synth.usage, n_jobs=1
     )
     assert all(row["converged"] for row in rows)
@@ -268,6 +292,7 @@ def test_the_chosen_model_is_the_one_the_search_fitted(synth, run_root, monkeypa
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(classical.LinearSVC, "fit", counted)
-    result = fit_hog_svm(synth, HogSvmConfig(c_grid=GRID), run_root / "counted")
+    # in this process, where the fits are counted (a worker process would fit its own LinearSVC)
+    result = fit_hog_svm(synth, HogSvmConfig(c_grid=GRID), run_root / "counted", n_jobs=1)
     assert sorted(fits) == sorted(GRID)
     assert result.extra["chosen_C"] in GRID
