@@ -101,15 +101,10 @@ def run_report(
     print(f"Report run: profile {profile}, {len(paths)} notebook(s), results in {run_dir}")
     timings: list[dict] = []
     start = time.perf_counter()
-    # The evaluation notebook writes metrics.json and REPORT.md from every saved result; where notebooks run after
-    # it (Grad-CAM, the ablation), it runs once more at the end so that the report includes what they produced.
-    steps = list(paths)
-    report_notebook = next((p for p in paths if p.stem.startswith(REPORT_NOTEBOOK_PREFIX)), None)
-    if report_notebook is not None and paths[-1] != report_notebook:
-        steps.append(report_notebook)
+    steps = report_order(paths)
     try:
         for i, path in enumerate(steps, 1):
-            label = f"[{i}/{len(steps)}] {path.stem}" + (" (report pass)" if i > len(paths) else "")
+            label = f"[{i}/{len(steps)}] {path.stem}"
             _execute(path, executed_dir / path.name, parameters, kernel, label, timings, exercises)
     finally:
         whole = {"fresh_run_folder": fresh_run_folder, "every_notebook": notebooks is None}
@@ -126,6 +121,15 @@ def run_report(
             update_readme_lesson(REPO / "README.md", record, reference)
             print(f"Lesson recorded in {LESSON_FILE} and README.md ({len(record['runs'])} run(s) kept)")
     return run_dir
+
+
+def report_order(paths: list[Path]) -> list[Path]:
+    """The notebooks in the order a report run executes them: by number, the evaluation notebook last.
+
+    It writes metrics.json and REPORT.md from every saved result, Grad-CAM's, the ablation's and the crowd's
+    included, and no other notebook reads what it writes: run last, once, it reports on all of them.
+    """
+    return sorted(paths, key=lambda path: path.stem.startswith(REPORT_NOTEBOOK_PREFIX))
 
 
 def without_vote_notebooks(paths: list[Path], data_path: Path) -> list[Path]:

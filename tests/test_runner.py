@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from fer_helpers import data, runner
-from fer_helpers.runner import ReportError, list_notebooks, run_report
+from fer_helpers.runner import ReportError, list_notebooks, report_order, run_report
 
 PARAMETERS = 'profile = "classroom"\ndata_path = None\nrun_dir = None\nfresh = False'
 
@@ -46,6 +46,12 @@ def test_list_notebooks_orders_and_selects(notebooks):
     assert [p.stem for p in list_notebooks(["02"], notebooks)] == ["02_append"]
     with pytest.raises(ValueError, match="no notebook matches \\['07'\\]"):
         list_notebooks(["01", "07"], notebooks)
+
+
+def test_the_evaluation_notebook_runs_last_and_once():
+    paths = [Path(f"{name}.ipynb") for name in ("01_data", "05_evaluation", "06_gradcam", "08_label_noise")]
+    assert [p.stem for p in report_order(paths)] == ["01_data", "06_gradcam", "08_label_noise", "05_evaluation"]
+    assert report_order(paths[:2]) == paths[:2]
 
 
 def test_run_report_executes_in_order_with_parameters(no_fer, notebooks, tmp_path, capsys):
