@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed, parallel_config
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from safetensors.numpy import save_file
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.decomposition import PCA
@@ -32,7 +32,7 @@ from .data import NUM_CLASSES, SPLITS, FERData
 from .features import cached_hog_features, hog_dim
 from .metrics import scored_run
 from .profiles import Profile
-from .results import EVAL_SPLITS, RunResult, cached_run
+from .results import EVAL_SPLITS, RunResult, cached_run, saved_run
 
 # What the C search records for each C on PublicTest; the choice is by accuracy. Macro F1 over all seven classes,
 # as in metrics.classification_metrics.
@@ -145,6 +145,37 @@ def fit_hog_svm(
         return result
 
     return cached_run(config.model, config.to_dict(), data.sha256, run_root, train, fresh=fresh)
+
+
+def hog_svm_configs(profile: Profile) -> list[HogSvmConfig]:
+    """The paper's HOG + SVM at a profile's C grid, without and with balanced class weights."""
+    return [HogSvmConfig.from_profile(profile, class_weight=class_weight) for class_weight in (None, "balanced")]
+
+
+def fit_hog_svms(
+    data: FERData, configs: list[HogSvmConfig], run_root: str | Path, fresh: bool = False, *, n_jobs: int = -1
+) -> dict[str, RunResult]:
+    """Several HOG + SVM configurations, each fitted (or loaded) as `fit_hog_svm` does it, by model name.
+
+    Those still to fit run side by side, one worker process per configuration while the cores allow, each searching
+    its C grid with the cores left to it: on two cores the two configurations' fits overlap instead of queueing
+    behind each other (liblinear's dual solver fits one C per process at a time, see search_c_on_public_test).
+    """
+    cores = effective_n_jobs(n_jobs)
+    todo = [c for c in configs if fresh or saved_run(c.model, c.to_dict(), data.sha256, run_root) is None]
+    if len(todo) < 2 or cores < 2:
+        return {c.model: fit_hog_svm(data, c, run_root, fresh, n_jobs=n_jobs) for c in configs}
+    for params in {tuple(sorted(p.items())) for c in todo for p in c.hog_param_sets}:  # extracted once, then cached
+        cached_hog_features(data.images, data.sha256, run_root, n_jobs=n_jobs, **dict(params))
+    workers = min(len(todo), cores)
+    with parallel_config(backend="loky", n_jobs=workers):
+        fitted = Parallel()(
+            delayed(fit_hog_svm)(data, c, run_root, fresh, n_jobs=max(1, cores // workers)) for c in todo
+        )
+    done = {c.model: result for c, result in zip(todo, fitted)}
+    return {
+        c.model: done[c.model] if c.model in done else fit_hog_svm(data, c, run_root, n_jobs=n_jobs) for c in configs
+    }
 
 
 # ---------------------------------------------------------------- beyond the paper: how far HOG can go

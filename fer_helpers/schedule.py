@@ -95,7 +95,7 @@ class PlannedRun:
 
 def plan_runs(profile: str | Profile) -> list[PlannedRun]:
     """Every run the profile's `fer-study train` makes, most valuable first (see the module docstring)."""
-    from .classical import HogSvmConfig, hog_variant_config
+    from .classical import hog_svm_configs, hog_variant_config
     from .config import result_name
     from .recipes import (
         MODEL_B_ABLATIONS,
@@ -170,9 +170,7 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
             PlannedRun(f"{name}/seed{seed}", "ablation", name, ablation_config(profile, seed, **switches), side=True)
             for name, switches in MODEL_B_ABLATIONS.items()
         ]
-    for class_weight in (None, "balanced"):
-        config = HogSvmConfig.from_profile(profile, class_weight=class_weight)
-        runs.append(PlannedRun(config.model, "hog_svm", config.model, config))
+    runs += [PlannedRun(config.model, "hog_svm", config.model, config) for config in hog_svm_configs(profile)]
     runs += [PlannedRun(name, "hog_variants", name, hog_variant_config(name)) for name in profile.hog_variants]
     return runs
 

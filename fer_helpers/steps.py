@@ -23,15 +23,10 @@ from .study import Study, in_notebook, setup
 
 def hog_svm_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
     """The paper's HOG + linear SVM, without and with balanced class weights (C chosen on PublicTest)."""
-    from .classical import HogSvmConfig, fit_hog_svm
+    from .classical import fit_hog_svms, hog_svm_configs
 
-    results = {}
-    for class_weight in (None, "balanced"):
-        config = HogSvmConfig.from_profile(study.profile, class_weight=class_weight)
-        results[config.model] = fit_hog_svm(
-            study.data, config, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog
-        )
-    return results
+    configs = hog_svm_configs(study.profile)
+    return fit_hog_svms(study.data, configs, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog)
 
 
 def cnn_runs(study: Study, model: str, fresh: bool = False) -> list[RunResult]:

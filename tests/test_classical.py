@@ -124,6 +124,22 @@ def test_dual_fits_in_worker_processes_match_fits_in_turn(synth, run_root):
     assert cpu_seconds >= 0.5 * sum(row["fit_seconds"] for row in side_by_side)
 
 
+def test_configurations_fitted_side_by_side_match_those_fitted_alone(synth, run_root, result, tmp_path):
+    """The unweighted configuration is the module's `result` (fitted alone): side by side with the balanced one, in
+    worker processes, it comes out the same, the balanced one as fitted alone too, and both are then saved."""
+    configs = [HogSvmConfig(c_grid=GRID), HogSvmConfig(c_grid=GRID, class_weight="balanced")]
+    side_by_side = classical.fit_hog_svms(synth, configs, tmp_path, n_jobs=2)
+    balanced_alone = fit_hog_svm(synth, configs[1], tmp_path / "alone", n_jobs=1)
+    assert list(side_by_side) == ["hog_svm", "hog_svm_balanced"]
+    for alone in (result, balanced_alone):
+        together = side_by_side[alone.model]
+        assert not together.from_cache and together.extra["chosen_C"] == alone.extra["chosen_C"]
+        for split in ("PublicTest", "PrivateTest"):
+            np.testing.assert_array_equal(together.logits[split], alone.logits[split])
+    again = classical.fit_hog_svms(synth, configs, tmp_path, n_jobs=2)
+    assert all(r.from_cache for r in again.values())
+
+
 def test_a_fit_stopped_at_max_iter_is_recorded_not_warned(synth, run_root):
     features = classical.cached_hog_features(synth.images, synth.sha256, run_root, n_jobs=1)[0]
     pipeline = dataclasses.replace(HogSvmConfig(c_grid=GRID), max_iter=1).pipeline()
