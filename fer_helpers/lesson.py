@@ -18,7 +18,7 @@ from . import registry
 from .claims import ABLATION_LEARNED, ABLATION_SPLIT, REPORT_SPLIT
 from .config import cpu_has_native_bf16, cpu_model
 from .files import atomic_write_text, rewrite_between
-from .markdown import format_pct, format_pct_interval, markdown_table
+from .markdown import format_count, format_pct, format_pct_interval, markdown_table
 from .profiles import Profile, get_profile
 from .summary import METRICS_FILE, SPLIT_KEYS
 
@@ -81,7 +81,7 @@ def lesson_run(run_dir: str | Path) -> dict:
 
 
 def _seconds_by_notebook(timings: list[dict]) -> dict[str, float]:
-    """Seconds per notebook, the evaluation notebook's two passes added together."""
+    """Seconds per notebook (a notebook run twice, as the evaluation notebook once was, counts both runs)."""
     seconds: dict[str, float] = {}
     for t in timings:
         seconds[t["notebook"]] = round(seconds.get(t["notebook"], 0.0) + t["seconds"], 1)
@@ -116,22 +116,20 @@ def what_each_notebook_does(profile: Profile) -> dict[str, str]:
     """What each notebook trains or measures under the profile, in a few words (the teaching table's last column)."""
     grid = " and ".join(f"{c:g}" for c in profile.hog_c_grid)
     side = f"{profile.side_train_per_class:,} training faces per class" if profile.side_train_per_class else "Training"
-    ablation_epochs = profile.ablation_epochs or profile.model_b_max_epochs
+    baseline = format_count(profile.baseline_max_epochs, "epoch")
+    schedule = "" if profile.model_b_scheduler == "plateau" else f" ({profile.model_b_scheduler} schedule)"
+    ablation = format_count(profile.ablation_epochs or profile.model_b_max_epochs, "epoch")
     return {
         "01": "counts, mean faces, pixel statistics and twins of every face",
         "02": f"HOG of every face; the linear SVM with and without class weights, C from {grid}",
-        "03": f"the paper's baseline, {profile.baseline_max_epochs} epochs",
-        "04": f"Model B at {profile.model_b_width:.2g} of its widths for {profile.model_b_max_epochs} epochs"
-        + ("" if profile.model_b_scheduler == "plateau" else f" ({profile.model_b_scheduler} schedule)")
-        + "; "
-        f"ResNet-FER at {profile.resnet_width:.3g} of its width for {profile.ours_max_epochs}, with test-time "
-        "augmentation",
-        "05": "comparison, intervals, McNemar, calibration, the paper's claims, REPORT.md (run twice: before and "
-        "after 06-08)",
+        "03": f"the paper's baseline, {baseline}",
+        "04": f"Model B at {profile.model_b_width:.2g} of its widths for "
+        f"{format_count(profile.model_b_max_epochs, 'epoch')}{schedule}; ResNet-FER at {profile.resnet_width:.3g} of "
+        f"its width for {format_count(profile.ours_max_epochs, 'epoch')}, with test-time augmentation",
+        "05": "comparison, intervals, McNemar, calibration, the paper's claims, REPORT.md (run last)",
         "06": f"Grad-CAM of {profile.cam.n_images} PublicTest faces, region shares, faithfulness, randomisation check",
-        "07": f"Model B and its six ablations, {ablation_epochs} epochs each on {side}",
-        "08": f"the baseline trained on the crowd's votes ({profile.baseline_max_epochs} epochs) against its label "
-        "twin",
+        "07": f"Model B and its six ablations, {ablation} each on {side}",
+        "08": f"the baseline trained on the crowd's votes ({baseline}) against its label twin",
     }
 
 

@@ -88,6 +88,11 @@ def format_without_twins(entry: dict, split_key: str, metric: str = "accuracy") 
     return f"{format_f1(block, metric)} ({format_interval(block[f'{metric}_ci95'])})"
 
 
+def format_count(n: int, noun: str) -> str:
+    """A count with its noun, plural unless it is one: "1 epoch", "3 epochs"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def format_params(value: int | float | None) -> str:
     """A parameter count: "2.46 M", or the number itself below 100,000."""
     if value is None:

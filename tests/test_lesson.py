@@ -9,6 +9,7 @@ import pytest
 
 from fer_helpers import lesson
 from fer_helpers.claims import ABLATION_LEARNED
+from fer_helpers.markdown import format_count
 from fer_helpers.profiles import get_profile
 
 
@@ -125,7 +126,10 @@ def test_the_table_says_what_each_notebook_trains_under_the_profile():
     profile = get_profile("classroom")
     doing = lesson.what_each_notebook_does(profile)
     assert f"{profile.baseline_max_epochs} epochs" in doing["03"]
-    assert f"{profile.ablation_epochs} epochs each on {profile.side_train_per_class:,}" in doing["07"]
+    assert f"{format_count(profile.ours_max_epochs, 'epoch')}, with" in doing["04"]
+    assert f"{format_count(profile.ablation_epochs, 'epoch')} each on {profile.side_train_per_class:,}" in doing["07"]
+    for epochs, words in ((1, "1 epoch each"), (2, "2 epochs each")):
+        assert words in lesson.what_each_notebook_does(get_profile("classroom", ablation_epochs=epochs))["07"]
     assert " and ".join(f"{c:g}" for c in profile.hog_c_grid) in doing["02"]
 
 
