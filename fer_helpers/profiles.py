@@ -84,7 +84,9 @@ FULL = Profile(
 CLASSROOM = replace(
     FULL,
     name="classroom",
-    hog_c_grid=(0.0001, 0.001),  # a decade apart, both solved in the dual in seconds; full chooses 0.001 too
+    # Both solved in the dual in seconds (a larger C takes the dual longer); on FER-2013 each scores within 0.2 points
+    # of the best C of full's grid on PublicTest, with and without class weights.
+    hog_c_grid=(0.0001, 0.0003),
     baseline_max_epochs=3,  # measured: at 2 epochs the baseline is no better than HOG + SVM
     # Half width for 5 epochs with a cosine decay: the budget measured to clear lesson.TARGET_ACCURACY (the README's
     # teaching section gives the runs; a sixth epoch gained half a point for 50 s more); a third of the width at the
@@ -93,7 +95,7 @@ CLASSROOM = replace(
     model_b_width=0.5,
     model_b_scheduler="cosine",
     # Our model needs width and epochs that only a GPU gives (notebook 04): in the lesson it only shows the recipe.
-    ours_max_epochs=2,
+    ours_max_epochs=1,
     resnet_width=0.125,
     seeds=(0,),
     patience=4,
