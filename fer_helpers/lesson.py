@@ -20,7 +20,7 @@ from .config import cpu_has_native_bf16, cpu_model
 from .files import atomic_write_text, rewrite_between
 from .markdown import format_count, format_pct, format_pct_interval, markdown_table
 from .profiles import Profile, get_profile
-from .summary import METRICS_FILE, SPLIT_KEYS
+from .summary import METRICS_FILE, PRECISION_NAMES, SPLIT_KEYS
 
 LESSON_PROFILE = "classroom"
 RUNS_KEPT = 2  # the lesson is measured twice: the latest two runs are kept
@@ -58,6 +58,7 @@ def lesson_run(run_dir: str | Path) -> dict:
             "accuracy": entry[split_key]["accuracy"],
             "accuracy_ci95": entry[split_key]["accuracy_ci95"],
             "train_images_per_second": entry.get("images_per_second"),
+            "precision": entry.get("precision"),
         }
         for name, entry in metrics["models"].items()
         if registry.is_main(name) and split_key in entry
@@ -133,6 +134,26 @@ def what_each_notebook_does(profile: Profile) -> dict[str, str]:
     }
 
 
+def _speed_sentence(lesson: dict, full: dict | None) -> str:
+    """How fast the machine ran: SPEED_MODEL's training rate in the lesson beside the committed full run's on a CPU,
+    each with its precision, and a warning where the precisions differ (bf16 alone moves the rate severalfold)."""
+    rate, full = lesson.get("train_images_per_second"), full or {}
+    if not rate or not full.get("images_per_second") or not str(full.get("device", "")).startswith("cpu"):
+        return ""
+
+    def trained_in(precision: str | None) -> str:
+        return f" in {PRECISION_NAMES.get(precision, precision)}" if precision else ""
+
+    text = (
+        f" How fast the machine ran: the {registry.label(SPEED_MODEL)} trained at {rate:,.0f} images/s in this "
+        f"lesson{trained_in(lesson.get('precision'))}, against {full['images_per_second']:,.0f} in the committed full "
+        f"run on {full['device']}{trained_in(full.get('precision'))}"
+    )
+    if lesson.get("precision") and full.get("precision") and lesson["precision"] != full["precision"]:
+        return text + ": different precisions, so the rates compare the precisions more than the machines."
+    return text + "."
+
+
 def lesson_block(record: dict, reference: dict | None = None) -> str:
     """The README's teaching block: the table of notebook times per run, then the latest run's headline numbers.
 
@@ -168,13 +189,7 @@ def lesson_block(record: dict, reference: dict | None = None) -> str:
     for ordering in latest["orderings"]:
         text += f" {ordering['claim']}: {ordering['verdict']} ({ordering['detail']})."
     text += " " + target_verdicts(record)
-    speed = latest["models"].get(SPEED_MODEL, {}).get("train_images_per_second")
-    known = (reference or {}).get("models", {}).get(SPEED_MODEL, {})
-    if speed and known.get("images_per_second") and str(known.get("device", "")).startswith("cpu"):
-        text += (
-            f" How fast the machine ran: the {registry.label(SPEED_MODEL)} trained at {speed:,.0f} images/s in this "
-            f"lesson, against {known['images_per_second']:,.0f} in the committed full run on {known['device']}."
-        )
+    text += _speed_sentence(latest["models"].get(SPEED_MODEL, {}), (reference or {}).get("models", {}).get(SPEED_MODEL))
     reference = latest.get("ablation_reference")
     if reference:
         learned = reference["accuracy"] >= reference["learned_threshold"]

@@ -223,6 +223,8 @@ def model_entry(
     fastest = min(runs, key=lambda r: r.train_seconds)
     entry["train_seconds"] = float(fastest.train_seconds)
     entry["images_per_second"] = fastest.images_per_second
+    if "precision" in fastest.extra:  # what that rate was trained in
+        entry["precision"] = fastest.extra["precision"]
     inference = _max_or_none([r.extra.get("inference_images_per_second") for r in runs])
     if inference is not None:
         entry["inference_images_per_second"] = inference

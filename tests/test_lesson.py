@@ -41,6 +41,7 @@ def _run_folder(path, *, seconds=(10.0, 100.0), profile="classroom", fresh=True,
             "baseline_cnn": {
                 "private_test": {"accuracy": 0.47, "accuracy_ci95": [0.45, 0.49]},
                 "images_per_second": 400.0,
+                "precision": "bf16-mixed",
             },
             "model_b_no_bn": {"private_test": block},  # not a main model: left out
         },
@@ -70,6 +71,7 @@ def test_a_lesson_run_is_summarised_from_its_folder(tmp_path):
     assert run["notebooks"] == {"01_data_exploration": 10.0, "05_evaluation": 105.0}  # both passes of 05
     assert set(run["models"]) == {"hog_svm", "baseline_cnn", "model_b"}
     assert run["models"]["baseline_cnn"]["train_images_per_second"] == 400.0
+    assert run["models"]["baseline_cnn"]["precision"] == "bf16-mixed"
     assert [o["claim"] for o in run["orderings"]] == ["Model B is more accurate than HOG + SVM"]
     assert run["ablation_reference"] == {"split": "PublicTest", "accuracy": 0.3, "learned_threshold": ABLATION_LEARNED}
 
@@ -109,7 +111,18 @@ def test_the_record_keeps_the_latest_two_runs_and_the_readme_shows_them(tmp_path
     assert "HOG + SVM 43.0%" in text and "Model B 50.0%" in text
     assert "Model B is more accurate than HOG + SVM: direction reproduced, size not" in text
     assert "30.0% on PublicTest, below the 45%" in text and "withholds its verdicts" in text
-    assert "trained at 400 images/s in this lesson, against 1,150 in the committed full run" in text
+    # the full run's entry does not say its precision: no warning
+    assert (
+        "trained at 400 images/s in this lesson in bf16 mixed, against 1,150 in the committed full run on cpu "
+        "(2 threads)." in text
+    )
+    in_float32 = {"models": {"baseline_cnn": full_run["models"]["baseline_cnn"] | {"precision": "32-true"}}}
+    assert (
+        "images/s in this lesson in bf16 mixed, against 1,150 in the committed full run on cpu (2 threads) in "
+        "float32: different precisions" in lesson.lesson_block(record, in_float32)
+    )
+    in_bf16 = {"models": {"baseline_cnn": full_run["models"]["baseline_cnn"] | {"precision": "bf16-mixed"}}}
+    assert "different precisions" not in lesson.lesson_block(record, in_bf16)
     assert "2 run(s) of 2.1 and 2.3 minutes, within the 12 minutes" in text
     assert "Model B at 50.0% on PrivateTest, below the 55% it should reach" in text
     assert not lesson.update_readme_lesson(readme, record, full_run)  # unchanged: nothing written

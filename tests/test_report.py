@@ -168,12 +168,13 @@ def test_a_models_training_time_is_its_fastest_seeds(run_root):
             r,
             train_seconds=12.0 * (3 - i),
             images_per_second=1000.0 / (3 - i),
-            extra=r.extra | {"inference_images_per_second": 9000.0 / (3 - i)},
+            extra=r.extra | {"inference_images_per_second": 9000.0 / (3 - i), "precision": f"p{i}"},
         )
         for i, r in enumerate(runs)
     ]
     entry = model_entry(slowed)
     assert entry["train_seconds"] == 12.0 and entry["images_per_second"] == 1000.0
+    assert entry["precision"] == "p2"  # the precision that rate was trained in
     assert entry["inference_images_per_second"] == 9000.0
     assert [p["train_seconds"] for p in entry["per_seed"]] == [36.0, 24.0, 12.0]
 
