@@ -20,9 +20,11 @@ from .config import cpu_has_native_bf16, cpu_model
 from .files import atomic_write_text, rewrite_between
 from .markdown import format_count, format_pct, format_pct_interval, markdown_table
 from .profiles import Profile, get_profile
+from .study import REPO
 from .summary import METRICS_FILE, PRECISION_NAMES, SPLIT_KEYS
 
 LESSON_PROFILE = "classroom"
+LESSON_FILE = REPO / "reports" / "lesson.json"  # the lesson's committed record
 RUNS_KEPT = 2  # the lesson is measured twice: the latest two runs are kept
 LESSON_START = "<!-- lesson:start -->"
 LESSON_END = "<!-- lesson:end -->"
@@ -227,3 +229,12 @@ def target_verdicts(record: dict) -> str:
 def update_readme_lesson(readme_path: str | Path, record: dict, reference: dict | None = None) -> bool:
     """Rewrite the README's teaching block (between the lesson markers) from the record; True if it changed."""
     return rewrite_between(readme_path, LESSON_START, LESSON_END, lesson_block(record, reference))
+
+
+def refresh_readme_lesson(readme_path: str | Path, reference: dict, lesson_path: str | Path = LESSON_FILE) -> bool:
+    """After a new full run: the teaching block from the committed lesson record again, its speed line against the
+    new run (reference, its metrics); True if it changed, False also where no lesson has been recorded."""
+    lesson_path = Path(lesson_path)
+    if not lesson_path.exists():
+        return False
+    return update_readme_lesson(readme_path, json.loads(lesson_path.read_text()), reference)

@@ -20,7 +20,6 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 TIMINGS_FILE = "timings.json"
-LESSON_FILE = REPO / "reports" / "lesson.json"  # the lesson's committed record (fer_helpers.lesson)
 REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
 VOTES_NOTEBOOK_PREFIXES = ("08_",)  # notebooks that need the FER+ crowd votes beside FER-2013
 EXERCISE_TAG = "exercise"  # a notebook's exercise cells: run by a student, not by the report
@@ -111,7 +110,7 @@ def run_report(
         _write_timings(run_dir, parameters, timings, time.perf_counter() - start, whole)
     print(_summary(timings))
     if found is not None and all(whole.values()):  # every notebook on FER-2013 from an empty run folder
-        from fer_helpers.lesson import LESSON_PROFILE, record_lesson, update_readme_lesson  # imports torch
+        from fer_helpers.lesson import LESSON_FILE, LESSON_PROFILE, record_lesson, update_readme_lesson  # imports torch
         from fer_helpers.summary import METRICS_FILE
 
         if profile == LESSON_PROFILE:

@@ -128,6 +128,18 @@ def test_the_record_keeps_the_latest_two_runs_and_the_readme_shows_them(tmp_path
     assert not lesson.update_readme_lesson(readme, record, full_run)  # unchanged: nothing written
 
 
+def test_a_new_full_run_refreshes_the_lesson_block_from_the_committed_record(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{lesson.LESSON_START}\nstale\n{lesson.LESSON_END}\n")
+    full_run = {"models": {"baseline_cnn": {"images_per_second": 999.0, "device": "cpu (2 threads)"}}}
+    assert not lesson.refresh_readme_lesson(readme, full_run, tmp_path / "no-lesson.json")
+    assert "stale" in readme.read_text()  # no record: left as it is
+    record_path = tmp_path / "lesson.json"
+    lesson.record_lesson(_run_folder(tmp_path / "run"), record_path)
+    assert lesson.refresh_readme_lesson(readme, full_run, record_path)
+    assert "stale" not in readme.read_text() and "against 999 in the committed full run" in readme.read_text()
+
+
 def test_a_readme_without_the_markers_is_an_error(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
