@@ -1,6 +1,7 @@
 """Emotions of the faces in any photo, and accuracy on any folder of labelled face photos.
 
-Reading (`load_photo`): any file Pillow reads, turned upright by its EXIF orientation. As a guard against
+Reading (`load_photo`): any file Pillow reads, turned upright by its EXIF orientation, with transparent pixels
+composited on white (whatever colour a transparent pixel stores is not part of the picture). As a guard against
 decompression bombs, a photo that would decode to more than `MAX_PIXELS` (40 megapixels) is refused before its
 pixels are decoded. A JPEG larger than needed is first decoded at a reduced scale (1/2, 1/4 or 1/8, Pillow's draft
 mode), so a large camera JPEG passes while a 40+ megapixel PNG or TIFF does not. A photo whose longer side
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -42,7 +44,7 @@ from .data import CLASS_NAMES, IMAGE_SIZE
 from .explain import gradcam
 from .inference import predict_probs
 from .metrics import confusion
-from .results import MODELS_DIR
+from .results import MODELS_DIR, REPO, RESULT_FILE, SHIPPED_KEY
 from .statistics import bootstrap_ci
 from .weights import load_weights
 
@@ -66,6 +68,8 @@ MIN_FACE_SIDE = 20  # pixels of that copy; the cascade's own window, smaller fac
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ANNOTATED_SUFFIX = "_emotions.png"
 MAX_FACE_PANELS = 6  # faces shown with heatmap and bars in an annotated photo (all are boxed)
+BACKGROUND = (255, 255, 255)  # what transparent pixels are composited on: white, as a viewer shows them
+REPORTED_SPLIT = "PrivateTest"  # the split whose accuracy names the weights that answer
 
 # Folder names accepted for each FER-2013 class (lower case; a folder's name is compared case-insensitively).
 CLASS_SYNONYMS: dict[str, str] = {
@@ -163,7 +167,49 @@ def load_model(weights: str | Path | None = None) -> nn.Module:
     except (SafetensorError, ValueError, RuntimeError, KeyError) as err:
         raise PredictError(f"{path}: not usable weights ({err})") from err
     model.tta = config.get("tta", "none")
+    model.weights_file = path
     return model
+
+
+def weights_result(path: str | Path) -> dict | None:
+    """The saved run that a weights file came from (its result.json: metrics, seed, device), None where absent.
+
+    A run's own weights lie in its folder beside result.json; a shipped file in models/ names its model and the
+    run's key, whose folder is looked for under runs/*/results/.
+    """
+    path = Path(path)
+    if (path.parent / RESULT_FILE).is_file():
+        return json.loads((path.parent / RESULT_FILE).read_text())
+    try:
+        with safe_open(str(path), framework="np") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return None
+    if not metadata.get("model") or not metadata.get(SHIPPED_KEY):
+        return None
+    run = f"{metadata['model']}-{metadata[SHIPPED_KEY]}"
+    found = sorted((REPO / "runs").glob(f"*/results/{run}/{RESULT_FILE}"))
+    return json.loads(found[0].read_text()) if found else None
+
+
+def model_line(model: nn.Module) -> str:
+    """One line naming the weights that answer: their file, the model, and its accuracy on REPORTED_SPLIT."""
+    path = getattr(model, "weights_file", None)
+    if path is None:
+        return f"Model: {type(model).__name__} (not loaded from a weights file)"
+    shown = os.path.relpath(path) if Path(path).is_absolute() and _under_cwd(path) else str(path)
+    result = weights_result(path)
+    if result is None:
+        return f"Model: {shown} (no saved run beside it gives its test accuracy)"
+    name = result.get("model", "")
+    label = registry.label(name) if name in registry.MODELS else name
+    scores = result.get("metrics", {}).get(REPORTED_SPLIT)
+    accuracy = f", {REPORTED_SPLIT} accuracy {scores['accuracy']:.1%}" if scores else ""
+    return f"Model: {label} from {shown}{accuracy} (run {name}-{result.get('key', '?')}, seed {result.get('seed')})"
+
+
+def _under_cwd(path: str | Path) -> bool:
+    return Path(path).resolve().is_relative_to(Path.cwd().resolve())
 
 
 def _class_probs(model: nn.Module, faces: np.ndarray) -> np.ndarray:
@@ -195,7 +241,7 @@ def load_photo(path: str | Path, work_side: int = WORK_SIDE) -> Photo:
                 decoded_width = image.size[0]
                 turned = image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # a quarter turn
                 upright = ImageOps.exif_transpose(image)
-                rgb = np.asarray(_eight_bit(upright).convert("RGB"))
+                rgb = np.asarray(_opaque(_eight_bit(upright)))
     except PredictError:
         raise
     except Image.DecompressionBombError as err:
@@ -211,6 +257,15 @@ def load_photo(path: str | Path, work_side: int = WORK_SIDE) -> Photo:
         scale *= shrink
     rgb = np.ascontiguousarray(rgb)
     return Photo(path=path, rgb=rgb, gray=cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), scale=scale, size=size)
+
+
+def _opaque(image: Image.Image) -> Image.Image:
+    """The image as RGB, its transparent pixels (an alpha channel or a palette's transparent entry) on BACKGROUND."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("P", "L", "RGB") and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def _eight_bit(image: Image.Image) -> Image.Image:
@@ -417,7 +472,7 @@ def evaluate_folder(folder: str | Path, model: nn.Module, drop_unknown: bool = F
     if unknown and not drop_unknown:
         raise PredictError(
             f"{folder}: unknown class folder(s) {unknown}; known names: {sorted(CLASS_SYNONYMS)}. "
-            "Rename them, or leave them out with --drop-unknown (drop_unknown=True)."
+            "Rename them, or leave them out with --drop-unknown."
         )
     files: list[Path] = []
     labels: list[int] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -114,3 +115,61 @@ def test_python_dash_m_runs_the_same_command_line():
     done = subprocess.run([sys.executable, "-m", "fer_helpers", "--help"], capture_output=True, text=True)
     assert done.returncode == 0
     assert all(command in done.stdout for command in ("report", "data", "train"))
+
+
+def test_the_synthetic_data_value_is_the_studys():
+    from fer_helpers import cli, study
+
+    assert cli.SYNTHETIC == study.SYNTHETIC
+
+
+def _bad_command_lines(tmp_path) -> list[tuple[list[str], str]]:
+    """Mistyped files and folders, a folder where a file belongs, a file where a folder belongs, unknown options
+    and profiles: each with what its one-line answer says."""
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"not read: the answer comes before")
+    photo = str(photo)
+    return [
+        (["predict", str(tmp_path / "astronuat.jpg")], "astronuat.jpg: no such file"),
+        (["predict", str(tmp_path)], ": a folder, not a file"),
+        (["predict", photo, "--weights", str(tmp_path / "w.safetensors")], "no such weights file"),
+        (["predict", photo, "--weights", str(tmp_path)], "a folder, not a weights file"),
+        (["predict", photo, "--weigths", "w"], "unrecognized arguments: --weigths"),
+        (["evaluate", str(tmp_path / "faces")], "faces: no such folder"),
+        (["evaluate", photo], "photo.png: a file, not a folder"),
+        (["evaluate", str(tmp_path), "--weights", str(tmp_path / "w.safetensors")], "no such weights file"),
+        (["data", "check", str(tmp_path / "fer2013.zip")], "fer2013.zip: no such file or folder"),
+        (["report", "--data", str(tmp_path / "fer2013.zip")], "--data"),
+        (["report", "--profile", "clasroom"], "invalid choice: 'clasroom'"),
+        (["report", "--run-dir", photo], f"--run-dir {photo}: a file, not a run folder"),
+        (["train", "--data", str(tmp_path / "fer2013.zip")], "no such file or folder"),
+        (["ship", str(tmp_path / "runs" / "model_b-x")], "no such result folder"),
+        (["unpack", str(tmp_path / "runs-01.tar.gz")], "runs-01.tar.gz: no such file"),
+    ]
+
+
+def test_argument_and_path_errors_answer_before_torch_is_imported(tmp_path):
+    """Each mistake gets its one line and exit status 2 with neither torch nor Lightning, pandas nor OpenCV loaded."""
+    cases = _bad_command_lines(tmp_path)
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from fer_helpers.cli import main\n"
+        f"cases = {[argv for argv, _ in cases]!r}\n"
+        "answers = []\n"
+        "for argv in cases:\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        try:\n"
+        "            status = main(argv)\n"
+        "        except SystemExit as exit:\n"
+        "            status = exit.code\n"
+        "    heavy = [m for m in ('torch', 'lightning', 'pandas', 'cv2') if m in sys.modules]\n"
+        "    answers.append({'status': status, 'err': err.getvalue(), 'heavy': heavy})\n"
+        "print(json.dumps(answers))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for (argv, expected), answer in zip(cases, json.loads(done.stdout)):
+        assert answer["status"] == 2, (argv, answer)
+        assert expected in answer["err"], (argv, answer["err"])
+        assert answer["heavy"] == [], (argv, answer["heavy"])

@@ -302,6 +302,34 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     assert np.abs(photo.gray[0].astype(int) - np.round(ramp[0] / 257)).max() <= 1
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_pixels_are_composited_on_white(tmp_path, mode):
+    """A face-like pattern stored in fully transparent pixels is not part of the picture: they read as white."""
+    pattern = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))  # what the transparent pixels hold
+    visible = np.zeros((64, 64), bool)
+    visible[16:48, 16:48] = True  # an opaque black square in the middle
+    gray = np.where(visible, 0, pattern).astype(np.uint8)
+    alpha = np.where(visible, 255, 0).astype(np.uint8)
+    path = tmp_path / f"transparent-{mode}.png"
+    if mode == "P":  # a palette with one transparent entry
+        image = Image.fromarray(np.where(visible, 0, 1).astype(np.uint8), mode="P")
+        image.putpalette([0, 0, 0, 200, 50, 50])
+        image.save(path, transparency=1)
+    else:
+        channels = [gray, gray, gray, alpha] if mode == "RGBA" else [gray, alpha]
+        Image.fromarray(np.stack(channels, axis=-1), mode=mode).save(path)
+    photo = load_photo(path)
+    assert (photo.rgb[~visible] == 255).all() and (photo.rgb[visible] == 0).all()
+    assert photo.gray.shape == (64, 64) and (photo.gray[~visible] == 255).all()
+
+
+def test_an_opaque_image_is_read_as_stored(tmp_path):
+    pattern = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))
+    path = tmp_path / "opaque.png"
+    Image.fromarray(np.stack([pattern] * 3 + [np.full_like(pattern, 255)], axis=-1), mode="RGBA").save(path)
+    assert np.array_equal(load_photo(path).gray, pattern)
+
+
 # ---------------------------------------------------------------------------------------------- predicting
 def test_astronaut_has_one_face_and_an_annotated_png(tmp_path, model):
     path = _astronaut(tmp_path / "astronaut.png")
@@ -395,8 +423,10 @@ def test_evaluate_folder_counts_and_metrics(tmp_path, nearest_mean, faces):
 def test_unknown_class_is_an_error_unless_dropped(tmp_path, model, faces):
     images, labels = faces.split("Training")
     root = _labelled_folder(tmp_path / "faces", images, labels, {3: "joy", 4: "contempt"})
-    with pytest.raises(PredictError, match=r"unknown class folder\(s\) \['contempt'\]"):
+    with pytest.raises(PredictError, match=r"unknown class folder\(s\) \['contempt'\]") as refused:
         evaluate_folder(root, model)
+    assert str(refused.value).endswith("leave them out with --drop-unknown.")  # no Python names
+    assert "drop_unknown" not in str(refused.value)
     result = evaluate_folder(root, model, drop_unknown=True)
     assert result["dropped"] == {"contempt": int((labels == 4).sum())}
     assert result["n"] == int((labels == 3).sum()) and result["classes"] == ["Happy"]
@@ -443,6 +473,7 @@ def test_cli_predict_prints_the_table_and_writes_pngs(tmp_path, weights, capsys)
     photo = _astronaut(tmp_path / "astronaut.png")
     assert main(["predict", str(photo), "--weights", str(weights), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
+    assert out.startswith(f"Model: {weights} (no saved run beside it gives its test accuracy)\n")
     assert "astronaut.png" in out and all(column in out for column in ("face", "box", "label", "prob"))
     assert (tmp_path / "out" / "astronaut_emotions.png").is_file()
 
@@ -458,6 +489,33 @@ def test_cli_predict_user_errors_exit_2(tmp_path, weights, faces, capsys, monkey
     monkeypatch.setattr(predict, "MODELS_DIR", tmp_path / "models")
     assert main(["predict", str(face)]) == 2
     assert "fer-study train" in capsys.readouterr().err
+
+
+def test_the_first_line_names_the_weights_and_their_test_accuracy(tmp_path, weights, faces, capsys):
+    run = tmp_path / "runs" / "smoke" / "results" / "model_b-0123456789ab"
+    run.mkdir(parents=True)
+    run_weights = run / "weights.safetensors"
+    run_weights.write_bytes(weights.read_bytes())
+    result = {"model": "model_b", "key": "0123456789ab", "seed": 1, "metrics": {"PrivateTest": {"accuracy": 0.6234}}}
+    (run / "result.json").write_text(json.dumps(result))
+    face = _write_gray(tmp_path / "face.png", faces.images[0])
+    assert main(["predict", str(face), "--weights", str(run_weights), "--no-cam", "--out", str(tmp_path)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == f"Model: Model B from {run_weights}, PrivateTest accuracy 62.3% (run model_b-0123456789ab, seed 1)"
+    images, labels = faces.split("Training")
+    root = _labelled_folder(tmp_path / "faces", images, labels, {3: "happy"})
+    assert main(["evaluate", str(root), "--weights", str(run_weights)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == first
+
+
+def test_shipped_weights_find_their_run_by_its_key():
+    """models/ holds Model B, whose run (named by the file's key) is committed under runs/full/results/."""
+    shipped = predict.MODELS_DIR / "model_b.safetensors"
+    result = predict.weights_result(shipped)
+    assert result is not None and result["model"] == "model_b"
+    line = predict.model_line(load_model(shipped))
+    assert line.startswith("Model: Model B from ")
+    assert f"PrivateTest accuracy {result['metrics']['PrivateTest']['accuracy']:.1%}" in line
 
 
 def test_predicting_does_not_import_the_training_stack(tmp_path, weights, faces):
