@@ -4,6 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= auto
 STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+# JupyterLab refuses to start as root (Docker, most cloud notebooks) without --allow-root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
+# Kernels talk to the server over CurveZMQ-encrypted sockets instead of plain TCP (the kernelspec declares support).
+KERNEL_ENCRYPTION := --KernelManager.transport_encryption=auto
 
 .PHONY: setup report train test test-fast lint bench lab lab-check strip clean
 
@@ -22,7 +27,7 @@ report: setup  ## regenerate the report (PROFILE=auto|smoke|classroom|full)
 train: setup  ## train every model of a profile without Jupyter
 	$(PY) -m fer_helpers train --profile $(PROFILE)
 
-test: setup  ## the linter and format check, then the whole test suite (real-data tests need FER2013_PATH and FERPLUS_PATH)
+test: setup  ## the linter and format check, then the whole test suite (real data from data/, FER2013_PATH, FERPLUS_PATH)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -37,11 +42,12 @@ lint: setup  ## the linter and the formatter's check (ruff, configured in pyproj
 bench: setup  ## measure load, HOG, training and inference speed; writes reports/benchmarks.json
 	$(PY) benchmarks/run_all.py
 
-lab: setup  ## open the notebooks in JupyterLab
-	$(VENV)/bin/jupyter lab notebooks/
+lab: setup  ## open the notebooks in JupyterLab (ARGS="--port 8890 --no-browser" passes options; as root adds --allow-root)
+	$(if $(ROOT_FLAG),@echo "Running as root: JupyterLab is started with --allow-root.")
+	$(VENV)/bin/jupyter lab notebooks/ $(ROOT_FLAG) $(KERNEL_ENCRYPTION) $(ARGS)
 
-lab-check: setup  ## run every notebook in JupyterLab in headless Chromium on synthetic faces; screenshots in runs/lab-check/
-	$(PY) scripts/lab_check.py
+lab-check: setup  ## run every notebook in JupyterLab in headless Chromium on synthetic faces (ARGS="--notebooks 01 03")
+	$(PY) scripts/lab_check.py $(ARGS)
 
 strip: setup  ## remove outputs from the source notebooks before committing
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

@@ -1,28 +1,80 @@
-"""Shared fixtures: the real FER-2013 (skipped with a reason where absent) and the embedded synthetic faces."""
+"""Shared fixtures: the real FER-2013 and FER+ votes, found where the study finds them (skipped with a reason
+where absent), and the embedded synthetic faces. The run ends with one line saying which real data the tests used,
+or how many of them were skipped and why."""
 
 from __future__ import annotations
 
-import os
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA_FIXTURES = {"fer_path", "real_data", "ferplus_path"}
+REAL_DATA_MARK = "fer2013"
+WHERE_FER2013 = "put fer2013.zip into data/ or set FER2013_PATH"
+WHERE_FERPLUS = "put ferplus_votes.csv into data/ or beside FER-2013, or set FERPLUS_PATH"
 
 
 def pytest_collection_modifyitems(items):
     """Mark every test that uses the real data (`-m "not fer2013"` leaves them out; `make test-fast` does)."""
     for item in items:
         if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.fer2013)
+            item.add_marker(getattr(pytest.mark, REAL_DATA_MARK))
 
 
-def _fer_path() -> Path | None:
-    env = os.environ.get("FER2013_PATH")
-    if env and Path(env).exists():
-        return Path(env)
-    return None
+@cache
+def real_fer2013() -> tuple[Path | None, str]:
+    """FER-2013 as the study finds it ($FER2013_PATH, else data/), or None and why not."""
+    from fer_helpers.data import FERDataError, find_fer2013
+
+    try:
+        found = find_fer2013(None)
+    except FERDataError as err:
+        return None, f"FER2013_PATH names no data set ({err})"
+    return (found, f"FER-2013 from {found}") if found is not None else (None, f"no FER-2013: {WHERE_FER2013}")
+
+
+@cache
+def real_ferplus() -> tuple[Path | None, str]:
+    """The FER+ votes as the study finds them ($FERPLUS_PATH, else data/, else beside FER-2013), or None and why."""
+    from fer_helpers.data import FERDataError
+    from fer_helpers.ferplus import find_ferplus
+
+    try:
+        found = find_ferplus(None, data_path=real_fer2013()[0])
+    except FERDataError as err:
+        return None, f"FERPLUS_PATH names no votes ({err})"
+    return (found, f"FER+ votes from {found}") if found is not None else (None, f"no FER+ votes: {WHERE_FERPLUS}")
+
+
+def real_data_line(reports: list) -> str | None:
+    """The run's last word on real data: which files the real-data tests used, or how many were skipped and why."""
+    tests = {r.nodeid: r for r in reports if REAL_DATA_MARK in r.keywords}
+    if not tests:
+        return None
+    skipped = [r for r in tests.values() if r.skipped]
+    used = [why for path, why in (real_fer2013(), real_ferplus()) if path is not None]
+    line = f"real data: {len(tests) - len(skipped)} of {len(tests)} real-data tests ran"
+    line += f" on {' and '.join(used)}" if used else ""
+    if skipped:
+        reasons = sorted(
+            {str(r.longrepr[2]).removeprefix("Skipped: ") for r in skipped if isinstance(r.longrepr, tuple)}
+        )
+        line += f"; {len(skipped)} skipped: " + "; ".join(reasons)
+    return line
+
+
+def pytest_unconfigure(config):
+    """The real-data line, after pytest's own summary: the last line of the run."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    outcomes = ("passed", "failed", "skipped", "error")
+    reports = [r for outcome in outcomes for r in reporter.stats.get(outcome, []) if hasattr(r, "keywords")]
+    line = real_data_line(reports)
+    if line:
+        reporter.write_line(line, bold=True)
 
 
 @pytest.fixture
@@ -38,10 +90,10 @@ def no_fer(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="session")
 def fer_path() -> Path:
-    """Path of the real FER-2013, from FER2013_PATH."""
-    path = _fer_path()
+    """Path of the real FER-2013, where the study finds it."""
+    path, why = real_fer2013()
     if path is None:
-        pytest.skip("real FER-2013 not available: set FER2013_PATH to the Kaggle zip to run this test")
+        pytest.skip(why)
     return path
 
 
@@ -63,8 +115,8 @@ def synth():
 
 @pytest.fixture(scope="session")
 def ferplus_path() -> Path:
-    """Path of the real FER+ votes (ferplus_votes.csv), from FERPLUS_PATH."""
-    env = os.environ.get("FERPLUS_PATH")
-    if not env or not Path(env).is_file():
-        pytest.skip("real FER+ votes not available: set FERPLUS_PATH to ferplus_votes.csv to run this test")
-    return Path(env)
+    """Path of the real FER+ votes, where the study finds them."""
+    path, why = real_ferplus()
+    if path is None:
+        pytest.skip(why)
+    return path
