@@ -11,6 +11,7 @@ import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 from papermill.execute import ERROR_MARKER_TAG
+from traitlets.config import Config
 
 from fer_helpers.data import find_fer2013
 from fer_helpers.profiles import get_profile
@@ -23,6 +24,9 @@ TIMINGS_FILE = "timings.json"
 REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
 VOTES_NOTEBOOK_PREFIXES = ("08_",)  # notebooks that need the FER+ crowd votes beside FER-2013
 EXERCISE_TAG = "exercise"  # a notebook's exercise cells: run by a student, not by the report
+# The kernel's sockets encrypted with CurveZMQ keys that jupyter_client provisions (the kernelspec declares support),
+# instead of plain TCP, about which every kernel would print a warning to the terminal.
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 class ReportError(RuntimeError):
@@ -167,6 +171,7 @@ def _execute(
             cwd=path.parent,
             # nbclient leaves the cells with this tag as they are (papermill passes it through)
             skip_cells_with_tag="never-skip" if exercises else EXERCISE_TAG,
+            config=KERNEL_CONFIG,
         )
     except PapermillExecutionError as err:
         timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})

@@ -70,6 +70,13 @@ def test_run_report_executes_in_order_with_parameters(no_fer, notebooks, tmp_pat
     assert "SYNTHETIC FACES - NOT FER-2013 RESULTS" in err
 
 
+def test_the_kernels_talk_over_encrypted_sockets_and_say_nothing_on_the_terminal(no_fer, notebooks, tmp_path, capfd):
+    """The kernels' own stderr is the terminal's: without encryption each would warn there about plain TCP."""
+    run_report("smoke", run_dir=tmp_path / "run", notebook_dir=notebooks)
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "[IPKernelApp]" not in err
+
+
 def test_exercise_cells_run_only_when_asked(no_fer, notebooks, tmp_path):
     exercise = "with open(Path(run_dir) / 'order.txt', 'a') as f:\n    f.write('exercise\\n')"
     nb = nbformat.read(notebooks / "02_append.ipynb", as_version=4)
