@@ -1,4 +1,5 @@
-"""`fer-study`: the study's command line (report run, data check, training, shipping weights, predicting and evaluating faces).
+"""`fer-study`: the study's command line (report run, data check, training, the lesson's record, shipping weights,
+predicting and evaluating faces).
 
 Each subcommand is a `cmd_<name>(args) -> int` function and one parser block in `build_parser`. Arguments and
 the paths they name are checked before anything heavy is imported: a mistyped file or option answers at once,
@@ -222,6 +223,45 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lesson(args: argparse.Namespace) -> int:
+    """Show the classroom lessons recorded in run folders; with --publish, write them into the committed record and
+    the README's teaching block (the only way a lesson changes committed files)."""
+    problems = [problem for run_dir in args.run_dirs if (problem := path_problem(run_dir, "folder", "run folder"))]
+    for problem in problems:
+        print(f"fer-study lesson: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    import json
+
+    from fer_helpers import lesson
+    from fer_helpers.study import REPO, default_run_dir
+    from fer_helpers.summary import METRICS_FILE
+
+    run_dirs = [Path(d) for d in args.run_dirs] or [default_run_dir(lesson.LESSON_PROFILE, synthetic=False)]
+    if not args.publish:
+        for run_dir in run_dirs:
+            path = run_dir / lesson.RUN_RECORD
+            if not path.exists():
+                print(f"{run_dir}: no lesson recorded")
+                continue
+            runs = json.loads(path.read_text())["runs"]
+            print(f"{run_dir}: {lesson.time_range(runs)}.")
+        print("`fer-study lesson --publish` writes them into reports/lesson.json and the README's teaching block.")
+        return 0
+    committed = REPO / "reports" / METRICS_FILE
+    reference = json.loads(committed.read_text()) if committed.exists() else None
+    try:
+        record = lesson.publish_lesson(run_dirs, lesson.LESSON_FILE, REPO / "README.md", reference)
+    except ValueError as err:
+        print(f"fer-study lesson: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"Wrote {lesson.LESSON_FILE.relative_to(REPO)} ({len(record['runs'])} run(s)) and README.md's teaching block: "
+        f"{lesson.time_range(record['runs'])}. Commit both to publish the lesson."
+    )
+    return 0
+
+
 def path_problem(path: str, kind: str, what: str | None = None) -> str | None:
     """Why a path given on the command line cannot be used as a `kind` ("file", "folder" or "file or folder"),
     or None; what names the thing expected in the message (default: kind)."""
@@ -331,6 +371,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--drop-unknown", action="store_true", help="leave out class folders that are not FER-2013's")
     evaluate.add_argument("--json", metavar="OUT", help="also write the full result (per image, per class) as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    lesson = commands.add_parser(
+        "lesson", help="the classroom lessons timed in run folders; --publish writes them into the README"
+    )
+    lesson.add_argument(
+        "run_dirs",
+        nargs="*",
+        metavar="RUN_DIR",
+        help="run folders of whole classroom lessons (default: runs/classroom)",
+    )
+    lesson.add_argument(
+        "--publish",
+        action="store_true",
+        help="add their lessons to reports/lesson.json and rewrite the README's teaching block (committed files)",
+    )
+    lesson.set_defaults(func=cmd_lesson)
 
     ship = commands.add_parser("ship", help="copy a trained CNN's weights into models/ with a model card")
     ship.add_argument(

@@ -1,9 +1,11 @@
-"""The lesson's record: what a classroom report run on FER-2013 took and found, kept in reports/lesson.json.
+"""The lesson's record: what a classroom report run on FER-2013 took and found.
 
 `fer-study report --profile classroom` started from an empty run folder with every notebook is a lesson as a class
 would run it. Its notebook times and headline numbers are summarised from the run folder (timings.json, the
-report's metrics.json and notebook 07's ablation table), the latest two such runs are kept, and the README's
-teaching block is rewritten from them, so that the numbers quoted there are measured, never retyped.
+report's metrics.json and notebook 07's ablation table), and the latest two such runs are kept in the run folder's
+own `lesson.json` (ignored by git: a student's lesson leaves the checkout as it was). Publishing is a separate,
+explicit act (`fer-study lesson --publish`): it adds those runs to the committed reports/lesson.json and rewrites
+the README's teaching block from it, so that the numbers quoted there are measured, never retyped.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .study import REPO
 from .summary import METRICS_FILE, PRECISION_NAMES, SPLIT_KEYS
 
 LESSON_PROFILE = "classroom"
-LESSON_FILE = REPO / "reports" / "lesson.json"  # the lesson's committed record
+LESSON_FILE = REPO / "reports" / "lesson.json"  # the lesson's committed record, written only by `publish_lesson`
+RUN_RECORD = "lesson.json"  # the record of the lessons run in one run folder, inside it
 RUNS_KEPT = 2  # the lesson is measured twice: the latest two runs are kept
 LESSON_START = "<!-- lesson:start -->"
 LESSON_END = "<!-- lesson:end -->"
@@ -100,18 +103,53 @@ def _ablation_reference(path: Path) -> dict | None:
     return {"split": ABLATION_SPLIT, "accuracy": float(row["accuracy"]), "learned_threshold": ABLATION_LEARNED}
 
 
-def record_lesson(run_dir: str | Path, lesson_path: str | Path) -> dict:
-    """Add the run folder's lesson to lesson_path and return the whole record: the latest RUNS_KEPT runs of the
-    profile as it is now (runs of a classroom profile with other settings are dropped, being another lesson)."""
+def record_lesson(run_dir: str | Path, lesson_path: str | Path | None = None) -> dict:
+    """Add the run folder's lesson to lesson_path (default: the run folder's own RUN_RECORD) and return the whole
+    record: the latest RUNS_KEPT runs of the profile as it is now."""
+    run_dir = Path(run_dir)
+    return add_runs(lesson_path or run_dir / RUN_RECORD, [lesson_run(run_dir)])
+
+
+def _settings() -> dict:
+    return json.loads(json.dumps(get_profile(LESSON_PROFILE).to_dict()))  # as a record file has them
+
+
+def add_runs(lesson_path: str | Path, runs: list[dict]) -> dict:
+    """Add lesson runs to the record at lesson_path, each once (by the time it was made), keep the latest RUNS_KEPT
+    and return the record; runs of a classroom profile with other settings are dropped, being another lesson."""
     lesson_path = Path(lesson_path)
-    run = lesson_run(run_dir)
     record = json.loads(lesson_path.read_text()) if lesson_path.exists() else {"profile": LESSON_PROFILE, "runs": []}
-    settings = json.loads(json.dumps(get_profile(LESSON_PROFILE).to_dict()))  # as the file has it
-    if record.get("profile_settings") != settings:  # another lesson: its runs do not compare with this one
+    if record.get("profile_settings") != _settings():  # another lesson: its runs do not compare with this one
         record["runs"] = []
-    record["profile_settings"] = settings
-    record["runs"] = (record["runs"] + [run])[-RUNS_KEPT:]
+    record["profile_settings"] = _settings()
+    by_time = {run["created"]: run for run in [*record["runs"], *runs]}
+    record["runs"] = [by_time[created] for created in sorted(by_time)][-RUNS_KEPT:]
     atomic_write_text(lesson_path, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def publish_lesson(
+    run_dirs: list[str | Path],
+    lesson_path: str | Path = LESSON_FILE,
+    readme_path: str | Path = REPO / "README.md",
+    reference: dict | None = None,
+) -> dict:
+    """Publish the lessons recorded in run folders: add them to the committed record and rewrite the README's
+    teaching block from it (reference: the committed full run's metrics.json, for the speed line).
+
+    Raises ValueError naming a folder without a recorded lesson of the profile as it is now.
+    """
+    runs = []
+    for run_dir in map(Path, run_dirs):
+        path = run_dir / RUN_RECORD
+        if not path.exists():
+            raise ValueError(f"{run_dir}: no lesson recorded ({RUN_RECORD} is written by a whole classroom report run)")
+        recorded = json.loads(path.read_text())
+        if recorded.get("profile_settings") != _settings():
+            raise ValueError(f"{path}: its lessons ran another classroom profile than today's; run the lesson again")
+        runs += recorded["runs"]
+    record = add_runs(lesson_path, runs)
+    update_readme_lesson(readme_path, record, reference)
     return record
 
 
@@ -183,9 +221,7 @@ def lesson_block(record: dict, reference: dict | None = None) -> str:
         for name, block in sorted(latest["models"].items(), key=lambda item: item[1]["accuracy"])
     )
     text = (
-        f"{table}\n\nMeasured on {latest['machine']['cpus']} CPU cores ({latest['machine']['processor']}, "
-        f"{'with' if latest['machine'].get('bf16_native') else 'without'} native bf16), "
-        f"nothing else running, from an empty run folder, FER-2013 sha256 `{latest['data_sha256'][:12]}`. "
+        f"{table}\n\n{time_range(runs)}, nothing else running, FER-2013 sha256 `{latest['data_sha256'][:12]}`. "
         f"On {REPORT_SPLIT}, in the latest run, from least to most accurate: {accuracies}."
     )
     for ordering in latest["orderings"]:
@@ -203,6 +239,25 @@ def lesson_block(record: dict, reference: dict | None = None) -> str:
             "what the ingredients buy."
         )
     return text
+
+
+def _machine(run: dict) -> str:
+    machine = run["machine"]
+    bf16 = "with" if machine.get("bf16_native") else "without"
+    return f"{machine['cpus']} CPU cores ({machine['processor']}, {bf16} native bf16)"
+
+
+def time_range(runs: list[dict]) -> str:
+    """How long the lesson took: the range over every recorded run from an empty run folder, with the machine."""
+    minutes = sorted(run["total_seconds"] / 60 for run in runs)
+    span = f"{minutes[0]:.1f} minutes" if len(runs) == 1 else f"between {minutes[0]:.1f} and {minutes[-1]:.1f} minutes"
+    machines = list(dict.fromkeys(_machine(run) for run in runs))
+    if len(machines) == 1:
+        return (
+            f"The whole lesson took {span} ({format_count(len(runs), 'run')} from an empty run folder) on {machines[0]}"
+        )
+    each = "; ".join(f"{run['total_seconds'] / 60:.1f} minutes on {_machine(run)}" for run in runs)
+    return f"The whole lesson took {span} ({format_count(len(runs), 'run')} from an empty run folder: {each})"
 
 
 def target_verdicts(record: dict) -> str:

@@ -114,16 +114,24 @@ def run_report(
         _write_timings(run_dir, parameters, timings, time.perf_counter() - start, whole)
     print(_summary(timings))
     if found is not None and all(whole.values()):  # every notebook on FER-2013 from an empty run folder
-        from fer_helpers.lesson import LESSON_FILE, LESSON_PROFILE, record_lesson, update_readme_lesson  # imports torch
-        from fer_helpers.summary import METRICS_FILE
+        from fer_helpers.lesson import LESSON_PROFILE, RUN_RECORD, record_lesson, time_range  # imports torch
 
-        if profile == LESSON_PROFILE:
-            record = record_lesson(run_dir, LESSON_FILE)
-            committed = REPO / "reports" / METRICS_FILE
-            reference = json.loads(committed.read_text()) if committed.exists() else None
-            update_readme_lesson(REPO / "README.md", record, reference)
-            print(f"Lesson recorded in {LESSON_FILE} and README.md ({len(record['runs'])} run(s) kept)")
+        if profile == LESSON_PROFILE:  # recorded in the run folder; the README changes only when published
+            record = record_lesson(run_dir)
+            print(
+                f"{time_range(record['runs'])}; recorded in {run_dir / RUN_RECORD}. README.md and "
+                f"reports/lesson.json are left as they were: `fer-study lesson --publish {_shown(run_dir)}` "
+                "writes this lesson into both."
+            )
     return run_dir
+
+
+def _shown(path: Path) -> str:
+    """A path as a user would type it: relative to the current folder where it lies inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def report_order(paths: list[Path]) -> list[Path]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,27 +15,13 @@ from fer_helpers.claims import ABLATION_LEARNED
 from fer_helpers.markdown import format_count
 from fer_helpers.profiles import get_profile
 
+REPO = Path(__file__).resolve().parents[1]
 
-def _run_folder(path, *, seconds=(10.0, 100.0), profile="classroom", fresh=True, every=True, status="ok"):
-    (path / "reports" / "tables").mkdir(parents=True)
-    notebooks = [
-        {"notebook": "01_data_exploration", "seconds": seconds[0], "status": "ok"},
-        {"notebook": "05_evaluation", "seconds": seconds[1], "status": status},
-        {"notebook": "05_evaluation", "seconds": 5.0, "status": "ok"},  # the report pass
-    ]
-    timings = {
-        "profile": profile,
-        "data_path": "/data/fer2013.zip",
-        "synthetic": False,
-        "created": "2026-12-02T00:00:00+0000",
-        "total_seconds": sum(t["seconds"] for t in notebooks),
-        "notebooks": notebooks,
-        "fresh_run_folder": fresh,
-        "every_notebook": every,
-    }
-    (path / "timings.json").write_text(json.dumps(timings))
+
+def _metrics() -> dict:
+    """A lesson's metrics.json as notebook 05 writes it, with what the record reads."""
     block = {"accuracy": 0.5, "accuracy_ci95": [0.48, 0.52]}
-    metrics = {
+    return {
         "data": {"sha256": "ab" * 32},
         "git_commit": "0123456",
         "models": {
@@ -55,6 +44,29 @@ def _run_folder(path, *, seconds=(10.0, 100.0), profile="classroom", fresh=True,
             {"claim": "HOG + SVM accuracy lies in 35-40%", "verdict": "reproduced", "detail": "d", "basis": "y"},
         ],
     }
+
+
+def _run_folder(
+    path, *, seconds=(10.0, 100.0), profile="classroom", fresh=True, every=True, status="ok", created="00:00:00"
+):
+    (path / "reports" / "tables").mkdir(parents=True)
+    notebooks = [
+        {"notebook": "01_data_exploration", "seconds": seconds[0], "status": "ok"},
+        {"notebook": "05_evaluation", "seconds": seconds[1], "status": status},
+        {"notebook": "05_evaluation", "seconds": 5.0, "status": "ok"},  # the report pass
+    ]
+    timings = {
+        "profile": profile,
+        "data_path": "/data/fer2013.zip",
+        "synthetic": False,
+        "created": f"2026-12-02T{created}+0000",
+        "total_seconds": sum(t["seconds"] for t in notebooks),
+        "notebooks": notebooks,
+        "fresh_run_folder": fresh,
+        "every_notebook": every,
+    }
+    (path / "timings.json").write_text(json.dumps(timings))
+    metrics = _metrics()
     (path / "reports" / "metrics.json").write_text(json.dumps(metrics))
     pd.DataFrame(
         [
@@ -93,7 +105,8 @@ def test_only_a_whole_lesson_from_an_empty_folder_counts(tmp_path, change, reaso
 def test_the_record_keeps_the_latest_two_runs_and_the_readme_shows_them(tmp_path):
     record_path = tmp_path / "lesson.json"
     for i, first in enumerate((11.0, 22.0, 33.0)):
-        record = lesson.record_lesson(_run_folder(tmp_path / f"run{i}", seconds=(first, 100.0)), record_path)
+        run_folder = _run_folder(tmp_path / f"run{i}", seconds=(first, 100.0), created=f"0{i}:00:00")
+        record = lesson.record_lesson(run_folder, record_path)
     assert [r["notebooks"]["01_data_exploration"] for r in record["runs"]] == [22.0, 33.0]
     assert json.loads(record_path.read_text()) == record
     stale = record | {"profile_settings": record["profile_settings"] | {"baseline_max_epochs": 99}}
@@ -124,6 +137,7 @@ def test_the_record_keeps_the_latest_two_runs_and_the_readme_shows_them(tmp_path
     in_bf16 = {"models": {"baseline_cnn": full_run["models"]["baseline_cnn"] | {"precision": "bf16-mixed"}}}
     assert "different precisions" not in lesson.lesson_block(record, in_bf16)
     assert "2 run(s) of 2.1 and 2.3 minutes, within the 12 minutes" in text
+    assert "The whole lesson took between 2.1 and 2.3 minutes (2 runs from an empty run folder) on " in text
     assert "Model B at 50.0% on PrivateTest, below the 55% it should reach" in text
     assert not lesson.update_readme_lesson(readme, record, full_run)  # unchanged: nothing written
 
@@ -169,3 +183,92 @@ def test_the_targets_are_judged_on_every_run_time_and_the_latest_accuracy():
     assert "10.0 and 12.0 minutes, over the 12 minutes" in lesson.target_verdicts(one_slow)
     assert "no Model B in the latest run" in lesson.target_verdicts({"runs": [{"total_seconds": 60.0, "models": {}}]})
     assert "cosine schedule" in lesson.what_each_notebook_does(get_profile("classroom"))["04"]
+
+
+def test_a_lesson_is_recorded_in_its_run_folder_and_each_run_counts_once(tmp_path):
+    run = _run_folder(tmp_path / "run")
+    assert lesson.record_lesson(run) == json.loads((run / lesson.RUN_RECORD).read_text())
+    assert len(lesson.record_lesson(run)["runs"]) == 1  # the same lesson again: still one run
+    other = _run_folder(tmp_path / "other", created="01:00:00")
+    assert len(lesson.add_runs(run / lesson.RUN_RECORD, [lesson.lesson_run(other)])["runs"]) == 2
+
+
+def test_the_range_names_every_machine_where_they_differ():
+    def run(seconds, processor):
+        return {"total_seconds": seconds, "machine": {"cpus": 2, "processor": processor, "bf16_native": False}}
+
+    assert lesson.time_range([run(600, "A")]) == (
+        "The whole lesson took 10.0 minutes (1 run from an empty run folder) on 2 CPU cores (A, without native bf16)"
+    )
+    assert lesson.time_range([run(660, "A"), run(600, "B")]) == (
+        "The whole lesson took between 10.0 and 11.0 minutes (2 runs from an empty run folder: 11.0 minutes on 2 CPU "
+        "cores (A, without native bf16); 10.0 minutes on 2 CPU cores (B, without native bf16))"
+    )
+
+
+def test_publishing_adds_the_run_folders_lessons_to_the_record_and_the_readme(tmp_path):
+    readme, record_path = tmp_path / "README.md", tmp_path / "reports" / "lesson.json"
+    readme.write_text(f"{lesson.LESSON_START}\nstale\n{lesson.LESSON_END}\n")
+    with pytest.raises(ValueError, match="no lesson recorded"):
+        lesson.publish_lesson([tmp_path], record_path, readme)
+    first, second = _run_folder(tmp_path / "a"), _run_folder(tmp_path / "b", created="01:00:00")
+    for run in (first, second):
+        lesson.record_lesson(run)
+    record = lesson.publish_lesson([first, second], record_path, readme)
+    assert len(record["runs"]) == 2 and json.loads(record_path.read_text()) == record
+    assert "stale" not in readme.read_text() and "between 1.9 and 1.9 minutes (2 runs" in readme.read_text()
+    stale = json.loads((first / lesson.RUN_RECORD).read_text()) | {"profile_settings": {"baseline_max_epochs": 99}}
+    (first / lesson.RUN_RECORD).write_text(json.dumps(stale))
+    with pytest.raises(ValueError, match="another classroom profile"):
+        lesson.publish_lesson([first], record_path, readme)
+
+
+def _git(repo, *args: str) -> str:
+    command = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.trains
+def test_a_lesson_leaves_a_fresh_checkout_clean_until_it_is_published(tmp_path, monkeypatch, capsys):
+    """A whole classroom report run on FER-2013 from an empty run folder records the lesson in the run folder only;
+    `fer-study lesson --publish` then changes exactly the README and reports/lesson.json."""
+    from fer_helpers import runner
+    from fer_helpers.cli import main
+    from tests.test_runner import write_notebook
+
+    checkout = tmp_path / "checkout"  # the files a lesson used to rewrite, with the repository's .gitignore
+    for name in (".gitignore", "README.md", "reports/lesson.json"):
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, checkout / name)
+    _git(checkout.parent, "init", "-q", str(checkout))
+    _git(checkout, "add", ".")
+    _git(checkout, "commit", "-q", "-m", "a fresh clone")
+    # Where a lesson wrote before: the checkout's README.md and reports/lesson.json.
+    monkeypatch.setattr(runner, "REPO", checkout)
+    monkeypatch.setattr(lesson, "REPO", checkout)
+    monkeypatch.setattr(lesson, "LESSON_FILE", checkout / "reports" / "lesson.json")
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "01_explore.ipynb", "x = 1")
+    write_notebook(
+        notebooks / "05_evaluation.ipynb",
+        "import json\nfrom pathlib import Path\n(Path(run_dir) / 'reports').mkdir(parents=True, exist_ok=True)",
+        f"(Path(run_dir) / 'reports' / 'metrics.json').write_text(json.dumps({_metrics()!r}))",
+    )
+    fer2013 = tmp_path / "data" / "fer2013.csv"  # found, never read: the stub notebooks train nothing
+    fer2013.parent.mkdir()
+    fer2013.write_text("emotion,pixels,Usage\n")
+    run_dir = checkout / "runs" / "classroom"
+    runner.run_report("classroom", fer2013, run_dir, notebook_dir=notebooks)
+
+    assert _git(checkout, "status", "--porcelain", "--untracked-files=all") == ""
+    assert len(json.loads((run_dir / lesson.RUN_RECORD).read_text())["runs"]) == 1
+    out = capsys.readouterr().out
+    assert "README.md and reports/lesson.json are left as they were" in out and "lesson --publish" in out
+
+    monkeypatch.setattr("fer_helpers.study.REPO", checkout)
+    assert main(["lesson", str(run_dir), "--publish"]) == 0
+    assert "Commit both to publish the lesson" in capsys.readouterr().out
+    changed = sorted(line.split()[-1] for line in _git(checkout, "status", "--porcelain").splitlines())
+    assert changed == ["README.md", "reports/lesson.json"]
