@@ -10,7 +10,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 # Kernels talk to the server over CurveZMQ-encrypted sockets instead of plain TCP (the kernelspec declares support).
 KERNEL_ENCRYPTION := --KernelManager.transport_encryption=auto
 
-.PHONY: setup report train test test-fast lint bench lab lab-check strip clean
+.PHONY: setup report train campaign campaign-plan test test-fast lint bench lab lab-check strip clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ report: setup  ## regenerate the report (PROFILE=auto|smoke|classroom|full)
 
 train: setup  ## train every model of a profile without Jupyter
 	$(PY) -m fer_helpers train --profile $(PROFILE)
+
+campaign: setup  ## train what the full profile lacks, in the background, committing each finished run (resumes)
+	mkdir -p runs/full/logs
+	nohup nice -n 19 $(PY) -m fer_helpers train --profile full --commit >> runs/full/logs/campaign.log 2>&1 &
+	@echo "The campaign trains in the background: tail -f runs/full/logs/campaign.log; 'make campaign' again resumes it."
+
+campaign-plan: setup  ## what the campaign still has to train, with each run's estimate on this machine
+	$(PY) -m fer_helpers train --profile full --plan
 
 test: setup  ## the linter and format check, then the whole test suite (real data from data/, FER2013_PATH, FERPLUS_PATH)
 	$(VENV)/bin/ruff check .

@@ -48,10 +48,9 @@ def machine() -> dict:
 
 def machine_label(info: dict) -> str:
     """The kind of machine an entry of the file stands for: its GPU, or its processor, cores and bf16."""
-    if "gpu" in info:
-        return info["gpu"]
-    bf16 = "native" if info.get("bf16_native") else "emulated"
-    return f"{info['processor']}, {info['cpu_count']} cores, {bf16} bf16"
+    from fer_helpers.config import machine_kind
+
+    return machine_kind(info["processor"], info["cpu_count"], info.get("bf16_native", False), info.get("gpu"))
 
 
 def benchmark_table(report: dict) -> str:

@@ -49,47 +49,36 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train (or load from the cache) every model of the study, without Jupyter."""
-    from fer_helpers.schedule import PLAN_ONLY_STEPS
-    from fer_helpers.steps import train_all, training_steps
+    """Train (or load from the cache) what the profile's plan holds, without Jupyter: in turn, or on a budget."""
+    if args.target and not args.plan:
+        print("fer-study train: --target only estimates (use it with --plan)", file=sys.stderr)
+        return 2
+    if args.commit and args.profile != "full":
+        print("fer-study train: --commit records runs of the full profile (use --profile full)", file=sys.stderr)
+        return 2
+    from fer_helpers.plan import plan_steps
 
-    steps = [*training_steps(), *PLAN_ONLY_STEPS]
+    profile = _resolved(args.profile, args.data)
+    steps = plan_steps(profile)
     unknown = sorted(set(args.only or ()) - set(steps))
     if unknown:
         print(f"fer-study train: unknown step(s) {unknown}; choose from {steps}", file=sys.stderr)
         return 2
-    scheduled = (
-        bool(set(args.only or ()) & set(PLAN_ONLY_STEPS))  # steps that exist only in the plan train through it
-        or args.plan
-        or args.jobs is not None
-        or args.budget_minutes is not None
-        or args.archive is not None
-        or args.compile
-    )
-    if args.target and not args.plan:
-        print("fer-study train: --target only estimates (use it with --plan)", file=sys.stderr)
-        return 2
-    if not scheduled:
-        train_all(
-            _resolved(args.profile, args.data),
-            data_path=args.data,
-            run_dir=args.run_dir,
-            fresh=args.fresh,
-            only=args.only,
-        )
-        return 0
-    if args.fresh:
-        print(
-            "fer-study train: --fresh retrains one step at a time; it does not go with --plan, --jobs, "
-            "--budget-minutes or --archive",
-            file=sys.stderr,
-        )
-        return 2
-    from fer_helpers.schedule import train_on_budget
+    from fer_helpers.schedule import train_plan
 
+    on_finish = None
+    if args.commit and not args.plan:
+        from fer_helpers.campaign import CampaignError, record_run, single_campaign
+
+        try:
+            lock = single_campaign(args.run_dir or Path("runs") / profile)
+        except CampaignError as err:
+            print(f"fer-study train: {err}", file=sys.stderr)
+            return 2
+        on_finish = record_run
     try:
-        outcome = train_on_budget(
-            _resolved(args.profile, args.data),
+        outcome = train_plan(
+            profile,
             args.data,
             args.run_dir,
             jobs=args.jobs or 1,
@@ -100,10 +89,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             plan_only=args.plan,
             preflight=not args.no_preflight,
             compile=args.compile,
+            fresh=args.fresh,
+            on_finish=on_finish,
         )
+    except ValueError as err:  # options that do not go together: nothing was trained
+        print(f"fer-study train: {err}", file=sys.stderr)
+        return 2
     except RuntimeError as err:  # the preflight failed: nothing was trained
         print(f"fer-study train: {err}", file=sys.stderr)
         return 1
+    finally:
+        if on_finish is not None:
+            lock.close()
     return 1 if outcome is not None and (outcome.failed or outcome.stopped) else 0
 
 
@@ -316,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train every model (cached per configuration and data checksum)")
     _add_run_options(train)
-    train.add_argument("--only", nargs="+", metavar="MODEL", help="only these models (e.g. hog_svm baseline_cnn)")
+    train.add_argument(
+        "--only", nargs="+", metavar="STEP", help="only these steps of the plan (e.g. resnet_fer ablation)"
+    )
     train.add_argument(
         "--plan",
         action="store_true",
@@ -339,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         action="store_true",
         help="torch.compile each CNN (recorded in the run; the experiment and its key are unchanged)",
+    )
+    train.add_argument(
+        "--commit",
+        action="store_true",
+        help="the campaign: after each finished run of the full profile, re-render reports/ and git-commit the run",
     )
     train.add_argument(
         "--no-preflight",

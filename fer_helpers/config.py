@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import platform
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -198,6 +199,18 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def machine_kind(processor: str, cores: int, bf16_native: bool, gpu: str | None = None) -> str:
+    """A kind of machine, as benchmarks and plans key their rates: its GPU, or its processor, cores and whether it
+    computes bf16 natively (e.g. "AMD EPYC, 2 cores, emulated bf16")."""
+    return gpu or f"{processor}, {cores} cores, {'native' if bf16_native else 'emulated'} bf16"
+
+
+def this_machine() -> str:
+    """The `machine_kind` of this machine."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return machine_kind(cpu_model(), os.cpu_count() or 1, cpu_has_native_bf16(), gpu)
 
 
 def resolve_precision(config: CNNConfig) -> str:

@@ -49,6 +49,7 @@ def _shift(x: torch.Tensor, dy: int, dx: int, pad: int) -> torch.Tensor:
 
 
 def _tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
+    """The views of a batch that test-time augmentation averages over (`TTA_VIEWS` counts them)."""
     views = [x]
     if tta in ("flip", "flip_crop"):
         views.append(x.flip(-1))
@@ -56,6 +57,9 @@ def _tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
         s = TTA_SHIFT
         views += [_shift(v, dy, dx, s) for v in (x, x.flip(-1)) for dy, dx in ((-s, -s), (-s, s), (s, -s), (s, s))]
     return views
+
+
+TTA_VIEWS = {tta: len(_tta_views(torch.zeros(1, 1, 8, 8), tta)) for tta in ("none", "flip", "flip_crop")}
 
 
 @torch.no_grad()

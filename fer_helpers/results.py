@@ -25,6 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS_DIR = REPO / "models"  # shipped weights and their model cards (`fer-study ship`)
 WEIGHTS_FILE = "weights.safetensors"
 SHIPPED_KEY = "run_key"  # metadata of a shipped weights file: the key of the run it came from
+# An unfinished CNN run keeps its whole training state in <run folder>/checkpoints until it is saved: the state
+# after the last finished epoch, the key of the run it belongs to, and how many epochs that state holds.
+CHECKPOINT_DIR = "checkpoints"
+RESUME_FILE = "resume.ckpt"
+RESUME_KEY_FILE = "key.txt"
+RESUME_EPOCHS_FILE = "epochs.txt"
 COMMIT_ENV = "FER_STUDY_COMMIT"  # the commit of a source tree copied without its .git (a training host's)
 
 
@@ -172,6 +178,17 @@ def _jsonable(value):
 
 def result_dir(run_root: str | Path, model: str, key: str) -> Path:
     return Path(run_root) / "results" / f"{model}-{key}"
+
+
+def epochs_done(run_dir: str | Path, key: str) -> int:
+    """Epochs an unfinished run of this key has saved in run_dir, ready to resume from (0: none, or not known)."""
+    checkpoints = Path(run_dir) / CHECKPOINT_DIR
+    try:
+        if (checkpoints / RESUME_KEY_FILE).read_text().strip() != key or not (checkpoints / RESUME_FILE).exists():
+            return 0
+        return int((checkpoints / RESUME_EPOCHS_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return 0
 
 
 def saved_run(model: str, config: dict, data_sha256: str, run_root: str | Path) -> RunResult | None:

@@ -1,27 +1,24 @@
-"""A profile's trainings as a plan: every run it needs, most valuable first, timed, and trained in parallel on a budget.
+"""The plan's runs trained on a machine: timed, then in turn in this process or in parallel on a budget.
 
-`fer-study train --profile full --plan` lists what the profile still lacks with an estimate of each run's time;
-`fer-study train --profile full --budget-minutes 8 --jobs 4 --archive OUT` trains it: several runs at once, each
-in its own process (one GPU or CPU is shared), each saved the moment it finishes (a killed command keeps what
-finished; the same command again resumes), and no run started that its estimate says cannot finish inside the
-budget. Before the real runs, a preflight takes every architecture of the plan through the whole path for a few
-seconds (a one-epoch run on a few faces, in worker processes, saved, archived and read back), so that a broken
-path costs seconds, not the budget.
-
-Value order (`plan_runs`): our model's seed 0; its longer-schedule probe (how accuracy grows with epochs, chosen
-on PublicTest); Model B's and the baseline's seeds; the baseline's seed 0 again in bf16 (the precision check); the
-crowd-target twins of notebook 08 (their FER+ votes travel with the data); our other seeds; the recipe steps; the ablation, one seed of
-each variant before the next seed; the classical runs last (they need no GPU and are usually saved already).
+`fer-study train --profile full --plan` lists what the profile still lacks (`plan.plan_runs`, most valuable first)
+with an estimate of each run's time on this machine and the total. Without `--plan` the same command trains it:
+one run after another in this process (`jobs=1`, the campaign on a CPU: every run saves its whole training state
+after each epoch and resumes from it when the command is started again), or `--jobs N` runs at once, each in its
+own process, each saved the moment it finishes, and none started that its estimate says cannot finish inside
+`--budget-minutes` (a GPU lease). Before parallel runs, a preflight takes every architecture of the plan through
+the whole path for a few seconds (a one-epoch run on a few faces, in worker processes, saved, archived and read
+back), so that a broken path costs seconds, not the budget. `on_finish` hooks (`campaign`: commit and re-render)
+run after each finished run.
 
 Time estimates (`estimate_seconds`): a run's training FLOPs (3x the forward FLOPs per training image, 1x per
 evaluated image, from `count_flops`) over the rate one job gets, or its steps times the host time of one step
 (`STEP_SECONDS`: small nets are launch-bound on a GPU), whichever is longer, plus a fixed start-up and evaluation
-overhead.
-The rate is measured where possible: from saved runs of the same model on the same kind of device (images/s
-times FLOPs per image); otherwise the device's bf16 rate times `SOLO_EFFICIENCY` for one job, growing with the
-number of jobs up to `MAX_EFFICIENCY` in all (on a CPU, jobs share the cores and the total does not grow).
-These efficiencies are assumptions for networks this small (48x48 faces, batch 128, launch-bound kernels),
-stated here to be checked against the first real GPU run, whose images/s every result records.
+overhead. The rate is measured wherever a measurement exists (`measured_rates`): saved runs of the same model
+trained on the same kind of machine (each run records its `config.machine_kind`), else `make bench`'s entry for
+this kind of machine in reports/benchmarks.json at the precision `auto` trains in here. Only without either does
+it fall back on the device's peak times `SOLO_EFFICIENCY` for one job, growing with the number of jobs up to
+`MAX_EFFICIENCY` in all (on a CPU, jobs share the cores and the total does not grow): assumptions for networks
+this small (48x48 faces, batch 128), stated here to be replaced by the first measurement.
 """
 
 from __future__ import annotations
@@ -37,172 +34,53 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .profiles import Profile, get_profile
-from .results import RESULT_FILE, RunResult, result_dir, run_key
-from .speed import TRAIN_FLOPS_PER_FORWARD
+import numpy as np
 
-# Dense bf16 matrix rate measured on an H200 of the kind this study is lent (a large matrix product), FLOP/s.
-TARGETS: dict[str, float] = {"h200": 790e12, "h100": 790e12}
+from .plan import PlannedRun, plan_runs
+from .profiles import Profile
+from .results import REPO, RESULT_FILE, RunResult, epochs_done, result_dir
+from .speed import GPU_PEAK_FLOPS, TRAIN_FLOPS_PER_FORWARD, device_peak_flops
+
 SOLO_EFFICIENCY = 0.05  # share of the bf16 rate one small-CNN training job reaches alone (assumed, see above)
 MAX_EFFICIENCY = 0.20  # share all concurrent jobs reach together (assumed)
 OVERHEAD_SECONDS = {"cuda": 30.0, "cpu": 10.0}  # process start, data onto the device, final evaluation, saving
 # Host time per training step on a GPU (Python, Lightning, kernel launches; assumed, to be checked): a small net at
 # batch 128 is launch-bound, so a run takes at least steps x this, whatever its FLOPs. On a CPU compute dominates.
 STEP_SECONDS = {"cuda": 0.004, "cpu": 0.0}
-EVAL_IMAGES = 3589 * 2  # PublicTest + PrivateTest, evaluated once at the end (times the TTA views)
-TTA_VIEWS = {"none": 1, "flip": 2, "flip_crop": 10}
-# Steps of the plan that `fer-study train` has no one-at-a-time step for: asked for with --only, they train through
-# the plan (`train_on_budget`).
-PLAN_ONLY_STEPS = ("precision_check",)
 WORKER_LOG_DIR = "logs"  # under the run folder: one log per run, kept when a run fails
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One training run of a plan: what it trains, on which faces, and whether its weights travel back."""
-
-    id: str  # unique in the plan, e.g. "model_b/seed1"
-    step: str  # the `fer-study train --only` step it belongs to
-    name: str  # result name (the run folder is <name>-<key>)
-    config: Any  # CNNConfig, HogSvmConfig or HogVariantConfig
-    side: bool = False  # trains on `recipes.side_data` (the ablation, the recipe steps)
-    keep_weights: bool = False  # weights come back from a training host (our seeds, Model B, the baseline)
-
-    @property
-    def cnn(self) -> bool:
-        from .config import CNNConfig
-
-        return isinstance(self.config, CNNConfig)
-
-    def key(self, data_sha256: str) -> str:
-        """The run's cache key on data with this checksum (the same key `fit_cnn` and the HOG fits use)."""
-        settings = self.config.experiment() if self.cnn else self.config.to_dict()
-        return run_key(self.name, settings, data_sha256)
-
-    def train(self, data, profile: Profile, run_root: str | Path, n_jobs: int = -1) -> RunResult:
-        """Train (or load) this run into run_root on the profile's data (`data`: the profile's subsample)."""
-        if self.cnn:
-            from .recipes import side_data
-            from .training import fit_cnn
-
-            return fit_cnn(side_data(data, profile) if self.side else data, self.config, run_root, name=self.name)
-        from .classical import HogSvmConfig, fit_hog_svm, fit_hog_variant
-
-        if isinstance(self.config, HogSvmConfig):
-            return fit_hog_svm(data, self.config, run_root, n_jobs=n_jobs)
-        return fit_hog_variant(data, self.config.name, run_root, n_jobs=n_jobs)
-
-
-def plan_runs(profile: str | Profile) -> list[PlannedRun]:
-    """Every run the profile's `fer-study train` makes, most valuable first (see the module docstring)."""
-    from .classical import hog_svm_configs, hog_variant_config
-    from .config import result_name
-    from .recipes import (
-        MODEL_B_ABLATIONS,
-        ablation_config,
-        baseline_config,
-        crowd_config,
-        model_b_config,
-        ours_config,
-        recipe_step_configs,
-    )
-    from .registry import main_config
-
-    profile = get_profile(profile)
-    first, *later = profile.seeds
-    runs = [
-        PlannedRun(
-            f"resnet_fer/seed{first}", "resnet_fer", "resnet_fer", ours_config(profile, first), keep_weights=True
-        )
-    ]
-    if profile.ours_probe_epochs:
-        epochs = profile.ours_probe_epochs
-        runs.append(
-            PlannedRun(
-                f"resnet_fer_{epochs}ep/seed{first}",
-                "resnet_fer",
-                f"resnet_fer_{epochs}ep",
-                ours_config(profile, first, max_epochs=epochs),
-            )
-        )
-    for seed in profile.seeds:
-        runs.append(
-            PlannedRun(f"model_b/seed{seed}", "model_b", "model_b", model_b_config(profile, seed), keep_weights=True)
-        )
-        runs.append(
-            PlannedRun(
-                f"baseline_cnn/seed{seed}",
-                "baseline_cnn",
-                "baseline_cnn",
-                baseline_config(profile, seed),
-                keep_weights=True,
-            )
-        )
-    # The paper's baseline, seed 0, once more in bf16 mixed precision: the check that bf16 costs no accuracy (its
-    # own name keeps it apart from the float32 run of the same recipe, which has the same key).
-    runs.append(
-        PlannedRun(
-            f"baseline_cnn_bf16/seed{first}",
-            "precision_check",
-            "baseline_cnn_bf16",
-            replace(baseline_config(profile, first), precision="bf16-mixed"),
-        )
-    )
-    for model in profile.crowd_models:  # notebook 08: the same recipes trained on the FER+ crowd's votes
-        config = crowd_config(main_config(model, profile, first))
-        runs.append(PlannedRun(f"{result_name(config)}/seed{first}", "crowd", result_name(config), config))
-    runs += [
-        PlannedRun(f"resnet_fer/seed{seed}", "resnet_fer", "resnet_fer", ours_config(profile, seed), keep_weights=True)
-        for seed in later
-    ]
-    runs += [
-        PlannedRun(f"{step.result_name}/seed{first}", "recipe_steps", step.result_name, config, side=True)
-        for step, config in recipe_step_configs(profile, first)
-    ]
-    # The ablation's reference is the main Model B run where it trains on the same faces for as many epochs.
-    side_is_main = profile.side_train_per_class is None and ablation_config(profile) == model_b_config(profile)
-    for seed in profile.seeds:
-        if not side_is_main:  # the ablation's reference: Model B on the side data, not the main run
-            runs.append(
-                PlannedRun(f"model_b_side/seed{seed}", "ablation", "model_b", ablation_config(profile, seed), side=True)
-            )
-        runs += [
-            PlannedRun(f"{name}/seed{seed}", "ablation", name, ablation_config(profile, seed, **switches), side=True)
-            for name, switches in MODEL_B_ABLATIONS.items()
-        ]
-    runs += [PlannedRun(config.model, "hog_svm", config.model, config) for config in hog_svm_configs(profile)]
-    runs += [PlannedRun(name, "hog_variants", name, hog_variant_config(name)) for name in profile.hog_variants]
-    return runs
-
-
-# ---------------------------------------------------------------- estimates
+BENCHMARKS = REPO / "reports" / "benchmarks.json"  # `make bench`: training images/s per kind of machine
 
 
 @dataclass(frozen=True)
 class Device:
-    """Where a plan runs: the kind ("cuda" or "cpu"), a name, and its bf16 (GPU) or measured (CPU) FLOP rate."""
+    """Where a plan runs: the kind ("cuda" or "cpu"), its name (`config.machine_kind`), its bf16 (GPU) or
+    measured float32 (CPU) FLOP rate, and whether `auto` trains in bf16 there."""
 
     kind: str
     name: str
     peak_flops: float
+    bf16: bool = True
 
     @classmethod
     def here(cls) -> Device:
         import torch
 
+        from .config import cpu_has_native_bf16, this_machine
         from .speed import measure_matmul_flops
 
         if torch.cuda.is_available():
             name = torch.cuda.get_device_name(0)
-            target = next((t for t in TARGETS if t in name.lower()), None)
-            return cls("cuda", name, TARGETS[target] if target else measure_matmul_flops("cuda", size=4096))
-        return cls("cpu", f"cpu ({torch.get_num_threads()} threads)", measure_matmul_flops("cpu"))
+            return cls("cuda", name, device_peak_flops(name) or measure_matmul_flops("cuda", size=4096))
+        return cls("cpu", this_machine(), measure_matmul_flops("cpu"), bf16=cpu_has_native_bf16())
 
     @classmethod
     def target(cls, name: str) -> Device:
-        if name not in TARGETS:
-            raise ValueError(f"unknown target {name!r}; choose one of {sorted(TARGETS)}")
-        return cls("cuda", name.upper(), TARGETS[name])
+        """A GPU named by `--target` (h100, h200), at its datasheet bf16 peak (`speed.GPU_PEAK_FLOPS`)."""
+        known = {gpu.lower(): gpu for gpu in GPU_PEAK_FLOPS if " " not in gpu}
+        if name.lower() not in known:
+            raise ValueError(f"unknown target {name!r}; choose one of {sorted(known)}")
+        gpu = f"NVIDIA {known[name.lower()]}"
+        return cls("cuda", gpu, GPU_PEAK_FLOPS[known[name.lower()]])
 
     def job_rate(self, jobs: int) -> float:
         """Effective training FLOP/s of one of `jobs` concurrent jobs, without a measurement (see the docstring)."""
@@ -220,40 +98,70 @@ def forward_flops(model: str, model_kwargs: tuple) -> int:
     return count_flops(build_model(model, **dict(model_kwargs)))
 
 
-def run_flops(run: PlannedRun, n_train: int) -> float:
-    """Training plus evaluation FLOPs of a CNN run at its most epochs (early stopping may end it sooner)."""
+def run_flops(run: PlannedRun, n_train: int, n_eval: int, epochs: int | None = None) -> float:
+    """Training plus evaluation FLOPs of a CNN run at its most epochs (early stopping may end it sooner), or over
+    `epochs` still to train: every epoch trains on n_train faces and scores PublicTest (about half of n_eval), and
+    the end scores both test splits with the run's test-time views."""
+    from .inference import TTA_VIEWS
+
     config = run.config
     forward = forward_flops(config.model, config.model_kwargs)
-    per_epoch = (
-        TRAIN_FLOPS_PER_FORWARD * forward * n_train + forward * EVAL_IMAGES // 2
-    )  # training steps, then PublicTest
-    return config.max_epochs * per_epoch + forward * EVAL_IMAGES * TTA_VIEWS[config.tta]
+    per_epoch = TRAIN_FLOPS_PER_FORWARD * forward * n_train + forward * n_eval // 2
+    epochs = config.max_epochs if epochs is None else epochs
+    return epochs * per_epoch + forward * n_eval * TTA_VIEWS[config.tta]
 
 
-def measured_rates(run_root: str | Path, device: Device) -> dict[str, float]:
-    """Training FLOP/s per model measured by the runs saved under run_root on this kind of device (one job's).
+def benchmark_rates(device: Device, benchmarks: str | Path = BENCHMARKS) -> dict[str, float]:
+    """Training images/s per model that `make bench` measured on this kind of machine (its entry in
+    reports/benchmarks.json), at the precision `auto` trains in here; empty where it has no entry."""
+    path = Path(benchmarks)
+    if not path.exists():
+        return {}
+    entry = json.loads(path.read_text()).get("machines", {}).get(device.name, {})
+    train = entry.get("results", {}).get("train", {})
+    suffix = "_train_images_per_second" + ("_bf16" if device.bf16 else "")
+    return {key.removesuffix(suffix): rate for key, rate in train.items() if key.endswith(suffix) and rate}
 
-    Reads only each run's result.json, which is all a slim tree carries.
+
+def measured_rates(run_root: str | Path, device: Device, benchmarks: str | Path = BENCHMARKS) -> dict[str, float]:
+    """Training FLOP/s of one job per model on this kind of machine: from saved runs trained on it, else its benchmark.
+
+    A saved run counts where it ran on the same kind of machine: on a CPU, its recorded `machine` (the processor,
+    cores and bf16 support, `config.machine_kind`); on a GPU, the GPU's name. Reads only each run's result.json,
+    which is all a slim tree carries.
     """
     from .config import CNNConfig
+    from .registry import MODELS
 
-    rates: dict[str, float] = {}
+    def flops(model: str, kwargs: Any, images_per_second: float) -> float:
+        kwargs = CNNConfig(model=model, model_kwargs=kwargs or {}).model_kwargs
+        return TRAIN_FLOPS_PER_FORWARD * forward_flops(model, kwargs) * images_per_second
+
+    rates = {m: flops(m, {}, r) for m, r in benchmark_rates(device, benchmarks).items() if m in MODELS}
+    from_runs: dict[str, float] = {}
     for path in sorted(Path(run_root).glob(f"results/*/{RESULT_FILE}")):
         meta = json.loads(path.read_text())
-        config, rate, ran_on = meta.get("config", {}), meta.get("images_per_second"), meta.get("device", "")
-        on_kind = ran_on.startswith("cpu") if device.kind == "cpu" else device.name.lower() in ran_on.lower()
-        if not rate or not on_kind or "max_epochs" not in config:  # CNN runs only
+        config, rate = meta.get("config", {}), meta.get("images_per_second")
+        ran_on = meta.get("extra", {}).get("machine", "") if device.kind == "cpu" else meta.get("device", "")
+        same_kind = ran_on == device.name if device.kind == "cpu" else device.name.lower() in ran_on.lower()
+        if not rate or not same_kind or "max_epochs" not in config:  # CNN runs only
             continue
-        kwargs = CNNConfig(model=config["model"], model_kwargs=config.get("model_kwargs", {})).model_kwargs
-        forward = forward_flops(config["model"], kwargs)
-        rates[config["model"]] = max(rates.get(config["model"], 0.0), TRAIN_FLOPS_PER_FORWARD * forward * rate)
-    return rates
+        model = config["model"]
+        from_runs[model] = max(from_runs.get(model, 0.0), flops(model, config.get("model_kwargs"), rate))
+    return rates | from_runs
 
 
 def estimate_seconds(
-    run: PlannedRun, n_train: int, device: Device, jobs: int, rates: dict[str, float] | None = None
+    run: PlannedRun,
+    n_train: int,
+    n_eval: int,
+    device: Device,
+    jobs: int,
+    rates: dict[str, float] | None = None,
+    epochs: int | None = None,
 ) -> float:
-    """Estimated wall-clock seconds of one run while `jobs` runs share the device."""
+    """Estimated wall-clock seconds of one run (or of its `epochs` still to train) while `jobs` runs share the
+    device."""
     overhead = OVERHEAD_SECONDS[device.kind]
     if not run.cnn:
         return overhead + 120.0  # HOG features and a linear model: about two minutes on a few cores
@@ -261,8 +169,9 @@ def estimate_seconds(
     rate = measured / jobs if measured and device.kind == "cpu" else measured or device.job_rate(jobs)
     if measured and device.kind == "cuda":
         rate = min(measured, device.peak_flops * MAX_EFFICIENCY / jobs)
-    steps = run.config.max_epochs * max(1, n_train // run.config.batch_size)
-    return overhead + max(run_flops(run, n_train) / rate, steps * STEP_SECONDS[device.kind])
+    epochs = run.config.max_epochs if epochs is None else epochs
+    steps = epochs * max(1, n_train // run.config.batch_size)
+    return overhead + max(run_flops(run, n_train, n_eval, epochs) / rate, steps * STEP_SECONDS[device.kind])
 
 
 @dataclass
@@ -272,8 +181,9 @@ class Slot:
     run: PlannedRun
     seconds: float
     start: float | None = None
-    steps: int = 0  # training steps at the most epochs (CNN runs)
-    flops: float = 0.0  # training and evaluation FLOPs (CNN runs)
+    steps: int = 0  # training steps still to take (CNN runs)
+    flops: float = 0.0  # training and evaluation FLOPs still to spend (CNN runs)
+    epochs_done: int = 0  # epochs an unfinished run has saved already (it resumes after them)
 
     @property
     def end(self) -> float | None:
@@ -296,16 +206,22 @@ def format_plan(
     slots: list[Slot], saved: list[PlannedRun], device: Device, jobs: int, budget_seconds: float | None
 ) -> str:
     """The schedule as text, ending with the line `estimate: <seconds> s for <n> runs on <device>`."""
+    precision = "bf16 mixed" if device.bf16 else "float32"
     lines = [
         f"{len(saved)} run(s) already saved: " + (", ".join(r.id for r in saved) or "none"),
-        f"{'run':<40}{'step':<16}{'epochs':>7}{'steps':>8}{'PFLOP':>7}{'start s':>9}{'est. s':>9}",
+        f"on {device.name}: CNNs train in {precision} (precision auto)",
+        f"{'run':<40}{'step':<17}{'epochs':>7}{'steps':>8}{'PFLOP':>7}{'start s':>9}{'est. s':>9}{'est. h':>8}",
     ]
     for slot in slots:
         start = "skip" if slot.start is None else f"{slot.start:.0f}"
-        epochs = slot.run.config.max_epochs if slot.run.cnn else "-"
+        epochs = "-"
+        if slot.run.cnn:
+            epochs = (
+                f"{slot.epochs_done}/{slot.run.config.max_epochs}" if slot.epochs_done else slot.run.config.max_epochs
+            )
         lines.append(
-            f"{slot.run.id:<40}{slot.run.step:<16}{epochs:>7}{slot.steps or '-':>8}"
-            f"{slot.flops / 1e15:>7.2f}{start:>9}{slot.seconds:>9.0f}"
+            f"{slot.run.id:<40}{slot.run.step:<17}{epochs:>7}{slot.steps or '-':>8}"
+            f"{slot.flops / 1e15:>7.2f}{start:>9}{slot.seconds:>9.0f}{slot.seconds / 3600:>8.1f}"
         )
     planned = [s for s in slots if s.start is not None]
     lines.append(
@@ -317,7 +233,9 @@ def format_plan(
     if skipped:
         lines.append(f"not in the budget of {budget_seconds:.0f} s ({len(skipped)}): " + ", ".join(skipped))
     total = max((s.end for s in planned), default=0.0)
-    lines.append(f"estimate: {total:.0f} s for {len(planned)} runs on {device.name} ({jobs} jobs)")
+    lines.append(
+        f"estimate: {total:.0f} s for {len(planned)} runs on {device.name} ({jobs} jobs): {total / 3600:.1f} hours"
+    )
     return "\n".join(lines)
 
 
@@ -336,10 +254,7 @@ class Outcome:
 
 def result_dirs(runs: list[PlannedRun], data, profile: Profile, run_root: str | Path) -> dict[str, Path]:
     """Where each run's result is (or will be) saved under run_root: its folder, by run id."""
-    from .recipes import side_data
-
-    side_sha = side_data(data, profile).sha256
-    return {run.id: result_dir(run_root, run.name, run.key(side_sha if run.side else data.sha256)) for run in runs}
+    return {run.id: result_dir(run_root, run.name, run.key(run.data_sha256(data, profile))) for run in runs}
 
 
 def pending_runs(plan: list[PlannedRun], data, profile: Profile, run_root: str | Path) -> tuple[list, list]:
@@ -444,20 +359,25 @@ def worker_main(spec: dict) -> int:
 
     torch.set_num_threads(max(1, spec["threads"]))
     study = setup(spec["profile"], spec["data"], spec["run_root"])
-    profile, data = study.profile, study.data
-    plan = {r.id: r for r in plan_runs(profile)}
-    run = plan[spec["id"]]
-    if run.cnn and run.config.targets == "crowd":
-        from .steps import crowd_data
-
-        data = crowd_data(study)
+    profile = study.profile
+    run = {r.id: r for r in plan_runs(profile)}[spec["id"]]
+    data = run_faces(study, run)
     if spec.get("compile") and run.cnn:  # how it runs, not what it is: the key stays the same
         run = replace(run, config=replace(run.config, compile=True))
     if spec["preflight"]:
         run, data, profile = preflight_variant(run, data, profile)
-    result = run.train(data, profile, spec["run_root"], n_jobs=max(1, spec["threads"]))
+    result = run.train(data, profile, spec["run_root"], n_jobs=max(1, spec["threads"]), crowd=data)
     print(f"saved {result.run_dir} (PublicTest accuracy {result.metrics['PublicTest']['accuracy']:.3f})")
     return 0
+
+
+def run_faces(study, run: PlannedRun):
+    """The study's faces for a run: with the crowd's votes attached where it trains on them (`steps.crowd_data`)."""
+    if run.faces != "crowd":
+        return study.data
+    from .steps import crowd_data
+
+    return crowd_data(study)
 
 
 def preflight_variant(run: PlannedRun, data, profile: Profile):
@@ -493,7 +413,7 @@ def default_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def train_on_budget(
+def train_plan(
     profile: str,
     data_path: str | None = None,
     run_dir: str | Path | None = None,
@@ -506,79 +426,129 @@ def train_on_budget(
     plan_only: bool = False,
     preflight: bool = True,
     compile: bool = False,
+    fresh: bool = False,
+    on_finish: Callable[[PlannedRun, Path], None] | None = None,
 ) -> Outcome | None:
-    """Plan the profile's missing runs, print the schedule, then (unless plan_only) preflight and train them."""
+    """Plan the profile's missing runs and print the schedule; then (unless plan_only) train them.
+
+    One job with neither a budget nor an archive trains the runs one after another in this process (the campaign:
+    each resumes from its last epoch when started again); otherwise `jobs` worker processes share the budget, after
+    a preflight. `fresh` (one job only) retrains runs that are saved already. `on_finish(run, result folder)` is
+    called after each run that finished.
+    """
     from .study import setup
 
+    in_process = jobs == 1 and budget_minutes is None and archive is None
+    if fresh and not in_process:
+        raise ValueError("fresh retrains one run at a time: it does not go with --jobs, --budget-minutes or --archive")
     study = setup(profile, data_path, run_dir)
     profile_obj, data, run_root = study.profile, study.data, Path(study.run_dir)
     plan = [r for r in plan_runs(profile_obj) if not only or r.step in only]
-    if any(r.step == "crowd" for r in plan):
+    if any(r.faces == "crowd" for r in plan):
         from .steps import votes_at_hand
 
         if not votes_at_hand(study):
             print("no FER+ votes found (FERPLUS_PATH, data/, beside FER-2013): the crowd runs are left out", flush=True)
-            plan = [r for r in plan if r.step != "crowd"]
-    todo, saved = pending_runs(plan, data, profile_obj, run_root)
+            plan = [r for r in plan if r.faces != "crowd"]
+    todo, saved = (plan, []) if fresh else pending_runs(plan, data, profile_obj, run_root)
+    dirs = result_dirs(todo, data, profile_obj, run_root)
     device = Device.target(target) if target else Device.here()
-    from .recipes import side_data
-
     rates = measured_rates(run_root, device)
-    n_train = {
-        False: int((data.usage == "Training").sum()),
-        True: int((side_data(data, profile_obj).usage == "Training").sum()),
-    }
-    estimates = {r.id: estimate_seconds(r, n_train[r.side], device, jobs, rates) for r in todo}
-    budget = None if budget_minutes is None else 60.0 * budget_minutes
-    slots = simulate(
-        [
+    n_eval = int(np.isin(data.usage, ["PublicTest", "PrivateTest"]).sum())
+    slots = []
+    for run in todo:
+        if not run.cnn:
+            slots.append(Slot(run, estimate_seconds(run, 0, n_eval, device, jobs)))
+            continue
+        n_train = int((run.train_data(data, profile_obj, crowd=data).usage == "Training").sum())
+        done = 0 if fresh else epochs_done(dirs[run.id], run.key(run.data_sha256(data, profile_obj)))
+        left = max(0, run.config.max_epochs - done)
+        slots.append(
             Slot(
-                r,
-                estimates[r.id],
-                steps=r.config.max_epochs * (n_train[r.side] // r.config.batch_size),
-                flops=run_flops(r, n_train[r.side]),
+                run,
+                estimate_seconds(run, n_train, n_eval, device, jobs, rates, epochs=left),
+                steps=left * (n_train // run.config.batch_size),
+                flops=run_flops(run, n_train, n_eval, left),
+                epochs_done=done,
             )
-            if r.cnn
-            else Slot(r, estimates[r.id])
-            for r in todo
-        ],
-        jobs,
-        budget,
-    )
+        )
+    budget = None if budget_minutes is None else 60.0 * budget_minutes
+    slots = simulate(slots, jobs, budget)
     print(
         f"Plan for profile {profile_obj.name!r} on {data.form} data (sha256 {data.sha256[:12]}), "
-        f"{jobs} job(s), budget {'none' if budget is None else f'{budget:.0f} s'}; rates measured for: "
-        f"{', '.join(sorted(rates)) or 'none (assumed efficiencies)'}"
+        f"{jobs} job(s), budget {'none' if budget is None else f'{budget:.0f} s'}; rates measured on this kind of "
+        f"machine for: {', '.join(sorted(rates)) or 'none (assumed efficiencies)'}"
     )
     print(format_plan(slots, saved, device, jobs, budget), flush=True)
     if plan_only or not any(slot.start is not None for slot in slots):
         return None  # nothing to train, or nothing that fits the budget
+    if in_process:
+        outcome = train_in_turn(study, todo, dirs, fresh, on_finish)
+        print(summarise(outcome, dirs, device), flush=True)
+        return outcome
     threads = default_threads(jobs)
+    # The workers load the very faces this process planned with, wherever they would look by themselves.
+    from .study import SYNTHETIC
+
+    data_path = SYNTHETIC if study.synthetic else str(study.full_data.source)
     started = time.perf_counter()
     if preflight:
         check_path(preflight_runs(todo), profile_obj.name, data_path, jobs, threads, compile)
         print(f"preflight passed in {time.perf_counter() - started:.0f} s", flush=True)
     remaining = None if budget is None else budget - (time.perf_counter() - started)
-    dirs = result_dirs(todo, data, profile_obj, run_root)
     finished_dirs: dict[Path, bool] = {}
 
-    def archive_finished(run: PlannedRun) -> None:
+    def after(run: PlannedRun) -> None:
         finished_dirs[dirs[run.id]] = run.keep_weights
         if archive is not None:
             from .bundle import pack_runs
 
             pack_runs(finished_dirs, archive)
+        if on_finish is not None:
+            on_finish(run, dirs[run.id])
 
     outcome = run_plan(
         todo,
-        estimates,
+        {slot.run.id: slot.seconds for slot in slots},
         lambda run: worker_command(run, profile_obj.name, data_path, run_root, threads, False, compile),
         jobs,
         remaining,
         run_root / WORKER_LOG_DIR,
-        on_finish=archive_finished,
+        on_finish=after,
     )
     print(summarise(outcome, dirs, device), flush=True)
+    return outcome
+
+
+def train_in_turn(
+    study,
+    runs: list[PlannedRun],
+    dirs: dict[str, Path],
+    fresh: bool = False,
+    on_finish: Callable[[PlannedRun, Path], None] | None = None,
+) -> Outcome:
+    """Train the runs one after another in this process, in plan order; a run that fails is reported and skipped."""
+    import traceback
+
+    outcome = Outcome()
+    crowd = None
+    for i, run in enumerate(runs):
+        print(f"== {run.id} ({run.step}, {i + 1} of {len(runs)}) ==", flush=True)
+        started = time.perf_counter()
+        try:
+            if run.faces == "crowd" and crowd is None:
+                crowd = run_faces(study, run)
+            run.train(study.data, study.profile, study.run_dir, fresh, crowd=crowd)
+        except Exception:  # noqa: BLE001 - one broken run must not stop the runs after it
+            tail = traceback.format_exc().strip().splitlines()[-15:]
+            outcome.failed.append((run, "\n".join(tail)))
+            print(f"FAILED {run.id}:\n  " + "\n  ".join(tail), flush=True)
+            continue
+        seconds = time.perf_counter() - started
+        outcome.finished.append((run, seconds))
+        print(f"== {run.id} done in {seconds:.0f} s ==", flush=True)
+        if on_finish is not None:
+            on_finish(run, dirs[run.id])
     return outcome
 
 

@@ -1,24 +1,22 @@
-"""The study's training steps, in one place, so notebooks and `fer-study train` ask for the same cached results.
+"""The notebooks' training steps: each trains (or reloads from `study.run_dir`) one step of the plan and returns
+its results in the shape the notebook shows them.
 
-Each step (`STEPS`) trains (or reloads from `study.run_dir`) one part of the study and returns its results: one
-step per main CNN of the model registry, then HOG, the recipe steps, the ablation and the crowd-vote twins. The
-notebooks call the same functions, so a GPU host can train everything with `fer-study train --profile full` and the
-notebooks render it afterwards.
+The runs are the plan's (`plan.plan_runs`), so a notebook and `fer-study train` ask for the same cached results: a
+GPU host or a CPU campaign trains everything with `fer-study train --profile full`, and the notebooks render it
+afterwards.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from .data import FERData, FERDataError
+from .plan import PlannedRun, step_runs
 from .results import RunResult
-from .study import Study, in_notebook, setup
+from .study import Study, in_notebook
 
 
 def hog_svm_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
@@ -31,13 +29,11 @@ def hog_svm_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
 
 def cnn_runs(study: Study, model: str, fresh: bool = False) -> list[RunResult]:
     """One of the registry's CNNs with its recipe at the profile's size, one run per profile seed."""
-    from .registry import main_config
-    from .training import fit_cnn
+    return [_train(study, run, fresh) for run in step_runs(study.profile, model)]
 
-    return [
-        fit_cnn(study.data, main_config(model, study.profile, seed), study.run_dir, fresh)
-        for seed in study.profile.seeds
-    ]
+
+def _train(study: Study, run: PlannedRun, fresh: bool = False, crowd: FERData | None = None) -> RunResult:
+    return run.train(study.data, study.profile, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog, crowd=crowd)
 
 
 def recipe_step_runs(study: Study, fresh: bool = False) -> pd.DataFrame:
@@ -82,21 +78,17 @@ def ablation_runs(study: Study, fresh: bool = False) -> dict[str, list[RunResult
     """Model B with each ingredient removed in turn (MODEL_B_ABLATIONS), one run per profile seed.
 
     All runs train on `side_data` (the profile's data, or a class-capped subset of its Training where the profile
-    sets `side_train_per_class`) for the profile's `ablation_epochs`. The full Model B they are compared with comes
-    first, under "model_b": on the profile's own data and epochs these are the runs of the "model_b" step, loaded
-    from their cache; `fresh` retrains the ablations, not the reference.
+    sets `side_train_per_class`) for the profile's `ablation_epochs`, in plan order (one seed of every variant before
+    the next seed). The full Model B they are compared with comes first, under "model_b": on the profile's own data
+    and epochs these are the runs of the "model_b" step, loaded from their cache; `fresh` retrains the ablations,
+    not the reference.
     """
-    from .recipes import MODEL_B_ABLATIONS, ablation_config, side_data
-    from .training import fit_cnn
-
-    data = side_data(study.data, study.profile)
-    seeds = study.profile.seeds
-    runs = {"model_b": [fit_cnn(data, ablation_config(study.profile, seed), study.run_dir) for seed in seeds]}
-    for name, switches in MODEL_B_ABLATIONS.items():
-        runs[name] = [
-            fit_cnn(data, ablation_config(study.profile, seed, **switches), study.run_dir, fresh, name=name)
-            for seed in seeds
-        ]
+    plan = step_runs(study.profile, "ablation")
+    reference = [run for run in plan if run.name == "model_b"] or step_runs(study.profile, "model_b")
+    runs = {"model_b": [_train(study, run) for run in reference]}
+    for run in plan:
+        if run.name != "model_b":
+            runs.setdefault(run.name, []).append(_train(study, run, fresh))
     return runs
 
 
@@ -141,64 +133,29 @@ def crowd_runs(
     it, and `fresh` retrains the crowd runs, not the twins. With `train=False` nothing is trained: only the pairs
     whose two runs are saved in the run folder are returned (a laptop rendering a GPU run's results).
     """
-    from .recipes import crowd_config
-    from .registry import main_config
-    from .training import fit_cnn, saved_cnn
+    from .training import saved_cnn
 
     if fresh and not train:
         raise ValueError("crowd_runs: fresh=True retrains, train=False trains nothing; choose one")
     data = crowd_data(study, ferplus_path)
-    seed = study.profile.seeds[0]
     runs = {}
-    for model in study.profile.crowd_models:
-        config = main_config(model, study.profile, seed)
+    for run in step_runs(study.profile, "crowd"):
+        twin = next(r for r in step_runs(study.profile, run.config.model) if r.seed == run.seed)
         if train:
-            pair = {
-                "labels": fit_cnn(study.data, config, study.run_dir),
-                "crowd": fit_cnn(data, crowd_config(config), study.run_dir, fresh),
-            }
+            pair = {"labels": _train(study, twin), "crowd": _train(study, run, fresh, crowd=data)}
         else:
             pair = {
-                "labels": saved_cnn(study.data, config, study.run_dir),
-                "crowd": saved_cnn(data, crowd_config(config), study.run_dir),
+                "labels": saved_cnn(study.data, twin.config, study.run_dir, name=twin.name),
+                "crowd": saved_cnn(data, run.config, study.run_dir, name=run.name),
             }
         if all(pair.values()):
-            runs[model] = pair
+            runs[run.config.model] = pair
     return runs
 
 
 def hog_variant_runs(study: Study, fresh: bool = False) -> dict[str, RunResult]:
     """The HOG extension variants the profile names (`hog_variants`): finer and several cells, PCA, a kernel."""
-    from .classical import fit_hog_variant
-
-    return {
-        name: fit_hog_variant(study.data, name, study.run_dir, fresh, n_jobs=study.profile.num_workers_hog)
-        for name in study.profile.hog_variants
-    }
-
-
-def training_steps() -> dict[str, Callable[[Study, bool], object]]:
-    """The steps of `fer-study train` in order: HOG, one per CNN of the registry's main comparison, then the side
-    experiments. A model registered later gets its step too."""
-    from . import registry
-
-    cnns = {
-        name: functools.partial(_cnn_step, model=name)
-        for name, spec in registry.MODELS.items()
-        if spec.is_cnn and spec.main
-    }
-    return {
-        "hog_svm": hog_svm_runs,
-        "hog_variants": hog_variant_runs,
-        **cnns,
-        "recipe_steps": recipe_step_runs,
-        "ablation": ablation_runs,
-        "crowd": crowd_runs,
-    }
-
-
-def _cnn_step(study: Study, fresh: bool = False, *, model: str) -> list[RunResult]:
-    return cnn_runs(study, model, fresh)
+    return {run.name: _train(study, run, fresh) for run in step_runs(study.profile, "hog_variants")}
 
 
 def votes_at_hand(study: Study) -> bool:
@@ -206,41 +163,3 @@ def votes_at_hand(study: Study) -> bool:
     from .ferplus import find_ferplus
 
     return study.synthetic or find_ferplus(None, data_path=study.full_data.source) is not None
-
-
-def train_all(
-    profile: str = "full",
-    data_path: str | Path | None = None,
-    run_dir: str | Path | None = None,
-    fresh: bool = False,
-    only: list[str] | None = None,
-) -> dict[str, float]:
-    """Run the chosen training steps (all by default) of a profile; returns the seconds each step took."""
-    steps = training_steps()
-    unknown = set(only or ()) - set(steps)
-    if unknown:
-        raise ValueError(f"unknown training step(s) {sorted(unknown)}; choose from {list(steps)}")
-    study = setup(profile, data_path, run_dir)
-    print(
-        f"Training profile {study.profile.name!r} on {study.data.form} data ({len(study.data):,} faces, "
-        f"sha256 {study.data.sha256[:12]}) into {study.run_dir}",
-        flush=True,
-    )
-    seconds = {}
-    for name, step in steps.items():
-        if only and name not in only:
-            continue
-        if name == "crowd" and not only and not votes_at_hand(study):
-            print(
-                "== crowd skipped: no FER+ crowd votes beside FER-2013 (notebook 08 says where to put them) ==",
-                flush=True,
-            )
-            continue
-        print(f"== {name} ({study.profile.name}) ==", flush=True)
-        start = time.perf_counter()
-        step(study, fresh)
-        seconds[name] = time.perf_counter() - start
-        print(f"== {name} done in {seconds[name]:.1f} s ==", flush=True)
-    print("\n".join(f"{name:>14}: {s:8.1f} s" for name, s in seconds.items()))
-    print(f"{'total':>14}: {sum(seconds.values()):8.1f} s; results in {study.run_dir}")
-    return seconds

@@ -68,36 +68,47 @@ def missing_models(results_by_model: Mapping[str, list]) -> dict[str, str]:
 
 
 def missing_runs(results_by_model: Mapping[str, list], profile: Profile, votes: bool = False) -> list[str]:
-    """What the profile's protocol trains that the run folder lacks: main models, CNN seeds, the ablation, and
-    with crowd `votes` at hand the crowd twins of notebook 08 (`profile.crowd_models`).
+    """What the profile's plan (`plan.plan_runs`) trains for the report that the run folder lacks: the main
+    models and their seeds, the ablation, and with crowd `votes` at hand the crowd twins of notebook 08.
 
     Each item names what is missing and the notebook that trains it. The ablation is checked only where it trains
     on the profile's own data (no `side_train_per_class`); otherwise its results are not part of the report.
     """
+    from .plan import plan_runs
+
+    plan = plan_runs(profile)
+
+    def lacking(name: str, step: str) -> tuple[list, list]:
+        planned = sorted({run.seed for run in plan if run.step == step and run.name == name}, key=str)
+        have = {r.seed for r in results_by_model.get(name, [])}
+        return planned, [seed for seed in planned if seed not in have]
+
+    def seeds(missing: list, planned: list) -> str:
+        return f"seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of {', '.join(map(str, planned))}"
+
     items = [f"{registry.label(m)}: not trained (notebook {nb})" for m, nb in missing_models(results_by_model).items()]
     for model, notebook in registry.notebooks().items():
-        runs = results_by_model.get(model)
-        if model == "hog_svm" or not runs:
-            continue
-        have = {r.seed for r in runs}
-        lacking = [s for s in profile.seeds if s not in have]
-        if lacking:
-            items.append(
-                f"{registry.label(model)}: seed{'s' if len(lacking) > 1 else ''} "
-                f"{', '.join(map(str, lacking))} of {', '.join(map(str, profile.seeds))} not trained "
-                f"(notebook {notebook})"
-            )
+        planned, missing = lacking(model, model)
+        if results_by_model.get(model) and missing and None not in planned:
+            items.append(f"{registry.label(model)}: {seeds(missing, planned)} not trained (notebook {notebook})")
     if profile.side_train_per_class is None:
-        from .recipes import MODEL_B_ABLATIONS
-
-        absent = [name for name in MODEL_B_ABLATIONS if not results_by_model.get(name)]
+        variants = list(dict.fromkeys(r.name for r in plan if r.step == "ablation" and r.name != "model_b"))
+        absent = [name for name in variants if not results_by_model.get(name)]
         if absent:
-            what = "the ablation of Model B" if len(absent) == len(MODEL_B_ABLATIONS) else ", ".join(absent)
+            what = "the ablation of Model B" if len(absent) == len(variants) else ", ".join(absent)
             items.append(f"{what}: not trained (notebook 07_ablation)")
+        short = {name: lacking(name, "ablation") for name in variants if name not in absent}
+        short = {name: pair for name, pair in short.items() if pair[1]}
+        if short:
+            planned, missing = next(iter(short.values()))
+            which = "its variants" if len(short) == len(variants) else ", ".join(short)
+            items.append(
+                f"the ablation of Model B, {which}: {seeds(missing, planned)} not trained (notebook 07_ablation)"
+            )
     if votes:
-        from .config import CROWD_SUFFIX
-
-        absent = [registry.label(m) for m in profile.crowd_models if not results_by_model.get(m + CROWD_SUFFIX)]
+        absent = [
+            registry.label(r.config.model) for r in plan if r.step == "crowd" and not results_by_model.get(r.name)
+        ]
         if absent:
             twins = f"the crowd twin{'s' if len(absent) > 1 else ''} of {' and '.join(absent)}"
             items.append(f"{twins}: not trained (notebook 08_label_noise)")

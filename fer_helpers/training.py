@@ -45,14 +45,26 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from .config import CNNConfig, device_name, resolve_precision, result_name, uses_cuda
+from .config import CNNConfig, device_name, resolve_precision, result_name, this_machine, uses_cuda
 from .data import NUM_CLASSES, FERData
 from .ferplus import VOTES_KEY, vote_distribution
 from .inference import EVAL_BATCH_SIZE, images_to_tensor, predict_logits
 from .metrics import scored_run
 from .models import count_params
 from .registry import build_model
-from .results import EVAL_SPLITS, WEIGHTS_FILE, RunResult, cached_run, result_dir, run_key, saved_run
+from .results import (
+    CHECKPOINT_DIR,
+    EVAL_SPLITS,
+    RESUME_EPOCHS_FILE,
+    RESUME_FILE,
+    RESUME_KEY_FILE,
+    WEIGHTS_FILE,
+    RunResult,
+    cached_run,
+    result_dir,
+    run_key,
+    saved_run,
+)
 from .weights import round_to_storage, save_weights
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "seconds")
@@ -481,10 +493,6 @@ def saved_cnn(data: FERData, config: CNNConfig, run_root: str | Path, name: str 
     return saved_run(name or result_name(config), config.experiment(), data.sha256, run_root)
 
 
-RESUME_FILE = "resume.ckpt"  # the whole training state after the last finished epoch, until the run is saved
-RESUME_KEY_FILE = "key.txt"  # beside it: the key of the run it belongs to
-
-
 class ResumeCheckpoint(ModelCheckpoint):
     """The whole training state at the end of every epoch (no monitor: the file is rewritten), with the run's key
     beside it. At the end of the epoch, after the recorder has added the epoch's row."""
@@ -502,6 +510,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         super()._save_checkpoint(trainer, filepath)
         if trainer.is_global_zero:
             (Path(filepath).parent / RESUME_KEY_FILE).write_text(self.key + "\n")
+            (Path(filepath).parent / RESUME_EPOCHS_FILE).write_text(f"{trainer.current_epoch + 1}\n")
 
 
 def _resume_checkpoint(run_dir: Path, key: str, fresh: bool) -> Path | None:
@@ -510,7 +519,7 @@ def _resume_checkpoint(run_dir: Path, key: str, fresh: bool) -> Path | None:
     A long run (a full-protocol seed on a CPU takes hours) saves its whole state after every epoch, so that calling
     it again continues where it stopped rather than starting over; `fresh` starts over.
     """
-    checkpoints = run_dir / "checkpoints"
+    checkpoints = run_dir / CHECKPOINT_DIR
     resume, owner = checkpoints / RESUME_FILE, checkpoints / RESUME_KEY_FILE
     if not fresh and resume.exists() and owner.exists() and owner.read_text().strip() == key:
         return resume
@@ -626,6 +635,7 @@ def _train(
             "stopped_epoch": len(history),
             "config": config.to_dict(),
             "precision": precision,
+            "machine": this_machine(),  # the kind of machine, which the plan's estimates read rates by
             "channels_last": channels_last,
             "compile": config.compile,
             "stored_precision": stored_precision,

@@ -17,6 +17,7 @@ from fer_helpers import ferplus, plots, recipes, registry, steps
 from fer_helpers.config import CNNConfig, result_name
 from fer_helpers.data import CLASS_NAMES, FERData, FERDataError
 from fer_helpers.ferplus import VOTE_COLUMNS, VOTES_KEY, attach_votes, crowd_scores, synthetic_votes
+from fer_helpers.plan import plan_runs
 from fer_helpers.profiles import PROFILES, get_profile
 from fer_helpers.results import RunResult, find_results, run_key
 from fer_helpers.statistics import mcnemar
@@ -177,10 +178,9 @@ def _study(data: FERData, tmp_path: Path, **overrides) -> Study:
     return Study(profile=profile, data=data, full_data=data, run_dir=tmp_path / "run", reports_dir=tmp_path / "r")
 
 
-def test_crowd_step_comes_after_the_ablation():
-    names = list(steps.training_steps())
+def test_crowd_step_comes_after_the_first_seeds_and_the_ablation():
+    names = [run.step for run in plan_runs("full")]
     assert names.index("resnet_fer") < names.index("ablation") < names.index("crowd")
-    assert steps.training_steps()["crowd"] is steps.crowd_runs
 
 
 @pytest.mark.trains
@@ -344,7 +344,7 @@ def test_label_confusion_figure_shows_counts_and_row_shares():
     matplotlib.pyplot.close(fig)
 
 
-def test_noise_ceiling_figure_draws_every_model_and_ceiling():
+def test_reference_points_figure_draws_every_model_and_reference():
     accuracies = pd.DataFrame(
         {
             "accuracy": [0.41, 0.6, 0.65, 0.7328],
@@ -354,7 +354,7 @@ def test_noise_ceiling_figure_draws_every_model_and_ceiling():
         },
         index=["paper baseline", "Model B", "humans", "best single network"],
     )
-    fig = plots.plot_noise_ceiling(accuracies, {"crowd plurality": 0.8, "one annotator": 0.6})
+    fig = plots.plot_reference_points(accuracies, {"crowd plurality": 0.8, "one annotator": 0.6})
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == [
         "paper baseline",
@@ -365,4 +365,20 @@ def test_noise_ceiling_figure_draws_every_model_and_ceiling():
     assert sum(len(c.get_offsets()) for c in ax.collections) == 4
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "crowd plurality: 80.0%" in legend and "one annotator: 60.0%" in legend and "paper" in legend
+    assert "ceiling" not in ax.get_title() and "not bounds" in ax.get_title()
+    matplotlib.pyplot.close(fig)
+
+
+def test_boundary_shift_figure_shows_each_label_and_both_shares():
+    labels = np.array([CLASS_NAMES.index(c) for c in ("Sad", "Sad", "Fear", "Neutral", "Happy")])
+    votes = np.zeros((5, len(VOTE_COLUMNS)), dtype=np.int64)
+    votes[[0, 2, 3], VOTE_COLUMNS.index("neutral")] = 6  # two non-Neutral faces the crowd calls Neutral
+    votes[1, VOTE_COLUMNS.index("sadness")] = 6
+    votes[4, VOTE_COLUMNS.index("happiness")] = 6
+    shift = ferplus.boundary_shift(labels, votes)
+    fig = plots.plot_boundary_shift(shift)
+    left, right = fig.axes
+    assert len(left.patches) == len(CLASS_NAMES) - 1  # every label but Neutral itself
+    assert len(right.patches) == 2 * len(CLASS_NAMES)
+    assert "Neutral" in left.get_xlabel()
     matplotlib.pyplot.close(fig)

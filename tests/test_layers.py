@@ -14,9 +14,22 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("data", "results", "migrate", "synthetic", "features"),
     ("statistics", "metrics", "ferplus"),
     ("models", "recipes", "registry"),
-    ("inference", "weights", "speed", "classical", "training", "bundle"),
+    ("inference", "weights", "speed", "classical", "training", "plan", "bundle"),
     ("claims", "explain", "plots"),
-    ("study", "ship", "steps", "summary", "predict", "report", "readme", "lesson", "schedule", "runner", "cli"),
+    (
+        "study",
+        "ship",
+        "steps",
+        "summary",
+        "predict",
+        "report",
+        "readme",
+        "lesson",
+        "schedule",
+        "campaign",
+        "runner",
+        "cli",
+    ),
 )
 
 

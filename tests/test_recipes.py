@@ -208,8 +208,8 @@ def test_model_b_recipe_says_which_settings_are_the_papers():
 
 
 def test_the_ablation_trains_for_its_own_epochs_where_the_profile_sets_them():
+    from fer_helpers.plan import plan_runs
     from fer_helpers.recipes import ablation_config
-    from fer_helpers.schedule import plan_runs
 
     full = get_profile("full")
     assert full.ablation_epochs is None and ablation_config(full, 1, batchnorm=False) == model_b_config(

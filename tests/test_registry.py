@@ -11,6 +11,7 @@ from torch import nn
 from fer_helpers import predict, readme, registry, report, steps, summary
 from fer_helpers.config import CNNConfig
 from fer_helpers.data import NUM_CLASSES
+from fer_helpers.plan import plan_runs, plan_steps
 from fer_helpers.profiles import Profile, get_profile
 from fer_helpers.registry import ModelSpec
 from fer_helpers.ship import ship
@@ -99,10 +100,10 @@ def test_a_registered_model_goes_through_training_report_ship_and_predict(tiny_r
     profile = get_profile("smoke", baseline_max_epochs=2)
     study = Study(profile=profile, data=data, full_data=data, run_dir=tmp_path / "run", reports_dir=tmp_path / "r")
 
-    # training: `fer-study train` has a step for it
-    train_steps = steps.training_steps()
-    assert "tiny_cnn" in train_steps
-    [run] = train_steps["tiny_cnn"](study, False)
+    # planning: the plan holds it (first: it ships first), `fer-study train` has a step for it, the report misses it
+    assert "tiny_cnn" in plan_steps(profile) and plan_runs(profile)[0].id == "tiny_cnn/seed0"
+    assert "Tiny CNN: not trained (notebook 04_tuned_cnn)" in summary.missing_runs({}, profile)
+    [run] = steps.cnn_runs(study, "tiny_cnn")
     assert run.model == "tiny_cnn" and run.weights_path.is_file()
 
     # evaluation and the report: a row of the main comparison under its label
