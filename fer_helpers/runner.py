@@ -15,12 +15,14 @@ from traitlets.config import Config
 
 from fer_helpers.data import find_fer2013
 from fer_helpers.profiles import get_profile
+from fer_helpers.progress import follow
 from fer_helpers.study import REPO, SYNTHETIC, default_run_dir, synthetic_warning
 
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 TIMINGS_FILE = "timings.json"
+PROGRESS_FILE = "progress.log"  # what the running notebook's training reports, shown on the terminal (`follow`)
 REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
 VOTES_NOTEBOOK_PREFIXES = ("08_",)  # notebooks that need the FER+ crowd votes beside FER-2013
 EXERCISE_TAG = "exercise"  # a notebook's exercise cells: run by a student, not by the report
@@ -170,17 +172,18 @@ def _execute(
     print(f"{label} ...", flush=True)
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            path,
-            output,
-            parameters=parameters,
-            kernel_name=kernel,
-            progress_bar=True,
-            cwd=path.parent,
-            # nbclient leaves the cells with this tag as they are (papermill passes it through)
-            skip_cells_with_tag="never-skip" if exercises else EXERCISE_TAG,
-            config=KERNEL_CONFIG,
-        )
+        with follow(Path(parameters["run_dir"]) / PROGRESS_FILE, sys.stdout, prefix=f"{label} "):
+            papermill.execute_notebook(
+                path,
+                output,
+                parameters=parameters,
+                kernel_name=kernel,
+                progress_bar=False,  # the training's own progress instead (`follow`), and the time on a terminal
+                cwd=path.parent,
+                # nbclient leaves the cells with this tag as they are (papermill passes it through)
+                skip_cells_with_tag="never-skip" if exercises else EXERCISE_TAG,
+                config=KERNEL_CONFIG,
+            )
     except PapermillExecutionError as err:
         timings.append({"notebook": path.stem, "seconds": time.perf_counter() - t0, "status": "failed"})
         raise ReportError(_cell_failure(path, output, err)) from None

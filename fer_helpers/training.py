@@ -39,8 +39,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
@@ -49,8 +48,10 @@ from .config import CNNConfig, device_name, resolve_precision, result_name, this
 from .data import NUM_CLASSES, FERData
 from .ferplus import VOTES_KEY, vote_distribution
 from .inference import EVAL_BATCH_SIZE, images_to_tensor, predict_logits
+from .markdown import format_duration
 from .metrics import scored_run
 from .models import count_params
+from .progress import DONE, LIVE, LineWriter, report
 from .registry import build_model
 from .results import (
     CHECKPOINT_DIR,
@@ -406,18 +407,60 @@ class EpochRecorder(Callback):
         return pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS))
 
 
-class EpochProgressBar(TQDMProgressBar):
-    """Lightning's training bar without the brief PublicTest bar after every epoch.
+class EpochProgress(Callback):
+    """Training progress: one line per epoch (loss, PublicTest accuracy, time, time left) on stdout, which a notebook
+    keeps; about LIVE_UPDATES moments per epoch redrawn in place where stdout is a terminal; and both for the
+    terminal of a report run (`progress.report`), whose kernels' stdout goes into the notebooks."""
 
-    In a terminal it moves 20 times per epoch; elsewhere (a notebook, a log file) once per epoch, so that the
-    output stays a line per epoch.
-    """
+    LIVE_UPDATES = 20
 
-    def __init__(self, steps_per_epoch: int):
-        super().__init__(refresh_rate=max(1, steps_per_epoch // 20) if sys.stdout.isatty() else steps_per_epoch)
+    def __init__(self, model_name: str, steps_per_epoch: int):
+        self.model_name, self.steps_per_epoch = model_name, steps_per_epoch
+        self.live = LineWriter(sys.stdout) if sys.stdout.isatty() else None
+        self._fit_start = self._epoch_start = 0.0
+        self._first_epoch = 0
 
-    def init_validation_tqdm(self) -> Tqdm:
-        return Tqdm(disable=True)
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._fit_start, self._first_epoch = time.perf_counter(), trainer.current_epoch  # resumed runs start later
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def _left(self, trainer, epochs_done: float) -> str:
+        """Time left at the mean rate so far, for the epochs still allowed (early stopping may end sooner)."""
+        done = epochs_done - self._first_epoch
+        if done <= 0 or epochs_done >= trainer.max_epochs:
+            return ""
+        left = (time.perf_counter() - self._fit_start) / done * (trainer.max_epochs - epochs_done)
+        return f", about {format_duration(left)} left" + (" at most" if trainer.early_stopping_callback else "")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        every = max(1, self.steps_per_epoch // self.LIVE_UPDATES)
+        if (batch_idx + 1) % every or batch_idx + 1 >= self.steps_per_epoch:
+            return
+        fraction = (batch_idx + 1) / self.steps_per_epoch
+        text = (
+            f"{self.model_name} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {fraction:.0%} of the epoch, "
+            f"{format_duration(time.perf_counter() - self._epoch_start)}"
+            f"{self._left(trainer, trainer.current_epoch + fraction)}"
+        )
+        if self.live is not None:
+            self.live.write(LIVE, text)
+        report(text)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        epoch = trainer.current_epoch + 1
+        text = (
+            f"{self.model_name} epoch {epoch}/{trainer.max_epochs}: loss {metrics.get('train_loss', float('nan')):.3f}, "
+            f"PublicTest accuracy {metrics.get('val_acc', float('nan')):.1%}, "
+            f"{format_duration(time.perf_counter() - self._epoch_start)}{self._left(trainer, epoch)}"
+        )
+        if self.live is not None:
+            self.live.write(DONE, text)
+        else:
+            print(text, flush=True)
+        report(text, done=True)
 
 
 @contextmanager
@@ -570,7 +613,7 @@ def _train(
     )
     last = ResumeCheckpoint(run_dir / "checkpoints", key)
     recorder = EpochRecorder()
-    callbacks: list[Callback] = [checkpoint, last, recorder, EpochProgressBar(steps_per_epoch)]
+    callbacks: list[Callback] = [checkpoint, last, recorder, EpochProgress(model_name, steps_per_epoch)]
     if config.patience is not None:
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.patience))
     precision = resolve_precision(config)
@@ -590,6 +633,7 @@ def _train(
                 benchmark=cuda,
                 num_sanity_val_steps=0,
                 enable_model_summary=False,
+                enable_progress_bar=False,  # EpochProgress instead: a line per epoch, not every redraw of a bar
                 log_every_n_steps=min(50, steps_per_epoch),
             )
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume)

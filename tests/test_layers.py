@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_helpers"
 
 # The README's Layout table, in the same order.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("files", "markdown", "profiles", "config"),
+    ("files", "markdown", "profiles", "config", "progress"),
     ("data", "results", "migrate", "synthetic", "features"),
     ("statistics", "metrics", "ferplus"),
     ("models", "recipes", "registry"),

@@ -77,6 +77,17 @@ def test_the_kernels_talk_over_encrypted_sockets_and_say_nothing_on_the_terminal
     assert "without encryption" not in err and "[IPKernelApp]" not in err
 
 
+def test_what_a_notebook_reports_as_progress_shows_on_the_runners_terminal(no_fer, notebooks, tmp_path, capsys):
+    write_notebook(
+        notebooks / "03_train.ipynb",
+        "from fer_helpers import progress",
+        "progress.report('model_b epoch 1/2: loss 1.5', done=True)\nprint('only in the notebook')",
+    )
+    run_report("smoke", run_dir=tmp_path / "run", notebooks=["03"], notebook_dir=notebooks)
+    out = capsys.readouterr().out
+    assert "[1/1] 03_train model_b epoch 1/2: loss 1.5\n" in out and "only in the notebook" not in out
+
+
 def test_exercise_cells_run_only_when_asked(no_fer, notebooks, tmp_path):
     exercise = "with open(Path(run_dir) / 'order.txt', 'a') as f:\n    f.write('exercise\\n')"
     nb = nbformat.read(notebooks / "02_append.ipynb", as_version=4)

@@ -284,17 +284,30 @@ def test_an_interrupted_run_resumes_where_it_stopped(synth, synth_fit, tmp_path,
 
 
 @pytest.mark.trains
-def test_a_training_cell_shows_the_epoch_bar_without_lightnings_banners(synth, tmp_path, capfd, recwarn):
-    """What a notebook's training cell prints: no "GPU available" banner, no tips to install services, no
-    deprecation warning from Lightning's own code; the levels of Lightning's loggers are restored afterwards."""
+def test_a_training_cell_shows_one_line_per_epoch_without_lightnings_banners(synth, tmp_path, capfd, recwarn):
+    """What a notebook's training cell prints: a line per epoch and nothing else (no progress-bar redraws, no "GPU
+    available" banner, no tips to install services, no deprecation warning from Lightning's own code); the levels of
+    Lightning's loggers are restored afterwards. A report run's terminal gets the same lines and moments between."""
     import logging
+
+    from fer_helpers import progress
 
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     before = logger.level
-    fit_cnn(synth.subsample(40, 10), replace(TINY, max_epochs=1), tmp_path)
+    log = tmp_path / "progress.log"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(progress.PROGRESS_ENV, str(log))
+        fit_cnn(synth.subsample(60, 10), replace(TINY, max_epochs=2), tmp_path)
     out, err = capfd.readouterr()
     for banner in ("GPU available", "TPU available", "Tip:", "LeafSpec", "Seed set to"):
         assert banner not in out + err
     assert not [w for w in recwarn if "LeafSpec" in str(w.message)]
-    assert "Epoch 0" in out + err  # the progress bar is still there
     assert logger.level == before
+    lines = out.splitlines()
+    assert len(lines) == 2 and "\r" not in out + err and err == ""
+    for epoch, line in enumerate(lines, 1):
+        assert line.startswith(f"model_b epoch {epoch}/2: loss ") and ", PublicTest accuracy " in line
+    assert " left" in lines[0] and " left" not in lines[1]  # time left until the last epoch
+    reported = [line.split("\t") for line in log.read_text().splitlines()]
+    assert [text for kind, text in reported if kind == progress.DONE] == lines
+    assert any(kind == progress.LIVE and "% of the epoch" in text for kind, text in reported)
