@@ -99,3 +99,15 @@ def test_label_noise_notebook_renders_from_saved_runs_alone(tmp_path):
     shown = json.dumps([c.get("outputs", []) for c in nbformat.read(output, as_version=4).cells])
     assert "Not trained yet" in shown and "the crowd twin of Baseline CNN" in shown
     assert "Nothing to compare: this run folder has no crowd run." in shown
+
+
+@pytest.mark.trains
+def test_the_data_notebooks_exercises_print_no_warnings_on_fer2013(fer_path, tmp_path):
+    """Notebook 01's exercises as a class runs them (classroom profile, FER-2013): no warning blocks, such as the
+    ConvergenceWarning that a logistic regression on raw pixels gave."""
+    run_dir = run_report("classroom", data_path=fer_path, run_dir=tmp_path / "run", notebooks=["01"], exercises=True)
+    executed = nbformat.read(run_dir / "executed" / "01_data_exploration.ipynb", as_version=4)
+    exercises = [c for c in executed.cells if EXERCISE_TAG in c.get("metadata", {}).get("tags", [])]
+    assert len(exercises) >= 3
+    stderr = ["".join(o.get("text", "")) for c in exercises for o in c.outputs if o.get("name") == "stderr"]
+    assert not stderr, stderr
