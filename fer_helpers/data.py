@@ -704,6 +704,138 @@ def twin_mask(data: FERData, split: str) -> np.ndarray:
     return np.array([image.tobytes() in training for image in data.images[data.usage == split]], dtype=bool)
 
 
+# Near-duplicates: the same photograph again, re-encoded, shifted by a pixel or two, mirrored, or lighter or darker.
+NEAR_DUPLICATE_THRESHOLD = 0.55  # high-pass correlation at or above which two faces are one photograph (see below)
+NEAR_DUPLICATE_SHIFT = 2  # pixels the fine comparison shifts one face against the other, each way
+NEAR_DUPLICATE_CANDIDATES = 5  # nearest Training faces by the coarse comparison that the fine one examines
+_COARSE_SIZE = 16  # the coarse comparison's faces: 3x3-pixel means, 16x16
+# Pairs whose thumbnails correlate less than this are not compared finely (on FER-2013 the least alike
+# near-duplicate's thumbnails correlated about 0.6, so this loses none of them and spares unrelated faces).
+_COARSE_FLOOR = 0.5
+_HIGH_PASS_SIGMA = 1.5  # pixels: the fine comparison keeps what a Gaussian of this width blurs away
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row less its mean, scaled to length 1 (a constant row stays all zeros): dot products are correlations."""
+    x = x - x.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
+
+
+def _coarse(images: np.ndarray) -> np.ndarray:
+    k = IMAGE_SIZE // _COARSE_SIZE
+    small = images.reshape(len(images), _COARSE_SIZE, k, _COARSE_SIZE, k).mean(axis=(2, 4))
+    return _unit_rows(small.reshape(len(images), -1)).astype(np.float32)
+
+
+def _high_pass(images: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    images = images.astype(np.float32)
+    return images - gaussian_filter(images, sigma=(0, _HIGH_PASS_SIGMA, _HIGH_PASS_SIGMA))
+
+
+def near_duplicate_score(a: np.ndarray, b: np.ndarray, shift: int = NEAR_DUPLICATE_SHIFT) -> np.ndarray:
+    """How alike pairs of faces are as photographs: (P,) the highest correlation of their high-pass images (each
+    less its Gaussian blur, so the details of one photograph count, not the layout every face shares), over shifts
+    of b by up to `shift` pixels each way and over b mirrored, on the frame's interior. 1 for the same pixels (or
+    the same pixels brighter, darker or with more contrast); a and b: (P,48,48).
+    """
+    a = _high_pass(np.asarray(a).reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
+    b = np.asarray(b, dtype=np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    side = IMAGE_SIZE - 2 * shift
+    inner = slice(shift, IMAGE_SIZE - shift)
+    left = _unit_rows(a[:, inner, inner].reshape(len(a), -1)).reshape(len(a), side, side)
+    best = np.full(len(a), -1.0)
+    for mirrored in (b, b[:, :, ::-1]):
+        high = _high_pass(mirrored).astype(np.float64)
+        # sums of each side x side window of the image and of its square, from integral images: its norm
+        sums = [np.pad(x.cumsum(axis=1).cumsum(axis=2), ((0, 0), (1, 0), (1, 0))) for x in (high, high * high)]
+        for dy in range(-shift, shift + 1):
+            for dx in range(-shift, shift + 1):
+                top, lead = shift + dy, shift + dx
+                total, squares = (
+                    x[:, top + side, lead + side] - x[:, top, lead + side] - x[:, top + side, lead] + x[:, top, lead]
+                    for x in sums
+                )
+                norm = np.sqrt(np.maximum(squares - total**2 / side**2, 0.0))
+                # left is centred, so its dot product with the window equals that with the centred window
+                dot = np.einsum("ijk,ijk->i", left, high[:, top : top + side, lead : lead + side])
+                best = np.maximum(best, np.where(norm > 1e-9, dot / np.where(norm > 1e-9, norm, 1.0), 0.0))
+    return best
+
+
+def near_duplicates(
+    data: FERData,
+    split: str,
+    threshold: float = NEAR_DUPLICATE_THRESHOLD,
+    candidates: int = NEAR_DUPLICATE_CANDIDATES,
+    chunk: int = 1024,
+) -> pd.DataFrame:
+    """For each face of `split` (in split order), its most alike Training face and whether the two are one
+    photograph: byte-identical (twin_mask), or a near-duplicate whose near_duplicate_score reaches `threshold`.
+
+    Two steps: the `candidates` Training faces whose coarse 16x16 images correlate most with the face or its
+    mirror image, then near_duplicate_score on each. Columns: index (into data), id, label, match (index of the
+    most alike Training face), match_id, match_label, score (1 for a twin; -1 where no Training thumbnail
+    correlates _COARSE_FLOOR or more), twin (byte-identical), near (twin or score >= threshold). A lower bound: a
+    copy cropped at another scale, or rotated, scores lower and is missed.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    train = np.flatnonzero(data.usage == "Training")
+    faces = np.flatnonzero(data.usage == split)
+    images = data.images.astype(np.float32)
+    reference = _coarse(images[train])
+    k = min(candidates, len(train))
+    picked = np.zeros((len(faces), k), dtype=np.int64)
+    scores = np.zeros((len(faces), k))
+    for start in range(0, len(faces), chunk):
+        mine = images[faces[start : start + chunk]]
+        similar = np.maximum(_coarse(mine) @ reference.T, _coarse(mine[:, :, ::-1]) @ reference.T)
+        nearest = np.argpartition(-similar, k - 1, axis=1)[:, :k]
+        picked[start : start + chunk] = nearest
+        close = np.take_along_axis(similar, nearest, axis=1).ravel() >= _COARSE_FLOOR
+        fine = np.full(close.shape, -1.0)
+        if close.any():
+            fine[close] = near_duplicate_score(np.repeat(mine, k, axis=0)[close], images[train[nearest.ravel()[close]]])
+        scores[start : start + chunk] = fine.reshape(nearest.shape)
+    best = scores.argmax(axis=1)
+    match = train[picked[np.arange(len(faces)), best]]
+    twins = twin_mask(data, split)
+    ids = data.ids if data.ids is not None else np.arange(len(data)).astype(str)
+    score = scores[np.arange(len(faces)), best]
+    return pd.DataFrame(
+        {
+            "index": faces,
+            "id": ids[faces],
+            "label": data.labels[faces],
+            "match": match,
+            "match_id": ids[match],
+            "match_label": data.labels[match],
+            "score": np.where(twins, 1.0, score),
+            "twin": twins,
+            "near": twins | (score >= threshold),
+        }
+    )
+
+
+def near_duplicate_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """near_duplicates' table counted per class (FER order, then "all"): faces, byte twins, near-duplicates (twins
+    included), their share, and how many of the near-duplicates carry their Training match's label."""
+    rows = {}
+    for name, mine in [(c, table["label"] == i) for i, c in enumerate(CLASS_NAMES)] + [("all", table["label"] >= 0)]:
+        near = mine & table["near"]
+        rows[name] = {
+            "faces": int(mine.sum()),
+            "twins": int((mine & table["twin"]).sum()),
+            "near_duplicates": int(near.sum()),
+            "share": float(near.sum() / mine.sum()) if mine.any() else float("nan"),
+            "same_label": int((near & (table["label"] == table["match_label"])).sum()),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
+
+
 def duplicate_summary(duplicates: pd.DataFrame) -> pd.Series:
     """Counts of images from find_duplicates, within and across splits, and of conflicting labels.
 

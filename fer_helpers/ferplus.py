@@ -122,13 +122,28 @@ class JoinedVotes:
 
 
 @dataclass(frozen=True)
-class NoiseCeiling:
-    """Expected accuracies against the FER-2013 labels, over the n faces with emotion votes (see noise_ceiling)."""
+class ReferencePoints:
+    """Accuracies against the FER-2013 labels of simple crowd-based predictors, over the n faces with emotion votes
+    (see reference_points). Reference points, not bounds: a predictor that uses more of the votes can score higher."""
 
     plurality: float  # a predictor that answers each face's most-voted emotion (ties split evenly)
     label_draw: float  # mean p_crowd(label): one random emotion vote agreeing with the label
     best_if_drawn: float  # mean max p_crowd: the most-voted answer's accuracy if labels were crowd draws
     n: int
+
+
+@dataclass(frozen=True, eq=False)
+class VoteShareReference:
+    """A multinomial logistic regression from each face's ten vote shares to its FER-2013 label (vote_share_reference)."""
+
+    accuracy: float  # on the scored split's faces with emotion votes
+    accuracy_ci95: tuple[float, float]  # percentile bootstrap over those faces
+    n: int  # faces scored
+    n_fit: int  # faces it was fitted on
+    fit_split: str
+    split: str
+    preds: np.ndarray  # (n,) its answer for each scored face
+    scored: np.ndarray  # (faces of split,) bool: which faces of the split were scored (those with emotion votes)
 
 
 # ---------------------------------------------------------------- finding and reading the votes
@@ -541,33 +556,131 @@ def label_confusion(labels: np.ndarray, plurality: np.ndarray) -> pd.DataFrame:
     )
 
 
-def noise_ceiling(labels: np.ndarray, votes: np.ndarray) -> NoiseCeiling:
-    """Expected accuracies against the single FER-2013 labels, given each face's crowd distribution p.
+def reference_points(labels: np.ndarray, votes: np.ndarray) -> ReferencePoints:
+    """Expected accuracies against the single FER-2013 labels of predictors that know each face's crowd distribution p.
 
     Over the n faces with at least one vote for FER-2013's seven emotions (p = vote_distribution):
     - plurality: mean over faces of [label is p's most-voted class], a tie of k classes counting 1/k when the label
-      is among them: the accuracy of a predictor that knows p and answers its most-voted class (ties at random);
+      is among them: the accuracy of a predictor that answers p's most-voted class (ties at random);
     - label_draw: mean over faces of p(label): the chance that one random annotator's emotion vote equals the
-      label, i.e. the accuracy of a predictor that answers with one random crowd vote: a single annotator's
-      agreement with FER-2013, which a model answering the crowd's most-voted class can exceed;
+      label, i.e. the accuracy of a predictor that answers with one random crowd vote;
     - best_if_drawn: mean over faces of max p: the accuracy of the most-voted answer if each FER-2013 label were
-      one random draw from p, the best any predictor could then expect.
+      one random draw from p.
+    Each is one way of reading the votes, not a bound on accuracy: FER-2013's labels are not draws from p (its
+    labellers read many faces the crowd calls Neutral as Sad, Fear or Angry), so a predictor that learns how the
+    votes map onto the labels scores higher (vote_share_reference).
     """
     p = vote_distribution(votes)
     labels = _check_labels(labels, len(p))
     voted = ~np.isnan(p[:, 0])
     p, labels = p[voted], labels[voted]
     if len(p) == 0:
-        return NoiseCeiling(plurality=float("nan"), label_draw=float("nan"), best_if_drawn=float("nan"), n=0)
+        return ReferencePoints(plurality=float("nan"), label_draw=float("nan"), best_if_drawn=float("nan"), n=0)
     top = p.max(axis=1)
     tied = p == top[:, None]
     rows = np.arange(len(p))
-    return NoiseCeiling(
+    return ReferencePoints(
         plurality=float(np.mean(tied[rows, labels] / tied.sum(axis=1))),
         label_draw=float(np.mean(p[rows, labels])),
         best_if_drawn=float(np.mean(top)),
         n=len(p),
     )
+
+
+VOTE_SHARE_C = 1.0  # vote_share_reference's inverse regularisation strength (scikit-learn's default), fixed, not tuned
+
+
+def vote_shares(votes: np.ndarray) -> np.ndarray:
+    """(N,10) share of each face's votes in each of FER+'s ten columns (contempt, unknown and NF included); zeros
+    for a face without votes."""
+    votes = _check_votes(votes)
+    return votes / np.maximum(votes.sum(axis=1, keepdims=True), 1)
+
+
+def vote_share_reference(
+    labels: np.ndarray,
+    votes: np.ndarray,
+    usage: np.ndarray,
+    fit_split: str = "Training",
+    split: str = "PrivateTest",
+    seed: int = 0,
+) -> VoteShareReference:
+    """A reference point that learns how the crowd's votes map onto FER-2013's labels: a multinomial logistic
+    regression from each face's ten vote shares (vote_shares) to its FER-2013 label, fitted on the fit_split faces
+    with emotion votes and scored on the split's faces with emotion votes (the faces reference_points uses), with a
+    percentile-bootstrap 95% interval over those faces. It sees only the votes, never a pixel, and is fitted
+    on other faces than it is scored on; C = VOTE_SHARE_C, fixed.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from .statistics import bootstrap_ci
+
+    votes = _check_votes(votes)
+    labels = _check_labels(labels, len(votes))
+    usage = _check_usage(usage, len(votes))
+    voted = ~np.isnan(vote_distribution(votes)[:, 0])
+    fit, scored = (usage == fit_split) & voted, (usage == split) & voted
+    if not fit.any() or not scored.any():
+        raise ValueError(f"vote_share_reference needs {fit_split} and {split} faces with emotion votes")
+    model = LogisticRegression(C=VOTE_SHARE_C, max_iter=2000, random_state=seed)
+    model.fit(vote_shares(votes[fit]), labels[fit])
+    preds = model.predict(vote_shares(votes[scored])).astype(np.int64)
+    truth = labels[scored]
+    low, high = bootstrap_ci(truth, preds)
+    return VoteShareReference(
+        accuracy=float(np.mean(preds == truth)),
+        accuracy_ci95=(float(low), float(high)),
+        n=int(scored.sum()),
+        n_fit=int(fit.sum()),
+        fit_split=fit_split,
+        split=split,
+        preds=preds,
+        scored=scored[usage == split],
+    )
+
+
+NEUTRAL = CLASS_NAMES.index("Neutral")
+
+
+def boundary_shift(labels: np.ndarray, votes: np.ndarray, toward: int = NEUTRAL) -> pd.DataFrame:
+    """Where the crowd draws the class boundaries elsewhere than FER-2013: per FER-2013 label class, over the faces
+    with an emotion plurality (crowd_plurality, ties to the first column).
+
+    Index: class. Columns: n (faces of that label with an emotion plurality); to_<toward> (share of them whose
+    plurality is the class `toward`, Neutral by default) with its 95% Wilson interval (ci_low, ci_high);
+    label_share (the class's share of all those faces' labels) and plurality_share (its share of their pluralities).
+    """
+    plurality = crowd_plurality(votes)
+    labels = _check_labels(labels, len(plurality))
+    decided = plurality >= 0
+    labels, plurality = labels[decided], plurality[decided]
+    rows = []
+    for c in range(NUM_CLASSES):
+        mine = labels == c
+        moved = int(np.sum(plurality[mine] == toward))
+        low, high = _wilson(moved, int(mine.sum()))
+        rows.append(
+            {
+                "n": int(mine.sum()),
+                f"to_{CLASS_NAMES[toward]}": moved / mine.sum() if mine.any() else float("nan"),
+                "ci_low": low,
+                "ci_high": high,
+                "label_share": float(np.mean(mine)) if len(labels) else float("nan"),
+                "plurality_share": float(np.mean(plurality == c)) if len(labels) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows, index=pd.Index(CLASS_NAMES, name="class"))
+
+
+def disagreement_toward(labels: np.ndarray, votes: np.ndarray, toward: int = NEUTRAL) -> dict:
+    """Of the faces whose FER-2013 label differs from the crowd's emotion plurality, how many the crowd calls
+    `toward` (Neutral by default): {"disagree", "toward", "share"}."""
+    plurality = crowd_plurality(votes)
+    labels = _check_labels(labels, len(plurality))
+    disagree = (plurality >= 0) & (plurality != labels)
+    toward_count = int(np.sum(disagree & (plurality == toward)))
+    n = int(disagree.sum())
+    return {"disagree": n, "toward": toward_count, "share": toward_count / n if n else float("nan")}
 
 
 def crowd_scores(labels: np.ndarray, preds: np.ndarray, votes: np.ndarray, ties: str = "first") -> dict:

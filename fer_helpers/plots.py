@@ -600,16 +600,19 @@ def plot_label_confusion(table: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
-def plot_noise_ceiling(accuracies: pd.DataFrame, ceilings: dict[str, float]) -> plt.Figure:
-    """Accuracies against FER-2013's labels (dots, coloured by group) under label-noise ceilings (dashed lines).
+def plot_reference_points(accuracies: pd.DataFrame, references: dict[str, float]) -> plt.Figure:
+    """Accuracies against FER-2013's labels (dots, coloured by group) beside label-noise reference points (lines).
 
     `accuracies`: one row per model or reference, columns "accuracy" and "group" (e.g. "ours", "paper", "field"),
-    optionally "low" and "high" for a range (drawn as a bar); `ceilings`: name -> accuracy.
+    optionally "low" and "high" for a range (drawn as a bar); `references`: name -> accuracy. A reference point is
+    what a predictor built from the crowd's votes scores, not a bound: entries may sit on either side of it.
     """
+    import textwrap
+
     rows = accuracies.sort_values("accuracy")
     groups = list(dict.fromkeys(rows["group"]))
     colors = dict(zip(groups, sns.color_palette("deep", len(groups))))
-    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.38 * len(rows) + 1.4)))
+    fig, ax = plt.subplots(figsize=(12, max(3.0, 0.42 * len(rows) + 1.4)))
     y = np.arange(len(rows))
     for group in groups:
         mine = (rows["group"] == group).to_numpy()
@@ -618,24 +621,57 @@ def plot_noise_ceiling(accuracies: pd.DataFrame, ceilings: dict[str, float]) -> 
         for i, (low, high, group) in enumerate(zip(rows["low"], rows["high"], rows["group"])):
             if pd.notna(low) and pd.notna(high):
                 ax.plot([100 * low, 100 * high], [i, i], color=colors[group], linewidth=5, alpha=0.4)
-    for (name, value), style in zip(ceilings.items(), ("--", ":", "-.", (0, (5, 1)))):
+    for (name, value), style in zip(references.items(), ("--", ":", "-.", (0, (5, 1)))):
         ax.axvline(100 * value, color="black", linestyle=style, linewidth=1.2, label=f"{name}: {100 * value:.1f}%")
-    ax.set_yticks(y, rows.index)
-    right = 100 * max([*ceilings.values(), *rows["accuracy"], *rows.get("high", pd.Series(dtype=float)).dropna()])
+    ax.set_yticks(y, [textwrap.fill(str(name), 48) for name in rows.index], fontsize=8)
+    right = 100 * max([*references.values(), *rows["accuracy"], *rows.get("high", pd.Series(dtype=float)).dropna()])
     ax.set_xlim(right=min(100.0, right + 3))
     ax.set(
-        xlabel="PrivateTest accuracy against FER-2013's labels (%)",
+        xlabel="accuracy against FER-2013's labels (%), on the split each entry names (this study's: PrivateTest)",
         ylim=(-0.7, len(rows) - 0.3),
-        title="Where the models sit under the label-noise ceiling",
+        title="The models beside the label-noise reference points (not bounds)",
     )
     ax.grid(axis="x", alpha=0.3)
     ax.legend(
         fontsize=8,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
-        title="ceilings (lines), entries (dots)",
+        title="reference points (lines), entries (dots)",
         title_fontsize=8,
     )
+    fig.tight_layout()
+    return fig
+
+
+def plot_boundary_shift(shift: pd.DataFrame, toward: str = "Neutral", title: str = "") -> plt.Figure:
+    """The crowd's class boundaries against FER-2013's, from ferplus.boundary_shift: left, the share of each label's
+    faces whose crowd plurality is `toward` (95% Wilson intervals); right, each class's share of the labels and of
+    the crowd's pluralities."""
+    column = f"to_{toward}"
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    others = shift.drop(index=toward).sort_values(column)
+    y = np.arange(len(others))
+    errors = np.vstack([others[column] - others["ci_low"], others["ci_high"] - others[column]]) * 100
+    left.barh(y, 100 * others[column], xerr=errors, color=sns.color_palette("deep")[0], capsize=3)
+    left.set_yticks(y, [f"{c} ({n:,})" for c, n in zip(others.index, others["n"])])
+    left.set(
+        xlabel=f"share the crowd calls {toward} (%)",
+        title=f"Faces of each FER-2013 label (with their count) that the crowd calls {toward}",
+    )
+    left.grid(axis="x", alpha=0.3)
+    x = np.arange(len(shift))
+    width = 0.4
+    palette = sns.color_palette("deep")
+    right.bar(x - width / 2, 100 * shift["label_share"], width, label="FER-2013's labels", color=palette[1])
+    right.bar(x + width / 2, 100 * shift["plurality_share"], width, label="the crowd's pluralities", color=palette[2])
+    right.set_xticks(x, shift.index, rotation=30, ha="right")
+    right.set(ylabel="share of the faces (%)", title="Each class's share of the faces")
+    right.legend(fontsize=8)
+    right.grid(axis="y", alpha=0.3)
+    left.title.set_fontsize(9)
+    right.title.set_fontsize(9)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import registry
-from .claims import FIELD_RESULTS, REPORT_SPLIT, paper_figure
+from .claims import FIELD_FIGURE, FIELD_RESULTS, REPORT_SPLIT, paper_figure
 from .data import SYNTHETIC_STAMP
 from .files import between_markers, rewrite_between
 from .markdown import (
@@ -64,15 +64,28 @@ def readme_results_table(metrics: dict) -> str:
         f"(`{data['source']}`, sha256 `{data['sha256'][:12]}`). *Without twins*: "
         f"{metrics.get('report_split', REPORT_SPLIT)} without the faces that have a byte-identical twin in "
         "Training. For scale: "
-        + "; ".join(f"{what} {100 * acc:.4g}%" for what, acc, _, _ in FIELD_RESULTS)
-        + " (sources in the report)."
+        + "; ".join(
+            f"{f.who} {100 * f.accuracy:.4g}% ({f.split.split(' (')[0]})"
+            for f in FIELD_RESULTS
+            if f.who in FIELD_FIGURE
+        )
+        + f"; the report's anchor audit gives {len(FIELD_RESULTS) - len(FIELD_FIGURE)} more published numbers, each "
+        "with the split it was measured on and selected with, and says which compare with ours."
     )
     noise = metrics.get("label_noise")
     if noise:
         note += (
             f" Label noise: FER-2013's label equals the FER+ crowd's most-voted emotion on {noise['agreement']:.1%} "
-            f"of {noise['split']} faces, and answering the crowd's choice would score "
-            f"{noise['ceiling_plurality']:.1%}; the table's models score "
+            f"of {noise['split']} faces; as reference points (not bounds), answering the crowd's choice scores "
+            f"{noise['reference_plurality']:.1%} against FER-2013's labels"
+            + (
+                f" and a logistic regression from the ten vote shares, fitted on Training, "
+                f"{noise['reference_vote_share']['accuracy']:.1%} "
+                f"({format_pct_interval(noise['reference_vote_share']['accuracy_ci95'])})"
+                if noise.get("reference_vote_share")
+                else ""
+            )
+            + "; the table's models score "
             + ", ".join(
                 f"{registry.label(n)} {100 * e[split_key + '_ferplus']['accuracy']:.1f}%"
                 for n, e in metrics["models"].items()

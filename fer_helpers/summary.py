@@ -19,8 +19,15 @@ import numpy as np
 import pandas as pd
 
 from . import registry
-from .claims import PAPER_RESULTS, REPORT_SPLIT, check_paper_claims
-from .data import CLASS_NAMES, twin_mask
+from .claims import NEAR_FREE_COLUMNS, PAPER_RESULTS, REPORT_SPLIT, TWIN_FREE_COLUMNS, check_paper_claims
+from .data import (
+    CLASS_NAMES,
+    NEAR_DUPLICATE_SHIFT,
+    NEAR_DUPLICATE_THRESHOLD,
+    near_duplicate_counts,
+    near_duplicates,
+    twin_mask,
+)
 from .files import atomic_write_text, relative_link
 from .markdown import index_as_columns
 from .metrics import (
@@ -199,17 +206,24 @@ def _crowd_block(runs: Sequence[RunResult], plurality: np.ndarray, split: str = 
 
 
 def model_entry(
-    runs: Sequence[RunResult], twins: Mapping[str, np.ndarray] | None = None, crowd: np.ndarray | None = None
+    runs: Sequence[RunResult],
+    twins: Mapping[str, np.ndarray] | None = None,
+    crowd: np.ndarray | None = None,
+    near: Mapping[str, np.ndarray] | None = None,
 ) -> dict:
     """One model's entry in metrics.json, from its runs (one per seed); `twins` marks, per split, the test faces
-    with a byte-identical twin in Training, which the "<split>_dedup" blocks leave out; `crowd`, the FER+ crowd's
-    plurality for each face of the report split (-1: none), which "private_test_ferplus" scores against."""
+    with a byte-identical twin in Training, which the "<split>_dedup" blocks leave out; `near`, those with a
+    near-duplicate there (data.near_duplicates, twins included), which the "<split>_dedup_near" blocks leave out;
+    `crowd`, the FER+ crowd's plurality for each face of the report split (-1: none), which
+    "private_test_ferplus" scores against."""
     entry: dict = {}
     for split, key in SPLIT_KEYS.items():
         if all(split in r.logits for r in runs):
             entry[key] = _split_block(runs, split)
             if twins is not None and split in twins:
                 entry[f"{key}_dedup"] = _split_block(runs, split, ~twins[split])
+            if near is not None and split in near:
+                entry[f"{key}_dedup_near"] = _split_block(runs, split, ~near[split])
     if crowd is not None and all(REPORT_SPLIT in r.logits for r in runs):
         entry[f"{SPLIT_KEYS[REPORT_SPLIT]}_ferplus"] = _crowd_block(runs, crowd)
     entry["seeds"] = [r.seed for r in runs]
@@ -331,54 +345,118 @@ def _crowd_training(results: Mapping[str, Sequence[RunResult]], votes: np.ndarra
 
 
 def _label_noise(data, results: Mapping[str, Sequence[RunResult]]) -> tuple[dict | None, np.ndarray | None]:
-    """How often FER-2013's label is the crowd's on the report split, with the noise ceiling, the crowd-trained
-    runs against their label twins, and the crowd's plurality for each face of the report split; (None, None)
-    without crowd votes."""
+    """How often FER-2013's label is the crowd's on the report split, with the label-noise reference points (the
+    vote-share regression fitted on Training among them), where the crowd moves the class boundaries, the
+    crowd-trained runs against their label twins, and the crowd's plurality for each face of the report split;
+    (None, None) without crowd votes."""
     votes = crowd_votes(data)
     if votes is None:
         return None, None
-    from .ferplus import agreement, crowd_plurality, noise_ceiling
+    from .ferplus import (
+        NEUTRAL,
+        agreement,
+        boundary_shift,
+        crowd_plurality,
+        disagreement_toward,
+        reference_points,
+        vote_share_reference,
+    )
 
     in_split = data.usage == REPORT_SPLIT
     crowd = crowd_plurality(votes[0][in_split])
     rate = agreement(data.labels, votes[0], data.usage).loc[(REPORT_SPLIT, "all")]
-    ceiling = noise_ceiling(data.labels[in_split], votes[0][in_split])
+    points = reference_points(data.labels[in_split], votes[0][in_split])
+    shares = vote_share_reference(data.labels, votes[0], data.usage, split=REPORT_SPLIT)
+    shift = boundary_shift(data.labels[in_split], votes[0][in_split])
+    neutral = CLASS_NAMES[NEUTRAL]
     label_noise = {
         "votes": votes[1],
         "split": REPORT_SPLIT,
         "agreement": float(rate["rate"]),
         "agreement_ci95": [float(rate["ci_low"]), float(rate["ci_high"])],
         "n": int(rate["n"]),
-        "ceiling_plurality": ceiling.plurality,
-        "ceiling_label_draw": ceiling.label_draw,
+        "reference_n": points.n,
+        "reference_plurality": points.plurality,
+        "reference_label_draw": points.label_draw,
+        "reference_vote_share": {
+            "accuracy": shares.accuracy,
+            "accuracy_ci95": list(shares.accuracy_ci95),
+            "n": shares.n,
+            "n_fit": shares.n_fit,
+            "fit_split": shares.fit_split,
+            "method": "multinomial logistic regression from the ten FER+ vote shares to the FER-2013 label",
+        },
+        "boundary_shift": {
+            "toward": neutral,
+            "to_toward": {c: float(shift.loc[c, f"to_{neutral}"]) for c in CLASS_NAMES},
+            "label_share": float(shift.loc[neutral, "label_share"]),
+            "plurality_share": float(shift.loc[neutral, "plurality_share"]),
+            "disagreement": disagreement_toward(data.labels[in_split], votes[0][in_split]),
+        },
         "crowd_training": _crowd_training(results, votes[0], data.usage),
     }
     return label_noise, crowd
 
 
-def build_metrics(run_root: str | Path, study) -> dict:
+def near_duplicate_summary(table: pd.DataFrame) -> dict:
+    """metrics.json's record of one test split's near-duplicates in Training (data.near_duplicates): how many, per
+    class, how many carry their match's label, and how they were found."""
+    counts = near_duplicate_counts(table)
+    return {
+        "n": int(counts.loc["all", "near_duplicates"]),
+        "of": int(counts.loc["all", "faces"]),
+        "twins": int(counts.loc["all", "twins"]),
+        "same_label": int(counts.loc["all", "same_label"]),
+        "per_class": {c: int(counts.loc[c, "near_duplicates"]) for c in CLASS_NAMES},
+        "class_sizes": {c: int(counts.loc[c, "faces"]) for c in CLASS_NAMES},
+        "threshold": NEAR_DUPLICATE_THRESHOLD,
+        "method": (
+            "byte-identical, or the highest correlation of high-pass images (each less its Gaussian blur) over "
+            f"shifts of up to {NEAR_DUPLICATE_SHIFT} pixels and a mirror image at or above the threshold, against "
+            "the Training faces nearest in 16x16 thumbnails; a lower bound (copies at another scale are missed)"
+        ),
+    }
+
+
+def build_metrics(run_root: str | Path, study, near_tables: Mapping[str, pd.DataFrame] | None = None) -> dict:
     """Every headline number of the run in metrics.json's shape (STUDY.md §2), with the paper's beside ours.
 
     Models with several seeds report their mean (and "std"); models other than the paper's three with
-    several seeds also get a seed ensemble entry, "<model>_ensemble".
+    several seeds also get a seed ensemble entry, "<model>_ensemble". `near_tables`: data.near_duplicates of each
+    test split, where the caller has them (found here otherwise).
     """
     data = study.data
     profile = getattr(study.profile, "name", study.profile)
     results = collect_results(run_root, data.sha256)
     twins = {split: twin_mask(data, split) for split in SPLIT_KEYS}
+    if near_tables is None:
+        near_tables = {split: near_duplicates(data, split) for split in SPLIT_KEYS}
+    near = {split: table["near"].to_numpy() for split, table in near_tables.items()}
     label_noise, crowd = _label_noise(data, results)
     models: dict = {}
     for name, runs in results.items():
-        models[name] = model_entry(runs, twins, crowd)
+        models[name] = model_entry(runs, twins, crowd, near)
         if name not in PAPER_MODELS and len(runs) > 1:
             ensemble = ensemble_result(runs)
-            models[ensemble.model] = model_entry([ensemble], twins, crowd) | {
+            models[ensemble.model] = model_entry([ensemble], twins, crowd, near) | {
                 "seeds": [r.seed for r in runs],
                 "per_seed": [],
                 "ensemble_of": name,
                 "train_seconds": ensemble.train_seconds,
             }
-    claims = check_paper_claims(results, REPORT_SPLIT, is_fer2013=data.is_fer2013, profile=study.profile)
+    gradcam = load_gradcam(getattr(study, "reports_dir", None), models)
+    claims, near_free = (
+        check_paper_claims(
+            results,
+            REPORT_SPLIT,
+            is_fer2013=data.is_fer2013,
+            profile=study.profile,
+            twins={REPORT_SPLIT: seen[REPORT_SPLIT]},
+            gradcam=gradcam,
+        )
+        for seen in (twins, near)
+    )
+    claims[NEAR_FREE_COLUMNS] = near_free[TWIN_FREE_COLUMNS].to_numpy()
     return _json_safe(
         {
             "profile": profile,
@@ -404,6 +482,9 @@ def build_metrics(run_root: str | Path, study) -> dict:
                 }
                 for split, mask in twins.items()
             },
+            "near_duplicates": {
+                SPLIT_KEYS[split]: near_duplicate_summary(table) for split, table in near_tables.items()
+            },
             "models": models,
             "label_noise": label_noise,
             "claims": claims.to_dict("records"),
@@ -413,7 +494,7 @@ def build_metrics(run_root: str | Path, study) -> dict:
                 if hasattr(study.profile, "seeds")
                 else []
             ),
-            "gradcam": load_gradcam(getattr(study, "reports_dir", None), models),
+            "gradcam": gradcam,
         }
     )
 

@@ -10,7 +10,16 @@ import pandas as pd
 import pytest
 from test_metrics import C, fer_labels, make_preds, make_result
 
-from fer_helpers.claims import VERDICT_ORDER, check_paper_claims, not_testable_without
+from fer_helpers.claims import (
+    CLAIM_COLUMNS,
+    FAMILY_GRADCAM,
+    GRADCAM_CLAIMS_TABLE,
+    TWIN_FREE_COLUMNS,
+    VERDICT_ORDER,
+    check_paper_claims,
+    not_testable_without,
+    paper_claim_list,
+)
 from fer_helpers.data import FER2013_COUNTS
 from fer_helpers.metrics import confusion, per_class_report
 from fer_helpers.results import RunResult
@@ -90,10 +99,13 @@ def row(table: pd.DataFrame, start: str) -> pd.Series:
 def test_claims_on_paper_like_runs(tmp_path):
     runs = paper_like(tmp_path)
     table = check_paper_claims(runs)
-    assert list(table.columns) == ["claim", "paper", "ours", "verdict", "basis", "detail", "data"]
+    assert list(table.columns) == CLAIM_COLUMNS
     assert set(table["verdict"]) <= set(VERDICT_ORDER) | {
         not_testable_without("the ablation's model_b_no_class_weights"),
         not_testable_without("Model B's PublicTest history"),
+        not_testable_without("notebook 06's Grad-CAM measurements"),
+        *(not_testable_without(f"the ablation's {v}") for v in ("model_b_no_bn", "model_b_relu", "model_b_flatten")),
+        not_testable_without("the ablation's model_b_no_dropout"),
     }
     assert row(table, "HOG + SVM accuracy")["verdict"] == "reproduced"
     assert row(table, "HOG + SVM accuracy")["ours"] == pytest.approx(0.37, abs=1e-3)
@@ -107,11 +119,11 @@ def test_claims_on_paper_like_runs(tmp_path):
     assert row(table, "Disgust and Fear")["verdict"] == "reproduced"
     assert row(table, "Disgust is mostly")["verdict"] == "reproduced"
     assert row(table, "Fear is mostly")["verdict"] == "reproduced"
-    assert row(table, "Fear is confused mostly with Surprise or Sad")["verdict"] == "reproduced"
     model_b = runs["model_b"][0]
     fear = confusion(model_b.labels["PrivateTest"], model_b.preds("PrivateTest"), "true")[C["Fear"]]
-    assert row(table, "Fear is mostly")["ours"] == pytest.approx(fear[C["Surprise"]])
-    assert row(table, "Baseline CNN has about")["verdict"] == "not reproduced, ours lower"  # 0.68 M, not ±1.0 M
+    assert row(table, "Fear is mostly")["ours"] == pytest.approx(max(fear[C["Surprise"]], fear[C["Sad"]]))
+    # Table 1 as written has 683,527 parameters, its text says ±1.0 M: the paper's two figures disagree
+    assert row(table, "Baseline CNN has about")["verdict"] == "the paper contradicts itself"
     assert row(table, "Model B has about")["verdict"] == "true by construction"  # we chose its widths
     weights = row(table, "Class weights lift Sad")
     assert weights["verdict"] == not_testable_without("the ablation's model_b_no_class_weights")
@@ -156,7 +168,7 @@ def test_class_ranks_do_not_win_on_ties(tmp_path):
     everything_happy = np.full_like(labels, C["Happy"])
     runs = {"model_b": [make_result(tmp_path, "model_b", {"PrivateTest": everything_happy}, {"PrivateTest": labels})]}
     table = check_paper_claims(runs)
-    assert row(table, "Happy and Neutral")["verdict"] == "not reproduced"  # Happy first, Neutral tied last
+    assert row(table, "Happy and Neutral")["verdict"] == "partially reproduced"  # Happy first, Neutral tied last
     assert "Neutral 7th-best" in row(table, "Happy and Neutral")["detail"]
     assert row(table, "Disgust and Fear")["verdict"] == "not reproduced"  # six classes tie at F1 = 0
     assert row(table, "Disgust is mostly")["verdict"] == "not reproduced"
@@ -207,3 +219,71 @@ def test_best_validation_epoch_claim(tmp_path, best, verdict):
     claim = row(check_paper_claims(runs, "PublicTest"), "Model B's best validation")
     assert claim["ours"] == pytest.approx(best) and claim["verdict"] == verdict
     assert "epoch 2 (loss 1.200)" in claim["detail"]
+
+
+# ---- one fixed list of claims, their families, partial verdicts, and the verdicts without twins ----------------
+
+
+def test_the_claim_list_is_fixed_before_any_result_is_read(tmp_path):
+    claims = paper_claim_list()
+    assert len(claims) == len(set(claims))  # no claim twice: Fear's two wordings are one claim
+    assert sum(claim.startswith("Fear is mostly") for _, claim in claims) == 1
+    assert not any("confused mostly with Surprise or Sad" in claim for _, claim in claims)
+    families = {family for family, _ in claims}
+    assert FAMILY_GRADCAM in families and any("ablation" in family for family in families)
+    for runs in ({}, paper_like(tmp_path), paper_like(tmp_path / "b", with_ablation=True)):
+        table = check_paper_claims(runs)
+        assert list(zip(table["family"], table["claim"])) == claims
+
+
+def test_a_two_part_claim_with_one_part_holding_is_partially_reproduced(tmp_path):
+    labels = fer_labels()
+    # Happy best, Neutral worst; Fear's mistakes go mostly to Sad (Table 2's reading), not Surprise (the text's)
+    acc = np.array([0.5, 0.6, 0.3, 0.9, 0.4, 0.7, 0.05])
+    preds = make_preds(labels, acc, {C["Fear"]: (C["Sad"], 0.9)}, seed=5)
+    runs = {"model_b": [make_result(tmp_path, "model_b", {"PrivateTest": preds}, {"PrivateTest": labels})]}
+    table = check_paper_claims(runs)
+    assert row(table, "Happy and Neutral")["verdict"] == "partially reproduced"
+    assert row(table, "Fear is mostly")["verdict"] == "partially reproduced"
+
+
+def test_gradcam_claims_enter_the_tally(tmp_path):
+    measured = [
+        {"model": "Model B", "claim": "heat on eyes + mouth, all faces", "measured": 0.45, "ci_low": 0.44,
+         "ci_high": 0.47, "reference": 0.5, "against": "blob", "area": 0.39, "holds": False},
+        {"model": "Model B", "claim": "heat on eyes + mouth, weakest class (Angry)", "measured": 0.6,
+         "ci_low": 0.55, "ci_high": 0.65, "reference": 0.5, "against": "blob", "area": 0.39, "holds": True},
+        {"model": "Model B", "claim": "heat on the cheeks, all faces", "measured": 0.2, "ci_low": 0.18,
+         "ci_high": 0.22, "reference": 0.15, "against": "blob", "area": 0.1, "holds": True},
+    ]  # fmt: skip
+    table = check_paper_claims(paper_like(tmp_path), gradcam={"tables": {GRADCAM_CLAIMS_TABLE: measured}})
+    assert row(table, "Grad-CAM heat lies on the eyes")["verdict"] == "partially reproduced"
+    assert row(table, "Grad-CAM heat lies on the cheeks")["verdict"] == "reproduced"
+    assert row(table, "Sad: Grad-CAM")["verdict"] == not_testable_without("notebook 06's Grad-CAM measurements")
+    assert (table.loc[table["claim"].str.contains("Grad-CAM"), "family"] == FAMILY_GRADCAM).all()
+
+
+def test_claims_are_judged_again_without_the_twins(tmp_path):
+    runs = paper_like(tmp_path)
+    labels = runs["model_b"][0].labels["PrivateTest"]
+    # Model B is right on every Disgust face with a twin and on few of the rest: the twins decide Disgust's rank
+    disgust = np.flatnonzero(labels == C["Disgust"])
+    twins = np.zeros(len(labels), dtype=bool)
+    twins[disgust[: len(disgust) // 2]] = True
+    model_b = runs["model_b"][0]
+    logits = model_b.logits["PrivateTest"].copy()
+    logits[disgust] = 0.0
+    logits[disgust[: len(disgust) // 2], C["Disgust"]] = 10.0  # the twins: right
+    logits[disgust[len(disgust) // 2 :], C["Angry"]] = 10.0  # the rest: mistaken for Angry
+    runs["model_b"] = [make_result(tmp_path / "twins", "model_b", {"PrivateTest": logits.argmax(1)},
+                                   {"PrivateTest": labels}, params=model_b.params, config=model_b.config)]  # fmt: skip
+    table = check_paper_claims(runs, twins={"PrivateTest": twins})
+    assert list(table.columns) == CLAIM_COLUMNS + TWIN_FREE_COLUMNS
+    hardest = row(table, "Disgust and Fear")
+    assert hardest["verdict_without_twins"] != hardest["verdict"] or hardest["ours_without_twins"] >= hardest["ours"]
+    assert row(table, "Disgust is mostly")["verdict_without_twins"] == "reproduced"
+    # claims that do not rest on the test faces read the same either way
+    params = row(table, "Model B has about")
+    assert params["verdict_without_twins"] == params["verdict"]
+    # the runs themselves are not changed
+    assert len(runs["model_b"][0].labels["PrivateTest"]) == len(labels)

@@ -751,3 +751,76 @@ def test_real_ids_are_unique_and_report_matches(real_data, tmp_path_factory):
     assert len(set(real_data.ids)) == len(real_data)
     report = check_dataset(real_data.source, cache_dir=tmp_path_factory.mktemp("check-cache"))
     assert "counts match FER-2013" in report and real_data.sha256 in report
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+
+def _jpeg_again(image: np.ndarray, quality: int = 70) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"))
+
+
+def _shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """The photograph moved by (dy, dx) pixels, the uncovered border filled from the edge."""
+    padded = np.pad(image, 3, mode="edge")
+    return padded[3 - dy : 51 - dy, 3 - dx : 51 - dx]
+
+
+# How each test face below was made from a Training face (None: a face of its own).
+NEAR_PAIRS = {
+    "byte twin": lambda x: x.copy(),
+    "re-encoded": _jpeg_again,
+    "shifted 1 px": lambda x: _shifted(x, 1, -1),
+    "shifted 2 px": lambda x: _shifted(x, -2, 2),
+    "mirrored": lambda x: x[:, ::-1].copy(),
+    "darker, less contrast": lambda x: (0.6 * x + 20).astype(np.uint8),
+    "brighter and re-encoded": lambda x: _jpeg_again(np.clip(1.2 * x.astype(float) + 25, 0, 255).astype(np.uint8)),
+}
+
+
+def near_data(synth) -> tuple[FERData, list[str]]:
+    """Training: 40 synthetic faces. PrivateTest: one altered copy of each of the first faces (NEAR_PAIRS), then
+    synthetic faces that are in no split, the same expressions drawn again."""
+    train_images, train_labels = synth.split("Training")
+    private_images, private_labels = synth.split("PrivateTest")
+    train_images, train_labels = train_images[:40], train_labels[:40]
+    copies = [make(train_images[i]) for i, make in enumerate(NEAR_PAIRS.values())]
+    kinds = list(NEAR_PAIRS) + ["a face of its own"] * 20
+    images = np.concatenate([train_images, np.stack(copies), private_images[:20]])
+    labels = np.concatenate([train_labels, train_labels[: len(copies)], private_labels[:20]])
+    usage = np.array(["Training"] * 40 + ["PrivateTest"] * (len(copies) + 20))
+    data = FERData(images=images, labels=labels, usage=usage, source="constructed", sha256="0" * 64, form="synthetic")
+    return data, kinds
+
+
+def test_near_duplicates_finds_altered_copies_and_not_other_faces(synth):
+    data, kinds = near_data(synth)
+    before = data.images.copy()
+    table = data_module.near_duplicates(data, "PrivateTest")
+    np.testing.assert_array_equal(data.images, before)  # nothing altered in place
+    table["kind"] = kinds
+    copies = table[table["kind"] != "a face of its own"]
+    assert copies["near"].all(), copies[["kind", "score"]].to_string()
+    assert (copies["match"].to_numpy() == np.arange(len(copies))).all()  # each copy is matched to its own original
+    assert copies.loc[copies["kind"] == "byte twin", "twin"].all() and copies["twin"].sum() == 1
+    assert copies.loc[copies["kind"] == "darker, less contrast", "score"].iloc[0] > 0.99  # correlation ignores it
+    others = table[table["kind"] == "a face of its own"]
+    assert not others["near"].any(), others["score"].describe().to_string()
+    assert others["score"].max() < data_module.NEAR_DUPLICATE_THRESHOLD
+    counts = data_module.near_duplicate_counts(table)
+    assert counts.loc["all", "near_duplicates"] == len(copies) and counts.loc["all", "twins"] == 1
+    assert counts.loc["all", "same_label"] == len(copies)
+    assert counts.drop(index="all")["faces"].sum() == len(table)
+
+
+def test_near_duplicate_score_is_symmetric_in_brightness_and_one_for_the_same_pixels(synth):
+    images, _ = synth.split("Training")
+    a = images[:5]
+    np.testing.assert_allclose(data_module.near_duplicate_score(a, a), 1.0, atol=1e-5)
+    np.testing.assert_allclose(data_module.near_duplicate_score(a, 255 - (255 - a) // 2), 1.0, atol=1e-2)
+    unrelated = data_module.near_duplicate_score(a, images[5:10])
+    assert (unrelated < data_module.NEAR_DUPLICATE_THRESHOLD).all()
+    with pytest.raises(ValueError, match="unknown split"):
+        data_module.near_duplicates(synth, "Validation")

@@ -19,16 +19,19 @@ from fer_helpers.ferplus import (
     VOTES_KEY,
     agreement,
     attach_votes,
+    boundary_shift,
     crowd_outcomes,
     crowd_plurality,
+    disagreement_toward,
     find_ferplus,
     join_votes,
     label_confusion,
-    noise_ceiling,
     read_votes,
+    reference_points,
     synthetic_votes,
     vote_distribution,
     vote_entropy,
+    vote_share_reference,
 )
 
 VOTES = ",".join(VOTE_COLUMNS)
@@ -435,12 +438,70 @@ def test_label_confusion():
     assert table.loc["Happy", "Happy"] == 1 and table.loc["Sad", "Neutral"] == 1 and table.loc["Surprise", "Fear"] == 1
 
 
-def test_noise_ceiling():
-    ceiling = noise_ceiling(HAND_LABELS, HAND_VOTES)
+def test_reference_points():
+    ceiling = reference_points(HAND_LABELS, HAND_VOTES)
     assert ceiling.n == 4  # a, b, c and e have votes for a FER-2013 emotion
     assert ceiling.plurality == pytest.approx((1 + 0.5 + 1 + 0) / 4)  # b: the label is one of two tied classes
     assert ceiling.label_draw == pytest.approx((8 / 9 + 0.4 + 1.0 + 0.3) / 4)
     assert ceiling.best_if_drawn == pytest.approx((8 / 9 + 0.4 + 1.0 + 0.7) / 4)
+
+
+def _labelled_like_fer(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Faces whose crowd reads each class as FER+ does, while the labeller calls 60% of the crowd's Neutral faces
+    Sad: a systematic boundary shift that a predictor of the label from the votes can learn."""
+    rng = np.random.default_rng(seed)
+    crowd_class = rng.integers(0, 7, n)
+    votes = np.zeros((n, len(VOTE_COLUMNS)), dtype=np.int64)
+    column_of = {label: VOTE_COLUMNS.index(name) for name, label in FERPLUS_TO_FER.items()}
+    for i, c in enumerate(crowd_class):
+        votes[i, column_of[c]] = rng.integers(6, 9)
+        votes[i, column_of[int(rng.integers(0, 7))]] += 10 - votes[i].sum()
+    labels = crowd_class.copy()
+    relabelled = (crowd_class == NEUTRAL) & (rng.random(n) < 0.6)
+    labels[relabelled] = SAD
+    usage = np.where(np.arange(n) < n // 2, "Training", "PrivateTest")
+    return labels, votes, usage
+
+
+def test_vote_share_reference_learns_the_labellers_boundary_and_beats_the_plurality():
+    labels, votes, usage = _labelled_like_fer(0, 4000)
+    test = usage == "PrivateTest"
+    reference = vote_share_reference(labels, votes, usage)
+    plurality = reference_points(labels[test], votes[test]).plurality
+    assert reference.n == test.sum() and reference.n_fit == (~test).sum() and reference.fit_split == "Training"
+    low, high = reference.accuracy_ci95
+    assert low <= reference.accuracy <= high and high - low < 0.06
+    # the plurality answers Neutral where the labeller wrote Sad 60% of the time; the regression learns Sad there
+    assert reference.accuracy > plurality + 0.015  # (0.6 - 0.4) / 7 of the faces: the crowd's Neutral faces
+    assert reference.accuracy == pytest.approx(np.mean(reference.preds == labels[test][reference.scored]))
+    # fitted on Training only: changing PrivateTest's labels changes its score, never its answers
+    shuffled = labels.copy()
+    shuffled[test] = np.random.default_rng(1).permutation(labels[test])
+    again = vote_share_reference(shuffled, votes, usage)
+    np.testing.assert_array_equal(again.preds, reference.preds)
+    assert again.accuracy < 0.5
+
+
+def test_vote_share_reference_needs_votes_on_both_splits():
+    labels, votes, usage = _labelled_like_fer(0, 100)
+    votes[usage == "Training"] = 0
+    with pytest.raises(ValueError, match="Training and PrivateTest faces with emotion votes"):
+        vote_share_reference(labels, votes, usage)
+
+
+def test_boundary_shift_and_disagreement_toward_neutral():
+    labels, votes, usage = _labelled_like_fer(2, 3000)
+    shift = boundary_shift(labels, votes)
+    assert list(shift.index) == list(CLASS_NAMES) and shift["n"].sum() == len(labels)
+    sad = shift.loc["Sad"]
+    assert sad["ci_low"] <= sad["to_Neutral"] <= sad["ci_high"]
+    # about 60% of the crowd's Neutral faces are labelled Sad, half of the Sad labels then: the crowd calls them Neutral
+    assert sad["to_Neutral"] == pytest.approx(0.6 / 1.6, abs=0.06)
+    assert shift.loc["Happy", "to_Neutral"] < 0.1
+    assert shift["label_share"].sum() == pytest.approx(1) and shift["plurality_share"].sum() == pytest.approx(1)
+    assert shift.loc["Neutral", "plurality_share"] > shift.loc["Neutral", "label_share"]
+    moved = disagreement_toward(labels, votes)
+    assert moved["share"] == 1.0 and moved["toward"] == moved["disagree"] > 0  # every disagreement is toward Neutral
 
 
 # ---------------------------------------------------------------- the synthetic stand-in
@@ -462,7 +523,7 @@ def test_synthetic_votes_follow_the_stated_noise_model(synth):
     data = attach_votes(synth, votes)
     table = agreement(data.labels, data.extras[VOTES_KEY], data.usage)
     assert (table.xs("all", level="class")["rate"] > 0.97).all()
-    assert noise_ceiling(data.labels, votes).plurality > 0.97
+    assert reference_points(data.labels, votes).plurality > 0.97
     assert np.all(agreement(synth.labels, synthetic_votes(synth, noise=0.0), synth.usage)["rate"].dropna() == 1.0)
     with pytest.raises(ValueError, match="not synthetic"):
         synthetic_votes(zip_data())

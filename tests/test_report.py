@@ -475,12 +475,16 @@ def test_models_are_scored_against_the_crowd_where_there_are_votes(run_root, tmp
     assert crowd["accuracy_ci95"][0] <= crowd["accuracy"] <= crowd["accuracy_ci95"][1]
     text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
     assert "## Label noise" in text and "crowd plurality" in text
-    assert "noise_ceiling.png" not in text  # notebook 08 has not drawn it here
+    assert "reference_points.png" not in text  # notebook 08 has not drawn it here
+    shares = noise["reference_vote_share"]
+    assert shares["fit_split"] == "Training" and shares["accuracy_ci95"][0] <= shares["accuracy"]
+    assert "not ceilings" in text and "ceiling" not in text.replace("not ceilings", "")
+    assert f"{shares['accuracy']:.1%}" in text
     (tmp_path / "figures").mkdir()
-    (tmp_path / "figures" / "noise_ceiling.png").write_bytes(b"")
+    (tmp_path / "figures" / "reference_points.png").write_bytes(b"")
     text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
     section = text[text.index("## Label noise") : text.index("## FER-2013 in the field")]
-    assert f"![{LABEL_NOISE_FIGURES['noise_ceiling']}](figures/noise_ceiling.png)" in section
+    assert f"![{LABEL_NOISE_FIGURES['reference_points']}](figures/reference_points.png)" in section
     assert "crowd_label_confusion.png" not in section
 
 
@@ -516,6 +520,7 @@ def test_crowd_trained_runs_are_compared_with_their_label_twin_on_both_label_set
     assert public_row["n_crowd"] <= public_row["n"] == len(public)
     text = write_report_md(metrics, {}, {}, tmp_path / "REPORT.md").read_text()
     section = text[text.index("### Training on the crowd's votes") :]
+    assert "Barsoum" in section and "not comparable" in section  # FER+'s prior art, and why its numbers are not ours
     assert "Baseline CNN, PublicTest: **better**" in section
     assert "Baseline CNN, PrivateTest:" not in section  # only the judged split gets a verdict
     private = rows[1]
