@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import recipes, registry
-from .classical import HogSvmConfig, hog_svm_configs, hog_variant_config
+from .classical import HogSvmConfig, HogVariantConfig, hog_svm_configs, hog_variant_config
 from .config import CNNConfig, result_name
 from .data import FERData
 from .profiles import Profile, get_profile
@@ -75,6 +75,15 @@ class PlannedRun:
         """The run's cache key on faces with this checksum (the same key `fit_cnn` and the HOG fits use)."""
         settings = self.config.experiment() if self.cnn else self.config.to_dict()
         return run_key(self.name, settings, data_sha256)
+
+    def key_on(self, data: FERData, profile: Profile) -> str:
+        """The run's cache key on the profile's data: as `key`, with a HOG variant sized for its training faces as
+        `classical.fit_hog_variant` sizes it (PCA and kernel no larger than the faces allow)."""
+        if isinstance(self.config, HogVariantConfig):
+            faces = self.train_data(data, profile)
+            sized = self.config.sized_for(int((faces.usage == "Training").sum()), faces.images.shape[1:])
+            return run_key(self.name, sized.to_dict(), faces.sha256)
+        return self.key(self.data_sha256(data, profile))
 
     def data_sha256(self, data: FERData, profile: Profile) -> str:
         """The checksum of the faces this run trains on (crowd votes leave it unchanged; they are keyed apart)."""

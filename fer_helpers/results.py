@@ -31,6 +31,7 @@ CHECKPOINT_DIR = "checkpoints"
 RESUME_FILE = "resume.ckpt"
 RESUME_KEY_FILE = "key.txt"
 RESUME_EPOCHS_FILE = "epochs.txt"
+RESUME_ENV = "FER_STUDY_RESUME"  # "0": no per-epoch state (a training host discarded after the run)
 COMMIT_ENV = "FER_STUDY_COMMIT"  # the commit of a source tree copied without its .git (a training host's)
 
 

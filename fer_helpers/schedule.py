@@ -254,7 +254,7 @@ class Outcome:
 
 def result_dirs(runs: list[PlannedRun], data, profile: Profile, run_root: str | Path) -> dict[str, Path]:
     """Where each run's result is (or will be) saved under run_root: its folder, by run id."""
-    return {run.id: result_dir(run_root, run.name, run.key(run.data_sha256(data, profile))) for run in runs}
+    return {run.id: result_dir(run_root, run.name, run.key_on(data, profile)) for run in runs}
 
 
 def pending_runs(plan: list[PlannedRun], data, profile: Profile, run_root: str | Path) -> tuple[list, list]:
@@ -461,7 +461,7 @@ def train_plan(
             slots.append(Slot(run, estimate_seconds(run, 0, n_eval, device, jobs)))
             continue
         n_train = int((run.train_data(data, profile_obj, crowd=data).usage == "Training").sum())
-        done = 0 if fresh else epochs_done(dirs[run.id], run.key(run.data_sha256(data, profile_obj)))
+        done = 0 if fresh else epochs_done(dirs[run.id], run.key_on(data, profile_obj))
         left = max(0, run.config.max_epochs - done)
         slots.append(
             Slot(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -56,6 +57,7 @@ from .registry import build_model
 from .results import (
     CHECKPOINT_DIR,
     EVAL_SPLITS,
+    RESUME_ENV,
     RESUME_EPOCHS_FILE,
     RESUME_FILE,
     RESUME_KEY_FILE,
@@ -611,9 +613,10 @@ def _train(
         save_top_k=1,
         save_weights_only=True,
     )
-    last = ResumeCheckpoint(run_dir / "checkpoints", key)
+    # The whole state after every epoch, to resume from; not where the host is discarded after the run (RESUME_ENV=0).
+    last = ResumeCheckpoint(run_dir / CHECKPOINT_DIR, key) if os.environ.get(RESUME_ENV, "1") != "0" else None
     recorder = EpochRecorder()
-    callbacks: list[Callback] = [checkpoint, last, recorder, EpochProgress(model_name, steps_per_epoch)]
+    callbacks = [c for c in (checkpoint, last, recorder, EpochProgress(model_name, steps_per_epoch)) if c is not None]
     if config.patience is not None:
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.patience))
     precision = resolve_precision(config)

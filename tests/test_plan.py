@@ -73,3 +73,14 @@ def test_steps_are_the_plans_own_and_unknown_ones_are_refused():
     assert [r.seed for r in step_runs("full", "model_b")] == [0, 1, 2]
     with pytest.raises(ValueError, match="unknown step"):
         step_runs("full", "transformer")
+
+
+def test_a_hog_variant_is_found_where_its_fit_saves_it(synth, tmp_path):
+    from fer_helpers.schedule import result_dirs
+
+    profile = get_profile("smoke")
+    small = synth.subsample(20, 10, seed=0)  # so few faces that the variant's PCA is cut down to fit them
+    run = next(r for r in plan_runs(profile) if r.name == "hog_multiscale")
+    assert run.key_on(small, profile) != run.key(small.sha256)
+    result = run.train(small, profile, tmp_path, n_jobs=1)
+    assert result.run_dir == result_dirs([run], small, profile, tmp_path)[run.id]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from fer_helpers import training
 from fer_helpers.config import CNNConfig
 from fer_helpers.inference import images_to_tensor, predict_logits
+from fer_helpers.results import RESUME_ENV, epochs_done
 from fer_helpers.training import (
     DeviceBatches,
     augment_batch,
@@ -269,6 +270,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(synth, synth_fit, tmp_path,
     monkeypatch.undo()
     checkpoints = next(tmp_path.rglob("checkpoints"))
     assert (checkpoints / training.RESUME_FILE).exists()
+    assert epochs_done(checkpoints.parent, checkpoints.parent.name.rsplit("-", 1)[1]) == 2  # what the plan shows
+    assert epochs_done(checkpoints.parent, "another-key") == 0
 
     resumed = fit_cnn(small, TINY, tmp_path)
     assert resumed.extra["resumed_after_epochs"] == [2] and resumed.extra["stopped_epoch"] == 4
@@ -281,6 +284,12 @@ def test_an_interrupted_run_resumes_where_it_stopped(synth, synth_fit, tmp_path,
         fit_cnn(small, TINY, tmp_path, fresh=True)
     monkeypatch.undo()
     assert training._resume_checkpoint(resumed.run_dir, resumed.key, fresh=True) is None
+    # a training host discarded after the run keeps no per-epoch state
+    monkeypatch.setenv(RESUME_ENV, "0")
+    monkeypatch.setattr(training.L.Trainer, "__init__", with_stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        fit_cnn(small, TINY, tmp_path, fresh=True)
+    assert not (resumed.run_dir / "checkpoints" / training.RESUME_FILE).exists()
 
 
 @pytest.mark.trains
