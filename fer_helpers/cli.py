@@ -287,8 +287,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--profile",
         choices=["auto", *sorted(PROFILES)],
         default="auto",
-        help="run profile (default: auto = full on FER-2013 with a GPU, classroom on FER-2013 "
-        "without one, smoke on synthetic faces)",
+        help="run profile (default: auto = classroom on FER-2013, with or without a GPU, smoke on synthetic "
+        "faces; full only when named)",
     )
     parser.add_argument("--data", metavar="PATH", help="FER-2013 location (default: $FER2013_PATH, then data/)")
     parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: runs/<profile>[-synthetic])")

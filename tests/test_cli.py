@@ -45,8 +45,9 @@ def test_auto_profile(monkeypatch, tmp_path):
     fake.write_text("emotion,pixels,Usage\n")
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert resolve_profile("auto", str(fake))[0] == "classroom"
-    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
-    assert resolve_profile("auto", str(fake))[0] == "full"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # a class on a GPU still gets the lesson
+    assert resolve_profile("auto", str(fake))[0] == "classroom"
+    assert resolve_profile("full", str(fake)) == ("full", "chosen")
 
 
 def test_train_arguments():
