@@ -18,13 +18,17 @@ def _normalise(requirement: str) -> str:
     return re.sub(r"\s+", "", requirement).lower()
 
 
-def test_environment_yml_matches_pyproject():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+def test_environment_yml_installs_the_project_with_the_lock():
+    """Conda brings Python; pip installs the project and its dev tools constrained by requirements.lock, as
+    `make setup` does, so that no version floats."""
     env = yaml.safe_load((REPO / "environment.yml").read_text())
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert python == "python=3.11" and ">=3.10" in requires.replace(" ", "")
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    listed = {_normalise(r) for r in pip_section if not r.startswith("-e")}
-    assert listed == wanted, f"only in environment.yml: {listed - wanted}; only in pyproject.toml: {wanted - listed}"
+    assert [_normalise(r) for r in pip_section] == ["-crequirements.lock", "-e.[dev]"]
+    makefile = (REPO / "Makefile").read_text()
+    assert "-c requirements.lock -e '.[dev]'" in makefile  # the same install as make setup
 
 
 def _lock() -> dict[str, str]:
