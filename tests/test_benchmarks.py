@@ -64,3 +64,12 @@ def test_the_readme_table_is_the_one_the_committed_benchmarks_give():
     assert bounds is not None
     report = json.loads(run_all.OUT.read_text())
     assert text[bounds[0] : bounds[1]].strip() == run_all.benchmark_table(report).strip()
+
+
+def test_the_command_line_benchmark_measures_every_mistake_as_answered_with_status_2():
+    run_all = _run_all()
+    bench_cli = run_all.load_module(ROOT / "benchmarks" / "bench_cli.py")
+    results = bench_cli.run(repeats=1, predict=False)
+    for name in bench_cli.MISTAKES:
+        assert results[f"{name}_seconds"] > 0 and results[f"{name}_mb"] > 0
+    assert "predict_one_photo_seconds" not in results
