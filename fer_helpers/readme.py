@@ -63,7 +63,9 @@ def readme_results_table(metrics: dict) -> str:
         f"Profile `{metrics['profile']}`, {'FER-2013' if data['is_fer2013'] else SYNTHETIC_STAMP} "
         f"(`{data['source']}`, sha256 `{data['sha256'][:12]}`). *Without twins*: "
         f"{metrics.get('report_split', REPORT_SPLIT)} without the faces that have a byte-identical twin in "
-        "Training. For scale: "
+        "Training."
+        + near_duplicate_note(metrics, split_key)
+        + " For scale: "
         + "; ".join(
             f"{f.who} {100 * f.accuracy:.4g}% ({f.split.split(' (')[0]})"
             for f in FIELD_RESULTS
@@ -106,6 +108,23 @@ def readme_results_table(metrics: dict) -> str:
     if missing:
         note += " Incomplete run, still to train: " + "; ".join(missing) + "."
     return f"{table}\n\n{note}"
+
+
+def near_duplicate_note(metrics: dict, split_key: str) -> str:
+    """One sentence: how many test faces have a near-duplicate in Training, and the main models without them."""
+    near = metrics.get("near_duplicates", {}).get(split_key)
+    if not near:
+        return ""
+    scores = [
+        f"{registry.label(n)} {100 * e[split_key + '_dedup_near']['accuracy']:.1f}%"
+        for n, e in metrics["models"].items()
+        if split_key + "_dedup_near" in e and registry.is_main(n)
+    ]
+    return (
+        f" Byte twins are a lower bound: {near['n']:,} of the {near['of']:,} faces "
+        f"({near['n'] / max(near['of'], 1):.1%}) have a near-duplicate in Training (the same photograph re-encoded, "
+        "shifted, mirrored or relit, twins included)" + (f"; without them: {', '.join(scores)}." if scores else ".")
+    )
 
 
 def update_readme(readme_path: str | Path, metrics: dict) -> bool:

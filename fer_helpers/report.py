@@ -364,11 +364,12 @@ def describe_near_duplicates(metrics: dict, split_key: str = "private_test") -> 
     classes = sorted(near["per_class"].items(), key=lambda kv: -kv[1] / max(sizes.get(kv[0], 1), 1))
     where = ", ".join(f"{c} {n} of {sizes[c]:,} ({n / sizes[c]:.0%})" for c, n in classes if n and sizes.get(c))
     text = (
-        f"Byte identity is a lower bound: counting near-duplicates too (the same photograph re-encoded, shifted, "
-        f"mirrored or lit differently; {near['method']}; threshold {near['threshold']:g}, chosen on pairs we looked "
-        f"at, notebook 05), {near['n']:,} of the {near['of']:,} {split} faces ({near['n'] / max(near['of'], 1):.1%}) "
-        f"have one in Training ({where}); {near['same_label']:,} of them carry the label of their Training copy. "
-        "Without them:"
+        "Byte identity is a lower bound. Counting near-duplicates too (the same photograph re-encoded, shifted, "
+        "mirrored or lit differently, found by correlating high-pass images over small shifts and a mirror image, "
+        f"at a threshold of {near['threshold']:g} chosen on pairs looked at in notebook 05), "
+        f"{near['n']:,} of the {near['of']:,} {split} faces ({near['n'] / max(near['of'], 1):.1%}) have one in "
+        f"Training ({where}); {near['same_label']:,} of them carry the label of their Training copy. A copy "
+        "cropped at another scale is missed, so this too is a lower bound. Without them:"
     )
     changes = []
     for name, entry in metrics["models"].items():
