@@ -106,12 +106,10 @@ def missing_runs(results_by_model: Mapping[str, list], profile: Profile, votes: 
             items.append(f"{what}: not trained (notebook 07_ablation)")
         short = {name: lacking(name, "ablation") for name in variants if name not in absent}
         short = {name: pair for name, pair in short.items() if pair[1]}
-        if short:
-            planned, missing = next(iter(short.values()))
-            which = "its variants" if len(short) == len(variants) else ", ".join(short)
-            items.append(
-                f"the ablation of Model B, {which}: {seeds(missing, planned)} not trained (notebook 07_ablation)"
-            )
+        if short:  # the seeds beyond those every trained variant has
+            planned = next(iter(short.values()))[0]
+            missing = sorted({seed for _, lack in short.values() for seed in lack}, key=str)
+            items.append(f"the ablation of Model B: {seeds(missing, planned)} not trained (notebook 07_ablation)")
     if votes:
         absent = [
             registry.label(r.config.model) for r in plan if r.step == "crowd" and not results_by_model.get(r.name)
@@ -499,8 +497,28 @@ def build_metrics(run_root: str | Path, study, near_tables: Mapping[str, pd.Data
     )
 
 
+METRICS_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "metrics.schema.json"  # docs/metrics.md reads it
+
+
+def check_metrics(metrics: dict) -> None:
+    """Raise ValueError naming the first place where `metrics` breaks docs/metrics.schema.json (where it exists:
+    an installed package without the repository's docs checks nothing)."""
+    if not METRICS_SCHEMA.exists():
+        return
+    import jsonschema
+
+    schema = json.loads(METRICS_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(metrics))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "(top level)"
+        raise ValueError(f"metrics.json does not follow {METRICS_SCHEMA.name} at {where}: {error.message}")
+
+
 def write_metrics(metrics: dict, path: str | Path) -> Path:
-    """Write metrics.json (strict JSON: no NaN)."""
+    """Write metrics.json (strict JSON: no NaN), after checking it against its schema: nothing is written if not."""
+    metrics = _json_safe(metrics)
+    check_metrics(metrics)
     return _write_json(metrics, path)
 
 
