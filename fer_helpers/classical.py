@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from .data import NUM_CLASSES, SPLITS, FERData
-from .features import cached_hog_features, hog_dim
+from .features import HOG_DEFAULTS, cached_hog_features, hog_dim
 from .metrics import scored_run
 from .profiles import Profile
 from .results import EVAL_SPLITS, RunResult, cached_run, saved_run
@@ -71,10 +71,10 @@ class HogSvmConfig:
 
     c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     class_weight: str | None = None  # None, or "balanced" against FER-2013's imbalance
-    orientations: int = 9  # paper: 9 orientations, 8x8-pixel cells, 2x2-cell blocks
-    pixels_per_cell: tuple[int, int] = (8, 8)
-    cells_per_block: tuple[int, int] = (2, 2)
-    block_norm: str = "L2-Hys"
+    orientations: int = HOG_DEFAULTS["orientations"]  # the paper's HOG (features.HOG_DEFAULTS)
+    pixels_per_cell: tuple[int, int] = HOG_DEFAULTS["pixels_per_cell"]
+    cells_per_block: tuple[int, int] = HOG_DEFAULTS["cells_per_block"]
+    block_norm: str = HOG_DEFAULTS["block_norm"]
     max_iter: int = 5000
     seed: int = 0
 
@@ -190,9 +190,11 @@ class HogVariantConfig:
     """
 
     name: str  # result name, saying what the variant changes: "hog_fine_cells", "hog_nystroem", ...
-    cell_sizes: tuple[int, ...] = (8,)  # HOG cells of s x s pixels; several sizes are concatenated
-    orientations: int = 9
-    cells_per_block: tuple[int, int] = (2, 2)
+    cell_sizes: tuple[int, ...] = HOG_DEFAULTS["pixels_per_cell"][
+        :1
+    ]  # HOG cells of s x s pixels; several: concatenated
+    orientations: int = HOG_DEFAULTS["orientations"]
+    cells_per_block: tuple[int, int] = HOG_DEFAULTS["cells_per_block"]
     pca_components: int | None = None  # None: no PCA
     kernel_components: int | None = None  # Nystroem RBF features; None: stay linear
     gamma_scale: float = 1.0  # RBF gamma = gamma_scale / (dims * variance), scikit-learn's "scale" at 1
@@ -221,7 +223,7 @@ class HogVariantConfig:
                 orientations=self.orientations,
                 pixels_per_cell=(cells, cells),
                 cells_per_block=self.cells_per_block,
-                block_norm="L2-Hys",
+                block_norm=HOG_DEFAULTS["block_norm"],
             )
             for cells in self.cell_sizes
         ]

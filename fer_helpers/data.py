@@ -57,6 +57,7 @@ FER2013_COUNTS = {
     "PublicTest": (467, 56, 496, 895, 653, 415, 607),
     "PrivateTest": (491, 55, 528, 879, 594, 416, 626),
 }
+FER2013_ENV = "FER2013_PATH"  # the environment variable that points at FER-2013 (after an explicit path)
 # The mark on every figure, table and report made from the project's synthetic faces instead of FER-2013.
 SYNTHETIC_STAMP = "SYNTHETIC FACES - NOT FER-2013 RESULTS"
 
@@ -173,8 +174,8 @@ class FERData:
 def find_fer2013(path: str | os.PathLike | None = None) -> Path | None:
     """Where FER-2013 is: path, else FER2013_PATH, else the first recognisable entry of data/ (None: nowhere)."""
     origin = "the given path"
-    if path is None and os.environ.get("FER2013_PATH"):
-        path, origin = os.environ["FER2013_PATH"], "FER2013_PATH"
+    if path is None and os.environ.get(FER2013_ENV):
+        path, origin = os.environ[FER2013_ENV], FER2013_ENV
     if path is None:
         return _recognise_folder(DATA_DIR, depth=1) if DATA_DIR.is_dir() else None
     located = Path(path).expanduser()

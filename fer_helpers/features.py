@@ -23,11 +23,11 @@ HOG_DEFAULTS = {"orientations": 9, "pixels_per_cell": (8, 8), "cells_per_block":
 def hog_features(
     images: np.ndarray,
     *,
-    orientations: int = 9,
-    pixels_per_cell: tuple[int, int] = (8, 8),
-    cells_per_block: tuple[int, int] = (2, 2),
+    orientations: int = HOG_DEFAULTS["orientations"],
+    pixels_per_cell: tuple[int, int] = HOG_DEFAULTS["pixels_per_cell"],
+    cells_per_block: tuple[int, int] = HOG_DEFAULTS["cells_per_block"],
     n_jobs: int = -1,
-    block_norm: str = "L2-Hys",
+    block_norm: str = HOG_DEFAULTS["block_norm"],
 ) -> np.ndarray:
     """HOG descriptor of each face (N,48,48) uint8, pixels scaled to [0,1] first: (N, D) float32."""
     images = np.asarray(images)
@@ -52,9 +52,9 @@ def hog_features(
 def hog_dim(
     image_shape: tuple[int, int] = (48, 48),
     *,
-    orientations: int = 9,
-    pixels_per_cell: tuple[int, int] = (8, 8),
-    cells_per_block: tuple[int, int] = (2, 2),
+    orientations: int = HOG_DEFAULTS["orientations"],
+    pixels_per_cell: tuple[int, int] = HOG_DEFAULTS["pixels_per_cell"],
+    cells_per_block: tuple[int, int] = HOG_DEFAULTS["cells_per_block"],
 ) -> int:
     """Length of the HOG descriptor of one image: blocks x cells per block x orientations."""
     cells = [size // cell for size, cell in zip(image_shape, pixels_per_cell)]

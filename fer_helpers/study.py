@@ -11,15 +11,22 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from fer_helpers.data import FER2013_COUNTS, SPLITS, SYNTHETIC_STAMP, FERData, find_fer2013, load_fer2013
+from fer_helpers.data import (
+    FER2013_COUNTS,
+    FER2013_ENV,
+    SPLITS,
+    SYNTHETIC_STAMP,
+    FERData,
+    find_fer2013,
+    load_fer2013,
+)
 from fer_helpers.markdown import dataframe_markdown, index_as_columns
 from fer_helpers.profiles import PROFILES, Profile, get_profile
+from fer_helpers.results import REPO
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-REPO = Path(__file__).resolve().parents[1]
-ENV_VAR = "FER2013_PATH"
 SYNTHETIC_LABEL = "synthetic (not FER-2013)"
 FIGURE_DPI = 120
 SYNTHETIC = "synthetic"  # the data_path that asks for the synthetic faces even where FER-2013 is present
@@ -48,7 +55,7 @@ def synthetic_warning(reason: str) -> str:
     return (
         f"{rule}\n!! {SYNTHETIC_STAMP}\n!! {reason}\n"
         f"!! Every number, table and figure of this run comes from generated faces.\n"
-        f"!! To use FER-2013: put the Kaggle zip into data/ or set {ENV_VAR} (see data/README.md).\n{rule}"
+        f"!! To use FER-2013: put the Kaggle zip into data/ or set {FER2013_ENV} (see data/README.md).\n{rule}"
     )
 
 
@@ -94,7 +101,7 @@ class Study:
             f"{SYNTHETIC_STAMP}</div>\n\n"
             f"No FER-2013 was found, so this run uses the project's **synthetic faces**. "
             f"Every number, table and figure below describes them, **not FER-2013**, and must not be compared "
-            f"with the paper. To use FER-2013, put the Kaggle zip into `data/` or set `{ENV_VAR}` "
+            f"with the paper. To use FER-2013, put the Kaggle zip into `data/` or set `{FER2013_ENV}` "
             f"(see `data/README.md`).\n\n{facts}"
         )
 
@@ -201,7 +208,7 @@ def setup(
         reason = (
             "Synthetic faces were asked for (data_path='synthetic')."
             if forced
-            else f"No FER-2013 found (no data path, no ${ENV_VAR}, nothing in data/)."
+            else f"No FER-2013 found (no data path, no ${FER2013_ENV}, nothing in data/)."
         )
         if not in_notebook():  # a notebook shows the same warning once, in the banner it displays next
             print(synthetic_warning(reason), file=sys.stderr)
