@@ -25,7 +25,7 @@ from .claims import (
     paper_figure,
     table1_parameter_count,
 )
-from .data import CLASS_NAMES, SYNTHETIC_STAMP
+from .data import CLASS_NAMES, IMAGE_SIZE, SYNTHETIC_STAMP
 from .ferplus import target_change
 from .files import atomic_write_text, relative_link
 from .markdown import (
@@ -690,6 +690,22 @@ def differences(metrics: dict) -> list[str]:
     return items
 
 
+def _gradcam_seeds(facts: dict, metrics: dict) -> str:
+    """Which of Model B's seeds notebook 06 measured, and why not the others where it could not."""
+    measured = facts.get("seeds")
+    if not measured:
+        return ""
+    trained = metrics["models"].get("model_b", {}).get("seeds", [])
+    text = f", for Model B's seed{'s' if len(measured) > 1 else ''} {', '.join(map(str, measured))}"
+    missing = [s for s in trained if s not in measured]
+    if missing:
+        text += (
+            f" (the run folder keeps no weights of seed{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))}, so their maps cannot be measured here)"
+        )
+    return text
+
+
 def gradcam_section(metrics: dict) -> list[str]:
     """REPORT.md's Grad-CAM section (the paper's Figure 2) from metrics["gradcam"], figure links relative to it."""
     summary = metrics.get("gradcam")
@@ -708,6 +724,25 @@ def gradcam_section(metrics: dict) -> list[str]:
         "heatmaps over single faces, is in that notebook's output: the project commits no image from FER-2013.",
         "",
     ]
+    facts = summary.get("facts") or {}
+    if facts.get("grid"):
+        grid, cell = facts["grid"], IMAGE_SIZE // facts["grid"]
+        rows = facts.get("lower_eyes_rows")
+        parts += [
+            "Each claim is a ratio of a share of heat to the same share under references that are not derived from "
+            "the maps under test (uniform heat, and the same network with random weights on the same faces and "
+            "classes), with a paired bootstrap 95% interval over the faces"
+            + _gradcam_seeds(facts, metrics)
+            + "; the centre-biased blob fitted to the maps themselves is shown for comparison and decides nothing. "
+            f"Model B's Grad-CAM map is {grid}×{grid} before upsampling: one cell covers {cell}×{cell} pixels, so "
+            + (
+                f'a region {rows} rows high such as the paper\'s "lower eyes" is finer than the map can resolve, '
+                "and that verdict is coarse whatever it says."
+                if rows
+                else "regions smaller than a cell are beyond its resolution."
+            ),
+            "",
+        ]
     for caption, figure in summary["figures"].items():
         parts += [f"![{caption}]({figure})", "", f"*{caption}*", ""]
     for caption, records in summary["tables"].items():

@@ -530,8 +530,10 @@ def write_gradcam_summary(
     explained: Mapping[str, RunResult],
     figures: Mapping[str, str | Path],
     tables: Mapping[str, pd.DataFrame],
+    facts: Mapping[str, object] | None = None,
 ) -> Path:
-    """Save what notebook 06 measured as <reports_dir>/gradcam.json: the runs it explained, its figures and tables.
+    """Save what notebook 06 measured as <reports_dir>/gradcam.json: the runs it explained, its figures and tables,
+    and `facts` about the maps (such as the side of the map before upsampling, "grid").
 
     05_evaluation puts it into metrics.json and REPORT.md while those runs are still the report's (`load_gradcam`).
     """
@@ -540,6 +542,7 @@ def write_gradcam_summary(
         "models": {name: {"key": r.key, "seed": r.seed} for name, r in explained.items()},
         "figures": {caption: relative_link(f, reports_dir) for caption, f in figures.items()},
         "tables": {caption: index_as_columns(df).to_dict("records") for caption, df in tables.items()},
+        "facts": dict(facts or {}),
     }
     return _write_json(summary, reports_dir / GRADCAM_FILE)
 

@@ -287,3 +287,27 @@ def test_claims_are_judged_again_without_the_twins(tmp_path):
     assert params["verdict_without_twins"] == params["verdict"]
     # the runs themselves are not changed
     assert len(runs["model_b"][0].labels["PrivateTest"]) == len(labels)
+
+
+def test_gradcam_claims_count_only_references_not_fitted_to_the_maps(tmp_path):
+    def measurement(model, claim, reference, independent, holds):
+        return {"model": model, "claim": claim, "reference": reference, "independent": independent, "n": 40,
+                "measured": 0.4, "reference_share": 0.3, "ratio": 1.3, "ratio_ci_low": 1.1, "ratio_ci_high": 1.5,
+                "holds": holds}  # fmt: skip
+
+    eyes = "heat on eyes + mouth, all faces"
+    measured = [
+        measurement("Model B, seed 0", eyes, "uniform heat", True, True),
+        measurement("Model B, seed 1", eyes, "uniform heat", True, True),
+        measurement("Model B, seed 0", eyes, "random weights", True, False),
+        measurement("Model B, seed 0", eyes, "centre-biased blob fitted to the maps", False, True),
+        measurement("Model B, seed 0", "heat outside eyes, cheeks, nose and mouth", "uniform heat", True, True),
+        measurement("Model B, seed 0", "heat on the cheeks, all faces", "random weights", True, False),
+        measurement("Model B, seed 0", "heat on the cheeks, all faces", "centre-biased blob", False, True),
+    ]
+    table = check_paper_claims(paper_like(tmp_path), gradcam={"tables": {GRADCAM_CLAIMS_TABLE: measured}})
+    eyes_row = row(table, "Grad-CAM heat lies on the eyes")
+    assert eyes_row["verdict"] == "partially reproduced" and "3 measurements" in eyes_row["basis"]
+    assert "1.30×" in eyes_row["detail"] and "centre-biased" not in eyes_row["detail"]
+    assert row(table, "Grad-CAM heat leaves out the background")["verdict"] == "reproduced"
+    assert row(table, "Grad-CAM heat lies on the cheeks")["verdict"] == "not reproduced"  # the blob decides nothing

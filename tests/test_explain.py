@@ -259,6 +259,42 @@ def test_a_centre_blob_beats_uniform_heat_but_not_the_centre_biased_reference():
     assert centre.sum() == pytest.approx(1.0) and np.unravel_index(centre.argmax(), centre.shape) == (24, 24)
 
 
+def test_independent_claims_are_ratios_to_references_not_fitted_to_the_maps():
+    regions = face_regions()
+    labels = np.repeat(np.arange(NUM_CLASSES), 8)
+    rng = np.random.default_rng(0)
+    eyes_mouth = _blob(_centre(regions["mouth"]), 2.0) + _blob(_centre(regions["eyes"]), 2.0)
+    cams = np.stack([eyes_mouth * rng.uniform(0.8, 1.2) for _ in labels])
+    flat = np.ones_like(cams)
+    table = explain.independent_claims(cams, labels, regions, {"flat maps": flat, "the same maps": cams.copy()})
+    assert {explain.UNIFORM, "flat maps", "the same maps", explain.CENTRE_BIAS} == set(table["reference"])
+    assert not table.loc[table["reference"] == explain.CENTRE_BIAS, "independent"].any()
+    row = table[(table["claim"] == "heat on eyes + mouth, all faces") & (table["reference"] == "flat maps")].iloc[0]
+    assert row["ratio"] == pytest.approx(row["measured"] / row["reference_share"])
+    assert row["ratio_ci_low"] <= row["ratio"] <= row["ratio_ci_high"] and row["holds"]
+    uniform = table[(table["claim"] == "heat on eyes + mouth, all faces") & (table["reference"] == explain.UNIFORM)]
+    assert uniform["ratio"].iloc[0] == pytest.approx(row["ratio"])  # flat maps give each region its area
+    same = table[table["reference"] == "the same maps"]
+    assert np.allclose(same["ratio"].dropna(), 1.0) and not same["holds"].fillna(False).any()  # nothing beats itself
+    outside = table[(table["claim"] == explain.OUTSIDE) & (table["reference"] == explain.UNIFORM)].iloc[0]
+    assert outside["ratio_ci_high"] < 1 and outside["holds"]  # little heat outside the face: "ignores the background"
+
+
+def test_the_weakest_class_is_chosen_on_other_faces_than_it_is_tested_on():
+    regions = face_regions()
+    labels = np.repeat(np.arange(NUM_CLASSES), 10)
+    on_face = _blob(_centre(regions["mouth"]), 2.0) + _blob(_centre(regions["eyes"]), 2.0)
+    elsewhere = _blob((44, 4), 2.0)
+    cams = np.stack([on_face for _ in labels])
+    faces = np.arange(len(labels))
+    cams[(labels == CLASS_NAMES.index("Angry")) & (faces % 2 == 0)] = elsewhere  # weak where it is chosen ...
+    cams[(labels == CLASS_NAMES.index("Fear")) & (faces % 2 == 1)] = elsewhere  # ... another weak where it is tested
+    table = explain.independent_claims(cams, labels, regions, {})
+    weakest = table[table["claim"].str.startswith("heat on eyes + mouth, weakest class")]
+    assert weakest["claim"].iloc[0] == "heat on eyes + mouth, weakest class (Angry, chosen on other faces)"
+    assert weakest["n"].iloc[0] == 5 and weakest["holds"].iloc[0]  # Angry's other faces are on the face
+
+
 def test_pick_examples_takes_the_most_confident():
     labels = np.array([0, 0, 0, 1])
     probs = np.full((4, NUM_CLASSES), 0.01)

@@ -22,6 +22,7 @@ from fer_helpers.report import (
     comparison_frame,
     describe_claims,
     differences,
+    gradcam_section,
     per_class_frame,
     seed_frame,
     write_report_md,
@@ -528,3 +529,19 @@ def test_crowd_trained_runs_are_compared_with_their_label_twin_on_both_label_set
     assert (
         f"Trained on the crowd's votes instead of the labels, Baseline CNN scores {private['crowd_run']:.1%}" in readme
     )
+
+
+def test_gradcam_section_says_the_maps_resolution_and_which_seeds_it_measured():
+    metrics = {
+        "models": {"model_b": {"seeds": [0, 1, 2]}},
+        "gradcam": {
+            "models": {"model_b": {"key": "k", "seed": 0}},
+            "figures": {},
+            "tables": {},
+            "facts": {"grid": 6, "lower_eyes_rows": 5, "seeds": [0]},
+        },
+    }
+    text = "\n".join(gradcam_section(metrics))
+    assert "6×6" in text and "8×8 pixels" in text and "5 rows high" in text
+    assert "seed 0 (the run folder keeps no weights of seeds 1, 2" in text
+    assert "decides nothing" in text
