@@ -144,18 +144,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed = len(args.images) - len(images)
     if not images:
         return 2
+    from fer_helpers.exported import ExportedModel
     from fer_helpers.predict import PredictError, load_model, model_line, predict_image, prediction_table
 
     try:
-        model = load_model(args.weights)
+        model = load_model(args.weights, explain=args.explain)
     except PredictError as err:
         print(f"fer-study predict: {err}", file=sys.stderr)
         return 2
     print(model_line(model), flush=True)
+    if not args.explain and not isinstance(model, ExportedModel):
+        print("(`fer-study export` once: an ONNX export then answers without loading torch)", file=sys.stderr)
     predictions = []
     for image in images:
         try:
-            predictions += predict_image(image, model, cam=not args.no_cam, out_dir=args.out)
+            predictions += predict_image(image, model, cam=args.explain, out_dir=args.out)
         except PredictError as err:
             print(f"fer-study predict: {err}", file=sys.stderr)
             failed += 1
@@ -175,20 +178,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     import json
 
-    from fer_helpers.predict import (
-        PredictError,
-        default_weights,
-        evaluate_folder,
-        evaluation_summary,
-        load_model,
-        model_line,
-    )
+    from fer_helpers.predict import PredictError, evaluate_folder, evaluation_summary, load_model, model_line
 
     try:
-        weights = Path(args.weights) if args.weights else default_weights()
-        model = load_model(weights)
+        model = load_model(args.weights)
         print(model_line(model), flush=True)
-        result = {"weights": str(weights)} | evaluate_folder(args.folder, model, args.drop_unknown)
+        result = {"weights": str(model.weights_file)} | evaluate_folder(args.folder, model, args.drop_unknown)
     except PredictError as err:
         print(f"fer-study evaluate: {err}", file=sys.stderr)
         return 2
@@ -217,6 +212,41 @@ def cmd_ship(args: argparse.Namespace) -> int:
         print(f"fer-study ship: {err}", file=sys.stderr)
         return 2
     print(f"Wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and its model card {card}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write shipped weights as ONNX beside them and check each against torch on PrivateTest faces."""
+    problems = [problem for weights in args.weights if (problem := path_problem(weights, "file", "weights file"))]
+    for problem in problems:
+        print(f"fer-study export: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    from fer_helpers.data import find_fer2013, load_fer2013
+    from fer_helpers.exported import ExportError, check_export, export_onnx
+    from fer_helpers.results import MODELS_DIR
+    from fer_helpers.synthetic import make_synthetic_fer
+
+    weights = [Path(w) for w in args.weights] or sorted(MODELS_DIR.glob("*.safetensors"))
+    if not weights:
+        print(f"fer-study export: no weights in {MODELS_DIR}", file=sys.stderr)
+        return 2
+    found = None if args.data == SYNTHETIC else find_fer2013(args.data)
+    data = load_fer2013(found) if found is not None else make_synthetic_fer(n_private=1000, seed=0)
+    faces = data.split("PrivateTest")[0]
+    where = f"PrivateTest faces of {'FER-2013' if found is not None else 'the synthetic set (no FER-2013 found)'}"
+    for path in weights:
+        try:
+            exported = export_onnx(path)
+        except ExportError as err:
+            print(f"fer-study export: {err}", file=sys.stderr)
+            return 2
+        check = check_export(exported, path, faces)
+        print(
+            f"Wrote {exported} ({exported.stat().st_size / 1e6:.1f} MB). On {check['n']:,} {where}: largest "
+            f"difference in logits from torch {check['max_abs_logit_difference']:.2g}, the same class on "
+            f"{check['argmax_agreement']:.2%} of them."
+        )
     return 0
 
 
@@ -366,7 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="predictions",
         help="folder for the annotated PNGs <name>_emotions.png (default: predictions)",
     )
-    predict.add_argument("--no-cam", action="store_true", help="skip the Grad-CAM heatmaps")
+    predict.add_argument(
+        "--explain", action="store_true", help="add Grad-CAM heatmaps to the annotated copies (loads torch)"
+    )
+    predict.add_argument("--no-cam", action="store_true", help=argparse.SUPPRESS)  # Grad-CAM was the default once
     predict.set_defaults(func=cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="accuracy on a folder of labelled faces (one folder per class)")
@@ -375,6 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--drop-unknown", action="store_true", help="leave out class folders that are not FER-2013's")
     evaluate.add_argument("--json", metavar="OUT", help="also write the full result (per image, per class) as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    export = commands.add_parser(
+        "export", help="write shipped weights as ONNX beside them (predict then runs without torch), checked"
+    )
+    export.add_argument("weights", nargs="*", metavar="WEIGHTS", help="weights files (default: every one in models/)")
+    export.add_argument(
+        "--data",
+        metavar="PATH",
+        help="FER-2013, whose PrivateTest faces check the export against torch (default: $FER2013_PATH, then "
+        "data/; synthetic faces where there is none, or with --data synthetic)",
+    )
+    export.set_defaults(func=cmd_export)
 
     lesson = commands.add_parser(
         "lesson", help="the classroom lessons timed in run folders; --publish writes them into the README"

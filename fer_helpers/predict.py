@@ -14,6 +14,10 @@ through OpenCV's bundled frontal-face Haar cascade (`CASCADE_FILE`), run on a co
 pixels; each face is cut out of the working photo square around its box, converted to grayscale and resized to
 48x48, the form the models were trained on.
 
+Models (`load_model`): the ONNX export beside the weights (`fer-study export`) where it matches them, run by ONNX
+Runtime without importing torch; otherwise, and for Grad-CAM, the torch model. This module imports torch only
+when it has to.
+
 Folders (`evaluate_folder`): one sub-folder per class, named by FER-2013's class or a synonym (`CLASS_SYNONYMS`,
 case-insensitive). Each image is converted as above; where several faces are found the largest counts, and where
 none is found the whole image, resized to 48x48, is classified and counted under "no_face".
@@ -28,25 +32,23 @@ import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import cv2
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
-from sklearn.metrics import f1_score, precision_recall_fscore_support
-from torch import nn
 
-from . import registry
 from .data import CLASS_NAMES, IMAGE_SIZE
-from .explain import gradcam
-from .inference import predict_probs
-from .metrics import confusion
+from .exported import ExportedModel, current_onnx, default_exported
 from .results import MODELS_DIR, REPO, RESULT_FILE, SHIPPED_KEY
-from .statistics import bootstrap_ci
-from .weights import load_weights
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from torch import nn
+
+Model = Union[ExportedModel, "nn.Module"]  # what answers: an ONNX export (no torch) or the torch model
 
 FACE_CROP_SIDE = 64  # photos at most this many pixels on both sides are face crops: no detection
 MAX_PIXELS = 40_000_000  # refused above this many decoded pixels (after JPEG draft decoding)
@@ -140,6 +142,8 @@ class FacePrediction:
 # ---------------------------------------------------------------------------------------------- weights
 def default_weights(models_dir: str | Path | None = None) -> Path:
     """The best shipped weights in models_dir (default: the repository's models/), best first (`registry.shipped_files`)."""
+    from . import registry
+
     models_dir = Path(models_dir) if models_dir is not None else MODELS_DIR
     for name in registry.shipped_files():
         if (models_dir / name).is_file():
@@ -151,15 +155,23 @@ def default_weights(models_dir: str | Path | None = None) -> Path:
     )
 
 
-def load_model(weights: str | Path | None = None) -> nn.Module:
-    """The trained CNN stored in a weights file (default: `default_weights()`), in eval mode on the CPU.
+def load_model(weights: str | Path | None = None, explain: bool = False) -> Model:
+    """The trained CNN stored in a weights file (default: `default_weights()`): its current ONNX export where there
+    is one (`fer_helpers.exported`; no torch), else, or with explain (Grad-CAM needs gradients), the torch model in
+    eval mode on the CPU.
 
-    The model's `tta` attribute holds the test-time augmentation it was evaluated with (from the file's
+    The torch model's `tta` attribute holds the test-time augmentation it was evaluated with (from the file's
     configuration; "none" where it names none), which `predict_image` and `evaluate_folder` apply too.
     """
+    if weights is None and not explain and (exported := default_exported(MODELS_DIR)) is not None:
+        return exported
     path = Path(weights) if weights is not None else default_weights()
     if not path.is_file():
         raise PredictError(f"{path}: no such weights file")
+    if not explain and (exported := current_onnx(path)) is not None:
+        return exported
+    from .weights import load_weights
+
     try:
         model = load_weights(path)
         with safe_open(str(path), framework="pt") as f:
@@ -192,29 +204,48 @@ def weights_result(path: str | Path) -> dict | None:
     return json.loads(found[0].read_text()) if found else None
 
 
-def model_line(model: nn.Module) -> str:
-    """One line naming the weights that answer: their file, the model, and its accuracy on REPORTED_SPLIT."""
+def model_line(model: Model) -> str:
+    """One line naming what answers: the weights file, the model, its accuracy on REPORTED_SPLIT, and whether ONNX
+    Runtime or torch runs it."""
     path = getattr(model, "weights_file", None)
     if path is None:
         return f"Model: {type(model).__name__} (not loaded from a weights file)"
     shown = os.path.relpath(path) if Path(path).is_absolute() and _under_cwd(path) else str(path)
+    runtime = "ONNX Runtime" if isinstance(model, ExportedModel) else "torch"
     result = weights_result(path)
     if result is None:
-        return f"Model: {shown} (no saved run beside it gives its test accuracy)"
+        return f"Model: {shown} (no saved run beside it gives its test accuracy; {runtime})"
     name = result.get("model", "")
-    label = registry.label(name) if name in registry.MODELS else name
+    if isinstance(model, ExportedModel):
+        label = model.label
+    else:
+        from . import registry  # imported with the torch model already
+
+        label = registry.label(name) if name in registry.MODELS else name
     scores = result.get("metrics", {}).get(REPORTED_SPLIT)
     accuracy = f", {REPORTED_SPLIT} accuracy {scores['accuracy']:.1%}" if scores else ""
-    return f"Model: {label} from {shown}{accuracy} (run {name}-{result.get('key', '?')}, seed {result.get('seed')})"
+    return (
+        f"Model: {label} from {shown}{accuracy} (run {name}-{result.get('key', '?')}, seed {result.get('seed')}; "
+        f"{runtime})"
+    )
 
 
 def _under_cwd(path: str | Path) -> bool:
     return Path(path).resolve().is_relative_to(Path.cwd().resolve())
 
 
-def _class_probs(model: nn.Module, faces: np.ndarray) -> np.ndarray:
+def _class_probs(model: Model, faces: np.ndarray) -> np.ndarray:
     """Class probabilities (N,7) of faces (N,48,48) uint8, with the model's test-time augmentation if it has one."""
+    if isinstance(model, ExportedModel):
+        return model.probs(faces)
+    from .inference import predict_probs
+
     return predict_probs(model, faces, tta=getattr(model, "tta", "none"))
+
+
+@lru_cache(maxsize=2)
+def _torch_model(weights: Path) -> nn.Module:
+    return load_model(weights, explain=True)
 
 
 # ---------------------------------------------------------------------------------------------- photos and faces
@@ -342,7 +373,7 @@ def locate_faces(photo: Photo) -> tuple[np.ndarray, np.ndarray, bool]:
 # ---------------------------------------------------------------------------------------------- one photo
 def predict_image(
     path: str | Path,
-    model: nn.Module,
+    model: Model,
     *,
     cam: bool = True,
     out_dir: str | Path | None = None,
@@ -359,7 +390,12 @@ def predict_image(
         )
     probs = _class_probs(model, faces)
     preds = probs.argmax(axis=1)
-    cams = gradcam(model, faces, target_classes=preds, method=method) if cam else [None] * len(faces)
+    cams = [None] * len(faces)
+    if cam:  # Grad-CAM needs the torch model's gradients
+        from .explain import gradcam
+
+        explained = _torch_model(model.weights_file) if isinstance(model, ExportedModel) else model
+        cams = gradcam(explained, faces, target_classes=preds, method=method)
     predictions = [
         FacePrediction(
             file=photo.path,
@@ -382,6 +418,9 @@ def predict_image(
 
 def annotate(photo: Photo, predictions: list[FacePrediction]) -> Figure:
     """The photo with numbered, labelled boxes; beside it each face with its heatmap and class probabilities."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
     n_rows = max(1, min(len(predictions), MAX_FACE_PANELS))
     fig = Figure(figsize=(11, max(3.5, 1.8 * n_rows)), layout="constrained")
     grid = fig.add_gridspec(n_rows, 3, width_ratios=(3, 1, 1.6))
@@ -459,8 +498,13 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
-def evaluate_folder(folder: str | Path, model: nn.Module, drop_unknown: bool = False) -> dict:
+def evaluate_folder(folder: str | Path, model: Model, drop_unknown: bool = False) -> dict:
     """Accuracy, macro F1 over the classes present and confusion matrix on a folder with one sub-folder per class."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    from .metrics import confusion
+    from .statistics import bootstrap_ci
+
     folder = Path(folder)
     if not folder.is_dir():
         raise PredictError(f"{folder}: no such folder")

@@ -14,7 +14,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("data", "results", "migrate", "synthetic", "features"),
     ("statistics", "metrics", "ferplus"),
     ("models", "recipes", "registry"),
-    ("inference", "weights", "speed", "classical", "training", "plan", "bundle"),
+    ("inference", "exported", "weights", "speed", "classical", "training", "plan", "bundle"),
     ("claims", "explain", "plots"),
     (
         "study",

@@ -473,7 +473,7 @@ def test_cli_predict_prints_the_table_and_writes_pngs(tmp_path, weights, capsys)
     photo = _astronaut(tmp_path / "astronaut.png")
     assert main(["predict", str(photo), "--weights", str(weights), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"Model: {weights} (no saved run beside it gives its test accuracy)\n")
+    assert out.startswith(f"Model: {weights} (no saved run beside it gives its test accuracy; torch)\n")
     assert "astronaut.png" in out and all(column in out for column in ("face", "box", "label", "prob"))
     assert (tmp_path / "out" / "astronaut_emotions.png").is_file()
 
@@ -501,7 +501,9 @@ def test_the_first_line_names_the_weights_and_their_test_accuracy(tmp_path, weig
     face = _write_gray(tmp_path / "face.png", faces.images[0])
     assert main(["predict", str(face), "--weights", str(run_weights), "--no-cam", "--out", str(tmp_path)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first == f"Model: Model B from {run_weights}, PrivateTest accuracy 62.3% (run model_b-0123456789ab, seed 1)"
+    assert first == (
+        f"Model: Model B from {run_weights}, PrivateTest accuracy 62.3% (run model_b-0123456789ab, seed 1; torch)"
+    )
     images, labels = faces.split("Training")
     root = _labelled_folder(tmp_path / "faces", images, labels, {3: "happy"})
     assert main(["evaluate", str(root), "--weights", str(run_weights)]) == 0
