@@ -831,3 +831,37 @@ def plot_against_paper(
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
+
+
+def plot_accuracy_vs_compute(frame: pd.DataFrame, published: pd.DataFrame | None = None, split: str = "") -> plt.Figure:
+    """Accuracy (with its 95% interval) against training hours on a log axis, one point per model (`cost.
+    compute_frame`); the main models filled and named, variants hollow; published anchors, whose hours their code
+    does not state, as dashed lines at their accuracy."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for _, row in frame.iterrows():
+        err = [[row["accuracy"] - row["ci_low"]], [row["ci_high"] - row["accuracy"]]]
+        color = "C0" if row["main"] else "C7"
+        ax.errorbar(
+            row["hours"], row["accuracy"], yerr=err, fmt="o", color=color, mfc=color if row["main"] else "white"
+        )
+        if row["main"]:  # variants are named in the table beside the figure
+            ax.annotate(row["model"], (row["hours"], row["accuracy"]), textcoords="offset points", xytext=(6, 4))
+    ax.set_xscale("log")
+    for _, anchor in (published if published is not None else pd.DataFrame()).iterrows():
+        ax.axhline(anchor["accuracy"], color="C3", ls="--", lw=1)
+        ax.text(
+            0.01,
+            anchor["accuracy"] + 0.004,
+            f"{anchor['who']}: {anchor['accuracy']:.1%} on {anchor['reported on']} (selected on "
+            f"{anchor['selected on']}), {anchor['epochs']} epochs x {anchor['training crops (M)']:g} M training crops",
+            transform=ax.get_yaxis_transform(),
+            fontsize=7,
+            color="C3",
+        )
+    ax.set_xlabel("training time of one seed (hours, log scale; device and precision in the table)")
+    ax.set_ylabel(f"accuracy{f' ({split})' if split else ''}")
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_title("Accuracy against training time (filled: the main models; hollow: variants)")
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig

@@ -208,12 +208,14 @@ def model_entry(
     twins: Mapping[str, np.ndarray] | None = None,
     crowd: np.ndarray | None = None,
     near: Mapping[str, np.ndarray] | None = None,
+    n_train: int | None = None,
 ) -> dict:
     """One model's entry in metrics.json, from its runs (one per seed); `twins` marks, per split, the test faces
     with a byte-identical twin in Training, which the "<split>_dedup" blocks leave out; `near`, those with a
     near-duplicate there (data.near_duplicates, twins included), which the "<split>_dedup_near" blocks leave out;
     `crowd`, the FER+ crowd's plurality for each face of the report split (-1: none), which
-    "private_test_ferplus" scores against."""
+    "private_test_ferplus" scores against; `n_train`, the Training faces an epoch goes through, which with each
+    run's epochs gives the training images it processed (`train_images`; a classical model goes through them once)."""
     entry: dict = {}
     for split, key in SPLIT_KEYS.items():
         if all(split in r.logits for r in runs):
@@ -232,6 +234,7 @@ def model_entry(
             "train_seconds": r.train_seconds,
             "precision": r.extra.get("precision"),
             "device": r.device,
+            "epochs": _epochs(r),
         }
         | {
             SPLIT_KEYS[s]: {m: r.metrics[s][m] for m in METRICS if m in r.metrics.get(s, {})}
@@ -246,6 +249,8 @@ def model_entry(
     fastest = min(runs, key=lambda r: r.train_seconds)
     entry["train_seconds"] = float(fastest.train_seconds)
     entry["images_per_second"] = fastest.images_per_second
+    if n_train is not None:  # the cost of that seed in training images (crowd runs train on the faces with votes)
+        entry["train_images"] = _epochs(fastest) * int(fastest.extra.get("crowd_train_faces", n_train))
     if "precision" in fastest.extra:  # what that rate was trained in
         entry["precision"] = fastest.extra["precision"]
     inference = _max_or_none([r.extra.get("inference_images_per_second") for r in runs])
@@ -269,6 +274,11 @@ def model_entry(
         else None
     )
     return entry
+
+
+def _epochs(run: RunResult) -> int:
+    """Epochs a run trained (a CNN's history; a classical model goes through its training faces once)."""
+    return int(run.extra.get("stopped_epoch", 1))
 
 
 def precision_check(results: Mapping[str, Sequence[RunResult]], split: str = REPORT_SPLIT) -> dict | None:
@@ -427,13 +437,14 @@ def build_metrics(run_root: str | Path, study, near_tables: Mapping[str, pd.Data
     profile = getattr(study.profile, "name", study.profile)
     results = collect_results(run_root, data.sha256)
     twins = {split: twin_mask(data, split) for split in SPLIT_KEYS}
+    n_train = int((data.usage == "Training").sum())
     if near_tables is None:
         near_tables = {split: near_duplicates(data, split) for split in SPLIT_KEYS}
     near = {split: table["near"].to_numpy() for split, table in near_tables.items()}
     label_noise, crowd = _label_noise(data, results)
     models: dict = {}
     for name, runs in results.items():
-        models[name] = model_entry(runs, twins, crowd, near)
+        models[name] = model_entry(runs, twins, crowd, near, n_train)
         if name not in PAPER_MODELS and len(runs) > 1:
             ensemble = ensemble_result(runs)
             models[ensemble.model] = model_entry([ensemble], twins, crowd, near) | {

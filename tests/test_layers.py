@@ -15,7 +15,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("statistics", "metrics", "ferplus"),
     ("models", "recipes", "registry"),
     ("inference", "exported", "weights", "speed", "classical", "training", "plan", "bundle"),
-    ("claims", "explain", "plots"),
+    ("claims", "explain", "cost", "plots"),
     (
         "study",
         "ship",
