@@ -148,7 +148,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from fer_helpers.predict import PredictError, load_model, model_line, predict_image, prediction_table
 
     try:
-        model = load_model(args.weights, explain=args.explain)
+        model = load_model(args.weights, use_torch=args.explain)
     except PredictError as err:
         print(f"fer-study predict: {err}", file=sys.stderr)
         return 2

@@ -155,20 +155,20 @@ def default_weights(models_dir: str | Path | None = None) -> Path:
     )
 
 
-def load_model(weights: str | Path | None = None, explain: bool = False) -> Model:
+def load_model(weights: str | Path | None = None, use_torch: bool = False) -> Model:
     """The trained CNN stored in a weights file (default: `default_weights()`): its current ONNX export where there
-    is one (`fer_helpers.exported`; no torch), else, or with explain (Grad-CAM needs gradients), the torch model in
+    is one (`fer_helpers.exported`; no torch), else, or with use_torch (Grad-CAM needs gradients), the torch model in
     eval mode on the CPU.
 
     The torch model's `tta` attribute holds the test-time augmentation it was evaluated with (from the file's
     configuration; "none" where it names none), which `predict_image` and `evaluate_folder` apply too.
     """
-    if weights is None and not explain and (exported := default_exported(MODELS_DIR)) is not None:
+    if weights is None and not use_torch and (exported := default_exported(MODELS_DIR)) is not None:
         return exported
     path = Path(weights) if weights is not None else default_weights()
     if not path.is_file():
         raise PredictError(f"{path}: no such weights file")
-    if not explain and (exported := current_onnx(path)) is not None:
+    if not use_torch and (exported := current_onnx(path)) is not None:
         return exported
     from .weights import load_weights
 
@@ -245,7 +245,7 @@ def _class_probs(model: Model, faces: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=2)
 def _torch_model(weights: Path) -> nn.Module:
-    return load_model(weights, explain=True)
+    return load_model(weights, use_torch=True)
 
 
 # ---------------------------------------------------------------------------------------------- photos and faces

@@ -79,7 +79,7 @@ def test_the_default_is_exported_only_where_every_shipped_file_is(shipped, tmp_p
 
 def test_load_model_answers_with_the_export_and_with_torch_to_explain(shipped, faces, tmp_path):
     weights = shipped / "model_b.safetensors"
-    onnx_model, torch_model = predict.load_model(weights), predict.load_model(weights, explain=True)
+    onnx_model, torch_model = predict.load_model(weights), predict.load_model(weights, use_torch=True)
     assert isinstance(onnx_model, exported.ExportedModel) and not isinstance(torch_model, exported.ExportedModel)
     from fer_helpers.inference import predict_probs
 

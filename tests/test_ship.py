@@ -113,7 +113,7 @@ def test_committed_weights_load_and_have_a_model_card():
     assert shipped, f"no weights in {MODELS_DIR}: predict and evaluate need one of {shipped_files()}"
     for path in shipped:
         assert path.stat().st_size <= 5_000_000
-        model = load_model(path)
+        model = load_model(path, use_torch=True)
         card = path.with_suffix(".md").read_text()
         assert f"{sum(p.numel() for p in model.parameters()):,} parameters" in card
 
@@ -129,7 +129,7 @@ def test_committed_weights_score_what_their_card_says_on_fer2013(real_data):
         assert real_data.sha256 in card
         with safe_open(str(path), "pt") as f:
             config = json.loads(f.metadata()["config"])
-        model = load_model(path)
+        model = load_model(path, use_torch=True)
         for split in ("PublicTest", "PrivateTest"):
             images, labels = real_data.split(split)
             # float32, as the shipped runs were scored (bf16 autocast, where the CPU has it, moves a few faces)
