@@ -332,10 +332,7 @@ def describe_twins(metrics: dict, split_key: str = "private_test") -> str:
         "them, accuracy moves as follows:"
     )
     changes = []
-    for name, entry in metrics["models"].items():
-        block, dedup = entry.get(split_key), entry.get(f"{split_key}_dedup")
-        if block is None or dedup is None or not registry.is_main(name):
-            continue
+    for name, block, dedup in _main_blocks(metrics, split_key, "_dedup"):
         changes.append(
             f"{registry.label(name)} {100 * block['accuracy']:.1f}% → {100 * dedup['accuracy']:.1f}% "
             f"({100 * (dedup['accuracy'] - block['accuracy']):+.1f} points; macro F1 "
@@ -351,6 +348,14 @@ def describe_twins(metrics: dict, split_key: str = "private_test") -> str:
             "field, and metrics.json gives every PublicTest number without them too (public_test_dedup)."
         )
     return text
+
+
+def _main_blocks(metrics: dict, split_key: str, variant: str):
+    """(name, block, the same block on the split `variant`, e.g. "_dedup") for each main model that has both."""
+    for name, entry in metrics["models"].items():
+        block, other = entry.get(split_key), entry.get(f"{split_key}{variant}")
+        if block is not None and other is not None and registry.is_main(name):
+            yield name, block, other
 
 
 def describe_near_duplicates(metrics: dict, split_key: str = "private_test") -> str:
@@ -372,10 +377,7 @@ def describe_near_duplicates(metrics: dict, split_key: str = "private_test") -> 
         "cropped at another scale is missed, so this too is a lower bound. Without them:"
     )
     changes = []
-    for name, entry in metrics["models"].items():
-        block, cut = entry.get(split_key), entry.get(f"{split_key}_dedup_near")
-        if block is None or cut is None or not registry.is_main(name):
-            continue
+    for name, block, cut in _main_blocks(metrics, split_key, "_dedup_near"):
         low, high = cut["accuracy_ci95"]
         changes.append(
             f"{registry.label(name)} {100 * block['accuracy']:.1f}% → {100 * cut['accuracy']:.1f}% (95% CI "
