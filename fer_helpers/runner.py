@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 TIMINGS_FILE = "timings.json"
-PROGRESS_FILE = "progress.log"  # what the running notebook's training reports, shown on the terminal (`follow`)
+PROGRESS_FILE = "progress.log"  # what the running notebook's training reports, in a temporary folder (`follow`)
 REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
 VOTES_NOTEBOOK_PREFIXES = ("08_",)  # notebooks that need the FER+ crowd votes beside FER-2013
 EXERCISE_TAG = "exercise"  # a notebook's exercise cells: run by a student, not by the report
@@ -172,7 +173,7 @@ def _execute(
     print(f"{label} ...", flush=True)
     t0 = time.perf_counter()
     try:
-        with follow(Path(parameters["run_dir"]) / PROGRESS_FILE, sys.stdout, prefix=f"{label} "):
+        with tempfile.TemporaryDirectory() as folder, follow(Path(folder) / PROGRESS_FILE, sys.stdout, f"{label} "):
             papermill.execute_notebook(
                 path,
                 output,

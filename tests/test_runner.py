@@ -86,6 +86,7 @@ def test_what_a_notebook_reports_as_progress_shows_on_the_runners_terminal(no_fe
     run_report("smoke", run_dir=tmp_path / "run", notebooks=["03"], notebook_dir=notebooks)
     out = capsys.readouterr().out
     assert "[1/1] 03_train model_b epoch 1/2: loss 1.5\n" in out and "only in the notebook" not in out
+    assert not list((tmp_path / "run").glob("*.log"))  # nothing of it left in the run folder
 
 
 def test_exercise_cells_run_only_when_asked(no_fer, notebooks, tmp_path):
