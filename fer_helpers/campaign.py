@@ -34,7 +34,7 @@ def single_campaign(run_root: str | Path) -> IO:
     """Hold the run folder's campaign lock until the returned file is closed; CampaignError if another holds it."""
     path = Path(run_root) / "logs" / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
+    handle = open(path, "a+", encoding="utf-8")
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks; one campaign per folder is then the user's to keep

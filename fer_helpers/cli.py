@@ -191,7 +191,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"Wrote {out}")
     return 0
 

@@ -176,7 +176,7 @@ def cpu_model() -> str:
     """The processor's model name where the system says it (Linux), else the architecture."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
+        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
@@ -190,7 +190,7 @@ def cpu_has_native_bf16() -> bool:
     several times slower than float32 (measured 8x slower training on an AVX2-only AMD EPYC).
     """
     try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
+        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
     except OSError:  # not Linux: no reliable flag source, stay with float32
         return False
     if not flags & {"avx512_bf16", "amx_bf16"}:

@@ -134,6 +134,6 @@ def update_readme(readme_path: str | Path, metrics: dict) -> bool:
 
 def readme_block(readme_path: str | Path) -> str | None:
     """The text between the README's results markers (stripped), or None without markers."""
-    text = Path(readme_path).read_text()
+    text = Path(readme_path).read_text(encoding="utf-8")
     bounds = between_markers(text, README_START, README_END)
     return None if bounds is None else text[bounds[0] : bounds[1]].strip()

@@ -117,7 +117,7 @@ def benchmark_rates(device: Device, benchmarks: str | Path = BENCHMARKS) -> dict
     path = Path(benchmarks)
     if not path.exists():
         return {}
-    entry = json.loads(path.read_text()).get("machines", {}).get(device.name, {})
+    entry = json.loads(path.read_text(encoding="utf-8")).get("machines", {}).get(device.name, {})
     train = entry.get("results", {}).get("train", {})
     suffix = "_train_images_per_second" + ("_bf16" if device.bf16 else "")
     return {key.removesuffix(suffix): rate for key, rate in train.items() if key.endswith(suffix) and rate}
@@ -293,7 +293,7 @@ def run_plan(
                 break
             run = fits[0]
             queue.remove(run)
-            log = open(log_dir / f"{run.id.replace('/', '-')}.log", "w")
+            log = open(log_dir / f"{run.id.replace('/', '-')}.log", "w", encoding="utf-8")
             process = subprocess.Popen(worker_args(run), stdout=log, stderr=subprocess.STDOUT)
             active[run.id] = (run, process, time.perf_counter(), log)
             print(f"[{elapsed:6.0f} s] start  {run.id} (estimate {estimates[run.id]:.0f} s)", flush=True)
@@ -317,7 +317,7 @@ def run_plan(
                 on_finish(run)
             else:
                 log.flush()
-                tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-15:]
+                tail = Path(log.name).read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
                 outcome.failed.append((run, "\n".join(tail)))
                 print(
                     f"[{elapsed:6.0f} s] FAILED {run_id} (exit {code}); log {log.name}:\n  " + "\n  ".join(tail),

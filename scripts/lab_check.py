@@ -279,7 +279,7 @@ class JupyterLab:
         ]
         if os.geteuid() == 0:
             command.append("--allow-root")
-        with open(log, "w") as log_file:
+        with open(log, "w", encoding="utf-8") as log_file:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -469,7 +469,7 @@ def check_notebook(driver, lab: JupyterLab, project: Path, notebook: Path, timeo
 
 def draws_figures(notebook: Path) -> bool:
     """Whether any code cell of the notebook calls fer_helpers.plots or matplotlib.pyplot."""
-    cells = json.loads(notebook.read_text())["cells"]
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     return any(DRAWS.search("".join(c["source"])) for c in cells if c["cell_type"] == "code")
 
 

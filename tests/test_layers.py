@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 def _imports(path: Path) -> set[str]:
     """The package's modules that a module imports, at its top or inside a function."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if not isinstance(node, ast.ImportFrom):
             continue
         module = node.module or ""

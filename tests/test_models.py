@@ -254,6 +254,6 @@ def test_a_few_steps_lower_the_loss_on_synthetic_faces(synth, name):
 
 def test_the_models_import_only_the_data_module():
     """models.py sits just above data.py: results, training, speed and the rest import it, never the other way."""
-    tree = ast.parse(Path(models.__file__).read_text())
+    tree = ast.parse(Path(models.__file__).read_text(encoding="utf-8"))
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
     assert imported <= {"data"}, imported

@@ -50,7 +50,7 @@ def test_a_line_whose_end_is_not_written_yet_waits_for_it(tmp_path):
     shown = io.StringIO()
     log = tmp_path / "progress.log"
     with progress.follow(log, shown, interval=0.01):
-        with open(log, "a") as out:
+        with open(log, "a", encoding="utf-8") as out:
             out.write(f"{progress.DONE}\tepoch 1")
             out.flush()
             progress.time.sleep(0.05)
