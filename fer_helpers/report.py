@@ -25,6 +25,7 @@ from .claims import (
     paper_figure,
     table1_parameter_count,
 )
+from .cost import budget_answers, compute_frame, duration, published_frame
 from .data import CLASS_NAMES, IMAGE_SIZE, SYNTHETIC_STAMP
 from .ferplus import target_change
 from .files import atomic_write_text, relative_link
@@ -753,6 +754,47 @@ def gradcam_section(metrics: dict) -> list[str]:
     return parts
 
 
+def compute_section(metrics: dict, split_key: str = "private_test") -> list[str]:
+    """REPORT.md's "Accuracy against training cost": what each model cost (cost.compute_frame), what 10 minutes,
+    1 hour and 10 hours of training buy, and the published anchors' costs as their code sets them."""
+    frame = compute_frame(metrics, split_key)
+    if frame.empty:
+        return []
+    devices = sorted(set(frame["device"]))
+    machine = devices[0] if len(devices) == 1 else "the devices in the table"
+    table = pd.DataFrame(
+        {
+            "model": frame["model"],
+            "accuracy (95% CI)": [
+                f"{a:.1%} ({lo:.1%}-{hi:.1%})"
+                for a, lo, hi in zip(frame["accuracy"], frame["ci_low"], frame["ci_high"])
+            ],
+            "training time": [duration(h * 3600) for h in frame["hours"]],
+            "training images": [f"{n:,.0f}" if pd.notna(n) else "-" for n in frame["train_images"]],
+            "precision": [PRECISION_NAMES.get(p, p) for p in frame["precision"]],
+            "device": frame["device"],
+        }
+    ).set_index("model")
+    split = {v: k for k, v in SPLIT_KEYS.items()}[split_key]
+    return [
+        "## Accuracy against training cost",
+        "",
+        f"Each model's {split} accuracy against the training time of its fastest seed and the training images it "
+        "processed (epochs times Training faces; a classical model goes through them once), on the device and in "
+        "the precision its run records. What a budget of training buys:",
+        "",
+        *[f"- {answer}" for answer in budget_answers(frame, machine)],
+        "",
+        dataframe_markdown(table),
+        "",
+        "A published anchor's cost as its own code sets it (its training time is not stated; its accuracy is not "
+        "measured as ours is, see the anchor audit):",
+        "",
+        dataframe_markdown(published_frame().set_index("who")),
+        "",
+    ]
+
+
 def write_report_md(
     metrics: dict,
     tables: Mapping[str, pd.DataFrame],
@@ -792,6 +834,7 @@ def write_report_md(
         "",
         describe_twins(metrics, split_key),
         "",
+        *compute_section(metrics, split_key),
     ]
     variants = comparison_table(metrics, split_key, main=False)
     if variants:
