@@ -6,7 +6,7 @@ run saves its whole training state after each epoch, so the same command started
 next day, on the next sitting) resumes where it stopped, losing at most the epoch under way. After each finished
 run, `record_run` re-renders reports/ from the saved runs (notebooks 05 and 06, which train nothing) and commits the
 run's folder with the re-rendered report, in one commit whose message gives the run's numbers, the machine and
-the precision it trained in. One campaign at a time trains in a run folder (`single_campaign`).
+the precision it trained in. One training command at a time trains in a run folder (`single_training`).
 """
 
 from __future__ import annotations
@@ -21,23 +21,24 @@ from .plan import PlannedRun
 from .registry import label
 from .results import REPO, RunResult
 
-LOCK_FILE = "campaign.lock"  # in the run folder's logs/: held while a campaign trains there
+LOCK_FILE = "train.lock"  # in the run folder's logs/: held while a training command trains there
 RENDERED_NOTEBOOKS = ("05", "06")  # what re-renders reports/ from saved runs without training anything
 PRECISION_NAMES = {"32-true": "float32", "bf16-mixed": "bf16", "16-mixed": "float16"}
 
 
 class CampaignError(RuntimeError):
-    """A campaign cannot start (another one trains in the same run folder)."""
+    """A training command cannot start: another one trains in the same run folder."""
 
 
-def single_campaign(run_root: str | Path) -> IO:
-    """Hold the run folder's campaign lock until the returned file is closed; CampaignError if another holds it."""
+def single_training(run_root: str | Path) -> IO:
+    """Hold the run folder's training lock until the returned file is closed; CampaignError if another command
+    holds it (two commands would train the same runs from the same checkpoints)."""
     path = Path(run_root) / "logs" / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+", encoding="utf-8")
     try:
         import fcntl
-    except ImportError:  # Windows: no advisory locks; one campaign per folder is then the user's to keep
+    except ImportError:  # Windows: no advisory locks; one command per folder is then the user's to keep
         return handle
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -45,7 +46,9 @@ def single_campaign(run_root: str | Path) -> IO:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise CampaignError(f"a campaign is training in {run_root} already ({holder}); it resumes by itself") from None
+        raise CampaignError(
+            f"a training command is running in {run_root} already ({holder}); a campaign resumes by itself"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}\n")

@@ -64,18 +64,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if unknown:
         print(f"fer-study train: unknown step(s) {unknown}; choose from {steps}", file=sys.stderr)
         return 2
+    from fer_helpers.campaign import CampaignError, record_run, single_training
+    from fer_helpers.data import find_fer2013
     from fer_helpers.schedule import train_plan
+    from fer_helpers.study import default_run_dir
 
-    on_finish = None
-    if args.commit and not args.plan:
-        from fer_helpers.campaign import CampaignError, record_run, single_campaign
-
+    lock = None
+    if not args.plan:  # one training command at a time in a run folder: two would train the same runs
+        synthetic = args.data == SYNTHETIC or find_fer2013(args.data) is None
         try:
-            lock = single_campaign(args.run_dir or Path("runs") / profile)
+            lock = single_training(args.run_dir or default_run_dir(profile, synthetic))
         except CampaignError as err:
             print(f"fer-study train: {err}", file=sys.stderr)
             return 2
-        on_finish = record_run
+    on_finish = record_run if args.commit and not args.plan else None
     try:
         outcome = train_plan(
             profile,
@@ -99,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"fer-study train: {err}", file=sys.stderr)
         return 1
     finally:
-        if on_finish is not None:
+        if lock is not None:
             lock.close()
     return 1 if outcome is not None and (outcome.failed or outcome.stopped) else 0
 

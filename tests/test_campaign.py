@@ -71,12 +71,15 @@ def test_a_commit_that_cannot_be_made_leaves_the_run_saved_and_the_campaign_goin
     assert (run_dir / "result.json").exists()
 
 
-def test_only_one_campaign_trains_in_a_run_folder(tmp_path):
-    first = campaign.single_campaign(tmp_path)
+def test_only_one_training_command_trains_in_a_run_folder(tmp_path, capsys):
+    first = campaign.single_training(tmp_path)
     with pytest.raises(campaign.CampaignError, match="already"):
-        campaign.single_campaign(tmp_path)
+        campaign.single_training(tmp_path)
+    args = ["train", "--profile", "smoke", "--data", "synthetic", "--run-dir", str(tmp_path)]
+    assert main(args) == 2 and "already" in capsys.readouterr().err  # refused before anything loads
+    assert main([*args, "--plan", "--only", "precision_check"]) == 0  # a plan trains nothing: it may look
     first.close()
-    campaign.single_campaign(tmp_path).close()  # free again once the first has stopped
+    campaign.single_training(tmp_path).close()  # free again once the first has stopped
 
 
 def test_commit_is_for_the_full_profile_only(capsys):
