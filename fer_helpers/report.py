@@ -834,7 +834,6 @@ def write_report_md(
         "",
         describe_twins(metrics, split_key),
         "",
-        *compute_section(metrics, split_key),
     ]
     variants = comparison_table(metrics, split_key, main=False)
     if variants:
@@ -846,6 +845,7 @@ def write_report_md(
             parts += [f"![{caption}]({relative_link(figure, path.parent)})", "", f"*{caption}*", ""]
     for caption, table in tables.items():
         parts += [f"## {caption}", "", dataframe_markdown(table), ""]
+    parts += compute_section(metrics, split_key)
     calibration = calibration_frame(metrics, split_key)
     if not calibration.empty:
         parts += [
