@@ -17,13 +17,13 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from .config import PRECISION_NAMES
 from .plan import PlannedRun
 from .registry import label
 from .results import REPO, RunResult
 
 LOCK_FILE = "train.lock"  # in the run folder's logs/: held while a training command trains there
 RENDERED_NOTEBOOKS = ("05", "06")  # what re-renders reports/ from saved runs without training anything
-PRECISION_NAMES = {"32-true": "float32", "bf16-mixed": "bf16", "16-mixed": "float16"}
 
 
 class CampaignError(RuntimeError):

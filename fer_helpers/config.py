@@ -213,6 +213,9 @@ def this_machine() -> str:
     return machine_kind(cpu_model(), os.cpu_count() or 1, cpu_has_native_bf16(), gpu)
 
 
+PRECISION_NAMES = {"32-true": "float32", "bf16-mixed": "bf16 mixed", "16-mixed": "float16 mixed"}  # Lightning's
+
+
 def resolve_precision(config: CNNConfig) -> str:
     """The Lightning precision that "auto" stands for on this machine (see the module docstring)."""
     if config.precision != "auto":

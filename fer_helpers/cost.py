@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import registry
+from .config import PRECISION_NAMES
+from .data import FER2013_COUNTS
 
 BUDGETS = {"10 minutes": 600.0, "1 hour": 3600.0, "10 hours": 36000.0}
 
@@ -33,8 +35,8 @@ class PublishedCost:
 
     @property
     def train_images(self) -> int:
-        """Training crops processed: epochs x FER-2013's 28,709 Training faces x crops per face."""
-        return self.epochs * 28_709 * self.crops_per_face
+        """Training crops processed: epochs x FER-2013's Training faces x crops per face."""
+        return self.epochs * sum(FER2013_COUNTS["Training"]) * self.crops_per_face
 
 
 PUBLISHED_COSTS = (
@@ -88,8 +90,7 @@ def duration(seconds: float) -> str:
 
 
 def _precision(precision: str) -> str:
-    names = {"32-true": "float32", "bf16-mixed": "bf16"}
-    return f" in {names[precision]}" if precision in names else ""
+    return f" in {PRECISION_NAMES[precision]}" if precision in PRECISION_NAMES else ""
 
 
 def budget_answers(frame: pd.DataFrame, machine: str) -> list[str]:

@@ -18,12 +18,12 @@ import pandas as pd
 
 from . import registry
 from .claims import ABLATION_LEARNED, ABLATION_SPLIT, REPORT_SPLIT
-from .config import cpu_has_native_bf16, cpu_model
+from .config import PRECISION_NAMES, cpu_has_native_bf16, cpu_model
 from .files import atomic_write_text, rewrite_between
 from .markdown import format_count, format_pct, format_pct_interval, markdown_table
 from .profiles import Profile, get_profile
 from .study import REPO
-from .summary import METRICS_FILE, PRECISION_NAMES, SPLIT_KEYS
+from .summary import METRICS_FILE, SPLIT_KEYS
 
 LESSON_PROFILE = "classroom"
 LESSON_FILE = REPO / "reports" / "lesson.json"  # the lesson's committed record, written only by `publish_lesson`

@@ -25,6 +25,7 @@ from .claims import (
     paper_figure,
     table1_parameter_count,
 )
+from .config import PRECISION_NAMES
 from .cost import budget_answers, compute_frame, duration, published_frame
 from .data import CLASS_NAMES, IMAGE_SIZE, SYNTHETIC_STAMP
 from .ferplus import target_change
@@ -46,7 +47,7 @@ from .markdown import (
 from .profiles import PROFILES
 from .recipes import open_choices
 from .statistics import METRICS, N_BOOT
-from .summary import PRECISION_NAMES, SPLIT_KEYS
+from .summary import SPLIT_KEYS
 
 # Results replaced after their test score had been seen: what, when, and why, so that a reader can weigh them.
 REPLACED_RUNS: tuple[str, ...] = (

@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import registry
 from .claims import NEAR_FREE_COLUMNS, PAPER_RESULTS, REPORT_SPLIT, TWIN_FREE_COLUMNS, check_paper_claims
+from .config import PRECISION_NAMES
 from .data import (
     CLASS_NAMES,
     NEAR_DUPLICATE_SHIFT,
@@ -46,7 +47,6 @@ from .statistics import BOOT_SEED, METRICS, N_BOOT, bootstrap_ci, per_class_f1_c
 SPLIT_KEYS = {"PublicTest": "public_test", "PrivateTest": "private_test"}
 PAPER_MODELS = tuple(PAPER_RESULTS)
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "torch", "lightning", "matplotlib")
-PRECISION_NAMES = {"32-true": "float32", "bf16-mixed": "bf16 mixed", "16-mixed": "float16 mixed"}  # Lightning's
 PRECISION_CHECK = ("baseline_cnn", "baseline_cnn_bf16")  # the float32 run and its bf16 twin (same recipe, seed)
 METRICS_FILE = "metrics.json"  # in a run's reports folder (the committed one: reports/)
 GRADCAM_FILE = "gradcam.json"

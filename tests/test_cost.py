@@ -38,7 +38,7 @@ def test_each_budget_buys_the_most_accurate_model_that_fits_in_it():
     assert answers == [
         "10 minutes of a 2-core CPU: HOG + SVM at 43.0% (42.0%-44.0%), trained in 60 s in float32.",
         "1 hour of a 2-core CPU: Baseline CNN at 60.0% (59.0%-61.0%), trained in 23 minutes in float32.",
-        "10 hours of a 2-core CPU: Model B at 67.0% (66.0%-68.0%), trained in 83 minutes in bf16.",
+        "10 hours of a 2-core CPU: Model B at 67.0% (66.0%-68.0%), trained in 83 minutes in bf16 mixed.",
     ]
     nothing = cost.budget_answers(cost.compute_frame({"models": {"resnet_fer": _entry(0.7, 90000)}}), "x")
     assert nothing[0] == "10 minutes of x: no model of this run trains that fast."
