@@ -23,12 +23,14 @@ from dataclasses import replace
 
 import torch
 
-from fer_helpers.config import CNNConfig, cpu_has_native_bf16
+from fer_helpers.augment import augment_batch
+from fer_helpers.config import CNNConfig
 from fer_helpers.data import NUM_CLASSES, load_fer2013
+from fer_helpers.hardware import cpu_has_native_bf16
 from fer_helpers.inference import images_to_tensor, predict_logits
 from fer_helpers.models import count_params
 from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import DeviceBatches, augment_batch, fit_cnn
+from fer_helpers.training import DeviceBatches, fit_cnn
 from fer_helpers.weights import load_weights
 
 MODELS = ("baseline_cnn", "model_b", "resnet_fer")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from .config import PRECISION_NAMES
+from .hardware import PRECISION_NAMES
 from .plan import PlannedRun
 from .registry import label
 from .results import REPO, RunResult

@@ -4,240 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from . import registry
+from .ablation import ABLATION_CLAIMS, ablation_reference, ablation_table, signed_points
 from .data import CLASS_NAMES
-from .markdown import MISSING
-from .metrics import (
-    METRIC_LABELS,
-    by_seed,
-    classification_metrics,
-    confusion,
-    ensemble_logits,
-    per_class_over_seeds,
-    seed_summary,
+from .metrics import METRIC_LABELS, classification_metrics, confusion
+from .paper import (
+    ABLATION_LEARNED,
+    ABLATION_SPLIT,
+    CLASS_WEIGHT_CLASSES,
+    CLASS_WEIGHT_LIFT,
+    PAPER_ORDERINGS,
+    PAPER_PARAMS_TOLERANCE,
+    PAPER_RESULTS,
+    PAPER_ROUNDING,
+    REPORT_SPLIT,
+    paper_figure,
+    table1_parameter_count,
 )
 from .profiles import PROFILES, Profile
 from .results import RunResult
-from .statistics import BOOT_SEED, METRICS, N_BOOT, SIGNIFICANCE, bootstrap_ci, holm, mcnemar
-
-# ---- the paper's numbers -----------------------------------------------------------------------------------------
-
-# The paper's headline numbers (its Table 3 and section 3.1). Ranges as printed; a single number is a range of one.
-PAPER_RESULTS: dict[str, dict] = {
-    "hog_svm": {"accuracy": (0.35, 0.40), "macro_f1": (0.30, 0.36)},
-    "baseline_cnn": {
-        "accuracy": (0.41, 0.42),
-        "macro_f1": (0.41, 0.41),
-        "weighted_f1": (0.43, 0.43),
-        "params": 1_000_000,
-    },
-    "model_b": {
-        "accuracy": (0.56, 0.58),
-        "macro_f1": (0.53, 0.56),
-        "weighted_f1": (0.55, 0.58),
-        "params": 2_500_000,
-        "best_val_accuracy": 0.5684,
-        "best_val_loss": 1.163,
-        "best_epoch": 21,
-    },
-}
-# The paper's orderings of models: (better, worse, its numbers, the gap it implies in accuracy points).
-PAPER_ORDERINGS = (
-    ("model_b", "baseline_cnn", "56–58% vs 41–42%", (14.0, 17.0)),
-    ("baseline_cnn", "hog_svm", "41–42% vs 35–40%", (1.0, 7.0)),
-)
-# The paper's Table 2 (Model B, in words), translated: precision, recall, F1 and its note on each class.
-PAPER_TABLE2 = {
-    "Angry": ("medium", "medium", "stable", "mistaken for Sad/Neutral"),
-    "Disgust": ("low", "low", "very low", "small (minority) class"),
-    "Fear": ("moderate", "low", "low", "resembles Surprise/Sad"),
-    "Happy": ("high", "very high", "very good", "backed by the majority of data"),
-    "Sad": ("moderate", "improved", "improved", "effect of class weights"),
-    "Surprise": ("high", "medium", "good", "strong expression features"),
-    "Neutral": ("high", "high", "stable", "visually not extreme"),
-}
-# The paper's estimate of FER-2013's label noise (section 3.4.1: "diperkirakan mencapai sekitar 20%").
-PAPER_LABEL_NOISE = 0.20
-CLASS_WEIGHT_CLASSES = ("Sad", "Surprise")  # the classes the paper says class weights lift ...
-CLASS_WEIGHT_LIFT = (12.0, 16.0)  # ... by 12-16 F1 points
-
-
-class FieldResult(NamedTuple):
-    """A published number on FER-2013 as its source measured it: one row of the anchor audit."""
-
-    who: str
-    accuracy: float
-    source: str
-    split: str  # the split the number is reported on
-    selected_on: str  # the split that chose the model, its epoch or its hyper-parameters
-    pretraining: str
-    input_size: str
-    tta: str  # test-time augmentation
-    params: str
-    checked: str  # what we read to check it
-    comparable: str  # whether it can be held against our single-model PrivateTest numbers, and why
-
-
-NOT_CHECKED = "not checked here"
-# The field's numbers, each as its source measured it (the anchor audit of REPORT.md), in order of accuracy.
-FIELD_RESULTS: tuple[FieldResult, ...] = (
-    FieldResult(
-        "Human accuracy",
-        0.65,
-        "Goodfellow et al. 2013, arXiv:1307.0414 (about 65 ± 5%)",
-        "people labelling a sample of FER-2013's faces, not a split",
-        "–",
-        "–",
-        "48×48",
-        "–",
-        "–",
-        "the figure as the challenge's report gives it; not re-measured",
-        "no: people on a sample of faces, scored against the same single labels",
-    ),
-    FieldResult(
-        "Bag of visual words + SVM (2013 challenge)",
-        0.6748,
-        "Ionescu, Popescu & Grozea 2013, local learning on bags of visual words; in Goodfellow et al. 2013, "
-        "arXiv:1307.0414",
-        "PrivateTest (the challenge's final leaderboard)",
-        "PublicTest (the challenge's public leaderboard)",
-        "none (hand-crafted features)",
-        "48×48",
-        NOT_CHECKED,
-        "–",
-        "the challenge report's result as Papers with Code records it (67.48%)",
-        "yes in split and selection; context for the paper's HOG + SVM range: hand-crafted features and an SVM "
-        "reached 67.5% in 2013",
-    ),
-    FieldResult(
-        "ICML 2013 challenge winner (a CNN with an L2-SVM top layer)",
-        0.712,
-        "Tang 2013, arXiv:1306.0239: a CNN trained end to end with a linear L2-SVM objective instead of softmax",
-        "PrivateTest (the challenge's final leaderboard)",
-        "PublicTest (the challenge's public leaderboard)",
-        "none (FER-2013 only)",
-        "48×48",
-        NOT_CHECKED,
-        NOT_CHECKED,
-        "the paper's abstract and method (no code read)",
-        "yes in split, selection and pretraining; test-time augmentation not checked",
-    ),
-    FieldResult(
-        "Pramerdorfer & Kampel 2016, VGG (single network)",
-        0.727,
-        "arXiv:1612.02903, Table IV (Inception 71.6%, ResNet-34 72.4%); cpra/fer-cnn-sota",
-        "FER-2013's test set (their Table IV; which of the two test splits not checked here)",
-        NOT_CHECKED,
-        "none (no auxiliary training data)",
-        "48×48, histogram-equalised",
-        NOT_CHECKED,
-        NOT_CHECKED,
-        "the paper's abstract and the repository's README (trained models only, no training code)",
-        "probably, if their test set is PrivateTest; the split, selection and test-time augmentation are not checked",
-    ),
-    FieldResult(
-        "Khaireddin & Chen 2021, VGG variant (single network)",
-        0.7328,
-        "arXiv:2105.03588; usef-kh/fer",
-        "PublicTest (their 'test' split in data/fer2013.py)",
-        "PrivateTest (their 'validation' split: checkpoints and the plateau schedule follow its accuracy)",
-        "none (FER-2013 only)",
-        "40×40 crops of the 48×48 faces",
-        "ten crops averaged (TenCrop(40) at test time)",
-        "29.9 M (models/vgg.py)",
-        "their code: data/fer2013.py, train.py, models/vgg.py",
-        "no: measured on PublicTest after selecting on PrivateTest, with ten-crop test-time augmentation; no "
-        "PrivateTest number is reported",
-    ),
-    FieldResult(
-        "Pham et al. 2020, Residual Masking Network (single network)",
-        0.7414,
-        "Pham, Vu & Tran, ICPR 2020; phamquiluan/ResidualMaskingNetwork",
-        "PrivateTest (the 'private test' of trainers/tta_trainer.py)",
-        "a validation split (val.csv: checkpoints by its accuracy; that it is PublicTest is not checked here)",
-        "ImageNet (a ResNet-34 backbone)",
-        "224×224 (the faces upscaled, three channels)",
-        "yes: the softmax summed over augmented copies of each face",
-        NOT_CHECKED,
-        "their code: configs/fer2013_config.json, utils/datasets/fer2013dataset.py, trainers/tta_trainer.py",
-        "no: ImageNet-pretrained, at 224 pixels, with test-time augmentation",
-    ),
-    FieldResult(
-        "Pramerdorfer & Kampel 2016, ensemble of 8 networks",
-        0.752,
-        "arXiv:1612.02903 (abstract)",
-        "FER-2013's test set (which of the two test splits not checked here)",
-        NOT_CHECKED,
-        "none (no auxiliary training data)",
-        "48×48, histogram-equalised",
-        NOT_CHECKED,
-        "–",
-        "the paper's abstract",
-        "no: an ensemble (compare it with ensembles, not with one network)",
-    ),
-    FieldResult(
-        "Pham et al. 2020, Residual Masking Network + 6 networks (ensemble)",
-        0.7682,
-        "phamquiluan/ResidualMaskingNetwork (README)",
-        "PrivateTest",
-        "a validation split (not checked here)",
-        "ImageNet",
-        "224×224",
-        "yes",
-        "–",
-        "the repository's README",
-        "no: an ensemble of seven ImageNet-pretrained networks",
-    ),
-)
-# The field's results drawn as lines beside ours on notebook 05's figure: the reference points a reader knows.
-FIELD_FIGURE = ("Human accuracy", "ICML 2013 challenge winner (a CNN with an L2-SVM top layer)")
-
-# The paper prints accuracy in whole percent and F1 with two decimals: a range covers what rounds into it.
-PAPER_ROUNDING = 0.005
-# The paper prints parameter counts as "±1.0 M" and "±2.5 M": read as within 10%.
-PAPER_PARAMS_TOLERANCE = 0.10
-
-
-def table1_parameter_count(extra_conv: bool = False) -> int:
-    """Parameters of the paper's Table 1 as written (3x3 convs 32-64-128, flatten 4608, dense 128, dense 7)."""
-    convs = [(1, 32), (32, 64), (64, 128)] + ([(128, 128)] if extra_conv else [])
-    return sum(9 * c_in * c_out + c_out for c_in, c_out in convs) + (4608 * 128 + 128) + (128 * 7 + 7)
-
-
-def format_paper_range(low: float, high: float, percent: bool) -> str:
-    """A range of the paper as printed: "56–58%" for accuracy, "0.53–0.56" for F1, one number when low == high."""
-    if percent:
-        return f"{100 * low:.0f}%" if low == high else f"{100 * low:.0f}–{100 * high:.0f}%"
-    return f"{low:.2f}" if low == high else f"{low:.2f}–{high:.2f}"
-
-
-def paper_figure(paper: dict | None, what: str) -> str:
-    """The paper's figure for a model as printed: a metric's range ("56–58%", "0.41") or its parameter count
-    ("±2.5 M"); MISSING where it gives none. paper: a PAPER_RESULTS entry (or metrics.json's copy of one)."""
-    value = (paper or {}).get(what)
-    if not value:
-        return MISSING
-    if what == "params":
-        return f"±{value / 1e6:.1f} M"
-    return format_paper_range(*value, percent=what == "accuracy")
-
-
-# ---- the protocol and the verdicts -------------------------------------------------------------------------------
-
-# The split the paper's "test" numbers are compared with: PublicTest selects models, PrivateTest is reported.
-REPORT_SPLIT = "PrivateTest"
-# Keeping or dropping an ingredient is a model choice, so it is judged where models are selected; PrivateTest is
-# reported beside it.
-ABLATION_SPLIT = "PublicTest"
-# An ablation measures an ingredient only when the model it is taken from has learned: below this accuracy on
-# ABLATION_SPLIT (chance is 1/7, always answering Happy about 25%, the paper's baseline 56-58%) removing an
-# ingredient mostly changes how fast an under-trained model gets anywhere, so the ablation's verdicts are withheld.
-ABLATION_LEARNED = 0.45
+from .runs import by_seed, per_class_over_seeds
+from .statistics import METRICS, SIGNIFICANCE, bootstrap_ci, holm, mcnemar
 
 # Verdicts on the paper's claims: words that say what was found.
 REPRODUCED = "reproduced"
@@ -866,157 +657,6 @@ def check_paper_claims(
 
 # ---- the ablation of Model B: each ingredient removed in turn -------------------------------------------------
 
-# The ablations of recipes.MODEL_B_ABLATIONS, each as the change it makes to Model B (the subject of a sentence).
-ABLATION_CHANGES: dict[str, str] = {
-    "model_b_no_bn": "removing BatchNorm",
-    "model_b_relu": "ReLU instead of LeakyReLU",
-    "model_b_flatten": "flatten + dense instead of global average pooling",
-    "model_b_no_dropout": "removing dropout",
-    "model_b_no_class_weights": "removing the class weights",
-    "model_b_no_augment": "removing augmentation (flips and rotations)",
-}
-# The paper's claim that each architecture ingredient helps, keyed by the ablation that removes it.
-ABLATION_CLAIMS: dict[str, str] = {
-    "model_b_no_bn": "Batch Normalization helps",
-    "model_b_relu": "LeakyReLU helps (over ReLU)",
-    "model_b_flatten": "Global Average Pooling helps (over flatten + dense)",
-    "model_b_no_dropout": "Dropout helps",
-}
-
-
-def ablation_table(
-    reference: Sequence[RunResult],
-    variants: dict[str, Sequence[RunResult]],
-    splits: Sequence[str] = (ABLATION_SPLIT, REPORT_SPLIT),
-    classes: Sequence[str] = CLASS_WEIGHT_CLASSES,
-    n_boot: int = N_BOOT,
-    seed: int = BOOT_SEED,
-) -> pd.DataFrame:
-    """Each variant of a model beside the full model (the reference), one row per (model, split), reference first.
-
-    accuracy and macro_f1 are means over the seeds, with their standard deviation (ddof=1; NaN for one seed) and
-    the bootstrap 95% interval of the mean. delta_* is variant minus reference in points (100 x the difference),
-    with a paired bootstrap 95% interval (both models scored on the same resampled faces). mcnemar_p is McNemar's
-    test of the two seed ensembles (mean softmax over seeds: one prediction per face and model, whatever the number
-    of seeds). f1_<class> is each given class's F1, averaged over seeds.
-    """
-    if not reference:
-        raise ValueError("ablation_table needs runs of the full model")
-    models = {reference[0].model: by_seed(reference)} | {name: by_seed(runs) for name, runs in variants.items()}
-    empty = [name for name, runs in models.items() if not runs]
-    if empty:
-        raise ValueError(f"no runs of {empty}")
-    reference_name = reference[0].model
-    base = {}
-    for split in splits:
-        labels = models[reference_name][0].labels[split]
-        for name, runs in models.items():
-            for run in runs:
-                if split not in run.labels or not np.array_equal(run.labels[split], labels):
-                    raise ValueError(f"{name} (seed {run.seed}) was not scored on the reference's {split} faces")
-        base[split] = {
-            "labels": labels,
-            "preds": np.stack([r.preds(split) for r in models[reference_name]]),
-            "ensemble": ensemble_logits(models[reference_name])[split].argmax(axis=1),
-            "summary": seed_summary(models[reference_name], split),
-        }
-    rows = []
-    for name, runs in models.items():
-        is_reference = name == reference_name
-        ensembles = ensemble_logits(runs)
-        for split in splits:
-            ref = base[split]
-            labels = ref["labels"]
-            preds = np.stack([r.preds(split) for r in runs])
-            summary = ref["summary"] if is_reference else seed_summary(runs, split)
-            row: dict = {
-                "model": name,
-                "split": split,
-                "change": f"full {registry.label(name)} (reference)"
-                if is_reference
-                else ABLATION_CHANGES.get(name, name),
-                "seeds": tuple(r.seed for r in runs),
-            }
-            for metric in ("accuracy", "macro_f1"):
-                row[metric] = summary[metric]["mean"]
-                row[f"{metric}_std"] = summary[metric]["std"]
-                row[f"{metric}_ci95"] = tuple(round(v, 4) for v in bootstrap_ci(labels, preds, metric, n_boot, seed))
-                if is_reference:
-                    row[f"delta_{metric}"] = row[f"delta_{metric}_ci95"] = float("nan")
-                else:
-                    row[f"delta_{metric}"] = 100 * (summary[metric]["mean"] - ref["summary"][metric]["mean"])
-                    interval = bootstrap_ci(labels, preds, metric, n_boot, seed, minus=ref["preds"])
-                    row[f"delta_{metric}_ci95"] = tuple(round(100 * v, 2) for v in interval)
-            row["mcnemar_p"] = (
-                float("nan")
-                if is_reference
-                else mcnemar(labels, ensembles[split].argmax(axis=1), ref["ensemble"])["p_value"]
-            )
-            f1 = per_class_over_seeds(runs, split)["f1"]
-            row |= {f"f1_{c}": float(f1[c]) for c in classes}
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(["model", "split"])
-
-
-def _ablation_reference(table: pd.DataFrame) -> str:
-    """The reference model of an ablation_table: the one row group without changes."""
-    names = table.index.get_level_values("model")[table["delta_accuracy"].isna()].unique()
-    if len(names) != 1:
-        raise ValueError(f"an ablation table has one reference model (rows without delta), found {list(names)}")
-    return str(names[0])
-
-
-def _points(value: float) -> str:
-    """A signed change in points with one decimal, never "-0.0"."""
-    return f"{round(value, 1) + 0.0:+.1f}"
-
-
-def _p_text(p: float) -> str:
-    text = "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
-    return text if p < SIGNIFICANCE else f"{text}, within chance"
-
-
-def _effect(delta: float, what: str) -> str:
-    """'costs 4.1 points of <what>', 'adds 0.6 points of <what>' or 'leaves <what> unchanged'."""
-    if round(abs(delta), 1) == 0:
-        return f"leaves {what} unchanged"
-    return f"{'costs' if delta < 0 else 'adds'} {abs(delta):.1f} points of {what}"
-
-
-def describe_ablation(table: pd.DataFrame, split: str = ABLATION_SPLIT, reported: str = REPORT_SPLIT) -> list[str]:
-    """One sentence per model of an ablation_table: the reference's level, then what each change costs or adds
-    on `split` (accuracy with its paired interval and McNemar's p, macro F1) and on `reported`."""
-    reference = _ablation_reference(table)
-    sentences = []
-    for model in table.index.get_level_values("model").unique():
-        judged = table.loc[(model, split)]
-        other = table.loc[(model, reported)] if (model, reported) in table.index else None
-        n = len(judged["seeds"])
-        seeds = f"mean of {n} seeds" if n > 1 else "one seed"
-        if model == reference:
-            low, high = judged["accuracy_ci95"]
-            accuracy = f"{100 * judged['accuracy']:.1f}% {split} accuracy (95% CI {100 * low:.1f}–{100 * high:.1f}%)"
-            text = f"The full {registry.label(model)} reaches {accuracy} and {judged['macro_f1']:.3f} macro F1"
-            tail = (
-                "" if other is None else f"; on {reported}, {100 * other['accuracy']:.1f}% and {other['macro_f1']:.3f}"
-            )
-        else:
-            low, high = judged["delta_accuracy_ci95"]
-            change = judged["change"]
-            interval = f"95% CI {_points(low)} to {_points(high)}; McNemar {_p_text(judged['mcnemar_p'])}"
-            text = (
-                f"{change[:1].upper() + change[1:]} {_effect(judged['delta_accuracy'], f'{split} accuracy')} "
-                f"({interval}) and {_effect(judged['delta_macro_f1'], 'macro F1')}"
-            )
-            if other is not None:
-                tail = (
-                    f"; on {reported} it {_effect(other['delta_accuracy'], 'accuracy')} ({_p_text(other['mcnemar_p'])})"
-                )
-            else:
-                tail = ""
-        sentences.append(f"{text} ({seeds}){tail}.")
-    return sentences
-
 
 def ablation_claims(
     table: pd.DataFrame,
@@ -1040,7 +680,7 @@ def ablation_claims(
 
 def _ablation_rows(table: pd.DataFrame, split: str, reported: str) -> list[dict]:
     """ablation_claims' rows, each with its "scope" (see there)."""
-    reference = _ablation_reference(table)
+    reference = ablation_reference(table)
     rows = []
     for variant, claim in ABLATION_CLAIMS.items():
         row = {
@@ -1064,12 +704,12 @@ def _ablation_rows(table: pd.DataFrame, split: str, reported: str) -> list[dict]
         gain = 0.0 - judged["delta_accuracy"]  # what the ingredient adds, in accuracy points (never -0.0)
         low, high = judged["delta_accuracy_ci95"]
         detail = (
-            f"{_points(gain)} accuracy points with it (95% CI {_points(-high)} to {_points(-low)}; "
+            f"{signed_points(gain)} accuracy points with it (95% CI {signed_points(-high)} to {signed_points(-low)}; "
             f"McNemar p = {judged['mcnemar_p']:.2g}"
         )
-        tail = f"), {_points(-judged['delta_macro_f1'])} macro F1 points"
+        tail = f"), {signed_points(-judged['delta_macro_f1'])} macro F1 points"
         if (variant, reported) in table.index:
-            tail += f"; {reported}: {_points(-table.loc[(variant, reported), 'delta_accuracy'])} accuracy points"
+            tail += f"; {reported}: {signed_points(-table.loc[(variant, reported), 'delta_accuracy'])} accuracy points"
         rows.append(row | {"ours": gain, "detail": detail, "p_raw": judged["mcnemar_p"], "tail": tail})
     tested = [row for row in rows if "p_raw" in row]
     for row, p_holm in zip(tested, holm([row["p_raw"] for row in tested]) if tested else []):
@@ -1099,12 +739,12 @@ def _ablation_rows(table: pd.DataFrame, split: str, reported: str) -> list[dict]
         with_weights = table.loc[(reference, split), column]
         without = table.loc[(NO_CLASS_WEIGHTS, split), column]
         lift = 100 * (with_weights - without)
-        detail = f"{name} F1 {without:.3f} → {with_weights:.3f} ({_points(lift)} points)"
+        detail = f"{name} F1 {without:.3f} → {with_weights:.3f} ({signed_points(lift)} points)"
         if (NO_CLASS_WEIGHTS, reported) in table.index:
             reported_lift = 100 * (
                 table.loc[(reference, reported), column] - table.loc[(NO_CLASS_WEIGHTS, reported), column]
             )
-            detail += f"; {reported}: {_points(reported_lift)} points"
+            detail += f"; {reported}: {signed_points(reported_lift)} points"
         rows.append(row | {"ours": lift, "verdict": _class_weight_verdict(lift), "detail": detail})
     learned = table.loc[(reference, split), "accuracy"]
     if learned < ABLATION_LEARNED:

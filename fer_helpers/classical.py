@@ -30,9 +30,9 @@ from sklearn.svm import LinearSVC
 
 from .data import NUM_CLASSES, SPLITS, FERData
 from .features import HOG_DEFAULTS, cached_hog_features, hog_dim
-from .metrics import scored_run
 from .profiles import Profile
 from .results import EVAL_SPLITS, RunResult, cached_run, saved_run
+from .runs import scored_run
 
 # What the C search records for each C on PublicTest; the choice is by accuracy. Macro F1 over all seven classes,
 # as in metrics.classification_metrics.

@@ -30,15 +30,9 @@ This module imports neither Lightning nor torchmetrics: inference, weights and `
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import platform
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
-
-import torch
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "plateau", "onecycle", "cosine")
@@ -162,72 +156,3 @@ def _frozen(value: Any) -> Any:
 def result_name(config: CNNConfig) -> str:
     """The name a run of this configuration is saved under: its model, with CROWD_SUFFIX for crowd targets."""
     return config.model + (CROWD_SUFFIX if config.targets == "crowd" else "")
-
-
-# ---------------------------------------------------------------- where it runs
-
-
-def uses_cuda(config: CNNConfig) -> bool:
-    """Whether this configuration trains on a CUDA GPU on this machine."""
-    return config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-
-
-def cpu_model() -> str:
-    """The processor's model name where the system says it (Linux), else the architecture."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX) and torch's oneDNN uses it.
-
-    Both are checked: torch will autocast to bf16 on any CPU, but without the instructions it emulates them,
-    several times slower than float32 (measured 8x slower training on an AVX2-only AMD EPYC).
-    """
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
-    except OSError:  # not Linux: no reliable flag source, stay with float32
-        return False
-    if not flags & {"avx512_bf16", "amx_bf16"}:
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def machine_kind(processor: str, cores: int, bf16_native: bool, gpu: str | None = None) -> str:
-    """A kind of machine, as benchmarks and plans key their rates: its GPU, or its processor, cores and whether it
-    computes bf16 natively (e.g. "AMD EPYC, 2 cores, emulated bf16")."""
-    return gpu or f"{processor}, {cores} cores, {'native' if bf16_native else 'emulated'} bf16"
-
-
-def this_machine() -> str:
-    """The `machine_kind` of this machine."""
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return machine_kind(cpu_model(), os.cpu_count() or 1, cpu_has_native_bf16(), gpu)
-
-
-PRECISION_NAMES = {"32-true": "float32", "bf16-mixed": "bf16 mixed", "16-mixed": "float16 mixed"}  # Lightning's
-
-
-def resolve_precision(config: CNNConfig) -> str:
-    """The Lightning precision that "auto" stands for on this machine (see the module docstring)."""
-    if config.precision != "auto":
-        return config.precision
-    if uses_cuda(config):
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or "cpu (N threads)"."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"cpu ({threads} thread{'s' if threads > 1 else ''})"

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import registry
-from .config import PRECISION_NAMES
 from .data import FER2013_COUNTS
+from .hardware import PRECISION_NAMES
+from .paper import KHAIREDDIN_CHEN
 
 BUDGETS = {"10 minutes": 600.0, "1 hour": 3600.0, "10 hours": 36000.0}
 
@@ -42,7 +43,7 @@ class PublishedCost:
 PUBLISHED_COSTS = (
     PublishedCost(
         who="Khaireddin & Chen 2021 (VGG variant)",
-        accuracy=0.7328,
+        accuracy=KHAIREDDIN_CHEN.accuracy,
         split="PublicTest",
         selected_on="PrivateTest",
         epochs=300,

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from scipy.special import softmax
 from torch import nn
 
-from .config import TTA_MODES, cpu_has_native_bf16
+from .config import TTA_MODES
 from .data import NUM_CLASSES
+from .hardware import cpu_has_native_bf16
 
 EVAL_BATCH_SIZE = 512
 TTA_SHIFT = 4  # pixels; the shifted copies of "flip_crop" test-time augmentation

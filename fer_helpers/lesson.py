@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import registry
-from .claims import ABLATION_LEARNED, ABLATION_SPLIT, REPORT_SPLIT
-from .config import PRECISION_NAMES, cpu_has_native_bf16, cpu_model
 from .files import atomic_write_text, rewrite_between
+from .hardware import PRECISION_NAMES, cpu_has_native_bf16, cpu_model
 from .markdown import format_count, format_pct, format_pct_interval, markdown_table
+from .paper import ABLATION_LEARNED, ABLATION_SPLIT, REPORT_SPLIT
 from .profiles import Profile, get_profile
 from .study import REPO
 from .summary import METRICS_FILE, SPLIT_KEYS
@@ -82,7 +82,7 @@ def lesson_run(run_dir: str | Path) -> dict:
         "notebooks": _seconds_by_notebook(timings["notebooks"]),
         "models": models,
         "orderings": orderings,
-        "ablation_reference": _ablation_reference(run_dir / "reports" / "tables" / "ablation.csv"),
+        "ablation_reference": ablation_reference(run_dir / "reports" / "tables" / "ablation.csv"),
     }
 
 
@@ -94,7 +94,7 @@ def _seconds_by_notebook(timings: list[dict]) -> dict[str, float]:
     return seconds
 
 
-def _ablation_reference(path: Path) -> dict | None:
+def ablation_reference(path: Path) -> dict | None:
     """The ablation's full Model B on the judged split, from notebook 07's table; None where it did not run."""
     if not path.exists():
         return None
@@ -157,16 +157,17 @@ def what_each_notebook_does(profile: Profile) -> dict[str, str]:
     """What each notebook trains or measures under the profile, in a few words (the teaching table's last column)."""
     grid = " and ".join(f"{c:g}" for c in profile.hog_c_grid)
     side = f"{profile.side_train_per_class:,} training faces per class" if profile.side_train_per_class else "Training"
-    baseline = format_count(profile.baseline_max_epochs, "epoch")
-    schedule = "" if profile.model_b_scheduler == "plateau" else f" ({profile.model_b_scheduler} schedule)"
-    ablation = format_count(profile.ablation_epochs or profile.model_b_max_epochs, "epoch")
+    baseline = format_count(profile.epochs["baseline_cnn"], "epoch")
+    scheduler = profile.schedulers.get("model_b", "plateau")
+    schedule = "" if scheduler == "plateau" else f" ({scheduler} schedule)"
+    ablation = format_count(profile.ablation_epochs or profile.epochs["model_b"], "epoch")
     return {
         "01": "counts, mean faces, pixel statistics and twins of every face",
         "02": f"HOG of every face; the linear SVM with and without class weights, C from {grid}",
         "03": f"the paper's baseline, {baseline}",
-        "04": f"Model B at {profile.model_b_width:.2g} of its widths for "
-        f"{format_count(profile.model_b_max_epochs, 'epoch')}{schedule}; ResNet-FER at {profile.resnet_width:.3g} of "
-        f"its width for {format_count(profile.ours_max_epochs, 'epoch')}, with test-time augmentation",
+        "04": f"Model B at {profile.width('model_b'):.2g} of its widths for "
+        f"{format_count(profile.epochs['model_b'], 'epoch')}{schedule}; ResNet-FER at {profile.width('resnet_fer'):.3g} of "
+        f"its width for {format_count(profile.epochs['resnet_fer'], 'epoch')}, with test-time augmentation",
         "05": "comparison, intervals, McNemar, calibration, the paper's claims, REPORT.md (run last)",
         "06": f"Grad-CAM of {profile.cam.n_images} PublicTest faces, region shares, faithfulness, randomisation check",
         "07": f"Model B and its six ablations, {ablation} each on {side}",

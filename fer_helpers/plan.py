@@ -16,7 +16,7 @@ Value order, for a machine that starts from the committed runs and may be stoppe
 4. the other seeds of the main CNNs, ours first;
 5. the ablation's other seeds, one seed of every variant before the next seed;
 6. the baseline's first seed once more in bf16 (the check that bf16 costs no accuracy);
-7. our model's longer-schedule probe (`ours_probe_epochs`: does a longer schedule pay, on PublicTest?);
+7. a model's longer-schedule probe (`Profile.probes`: does a longer schedule pay, on PublicTest?);
 8. the recipe steps of notebook 04's table;
 9. the classical runs (HOG + SVM, the HOG variants): minutes on any CPU.
 """
@@ -35,7 +35,6 @@ from .profiles import Profile, get_profile
 from .recipes import (
     ablation_config,
     crowd_config,
-    ours_config,
     recipe_step_configs,
     recipe_step_data,
     side_data,
@@ -149,8 +148,8 @@ def _ablation(profile: Profile, seed: int) -> list[PlannedRun]:
             PlannedRun(f"model_b_side/seed{seed}", "ablation", "model_b", ablation_config(profile, seed), faces="side")
         )
     runs += [
-        _cnn_run("ablation", ablation_config(profile, seed, **switches), name, faces="side")
-        for name, switches in recipes.MODEL_B_ABLATIONS.items()
+        _cnn_run("ablation", ablation_config(profile, seed, **ablation.switches), name, faces="side")
+        for name, ablation in recipes.MODEL_B_ABLATIONS.items()
     ]
     return runs
 
@@ -178,9 +177,9 @@ def plan_runs(profile: str | Profile) -> list[PlannedRun]:
         # (its own name keeps it apart from the float32 run of the same recipe, which has the same key).
         bf16 = replace(registry.main_config("baseline_cnn", profile, first), precision="bf16-mixed")
         runs.append(_cnn_run("precision_check", bf16, "baseline_cnn_bf16"))
-    if profile.ours_probe_epochs:
-        epochs = profile.ours_probe_epochs
-        runs.append(_cnn_run("probe", ours_config(profile, first, max_epochs=epochs), f"resnet_fer_{epochs}ep"))
+    for model, epochs in profile.probes.items():
+        config = replace(registry.main_config(model, profile, first), max_epochs=epochs)
+        runs.append(_cnn_run("probe", config, f"{model}_{epochs}ep"))
     runs += [
         _cnn_run("recipe_steps", config, step.result_name, faces="steps")
         for step, config in recipe_step_configs(profile, first)

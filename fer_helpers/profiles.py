@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 
 
 @dataclass(frozen=True)
@@ -33,24 +34,25 @@ class Profile:
     train_per_class: int | None  # cap on Training images per class (None: all)
     eval_per_class: int | None  # cap on PublicTest/PrivateTest images per class (None: all)
     hog_c_grid: tuple[float, ...]  # LinearSVC C values tried on PublicTest
-    baseline_max_epochs: int  # paper: 50-100 with early stopping
-    model_b_max_epochs: int  # paper: 50
-    ours_max_epochs: int
+    # Each CNN's epochs, by its registered name (the paper: the baseline 50-100 with early stopping, Model B 50).
+    epochs: Mapping[str, int]
     seeds: tuple[int, ...]  # seeds for the CNNs (mean ± std over them)
     batch_size: int
     patience: int  # early stopping patience in epochs, on PublicTest
     num_workers_hog: int = -1  # joblib workers for HOG extraction (-1: all cores)
-    model_b_width: float = 1.0  # multiplier of Model B's channel widths (1.0: the paper-size model)
-    # Model B's learning-rate schedule: the paper's "plateau" (halve after epochs without a better PublicTest loss)
-    # or "cosine" (down to the paper's last rate over the profile's epochs), for runs too short for a plateau to fire
-    model_b_scheduler: str = "plateau"
-    resnet_width: float = 1.0  # multiplier of ResNet-FER's width (1.0: 4.9 M parameters)
+    # Multiplier of a CNN's channel widths, by registered name; a model not named here is built at full size (1.0).
+    widths: Mapping[str, float] = field(default_factory=dict)
+    # A CNN's learning-rate schedule where the profile replaces its recipe's, by registered name: Model B's paper
+    # "plateau" (halve after epochs without a better PublicTest loss) becomes "cosine" (down to the paper's last rate
+    # over the profile's epochs) for runs too short for a plateau to fire.
+    schedulers: Mapping[str, str] = field(default_factory=dict)
     step_epochs: int = 20  # epochs of each run of notebook 04's recipe-steps table (seed 0, PublicTest; 0: no table)
     side_train_per_class: int | None = None  # Training cap for the recipe steps and the ablation (None: as above)
     ablation_epochs: int | None = None  # epochs of each run of the ablation, its reference included (None: Model B's)
     step_per_class: int | None = None  # cap per class on every split for the recipe steps only (None: side data)
     hog_variants: tuple[str, ...] = ()  # HOG extension variants fitted (names in classical.HOG_VARIANTS)
-    ours_probe_epochs: int = 0  # our model's seed 0 once more at this many epochs: does a longer schedule pay? (0: no)
+    # A CNN's first seed once more at this many epochs, by registered name: does a longer schedule pay (on PublicTest)?
+    probes: Mapping[str, int] = field(default_factory=dict)
     crowd_models: tuple[str, ...] = ("baseline_cnn",)  # retrained on the FER+ crowd's votes (notebook 08; first seed)
     cam: CamBudget = FULL_CAM  # faces for each Grad-CAM measurement (notebook 06)
     # What the numbers of a run on FER-2013 may be held against: the paper's sizes (accuracy ranges, parameter counts:
@@ -61,6 +63,10 @@ class Profile:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def width(self, model: str) -> float:
+        """The multiplier of a CNN's channel widths under this profile (1.0: full size)."""
+        return self.widths.get(model, 1.0)
+
 
 # The paper's protocol at full size; the smaller profiles are derived from it and say only what they change.
 FULL = Profile(
@@ -68,14 +74,12 @@ FULL = Profile(
     train_per_class=None,
     eval_per_class=None,
     hog_c_grid=(0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
-    baseline_max_epochs=100,
-    model_b_max_epochs=50,
-    ours_max_epochs=60,
+    epochs={"baseline_cnn": 100, "model_b": 50, "resnet_fer": 60},
     seeds=(0, 1, 2),
     batch_size=128,
     patience=10,
     hog_variants=("hog_fine_cells", "hog_multiscale", "hog_nystroem", "hog_nystroem_balanced"),
-    ours_probe_epochs=120,
+    probes={"resnet_fer": 120},
     crowd_models=("baseline_cnn", "model_b"),
 )
 # Sized to run the whole study within lesson.TARGET_MINUTES on a 2-core CPU with native bf16: all of FER-2013 for
@@ -87,16 +91,14 @@ CLASSROOM = replace(
     # Both solved in the dual in seconds (a larger C takes the dual longer); on FER-2013 each scores within 0.2 points
     # of the best C of full's grid on PublicTest, with and without class weights.
     hog_c_grid=(0.0001, 0.0003),
-    baseline_max_epochs=3,  # measured: at 2 epochs the baseline is no better than HOG + SVM
-    # Half width for 5 epochs with a cosine decay: the budget measured to clear lesson.TARGET_ACCURACY (the README's
-    # teaching section gives the runs; a sixth epoch gained half a point for 50 s more); a third of the width at the
-    # paper's constant early rate fell well short.
-    model_b_max_epochs=5,
-    model_b_width=0.5,
-    model_b_scheduler="cosine",
-    # Our model needs width and epochs that only a GPU gives (notebook 04): in the lesson it only shows the recipe.
-    ours_max_epochs=1,
-    resnet_width=0.125,
+    # The baseline: measured, at 2 epochs it is no better than HOG + SVM. Model B: half width for 5 epochs with a
+    # cosine decay, the budget measured to clear lesson.TARGET_ACCURACY (the README's teaching section gives the runs;
+    # a sixth epoch gained half a point for 50 s more); a third of the width at the paper's constant early rate fell
+    # well short. Our model needs width and epochs that only a GPU gives (notebook 04): in the lesson it only shows
+    # the recipe.
+    epochs={"baseline_cnn": 3, "model_b": 5, "resnet_fer": 1},
+    widths={"model_b": 0.5, "resnet_fer": 0.125},
+    schedulers={"model_b": "cosine"},
     seeds=(0,),
     patience=4,
     step_epochs=0,  # measured: one epoch per step left every step at 14-25% PublicTest accuracy, noise
@@ -106,7 +108,7 @@ CLASSROOM = replace(
     side_train_per_class=200,
     ablation_epochs=1,
     hog_variants=(),
-    ours_probe_epochs=0,
+    probes={},
     crowd_models=("baseline_cnn",),
     cam=replace(FULL_CAM, n_images=210, n_road=14),
     paper_sizes=False,
@@ -118,18 +120,16 @@ SMOKE = replace(
     train_per_class=60,
     eval_per_class=20,
     hog_c_grid=(0.01, 0.1),
-    baseline_max_epochs=2,
-    model_b_max_epochs=2,
-    ours_max_epochs=2,
+    epochs={"baseline_cnn": 2, "model_b": 2, "resnet_fer": 2},
     batch_size=64,
     patience=2,
-    model_b_width=0.125,
+    widths={"model_b": 0.125, "resnet_fer": 0.125},
     step_epochs=1,
     step_per_class=6,  # the eight recipe steps check the code in seconds (with TTA, the last one scores 18 views)
     side_train_per_class=None,
     ablation_epochs=None,
     hog_variants=("hog_multiscale", "hog_nystroem"),
-    ours_probe_epochs=3,
+    probes={"resnet_fer": 3},
     cam=CamBudget(n_images=70, n_faithful=7, steps=6, n_road=7, road_percentiles=(50,), n_random=4, cascade=False),
     paper_orderings=False,
 )
@@ -137,7 +137,10 @@ PROFILES: dict[str, Profile] = {profile.name: profile for profile in (SMOKE, CLA
 
 
 def get_profile(name: str | Profile, **overrides) -> Profile:
-    """Return the named profile, optionally with some fields replaced; unknown names or fields are errors."""
+    """Return the named profile, optionally with some fields replaced; unknown names or fields are errors.
+
+    A field keyed by model name takes a mapping that updates the profile's own: `get_profile("classroom",
+    epochs={"model_b": 10}, widths={"model_b": 1.0})` changes Model B alone."""
     if isinstance(name, Profile):
         profile = name
     else:
@@ -148,4 +151,7 @@ def get_profile(name: str | Profile, **overrides) -> Profile:
     unknown = set(overrides) - known
     if unknown:
         raise ValueError(f"unknown profile field(s) {sorted(unknown)}; known: {sorted(known)}")
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(getattr(profile, key), Mapping):
+            overrides[key] = {**getattr(profile, key), **value}
     return replace(profile, **overrides) if overrides else profile

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import registry
-from .claims import FIELD_FIGURE, FIELD_RESULTS, REPORT_SPLIT, paper_figure
 from .data import SYNTHETIC_STAMP
 from .files import between_markers, rewrite_between
 from .markdown import (
@@ -18,6 +17,7 @@ from .markdown import (
     format_without_twins,
     markdown_table,
 )
+from .paper import FIELD_FIGURE, FIELD_RESULTS, REPORT_SPLIT, paper_figure
 from .summary import SPLIT_KEYS
 
 README_START = "<!-- results:start -->"

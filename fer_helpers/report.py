@@ -10,26 +10,20 @@ import pandas as pd
 
 from . import registry
 from .claims import (
-    ABLATION_SPLIT,
     CLAIM_COLUMNS,
     CLASS_WEIGHTS_UNTESTED,
     FAMILY_CLASSES,
-    FIELD_RESULTS,
     NEAR_FREE_COLUMNS,
     NO_CLASS_WEIGHTS,
-    PAPER_TABLE2,
-    REPORT_SPLIT,
     TWIN_FREE_COLUMNS,
     VERDICT_ORDER,
     not_testable_without,
-    paper_figure,
-    table1_parameter_count,
 )
-from .config import PRECISION_NAMES
 from .cost import budget_answers, compute_frame, duration, published_frame
 from .data import CLASS_NAMES, IMAGE_SIZE, SYNTHETIC_STAMP
-from .ferplus import target_change
 from .files import atomic_write_text, relative_link
+from .hardware import PRECISION_NAMES
+from .label_noise import target_change
 from .markdown import (
     MISSING,
     dataframe_markdown,
@@ -44,6 +38,7 @@ from .markdown import (
     format_without_twins,
     markdown_table,
 )
+from .paper import ABLATION_SPLIT, FIELD_RESULTS, PAPER_TABLE2, REPORT_SPLIT, paper_figure, table1_parameter_count
 from .profiles import PROFILES
 from .recipes import open_choices
 from .statistics import METRICS, N_BOOT

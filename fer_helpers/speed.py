@@ -9,44 +9,16 @@ the datasheet bf16 figures of known GPUs (`GPU_PEAK_FLOPS`), or a matrix-multipl
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import pandas as pd
-import torch
 
+from .hardware import device_peak_flops
 from .models import count_flops
 from .registry import build_model
 from .results import RunResult
 
-# Dense bf16 tensor-core peaks from the vendors' datasheets, FLOP/s; the first name found in the device name wins.
-GPU_PEAK_FLOPS: dict[str, float] = {
-    "H200": 989e12,
-    "H100 PCIe": 756e12,
-    "H100": 989e12,
-    "A100": 312e12,
-    "L40S": 362e12,
-    "L4": 121e12,
-}
 TRAIN_FLOPS_PER_FORWARD = 3  # a training step is about a forward pass plus a backward pass of twice its cost
-
-
-def device_peak_flops(device: str) -> float | None:
-    """The datasheet bf16 peak (FLOP/s) of a GPU named in `device` (a RunResult's device), None if unknown."""
-    return next((peak for name, peak in GPU_PEAK_FLOPS.items() if name in device), None)
-
-
-def measure_matmul_flops(device: str | torch.device = "cpu", size: int = 1024, repeats: int = 5) -> float:
-    """The float32 matrix-multiply rate (FLOP/s) measured here: a practical peak for a CPU without a datasheet."""
-    a = torch.rand(size, size, device=device)
-    b = torch.rand(size, size, device=device)
-    a @ b  # warm-up: thread pool and caches
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-    return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
 def epoch_floor_seconds(flops_per_image: int, n_images: int, peak_flops: float) -> float:

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import registry
-from .claims import NEAR_FREE_COLUMNS, PAPER_RESULTS, REPORT_SPLIT, TWIN_FREE_COLUMNS, check_paper_claims
-from .config import PRECISION_NAMES
+from .claims import NEAR_FREE_COLUMNS, TWIN_FREE_COLUMNS, check_paper_claims
 from .data import (
     CLASS_NAMES,
     NEAR_DUPLICATE_SHIFT,
@@ -30,18 +29,13 @@ from .data import (
     twin_mask,
 )
 from .files import atomic_write_text, relative_link
+from .hardware import PRECISION_NAMES
 from .markdown import index_as_columns
-from .metrics import (
-    by_seed,
-    classification_metrics,
-    ensemble_result,
-    expected_calibration_error,
-    fit_temperature,
-    per_class_report,
-    softmax,
-)
+from .metrics import classification_metrics, expected_calibration_error, fit_temperature, per_class_report, softmax
+from .paper import PAPER_RESULTS, REPORT_SPLIT
 from .profiles import Profile
 from .results import RunResult, find_results, git_commit
+from .runs import by_seed, ensemble_result
 from .statistics import BOOT_SEED, METRICS, N_BOOT, bootstrap_ci, per_class_f1_ci
 
 SPLIT_KEYS = {"PublicTest": "public_test", "PrivateTest": "private_test"}
@@ -334,7 +328,7 @@ def _crowd_training(results: Mapping[str, Sequence[RunResult]], votes: np.ndarra
     """Each run trained on the crowd's votes beside its label twin of the same seed, on both splits and both label
     sets (ferplus.target_comparison), one row per model and split; [] when no crowd run has a twin."""
     from .config import CROWD_SUFFIX
-    from .ferplus import target_comparison
+    from .label_noise import target_comparison
 
     pairs = {}
     for name, runs in results.items():
@@ -360,11 +354,11 @@ def _label_noise(data, results: Mapping[str, Sequence[RunResult]]) -> tuple[dict
     votes = crowd_votes(data)
     if votes is None:
         return None, None
-    from .ferplus import (
+    from .ferplus import crowd_plurality
+    from .label_noise import (
         NEUTRAL,
         agreement,
         boundary_shift,
-        crowd_plurality,
         disagreement_toward,
         reference_points,
         vote_share_reference,

@@ -11,17 +11,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from fer_helpers.claims import (
-    ABLATION_CHANGES,
-    ABLATION_CLAIMS,
-    NO_CLASS_WEIGHTS,
-    ablation_claims,
-    ablation_table,
-    describe_ablation,
-)
+from fer_helpers.ablation import ABLATION_CHANGES, ABLATION_CLAIMS, ablation_table, describe_ablation
+from fer_helpers.claims import NO_CLASS_WEIGHTS, ablation_claims
 from fer_helpers.data import CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES
-from fer_helpers.metrics import classification_metrics, ensemble_logits
+from fer_helpers.metrics import classification_metrics
 from fer_helpers.results import RunResult, run_key
+from fer_helpers.runs import ensemble_logits
 from fer_helpers.statistics import bootstrap_ci, mcnemar
 
 matplotlib.use("Agg")
@@ -287,9 +282,9 @@ def test_ablation_runs_reuse_the_full_model_b(tmp_path, monkeypatch):
     from fer_helpers.synthetic import make_synthetic_fer
 
     data = make_synthetic_fer(n_train=280, n_public=140, n_private=140, seed=0)
-    profile = get_profile("smoke", model_b_max_epochs=1)
+    profile = get_profile("smoke", epochs={"model_b": 1})
     study = Study(profile=profile, data=data, full_data=data, run_dir=tmp_path, reports_dir=tmp_path / "reports")
-    monkeypatch.setattr(recipes, "MODEL_B_ABLATIONS", {"model_b_no_bn": {"batchnorm": False}})
+    monkeypatch.setattr(recipes, "MODEL_B_ABLATIONS", {"model_b_no_bn": recipes.MODEL_B_ABLATIONS["model_b_no_bn"]})
     full = steps.cnn_runs(study, "model_b")
     runs = steps.ablation_runs(study, fresh=True)
     assert list(runs) == ["model_b", "model_b_no_bn"]

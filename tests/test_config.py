@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from fer_helpers import config as cnn_config
-from fer_helpers.config import EXECUTION_FIELDS, CNNConfig, resolve_precision, result_name
+from fer_helpers import hardware
+from fer_helpers.config import EXECUTION_FIELDS, CNNConfig, result_name
+from fer_helpers.hardware import resolve_precision
 
 
 def test_config_is_hashable_and_round_trips_through_json():
@@ -67,15 +68,15 @@ def test_the_experiment_holds_the_recipe_and_the_default_targets_stay_out():
 
 
 def test_auto_precision_on_this_cpu_follows_its_bf16_support():
-    expected = "bf16-mixed" if cnn_config.cpu_has_native_bf16() else "32-true"
+    expected = "bf16-mixed" if hardware.cpu_has_native_bf16() else "32-true"
     assert resolve_precision(CNNConfig(accelerator="cpu")) == expected
     assert resolve_precision(CNNConfig(precision="bf16-mixed")) == "bf16-mixed"
 
 
 def test_auto_precision_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
-    monkeypatch.setattr(cnn_config, "uses_cuda", lambda config: False)
-    monkeypatch.setattr(cnn_config, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "uses_cuda", lambda config: False)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision(CNNConfig()) == "32-true"
-    monkeypatch.setattr(cnn_config, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision(CNNConfig()) == "bf16-mixed"
     assert resolve_precision(CNNConfig(precision="32-true")) == "32-true"

@@ -17,20 +17,22 @@ from fer_helpers.ferplus import (
     FERPLUS_TO_FER,
     VOTE_COLUMNS,
     VOTES_KEY,
-    agreement,
     attach_votes,
-    boundary_shift,
-    crowd_outcomes,
     crowd_plurality,
-    disagreement_toward,
     find_ferplus,
     join_votes,
-    label_confusion,
     read_votes,
-    reference_points,
     synthetic_votes,
     vote_distribution,
     vote_entropy,
+)
+from fer_helpers.label_noise import (
+    agreement,
+    boundary_shift,
+    crowd_outcomes,
+    disagreement_toward,
+    label_confusion,
+    reference_points,
     vote_share_reference,
 )
 

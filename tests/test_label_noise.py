@@ -13,10 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fer_helpers import ferplus, plots, recipes, registry, steps
+from fer_helpers import ferplus, label_noise, plots, recipes, registry, steps
 from fer_helpers.config import CNNConfig, result_name
 from fer_helpers.data import CLASS_NAMES, FERData, FERDataError
-from fer_helpers.ferplus import VOTE_COLUMNS, VOTES_KEY, attach_votes, crowd_scores, synthetic_votes
+from fer_helpers.ferplus import VOTE_COLUMNS, VOTES_KEY, attach_votes, synthetic_votes
+from fer_helpers.label_noise import crowd_scores
 from fer_helpers.plan import plan_runs
 from fer_helpers.profiles import PROFILES, get_profile
 from fer_helpers.results import RunResult, find_results, run_key
@@ -174,7 +175,7 @@ def test_a_tiny_soft_target_run_trains_apart_from_its_label_twin(small, voted, t
 
 
 def _study(data: FERData, tmp_path: Path, **overrides) -> Study:
-    profile = get_profile("smoke", baseline_max_epochs=1, **overrides)
+    profile = get_profile("smoke", epochs={"baseline_cnn": 1}, **overrides)
     return Study(profile=profile, data=data, full_data=data, run_dir=tmp_path / "run", reports_dir=tmp_path / "r")
 
 
@@ -278,7 +279,7 @@ def test_crowd_score_table_averages_each_models_seeds(small):
             _run("mixed", {"PrivateTest": crowd_like}, {"PrivateTest": labels}, seed=1),
         ],
     }
-    table = ferplus.crowd_score_table(runs, labels, votes)
+    table = label_noise.crowd_score_table(runs, labels, votes)
     assert list(table.index) == ["perfect", "mixed"] and list(table["seeds"]) == [1, 2]
     assert table.loc["perfect", "accuracy"] == 1.0 and table.loc["perfect", "errors"] == 0
     second = crowd_scores(labels, crowd_like, votes)
@@ -287,7 +288,7 @@ def test_crowd_score_table_averages_each_models_seeds(small):
     assert table["n"].dtype.kind == "i"  # the same faces for every seed: a count, printed as one
     assert table["errors"].dtype.kind == ("i" if second["errors"] % 2 == 0 else "f")  # a mean of two seeds' counts
     with pytest.raises(ValueError, match="scored other PrivateTest faces"):
-        ferplus.crowd_score_table(runs, labels[::-1].copy(), votes)
+        label_noise.crowd_score_table(runs, labels[::-1].copy(), votes)
 
 
 def test_target_comparison_scores_both_runs_on_both_label_sets(small):
@@ -305,7 +306,7 @@ def test_target_comparison_scores_both_runs_on_both_label_sets(small):
             "crowd": _run("baseline_cnn_crowd", preds_crowd, labels),
         }
     }
-    table = ferplus.target_comparison(pairs, votes, small.usage)
+    table = label_noise.target_comparison(pairs, votes, small.usage)
     assert list(table.index) == [("baseline_cnn", "PublicTest"), ("baseline_cnn", "PrivateTest")]
     row = table.loc[("baseline_cnn", "PrivateTest")]
     assert row["label_run"] == 1.0 and row["crowd_run"] < 1.0 and row["delta"] < 0
@@ -333,7 +334,7 @@ def test_vote_entropy_figure_leaves_out_faces_without_votes(voted):
 def test_label_confusion_figure_shows_counts_and_row_shares():
     labels = np.array([HAPPY, HAPPY, SAD, ANGRY, DISGUST])
     plurality = np.array([HAPPY, NEUTRAL, SAD, -1, ANGRY])
-    table = ferplus.label_confusion(labels, plurality)
+    table = label_noise.label_confusion(labels, plurality)
     fig = plots.plot_label_confusion(table, title="PrivateTest")
     counts, shares = fig.axes[0], fig.axes[1]  # the two heatmaps; their colour bars come after them
     assert counts.get_ylabel() == "FER-2013 label" and counts.get_xlabel() == "crowd plurality"
@@ -375,7 +376,7 @@ def test_boundary_shift_figure_shows_each_label_and_both_shares():
     votes[[0, 2, 3], VOTE_COLUMNS.index("neutral")] = 6  # two non-Neutral faces the crowd calls Neutral
     votes[1, VOTE_COLUMNS.index("sadness")] = 6
     votes[4, VOTE_COLUMNS.index("happiness")] = 6
-    shift = ferplus.boundary_shift(labels, votes)
+    shift = label_noise.boundary_shift(labels, votes)
     fig = plots.plot_boundary_shift(shift)
     left, right = fig.axes
     assert len(left.patches) == len(CLASS_NAMES) - 1  # every label but Neutral itself

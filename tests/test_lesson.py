@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from fer_helpers import lesson
-from fer_helpers.claims import ABLATION_LEARNED
 from fer_helpers.markdown import format_count
+from fer_helpers.paper import ABLATION_LEARNED
 from fer_helpers.profiles import get_profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ def test_the_record_keeps_the_latest_two_runs_and_the_readme_shows_them(tmp_path
         record = lesson.record_lesson(run_folder, record_path)
     assert [r["notebooks"]["01_data_exploration"] for r in record["runs"]] == [22.0, 33.0]
     assert json.loads(record_path.read_text()) == record
-    stale = record | {"profile_settings": record["profile_settings"] | {"baseline_max_epochs": 99}}
+    stale = record | {"profile_settings": record["profile_settings"] | {"epochs": {"baseline_cnn": 99}}}
     record_path.write_text(json.dumps(stale))  # runs of a lesson with other settings
     assert len(lesson.record_lesson(_run_folder(tmp_path / "run3"), record_path)["runs"]) == 1
     record_path.write_text(json.dumps(record))
@@ -164,8 +164,8 @@ def test_a_readme_without_the_markers_is_an_error(tmp_path):
 def test_the_table_says_what_each_notebook_trains_under_the_profile():
     profile = get_profile("classroom")
     doing = lesson.what_each_notebook_does(profile)
-    assert f"{profile.baseline_max_epochs} epochs" in doing["03"]
-    assert f"{format_count(profile.ours_max_epochs, 'epoch')}, with" in doing["04"]
+    assert f"{profile.epochs['baseline_cnn']} epochs" in doing["03"]
+    assert f"{format_count(profile.epochs['resnet_fer'], 'epoch')}, with" in doing["04"]
     assert f"{format_count(profile.ablation_epochs, 'epoch')} each on {profile.side_train_per_class:,}" in doing["07"]
     for epochs, words in ((1, "1 epoch each"), (2, "2 epochs each")):
         assert words in lesson.what_each_notebook_does(get_profile("classroom", ablation_epochs=epochs))["07"]
@@ -217,7 +217,7 @@ def test_publishing_adds_the_run_folders_lessons_to_the_record_and_the_readme(tm
     record = lesson.publish_lesson([first, second], record_path, readme)
     assert len(record["runs"]) == 2 and json.loads(record_path.read_text()) == record
     assert "stale" not in readme.read_text() and "between 1.9 and 1.9 minutes (2 runs" in readme.read_text()
-    stale = json.loads((first / lesson.RUN_RECORD).read_text()) | {"profile_settings": {"baseline_max_epochs": 99}}
+    stale = json.loads((first / lesson.RUN_RECORD).read_text()) | {"profile_settings": {"epochs": {"baseline_cnn": 99}}}
     (first / lesson.RUN_RECORD).write_text(json.dumps(stale))
     with pytest.raises(ValueError, match="another classroom profile"):
         lesson.publish_lesson([first], record_path, readme)

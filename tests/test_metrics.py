@@ -20,17 +20,15 @@ from fer_helpers.metrics import (
     classification_metrics,
     confusion,
     describe_against_chance,
-    ensemble_logits,
-    ensemble_result,
     expected_calibration_error,
     fit_temperature,
     per_class_report,
     reliability_table,
-    seed_summary,
     softmax,
     top_confusions,
 )
 from fer_helpers.results import RunResult, run_key
+from fer_helpers.runs import ensemble_logits, ensemble_result, seed_summary
 
 C = {name: i for i, name in enumerate(CLASS_NAMES)}
 

@@ -41,9 +41,9 @@ def _model(config: CNNConfig) -> nn.Module:
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_every_profile_has_a_scale(profile):
     p = get_profile(profile)
-    assert 0 < p.model_b_width <= 1 and 0 < p.resnet_width <= 1 and p.step_epochs >= 0
+    assert all(0 < p.width(m) <= 1 for m in ("model_b", "resnet_fer")) and p.step_epochs >= 0
     assert p.side_train_per_class is None or p.side_train_per_class > 0
-    full_size = (p.model_b_width, p.resnet_width) == (1.0, 1.0)
+    full_size = (p.width("model_b"), p.width("resnet_fer")) == (1.0, 1.0)
     scaled = (dict(model_b_config(p).model_kwargs), dict(ours_config(p).model_kwargs))
     assert (scaled == ({}, {})) == full_size
 
@@ -71,7 +71,7 @@ def test_baseline_follows_the_paper(profile):
     p = get_profile(profile)
     assert (config.model, config.optimizer, config.lr, config.scheduler) == ("baseline_cnn", "adam", 1e-3, "none")
     assert config.hflip and config.rotate_deg > 0 and not config.class_weights
-    assert config.max_epochs == p.baseline_max_epochs and config.patience == p.patience and config.seed == 3
+    assert config.max_epochs == p.epochs["baseline_cnn"] and config.patience == p.patience and config.seed == 3
     assert count_params(_model(config)) == 683_527  # Table 1 at every profile
 
 
@@ -81,7 +81,7 @@ def test_model_b_follows_the_paper():
     assert config.plateau_factor == 0.5
     assert math.isclose(config.min_lr, 5e-4 / 2**7, rel_tol=0.01)  # the paper's floor, 3.9e-6
     assert config.class_weights and config.hflip and config.rotate_deg > 0
-    assert config.max_epochs == PROFILES["full"].model_b_max_epochs and config.seed == 1
+    assert config.max_epochs == PROFILES["full"].epochs["model_b"] and config.seed == 1
     assert 2_000_000 <= count_params(_model(config)) <= 3_000_000
     types = {type(m) for m in _model(config).modules()}
     assert {nn.BatchNorm2d, nn.LeakyReLU, nn.AdaptiveAvgPool2d, nn.Dropout} <= types
@@ -93,12 +93,12 @@ def test_cpu_profiles_shrink_the_models_but_not_the_recipe():
     assert count_params(_model(ours_config("smoke"))) < count_params(_model(ours_config("full"))) / 8
     # The schedule too, where the profile is too short for the paper's plateau (the profile names it).
     assert config_changes(small, full).keys() <= {"model_kwargs", "max_epochs", "batch_size", "scheduler"}
-    assert small.scheduler == get_profile("smoke").model_b_scheduler
+    assert small.scheduler == get_profile("smoke").schedulers["model_b"]
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_B_ABLATIONS))
 def test_each_ablation_changes_its_ingredient_only(name):
-    switches = MODEL_B_ABLATIONS[name]
+    switches = MODEL_B_ABLATIONS[name].switches
     default, ablated = model_b_config("smoke"), model_b_config("smoke", **switches)
     changed = config_changes(default, ablated)
     assert changed  # the switch applies
@@ -129,7 +129,7 @@ def test_unknown_switches_and_fields_are_errors():
         ours_config("smoke", learning_rate=0.1)
     with pytest.raises(ValueError, match="profile"):
         ours_config("huge")
-    assert set(MODEL_B_DEFAULTS) >= {k for switches in MODEL_B_ABLATIONS.values() for k in switches}
+    assert set(MODEL_B_DEFAULTS) >= {k for ablation in MODEL_B_ABLATIONS.values() for k in ablation.switches}
 
 
 def test_ours_is_a_modern_recipe_under_five_million_parameters():
@@ -139,7 +139,7 @@ def test_ours_is_a_modern_recipe_under_five_million_parameters():
     assert config.scheduler in ("onecycle", "cosine") and config.patience is None
     assert config.weight_decay == 5e-4 and 4 <= config.crop_pad <= 6 and 10 <= config.rotate_deg <= 15
     assert 0.25 <= config.erasing_p <= 0.5 and config.label_smoothing == 0.1 and config.tta == "flip_crop"
-    assert config.max_epochs == PROFILES["full"].ours_max_epochs and config.seed == 2
+    assert config.max_epochs == PROFILES["full"].epochs["resnet_fer"] and config.seed == 2
     assert count_params(_model(config)) <= 5_000_000
     changed = ours_config("full", max_epochs=100, mixup_alpha=0.2)
     assert changed == replace(config, seed=0, max_epochs=100, mixup_alpha=0.2)

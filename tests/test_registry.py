@@ -46,7 +46,7 @@ def tiny_recipe(profile: Profile, seed: int = 0) -> CNNConfig:
         model="tiny_cnn",
         optimizer="adam",
         lr=3e-3,
-        max_epochs=profile.baseline_max_epochs,
+        max_epochs=profile.epochs["baseline_cnn"],
         patience=None,
         batch_size=profile.batch_size,
         hflip=False,
@@ -97,7 +97,7 @@ def test_register_refuses_half_a_model_and_a_second_entry():
 @pytest.mark.trains
 def test_a_registered_model_goes_through_training_report_ship_and_predict(tiny_registered, tmp_path):
     data = make_synthetic_fer(n_train=700, n_public=140, n_private=140, seed=0)
-    profile = get_profile("smoke", baseline_max_epochs=2)
+    profile = get_profile("smoke", epochs={"baseline_cnn": 2})
     study = Study(profile=profile, data=data, full_data=data, run_dir=tmp_path / "run", reports_dir=tmp_path / "r")
 
     # planning: the plan holds it (first: it ships first), `fer-study train` has a step for it, the report misses it

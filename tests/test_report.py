@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from test_metrics import fer_labels, make_preds, make_result
 
-from fer_helpers.claims import table1_parameter_count
 from fer_helpers.data import FERData
 from fer_helpers.metrics import classification_metrics
+from fer_helpers.paper import table1_parameter_count
 from fer_helpers.profiles import get_profile
 from fer_helpers.readme import README_END, README_START, readme_block, readme_results_table, update_readme
 from fer_helpers.report import (

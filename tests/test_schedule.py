@@ -10,13 +10,14 @@ import tarfile
 
 import pytest
 
-from fer_helpers import schedule
+from fer_helpers import estimate, schedule
 from fer_helpers.bundle import PART_LIMIT_BYTES
 from fer_helpers.cli import main
 from fer_helpers.config import EXECUTION_FIELDS, CNNConfig
+from fer_helpers.estimate import Device, Slot, simulate
 from fer_helpers.plan import PlannedRun, plan_runs
 from fer_helpers.profiles import get_profile
-from fer_helpers.schedule import Device, Slot, run_plan, simulate
+from fer_helpers.schedule import run_plan
 
 
 def test_the_cache_key_is_the_experiment_not_where_it_ran():
@@ -41,7 +42,7 @@ def test_simulate_fills_the_free_job_first_and_skips_what_cannot_finish():
 def test_more_jobs_share_a_gpu_up_to_its_ceiling_and_a_cpu_not_at_all():
     gpu, cpu = Device.target("h200"), Device("cpu", "cpu", 1e11)
     assert gpu.job_rate(2) * 2 > gpu.job_rate(1)
-    assert gpu.job_rate(16) * 16 == pytest.approx(gpu.peak_flops * schedule.MAX_EFFICIENCY)
+    assert gpu.job_rate(16) * 16 == pytest.approx(gpu.peak_flops * estimate.MAX_EFFICIENCY)
     assert cpu.job_rate(2) * 2 == pytest.approx(cpu.job_rate(1))
     with pytest.raises(ValueError, match="unknown target"):
         Device.target("tpu")
@@ -190,15 +191,15 @@ def test_measured_rates_read_a_slim_tree_of_result_files(tmp_path):
     }
     kind = "AMD EPYC, 2 cores, emulated bf16"
     assert kind not in machines  # the committed runs predate the record of the machine: none counts for this kind
-    assert schedule.measured_rates(tmp_path, Device("cpu", kind, 1e11, bf16=False), nowhere) == {}
+    assert estimate.measured_rates(tmp_path, Device("cpu", kind, 1e11, bf16=False), nowhere) == {}
     # a run trained on this kind of machine gives its model's rate
     result = tmp_path / "results" / sorted(n for n in saved if n.startswith("model_b-"))[0] / "result.json"
     meta = json.loads(result.read_text())
     meta["extra"]["machine"] = kind
     result.write_text(json.dumps(meta))
-    rates = schedule.measured_rates(tmp_path, Device("cpu", kind, 1e11, bf16=False), nowhere)
+    rates = estimate.measured_rates(tmp_path, Device("cpu", kind, 1e11, bf16=False), nowhere)
     assert set(rates) == {"model_b"} and rates["model_b"] > 1e9
-    assert schedule.measured_rates(tmp_path, Device.target("h200"), nowhere) == {}  # no run of ours on an H200 yet
+    assert estimate.measured_rates(tmp_path, Device.target("h200"), nowhere) == {}  # no run of ours on an H200 yet
 
 
 def test_without_a_run_on_this_kind_of_machine_its_benchmark_gives_the_rates(tmp_path):
@@ -206,7 +207,7 @@ def test_without_a_run_on_this_kind_of_machine_its_benchmark_gives_the_rates(tmp
     kind = "Some CPU, 2 cores, native bf16"
     train = {"model_b_train_images_per_second": 100.0, "model_b_train_images_per_second_bf16": 200.0}
     bench.write_text(json.dumps({"machines": {kind: {"results": {"train": train}}}}))
-    bf16 = schedule.measured_rates(tmp_path, Device("cpu", kind, 1e11, bf16=True), bench)
-    float32 = schedule.measured_rates(tmp_path, Device("cpu", kind, 1e11, bf16=False), bench)
+    bf16 = estimate.measured_rates(tmp_path, Device("cpu", kind, 1e11, bf16=True), bench)
+    float32 = estimate.measured_rates(tmp_path, Device("cpu", kind, 1e11, bf16=False), bench)
     assert bf16["model_b"] == pytest.approx(2 * float32["model_b"])  # the precision auto trains in here
-    assert schedule.measured_rates(tmp_path, Device("cpu", "Other CPU, 2 cores, native bf16", 1e11), bench) == {}
+    assert estimate.measured_rates(tmp_path, Device("cpu", "Other CPU, 2 cores, native bf16", 1e11), bench) == {}

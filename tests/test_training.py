@@ -10,18 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from fer_helpers import training
+from fer_helpers.augment import augment_batch, random_crop, random_erasing, random_hflip, random_rotation
 from fer_helpers.config import CNNConfig
 from fer_helpers.inference import images_to_tensor, predict_logits
 from fer_helpers.results import RESUME_ENV, epochs_done
-from fer_helpers.training import (
-    DeviceBatches,
-    augment_batch,
-    fit_cnn,
-    random_crop,
-    random_erasing,
-    random_hflip,
-    random_rotation,
-)
+from fer_helpers.training import DeviceBatches, fit_cnn
 from fer_helpers.weights import load_weights
 
 # A small Model B learns the synthetic faces in a few CPU epochs; the paper's baseline needs many more.
