@@ -11,8 +11,8 @@ import time
 import numpy as np
 from joblib import Parallel, delayed
 
-from fer_helpers.data import load_fer2013
-from fer_helpers.features import hog_features
+from fer_helpers.data.features import hog_features
+from fer_helpers.data.fer2013 import load_fer2013
 
 CELLS = ((8, 8), (6, 6), (4, 4))  # the paper's 8x8 cells, then the finer ones of the extension
 

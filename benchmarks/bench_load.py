@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fer_helpers.data import load_fer2013
+from fer_helpers.data.fer2013 import load_fer2013
 
 REPEATS = 3
 

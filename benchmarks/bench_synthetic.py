@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from fer_helpers.synthetic import make_synthetic_fer
+from fer_helpers.data.synthetic import make_synthetic_fer
 
 
 def run(n_faces: int = 2000) -> dict:

@@ -23,15 +23,15 @@ from dataclasses import replace
 
 import torch
 
-from fer_helpers.augment import augment_batch
-from fer_helpers.config import CNNConfig
-from fer_helpers.data import NUM_CLASSES, load_fer2013
-from fer_helpers.hardware import cpu_has_native_bf16
-from fer_helpers.inference import images_to_tensor, predict_logits
-from fer_helpers.models import count_params
-from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import DeviceBatches, fit_cnn
-from fer_helpers.weights import load_weights
+from fer_helpers.core.config import CNNConfig
+from fer_helpers.core.hardware import cpu_has_native_bf16
+from fer_helpers.data.fer2013 import NUM_CLASSES, load_fer2013
+from fer_helpers.data.synthetic import make_synthetic_fer
+from fer_helpers.models.networks import count_params
+from fer_helpers.train.augment import augment_batch
+from fer_helpers.train.inference import images_to_tensor, predict_logits
+from fer_helpers.train.training import DeviceBatches, fit_cnn
+from fer_helpers.train.weights import load_weights
 
 MODELS = ("baseline_cnn", "model_b", "resnet_fer")
 # Every augmentation switched on: the most the data path ever does per batch.

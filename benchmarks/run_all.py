@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from fer_helpers import registry
-from fer_helpers.files import atomic_write_text, rewrite_between
+from fer_helpers.core.files import atomic_write_text, rewrite_between
+from fer_helpers.models import registry
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "reports" / "benchmarks.json"
@@ -30,7 +30,7 @@ def machine() -> dict:
     """What the numbers were measured on."""
     import torch
 
-    from fer_helpers.hardware import cpu_has_native_bf16, cpu_model
+    from fer_helpers.core.hardware import cpu_has_native_bf16, cpu_model
 
     info = {
         "platform": platform.platform(),
@@ -48,7 +48,7 @@ def machine() -> dict:
 
 def machine_label(info: dict) -> str:
     """The kind of machine an entry of the file stands for: its GPU, or its processor, cores and bf16."""
-    from fer_helpers.hardware import machine_kind
+    from fer_helpers.core.hardware import machine_kind
 
     return machine_kind(info["processor"], info["cpu_count"], info.get("bf16_native", False), info.get("gpu"))
 

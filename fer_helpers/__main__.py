@@ -2,6 +2,6 @@
 
 import sys
 
-from fer_helpers.cli import main
+from fer_helpers.orchestrate.cli import main
 
 sys.exit(main())

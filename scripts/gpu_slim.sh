@@ -25,9 +25,9 @@ VOTES=${FERPLUS_PATH:-$(dirname "$DATA")/ferplus_votes.csv}
 if [ -f "$VOTES" ]; then cp "$VOTES" .device-data/ferplus_votes.csv; else echo "no FER+ votes at $VOTES: no crowd runs"; fi
 git rev-parse HEAD > .device-data/COMMIT
 git rev-parse --abbrev-ref HEAD > .device-data/BASE_BRANCH
-"$PY" -m fer_helpers.bundle heavy > .device-data/heavy.list
+"$PY" -m fer_helpers.train.bundle heavy > .device-data/heavy.list
 git switch -q -c "$BRANCH"
 xargs -0 git rm -q -- < .device-data/heavy.list
 git commit -q -m "Slim tree for a training host"
-"$PY" -m fer_helpers.bundle size .device-data/fer2013.zip .device-data/ferplus_votes.csv
+"$PY" -m fer_helpers.train.bundle size .device-data/fer2013.zip .device-data/ferplus_votes.csv
 echo "on branch $BRANCH; send it with .device-data carried, run: bash scripts/gpu_run.sh [BUDGET_MINUTES] [JOBS]"

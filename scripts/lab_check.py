@@ -468,7 +468,7 @@ def check_notebook(driver, lab: JupyterLab, project: Path, notebook: Path, timeo
 
 
 def draws_figures(notebook: Path) -> bool:
-    """Whether any code cell of the notebook calls fer_helpers.plots or matplotlib.pyplot."""
+    """Whether any code cell of the notebook calls fer_helpers.analysis.plots or matplotlib.pyplot."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     return any(DRAWS.search("".join(c["source"])) for c in cells if c["cell_type"] == "code")
 
@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     chromium, chromedriver = ensure_chromium()
     ensure_selenium()
-    from fer_helpers.runner import list_notebooks
+    from fer_helpers.orchestrate.runner import list_notebooks
 
     project = OUT / "project"
     copy_project(project, args.keep)

@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(items):
 @cache
 def real_fer2013() -> tuple[Path | None, str]:
     """FER-2013 as the study finds it ($FER2013_PATH, else data/), or None and why not."""
-    from fer_helpers.data import FERDataError, find_fer2013
+    from fer_helpers.data.fer2013 import FERDataError, find_fer2013
 
     try:
         found = find_fer2013(None)
@@ -38,8 +38,8 @@ def real_fer2013() -> tuple[Path | None, str]:
 @cache
 def real_ferplus() -> tuple[Path | None, str]:
     """The FER+ votes as the study finds them ($FERPLUS_PATH, else data/, else beside FER-2013), or None and why."""
-    from fer_helpers.data import FERDataError
-    from fer_helpers.ferplus import find_ferplus
+    from fer_helpers.data.fer2013 import FERDataError
+    from fer_helpers.data.ferplus import find_ferplus
 
     try:
         found = find_ferplus(None, data_path=real_fer2013()[0])
@@ -80,12 +80,13 @@ def pytest_unconfigure(config):
 @pytest.fixture
 def no_fer(monkeypatch, tmp_path):
     """No FER-2013 anywhere: no $FER2013_PATH and an empty data folder."""
-    from fer_helpers import data
 
     monkeypatch.delenv("FER2013_PATH", raising=False)
     empty = tmp_path / "empty-data"
     empty.mkdir()
-    monkeypatch.setattr(data, "DATA_DIR", empty)
+    from fer_helpers.core import paths
+
+    monkeypatch.setattr(paths, "DATA_DIR", empty)
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +101,7 @@ def fer_path() -> Path:
 @pytest.fixture(scope="session")
 def real_data(fer_path, tmp_path_factory):
     """All of FER-2013, loaded once per test session (cache in a temporary folder)."""
-    from fer_helpers.data import load_fer2013
+    from fer_helpers.data.fer2013 import load_fer2013
 
     return load_fer2013(fer_path, cache_dir=tmp_path_factory.mktemp("fer-cache"))
 
@@ -108,7 +109,7 @@ def real_data(fer_path, tmp_path_factory):
 @pytest.fixture(scope="session")
 def synth():
     """A small synthetic data set with FER-2013's classes, splits and imbalance."""
-    from fer_helpers.synthetic import make_synthetic_fer
+    from fer_helpers.data.synthetic import make_synthetic_fer
 
     return make_synthetic_fer(n_train=1400, n_public=350, n_private=350, seed=0)
 

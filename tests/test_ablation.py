@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from fer_helpers.ablation import ABLATION_CHANGES, ABLATION_CLAIMS, ablation_table, describe_ablation
-from fer_helpers.claims import NO_CLASS_WEIGHTS, ablation_claims
-from fer_helpers.data import CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES
-from fer_helpers.metrics import classification_metrics
-from fer_helpers.results import RunResult, run_key
-from fer_helpers.runs import ensemble_logits
-from fer_helpers.statistics import bootstrap_ci, mcnemar
+from fer_helpers.analysis.ablation import ABLATION_CHANGES, ABLATION_CLAIMS, ablation_table, describe_ablation
+from fer_helpers.analysis.claims import NO_CLASS_WEIGHTS, ablation_claims
+from fer_helpers.data.fer2013 import CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES
+from fer_helpers.data.results import RunResult, run_key
+from fer_helpers.scoring.metrics import classification_metrics
+from fer_helpers.scoring.runs import ensemble_logits
+from fer_helpers.scoring.statistics import bootstrap_ci, mcnemar
 
 matplotlib.use("Agg")
 
@@ -89,7 +89,7 @@ def table(study_runs) -> pd.DataFrame:
 
 
 def test_ablation_changes_name_every_recipe_ablation():
-    from fer_helpers.recipes import MODEL_B_ABLATIONS
+    from fer_helpers.models.recipes import MODEL_B_ABLATIONS
 
     assert set(ABLATION_CHANGES) == set(MODEL_B_ABLATIONS)
     assert set(ABLATION_CLAIMS) | {NO_CLASS_WEIGHTS, "model_b_no_augment"} == set(MODEL_B_ABLATIONS)
@@ -263,7 +263,7 @@ def test_claims_outside_their_scope_are_not_testable_but_say_what_they_would_rea
 
 
 def test_ablation_figure_has_one_row_per_ablation(table):
-    from fer_helpers.plots import plot_ablation_deltas
+    from fer_helpers.analysis.plots import plot_ablation_deltas
 
     fig = plot_ablation_deltas(table)
     ticks = sorted(fig.axes[0].get_yticklabels(), key=lambda t: -t.get_position()[1])  # top first
@@ -276,10 +276,11 @@ def test_ablation_figure_has_one_row_per_ablation(table):
 @pytest.mark.trains
 def test_ablation_runs_reuse_the_full_model_b(tmp_path, monkeypatch):
     """A shrunken run: the reference comes from the model_b step's cache, the ablation is saved under its own name."""
-    from fer_helpers import recipes, steps
-    from fer_helpers.profiles import get_profile
-    from fer_helpers.study import Study
-    from fer_helpers.synthetic import make_synthetic_fer
+    from fer_helpers.core.profiles import get_profile
+    from fer_helpers.data.synthetic import make_synthetic_fer
+    from fer_helpers.models import recipes
+    from fer_helpers.orchestrate import steps
+    from fer_helpers.orchestrate.study import Study
 
     data = make_synthetic_fer(n_train=280, n_public=140, n_private=140, seed=0)
     profile = get_profile("smoke", epochs={"model_b": 1})

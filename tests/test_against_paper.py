@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from fer_helpers import plots
-from fer_helpers.paper import FIELD_FIGURE, FIELD_RESULTS, PAPER_RESULTS
+from fer_helpers.analysis import plots
+from fer_helpers.core.paper import FIELD_FIGURE, FIELD_RESULTS, PAPER_RESULTS
 
 matplotlib.use("Agg")
 

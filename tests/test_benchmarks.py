@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from fer_helpers.files import between_markers
+from fer_helpers.core.files import between_markers
 
 ROOT = Path(__file__).resolve().parents[1]
 

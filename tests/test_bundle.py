@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_helpers import bundle
-from fer_helpers.bundle import BundleError, pack_runs, slim_paths, slim_size, unpack_runs
-from fer_helpers.cli import main
-from fer_helpers.results import REPO, RunResult
+from fer_helpers.core.paths import REPO
+from fer_helpers.data.results import RunResult
+from fer_helpers.orchestrate.cli import main
+from fer_helpers.train import bundle
+from fer_helpers.train.bundle import BundleError, pack_runs, slim_paths, slim_size, unpack_runs
 
 FER2013_ZIP_BYTES = 61_630_300  # the Kaggle zip this study uses, when it is not at hand to measure
 FERPLUS_VOTES_BYTES = 2_725_981  # the joined FER+ votes, likewise
@@ -43,7 +44,7 @@ def _run(root: Path, name: str, weights_bytes: int = 0) -> Path:
 
 def test_the_slim_tree_and_the_data_fit_what_a_training_host_receives():
     paths = slim_paths(REPO)
-    assert "fer_helpers/schedule.py" in paths and "scripts/gpu_run.sh" in paths
+    assert "fer_helpers/orchestrate/schedule.py" in paths and "scripts/gpu_run.sh" in paths
     assert not any(p.startswith(("models/", "reports/", "notebooks/", "tests/")) for p in paths)
     assert not any(p.endswith(("weights.safetensors", "predictions.npz")) for p in paths)
     saved = [p for p in paths if p.startswith("runs/full/results/")]

@@ -7,12 +7,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from fer_helpers import campaign
-from fer_helpers.cli import main
-from fer_helpers.config import CNNConfig
-from fer_helpers.plan import PlannedRun
-from fer_helpers.results import RunResult
-from fer_helpers.schedule import train_plan
+from fer_helpers.core.config import CNNConfig
+from fer_helpers.data.results import RunResult
+from fer_helpers.orchestrate import campaign
+from fer_helpers.orchestrate.cli import main
+from fer_helpers.orchestrate.schedule import train_plan
+from fer_helpers.train.plan import PlannedRun
 
 
 def _saved_run(run_dir, seed=1) -> RunResult:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_metrics import C, fer_labels, make_preds, make_result
 
-from fer_helpers.claims import (
+from fer_helpers.analysis.claims import (
     CLAIM_COLUMNS,
     FAMILY_GRADCAM,
     GRADCAM_CLAIMS_TABLE,
@@ -20,9 +20,9 @@ from fer_helpers.claims import (
     not_testable_without,
     paper_claim_list,
 )
-from fer_helpers.data import FER2013_COUNTS
-from fer_helpers.metrics import confusion, per_class_report
-from fer_helpers.results import RunResult
+from fer_helpers.data.fer2013 import FER2013_COUNTS
+from fer_helpers.data.results import RunResult
+from fer_helpers.scoring.metrics import confusion, per_class_report
 
 # ---- the paper's claims ------------------------------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
-from fer_helpers import classical
-from fer_helpers.classical import HOG_VARIANTS, HogSvmConfig, fit_hog_svm, fit_hog_variant, hog_variant_config
-from fer_helpers.data import NUM_CLASSES
-from fer_helpers.profiles import get_profile
+from fer_helpers.core.profiles import get_profile
+from fer_helpers.data.fer2013 import NUM_CLASSES
+from fer_helpers.train import classical
+from fer_helpers.train.classical import HOG_VARIANTS, HogSvmConfig, fit_hog_svm, fit_hog_variant, hog_variant_config
 
 pytestmark = pytest.mark.trains  # every test here fits HOG models (seconds each)
 GRID = (0.0001, 0.001, 0.01)
@@ -212,7 +212,7 @@ def test_config_from_profile_and_validation():
 def test_stored_weights_reproduce_the_scores(synth, result):
     from safetensors.numpy import load_file
 
-    from fer_helpers.features import hog_features
+    from fer_helpers.data.features import hog_features
 
     weights = load_file(str(result.weights_path))
     images, _ = synth.split("PrivateTest")
@@ -276,8 +276,8 @@ def test_confusion_matrix_figure_shows_the_matrix(result, normalize):
     import matplotlib.pyplot as plt
     from sklearn.metrics import confusion_matrix
 
-    from fer_helpers.data import CLASS_NAMES
-    from fer_helpers.plots import plot_confusion_matrix
+    from fer_helpers.analysis.plots import plot_confusion_matrix
+    from fer_helpers.data.fer2013 import CLASS_NAMES
 
     labels, preds = result.labels["PrivateTest"], result.preds("PrivateTest")
     fig = plot_confusion_matrix(labels, preds, CLASS_NAMES, normalize=normalize)

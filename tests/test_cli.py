@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_helpers import data as fer_data
-from fer_helpers import runner
-from fer_helpers.cli import build_parser, main
-from fer_helpers.data import NUM_CLASSES, SPLITS
+from fer_helpers.core import paths
+from fer_helpers.data.fer2013 import NUM_CLASSES, SPLITS
+from fer_helpers.orchestrate import runner
+from fer_helpers.orchestrate.cli import build_parser, main
 
 
 def test_report_arguments():
@@ -33,11 +33,10 @@ def test_report_arguments():
 
 
 def test_auto_profile(monkeypatch, tmp_path):
-    from fer_helpers import data
-    from fer_helpers.study import resolve_profile
+    from fer_helpers.orchestrate.study import resolve_profile
 
     monkeypatch.delenv("FER2013_PATH", raising=False)
-    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path)
     assert resolve_profile("auto", None)[0] == "smoke"
     assert resolve_profile("auto", "synthetic")[0] == "smoke"
     assert resolve_profile("classroom", None) == ("classroom", "chosen")
@@ -97,7 +96,7 @@ def test_data_check_reports_a_small_csv(tmp_path, monkeypatch, capsys):
 
 def test_failing_report_exits_1_naming_notebook_and_cell(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("FER2013_PATH", raising=False)
-    monkeypatch.setattr(fer_data, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path)
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     params = nbformat.v4.new_code_cell(
@@ -119,7 +118,7 @@ def test_python_dash_m_runs_the_same_command_line():
 
 
 def test_the_synthetic_data_value_is_the_studys():
-    from fer_helpers import cli, study
+    from fer_helpers.orchestrate import cli, study
 
     assert cli.SYNTHETIC == study.SYNTHETIC
 
@@ -154,7 +153,7 @@ def test_argument_and_path_errors_answer_before_torch_is_imported(tmp_path):
     cases = _bad_command_lines(tmp_path)
     code = (
         "import contextlib, io, json, sys\n"
-        "from fer_helpers.cli import main\n"
+        "from fer_helpers.orchestrate.cli import main\n"
         f"cases = {[argv for argv, _ in cases]!r}\n"
         "answers = []\n"
         "for argv in cases:\n"

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from fer_helpers import hardware
-from fer_helpers.config import EXECUTION_FIELDS, CNNConfig, result_name
-from fer_helpers.hardware import resolve_precision
+from fer_helpers.core import hardware
+from fer_helpers.core.config import EXECUTION_FIELDS, CNNConfig, result_name
+from fer_helpers.core.hardware import resolve_precision
 
 
 def test_config_is_hashable_and_round_trips_through_json():

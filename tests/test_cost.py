@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from test_metrics import fer_labels, make_preds, make_result
 
-from fer_helpers import cost
-from fer_helpers.summary import model_entry
+from fer_helpers.analysis import cost
+from fer_helpers.publish.summary import model_entry
 
 
 def _entry(accuracy: float, seconds: float, precision: str = "32-true") -> dict:

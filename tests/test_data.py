@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fer_helpers import data as data_module
-from fer_helpers.data import (
+from fer_helpers.core import paths
+from fer_helpers.data import fer2013 as data_module
+from fer_helpers.data.fer2013 import (
     CLASS_NAMES,
     FER2013_COUNTS,
     NUM_CLASSES,
@@ -224,7 +225,7 @@ def test_path_from_environment(tmp_path, monkeypatch):
 
 def test_path_from_data_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("FER2013_PATH", raising=False)
-    monkeypatch.setattr(data_module, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "data")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "README.md").write_text("put FER-2013 here")
     assert find_fer2013() is None
@@ -719,7 +720,7 @@ def test_check_dataset_report(tmp_path):
 
 
 def test_synthetic_data_subsamples_with_its_masks():
-    synthetic = pytest.importorskip("fer_helpers.synthetic")
+    synthetic = pytest.importorskip("fer_helpers.data.synthetic")
     data = synthetic.make_synthetic_fer(n_train=140, n_public=70, n_private=70, seed=0)
     sub = data.subsample(5, 3)
     assert sub.extras["decisive_masks"].shape[0] == len(sub)

@@ -12,12 +12,12 @@ from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 from torch import nn
 
-from fer_helpers import explain
-from fer_helpers.data import CLASS_NAMES, NUM_CLASSES
-from fer_helpers.inference import images_to_tensor
-from fer_helpers.profiles import get_profile
-from fer_helpers.registry import build_model
-from fer_helpers.synthetic import decisive_masks, face_regions, make_synthetic_fer
+from fer_helpers.analysis import explain
+from fer_helpers.core.profiles import get_profile
+from fer_helpers.data.fer2013 import CLASS_NAMES, NUM_CLASSES
+from fer_helpers.data.synthetic import decisive_masks, face_regions, make_synthetic_fer
+from fer_helpers.models.registry import build_model
+from fer_helpers.train.inference import images_to_tensor
 
 SIZE = 48
 

@@ -11,11 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_helpers import exported, predict
-from fer_helpers.cli import main
-from fer_helpers.config import CNNConfig
-from fer_helpers.data import CLASS_NAMES
-from fer_helpers.synthetic import make_synthetic_fer
+from fer_helpers.core.config import CNNConfig
+from fer_helpers.data.fer2013 import CLASS_NAMES
+from fer_helpers.data.synthetic import make_synthetic_fer
+from fer_helpers.orchestrate.cli import main
+from fer_helpers.publish import predict
+from fer_helpers.train import exported
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,8 @@ def faces():
 def _weights(path: Path, model: str, seed: int) -> Path:
     import torch
 
-    from fer_helpers.registry import build_model
-    from fer_helpers.weights import save_weights
+    from fer_helpers.models.registry import build_model
+    from fer_helpers.train.weights import save_weights
 
     kwargs = {"widths": (8, 16), "hidden": 16} if model == "model_b" else {}
     config = CNNConfig(model=model, model_kwargs=kwargs)
@@ -81,7 +82,7 @@ def test_load_model_answers_with_the_export_and_with_torch_to_explain(shipped, f
     weights = shipped / "model_b.safetensors"
     onnx_model, torch_model = predict.load_model(weights), predict.load_model(weights, use_torch=True)
     assert isinstance(onnx_model, exported.ExportedModel) and not isinstance(torch_model, exported.ExportedModel)
-    from fer_helpers.inference import predict_probs
+    from fer_helpers.train.inference import predict_probs
 
     assert np.allclose(onnx_model.probs(faces), predict_probs(torch_model, faces, bf16=False), atol=1e-5)
     assert "; ONNX Runtime)" in predict.model_line(onnx_model) and "; torch)" in predict.model_line(torch_model)
@@ -97,7 +98,7 @@ def test_predicting_with_an_export_does_not_import_torch(shipped, faces, tmp_pat
     weights = shipped / "model_b.safetensors"
     code = (
         "import sys\n"
-        "from fer_helpers.cli import main\n"
+        "from fer_helpers.orchestrate.cli import main\n"
         f"assert main(['predict', {str(face)!r}, '--weights', {str(weights)!r}, '--out', {str(tmp_path)!r}]) == 0\n"
         f"assert main(['evaluate', {str(tmp_path / 'faces')!r}, '--weights', {str(weights)!r}]) == 0\n"
         "loaded = [m for m in ('torch', 'lightning', 'sklearn.linear_model') if m in sys.modules]\n"

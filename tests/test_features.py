@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage.feature import hog
 
-from fer_helpers import features
-from fer_helpers.features import cached_hog_features, hog_dim, hog_features
+from fer_helpers.data import features
+from fer_helpers.data.features import cached_hog_features, hog_dim, hog_features
 
 PARAMETER_SETS = [
     dict(orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys"),

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_helpers import data as data_module
-from fer_helpers import ferplus
-from fer_helpers.data import CLASS_NAMES, SPLITS, FERData, FERDataError
-from fer_helpers.ferplus import (
+from fer_helpers.core import paths
+from fer_helpers.data import ferplus
+from fer_helpers.data.fer2013 import CLASS_NAMES, SPLITS, FERData, FERDataError
+from fer_helpers.data.ferplus import (
     FERPLUS_TO_FER,
     VOTE_COLUMNS,
     VOTES_KEY,
@@ -26,7 +26,7 @@ from fer_helpers.ferplus import (
     vote_distribution,
     vote_entropy,
 )
-from fer_helpers.label_noise import (
+from fer_helpers.scoring.label_noise import (
     agreement,
     boundary_shift,
     crowd_outcomes,
@@ -330,7 +330,7 @@ def test_find_ferplus_looks_where_documented(tmp_path, monkeypatch, no_fer):
     assert find_ferplus(data_path=beside / "fer2013.zip") == votes
     monkeypatch.setenv("FER2013_PATH", str(beside / "fer2013.zip"))
     assert find_ferplus() == votes and read_votes().form == "fer2013new"
-    in_data = write(data_module.DATA_DIR / "ferplus_votes.csv", f"entry,{VOTES}\nx.jpg,{ten(anger=10)}\n")
+    in_data = write(paths.DATA_DIR / "ferplus_votes.csv", f"entry,{VOTES}\nx.jpg,{ten(anger=10)}\n")
     assert find_ferplus() == in_data
     monkeypatch.setenv("FERPLUS_PATH", str(beside))
     assert find_ferplus() == votes

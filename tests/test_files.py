@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from fer_helpers.files import (
+from fer_helpers.core.files import (
     atomic_dir,
     atomic_open,
     atomic_path,

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.special import softmax
 
-from fer_helpers import explain
-from fer_helpers.inference import images_to_tensor, predict_logits, predict_probs
-from fer_helpers.registry import build_model
+from fer_helpers.analysis import explain
+from fer_helpers.models.registry import build_model
+from fer_helpers.train.inference import images_to_tensor, predict_logits, predict_probs
 
 
 @pytest.fixture(scope="module")

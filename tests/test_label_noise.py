@@ -13,18 +13,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fer_helpers import ferplus, label_noise, plots, recipes, registry, steps
-from fer_helpers.config import CNNConfig, result_name
-from fer_helpers.data import CLASS_NAMES, FERData, FERDataError
-from fer_helpers.ferplus import VOTE_COLUMNS, VOTES_KEY, attach_votes, synthetic_votes
-from fer_helpers.label_noise import crowd_scores
-from fer_helpers.plan import plan_runs
-from fer_helpers.profiles import PROFILES, get_profile
-from fer_helpers.results import RunResult, find_results, run_key
-from fer_helpers.statistics import mcnemar
-from fer_helpers.study import Study
-from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import FERClassifier, crowd_targets, fit_cnn
+from fer_helpers.analysis import plots
+from fer_helpers.core.config import CNNConfig, result_name
+from fer_helpers.core.profiles import PROFILES, get_profile
+from fer_helpers.data import ferplus
+from fer_helpers.data.fer2013 import CLASS_NAMES, FERData, FERDataError
+from fer_helpers.data.ferplus import VOTE_COLUMNS, VOTES_KEY, attach_votes, synthetic_votes
+from fer_helpers.data.results import RunResult, find_results, run_key
+from fer_helpers.data.synthetic import make_synthetic_fer
+from fer_helpers.models import recipes, registry
+from fer_helpers.orchestrate import steps
+from fer_helpers.orchestrate.study import Study
+from fer_helpers.scoring import label_noise
+from fer_helpers.scoring.label_noise import crowd_scores
+from fer_helpers.scoring.statistics import mcnemar
+from fer_helpers.train.plan import plan_runs
+from fer_helpers.train.training import FERClassifier, crowd_targets, fit_cnn
 
 matplotlib.use("Agg")
 

@@ -1,4 +1,5 @@
-"""The package's layers: every module imports only modules of its own layer or of the layers before it."""
+"""The package's layers: one folder each, in order; a module imports only modules of its own layer or of the layers
+before it, and the README's Layout table shows the same folders and modules."""
 
 from __future__ import annotations
 
@@ -8,67 +9,58 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fer_helpers"
 
-# The README's Layout table, in the same order.
-LAYERS: tuple[tuple[str, ...], ...] = (
-    ("files", "markdown", "profiles", "config", "progress"),
-    ("data", "results", "migrate", "synthetic", "features"),
-    ("statistics", "metrics", "ferplus"),
-    ("models", "recipes", "registry"),
-    ("inference", "exported", "weights", "speed", "classical", "training", "plan", "bundle"),
-    ("claims", "explain", "cost", "plots"),
-    (
-        "study",
-        "ship",
-        "steps",
-        "summary",
-        "predict",
-        "report",
-        "readme",
-        "lesson",
-        "schedule",
-        "campaign",
-        "runner",
-        "cli",
-    ),
-)
+# The README's Layout table, in the same order: each layer's folder and its modules.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "core": ("files", "paths", "markdown", "profiles", "config", "hardware", "progress", "paper"),
+    "data": ("fer2013", "results", "migrate", "synthetic", "features", "ferplus"),
+    "scoring": ("statistics", "metrics", "runs", "label_noise"),
+    "models": ("networks", "recipes", "registry"),
+    "train": ("inference", "exported", "weights", "speed", "augment", "classical", "training", "plan", "bundle"),
+    "analysis": ("claims", "ablation", "explain", "cost", "plots"),
+    "publish": ("summary", "report", "readme", "ship", "lesson", "predict"),
+    "orchestrate": ("study", "steps", "estimate", "schedule", "campaign", "runner", "cli"),
+}
 
 
 def _imports(path: Path) -> set[str]:
-    """The package's modules that a module imports, at its top or inside a function."""
+    """The layers a module imports from (at its top or inside a function), as "layer.module" or "layer"."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        module = node.module or ""
-        if node.level == 1:
-            found |= {module.split(".")[0]} if module else {alias.name for alias in node.names}
-        elif module == "fer_helpers":
-            found |= {alias.name for alias in node.names}
-        elif module.startswith("fer_helpers."):
-            found.add(module.split(".")[1])
-    return found - {path.stem}
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path.name}: relative import (the package imports absolutely)"
+            parts = (node.module or "").split(".")
+            if parts[0] == "fer_helpers" and len(parts) > 1:
+                found.add(parts[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "fer_helpers" and len(parts) > 1:
+                    found.add(parts[1])
+    return found
 
 
 def test_every_module_has_a_layer():
-    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
-    layered = [m for layer in LAYERS for m in layer]
-    assert len(layered) == len(set(layered)), "a module is in two layers"
-    assert modules == set(layered), f"without a layer: {modules - set(layered)}; gone: {set(layered) - modules}"
+    found = {(p.parent.name, p.stem) for p in PACKAGE.glob("*/*.py") if p.stem != "__init__"}
+    layered = {(layer, module) for layer, modules in LAYERS.items() for module in modules}
+    assert found == layered, f"without a layer: {found - layered}; gone: {layered - found}"
+    assert {p.name for p in PACKAGE.glob("*.py")} == {"__init__.py", "__main__.py"}, "a module outside the layers"
 
 
 def test_imports_point_down_the_layers():
-    level = {module: i for i, layer in enumerate(LAYERS) for module in layer}
+    order = {layer: i for i, layer in enumerate(LAYERS)}
     upward = [
-        f"{module} imports {target}"
-        for module in level
-        for target in sorted(_imports(PACKAGE / f"{module}.py"))
-        if level[target] > level[module]
+        f"{layer}/{module} imports from {target}"
+        for layer, modules in LAYERS.items()
+        for module in modules
+        for target in sorted(_imports(PACKAGE / layer / f"{module}.py"))
+        if order[target] > order[layer]
     ]
     assert not upward, "imports that point up the layers: " + "; ".join(upward)
 
 
 def test_the_readme_shows_the_same_layers():
-    readme = (PACKAGE.parent / "README.md").read_text()
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
     layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
-    rows = [line.split("|")[2] for line in layout.splitlines() if line.startswith("| ") and "`" in line]
-    assert [tuple(re.findall(r"`(\w+)`", row)) for row in rows] == list(LAYERS)
+    rows = [line.split("|")[1:3] for line in layout.splitlines() if line.startswith("| `")]
+    shown = {re.findall(r"`(\w+)`", layer)[0]: tuple(re.findall(r"`(\w+)`", modules)) for layer, modules in rows}
+    assert list(shown.items()) == list(LAYERS.items())

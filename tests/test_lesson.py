@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fer_helpers import lesson
-from fer_helpers.markdown import format_count
-from fer_helpers.paper import ABLATION_LEARNED
-from fer_helpers.profiles import get_profile
+from fer_helpers.core.markdown import format_count
+from fer_helpers.core.paper import ABLATION_LEARNED
+from fer_helpers.core.profiles import get_profile
+from fer_helpers.publish import lesson
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -232,8 +232,8 @@ def _git(repo, *args: str) -> str:
 def test_a_lesson_leaves_a_fresh_checkout_clean_until_it_is_published(tmp_path, monkeypatch, capsys):
     """A whole classroom report run on FER-2013 from an empty run folder records the lesson in the run folder only;
     `fer-study lesson --publish` then changes exactly the README and reports/lesson.json."""
-    from fer_helpers import runner
-    from fer_helpers.cli import main
+    from fer_helpers.orchestrate import runner
+    from fer_helpers.orchestrate.cli import main
     from tests.test_runner import write_notebook
 
     checkout = tmp_path / "checkout"  # the files a lesson used to rewrite, with the repository's .gitignore
@@ -267,7 +267,7 @@ def test_a_lesson_leaves_a_fresh_checkout_clean_until_it_is_published(tmp_path, 
     out = capsys.readouterr().out
     assert "README.md and reports/lesson.json are left as they were" in out and "lesson --publish" in out
 
-    monkeypatch.setattr("fer_helpers.study.REPO", checkout)
+    monkeypatch.setattr("fer_helpers.orchestrate.study.REPO", checkout)
     assert main(["lesson", str(run_dir), "--publish"]) == 0
     assert "Commit both to publish the lesson" in capsys.readouterr().out
     changed = sorted(line.split()[-1] for line in _git(checkout, "status", "--porcelain").splitlines())

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
-from fer_helpers.data import CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES
-from fer_helpers.metrics import (
+from fer_helpers.data.fer2013 import CLASS_NAMES, FER2013_COUNTS, NUM_CLASSES
+from fer_helpers.data.results import RunResult, run_key
+from fer_helpers.scoring.metrics import (
     against_chance,
     classification_metrics,
     confusion,
@@ -27,8 +28,7 @@ from fer_helpers.metrics import (
     softmax,
     top_confusions,
 )
-from fer_helpers.results import RunResult, run_key
-from fer_helpers.runs import ensemble_logits, ensemble_result, seed_summary
+from fer_helpers.scoring.runs import ensemble_logits, ensemble_result, seed_summary
 
 C = {name: i for i, name in enumerate(CLASS_NAMES)}
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from fer_helpers.results import REPO
-from fer_helpers.summary import METRICS_SCHEMA, check_metrics, write_metrics
+from fer_helpers.core.paths import METRICS_SCHEMA, REPO
+from fer_helpers.publish.summary import check_metrics, write_metrics
 
 COMMITTED = REPO / "reports" / "metrics.json"
 

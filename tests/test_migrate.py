@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from fer_helpers import classical
-from fer_helpers.classical import HOG_VARIANTS, fit_hog_variant, hog_variant_config
-from fer_helpers.data import NUM_CLASSES
-from fer_helpers.migrate import RENAMED, main, rename_model_runs
-from fer_helpers.results import EVAL_SPLITS, RESULT_FILE, RunResult, result_dir, run_key
+from fer_helpers.data.fer2013 import NUM_CLASSES
+from fer_helpers.data.migrate import RENAMED, main, rename_model_runs
+from fer_helpers.data.results import EVAL_SPLITS, RESULT_FILE, RunResult, result_dir, run_key
+from fer_helpers.train import classical
+from fer_helpers.train.classical import HOG_VARIANTS, fit_hog_variant, hog_variant_config
 
 NEW = "hog_fine_cells"
 OLD = next(old for old, new in RENAMED.items() if new == NEW)

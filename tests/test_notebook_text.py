@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fer_helpers.runner import EXERCISE_TAG, list_notebooks
-from fer_helpers.statistics import SIGNIFICANCE
+from fer_helpers.orchestrate.runner import EXERCISE_TAG, list_notebooks
+from fer_helpers.scoring.statistics import SIGNIFICANCE
 
 PAPER_NUMBERS_TAG = "paper-numbers"
 NOTEBOOKS = [p.name for p in list_notebooks(None)]

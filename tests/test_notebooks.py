@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fer_helpers.runner import EXERCISE_TAG, list_notebooks, run_report
+from fer_helpers.orchestrate.runner import EXERCISE_TAG, list_notebooks, run_report
 
 # Cells put around a notebook's exercises: what the report and the later notebooks read (results/, reports/) must
 # be the same, file for file, after the exercises as before them.
@@ -81,7 +81,7 @@ def test_label_noise_notebook_renders_from_saved_runs_alone(tmp_path):
     train and shows no crowd run, without an error."""
     import papermill
 
-    from fer_helpers.runner import ensure_kernel
+    from fer_helpers.orchestrate.runner import ensure_kernel
 
     output, run_dir = tmp_path / "08.ipynb", tmp_path / "run"
     notebook = next(p for p in list_notebooks(None) if p.name.startswith("08_"))

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from fer_helpers.plan import PlannedRun, main_cnns, plan_runs, plan_steps, step_runs
-from fer_helpers.profiles import get_profile
-from fer_helpers.recipes import MODEL_B_ABLATIONS
+from fer_helpers.core.profiles import get_profile
+from fer_helpers.models.recipes import MODEL_B_ABLATIONS
+from fer_helpers.train.plan import PlannedRun, main_cnns, plan_runs, plan_steps, step_runs
 
 
 def test_the_full_plan_trains_what_the_study_lacks_in_the_campaign_order():
@@ -76,7 +76,7 @@ def test_steps_are_the_plans_own_and_unknown_ones_are_refused():
 
 
 def test_a_hog_variant_is_found_where_its_fit_saves_it(synth, tmp_path):
-    from fer_helpers.schedule import result_dirs
+    from fer_helpers.orchestrate.schedule import result_dirs
 
     profile = get_profile("smoke")
     small = synth.subsample(20, 10, seed=0)  # so few faces that the variant's PCA is cut down to fit them

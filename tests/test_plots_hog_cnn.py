@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from skimage.feature import hog
 
-from fer_helpers import plots
-from fer_helpers.features import hog_dim
+from fer_helpers.analysis import plots
+from fer_helpers.data.features import hog_dim
 
 
 def _one_weight(block: tuple[int, int], cell: tuple[int, int], orientation: int, value: float = 1.0) -> np.ndarray:

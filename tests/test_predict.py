@@ -18,12 +18,12 @@ from scipy.special import softmax
 from skimage import data as skimage_data
 from sklearn.metrics import f1_score
 
-from fer_helpers import predict
-from fer_helpers.cli import main
-from fer_helpers.config import CNNConfig
-from fer_helpers.data import CLASS_NAMES, IMAGE_SIZE
-from fer_helpers.inference import predict_logits
-from fer_helpers.predict import (
+from fer_helpers.core.config import CNNConfig
+from fer_helpers.data.fer2013 import CLASS_NAMES, IMAGE_SIZE
+from fer_helpers.data.synthetic import make_synthetic_fer
+from fer_helpers.orchestrate.cli import main
+from fer_helpers.publish import predict
+from fer_helpers.publish.predict import (
     CLASS_SYNONYMS,
     FACE_CROP_SIDE,
     MAX_PIXELS,
@@ -38,8 +38,8 @@ from fer_helpers.predict import (
     predict_image,
     prediction_table,
 )
-from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.weights import save_weights
+from fer_helpers.train.inference import predict_logits
+from fer_helpers.train.weights import save_weights
 
 ASTRONAUT_BOX = (177, 66, 97, 97)  # where OpenCV's cascade finds the face in skimage's astronaut (x, y, w, h)
 
@@ -49,7 +49,7 @@ def weights(tmp_path_factory) -> Path:
     """A small, untrained Model B saved with its configuration, as training saves weights."""
     import torch
 
-    from fer_helpers.registry import build_model
+    from fer_helpers.models.registry import build_model
 
     config = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16})
     torch.manual_seed(0)
@@ -162,7 +162,7 @@ def test_load_model_errors_name_the_file(tmp_path):
     junk.write_text("not weights")
     with pytest.raises(PredictError, match="junk.safetensors: not usable weights"):
         load_model(junk)
-    from fer_helpers.registry import build_model
+    from fer_helpers.models.registry import build_model
 
     anonymous = save_weights(build_model("baseline_cnn"), tmp_path / "anonymous.safetensors")  # no config
     with pytest.raises(PredictError, match="does not name its model"):
@@ -172,7 +172,7 @@ def test_load_model_errors_name_the_file(tmp_path):
 def test_weights_bring_their_test_time_augmentation(tmp_path, weights, faces):
     import torch
 
-    from fer_helpers.registry import build_model
+    from fer_helpers.models.registry import build_model
 
     assert load_model(weights).tta == "none"
     config = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16}, tta="flip")
@@ -527,9 +527,9 @@ def test_predicting_does_not_import_the_training_stack(tmp_path, weights, faces)
         "import sys\n"
         "def loaded(): return [m for m in ('lightning', 'pytorch_lightning', 'torchmetrics', 'papermill') "
         "if m in sys.modules]\n"
-        "import fer_helpers.predict\n"
-        "assert not loaded(), f'importing fer_helpers.predict loads {loaded()}'\n"
-        "from fer_helpers.cli import main\n"
+        "import fer_helpers.publish.predict\n"
+        "assert not loaded(), f'importing fer_helpers.publish.predict loads {loaded()}'\n"
+        "from fer_helpers.orchestrate.cli import main\n"
         f"assert main(['predict', {str(face)!r}, '--weights', {str(weights)!r}, '--out', {str(tmp_path)!r}]) == 0\n"
         "assert not loaded(), f'fer-study predict loads {loaded()}'\n"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 
-from fer_helpers import progress
+from fer_helpers.core import paths, progress
 
 
 class Terminal(io.StringIO):
@@ -14,20 +14,20 @@ class Terminal(io.StringIO):
 
 
 def test_nothing_is_written_outside_a_report_run(tmp_path, monkeypatch):
-    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    monkeypatch.delenv(paths.PROGRESS_ENV, raising=False)
     progress.report("epoch 1/3", done=True)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_log_keeps_the_finished_steps_only_each_on_its_line(tmp_path, monkeypatch):
-    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    monkeypatch.delenv(paths.PROGRESS_ENV, raising=False)
     shown = io.StringIO()
     with progress.follow(tmp_path / "progress.log", shown, prefix="[3/8] 03_baseline ", interval=0.01):
-        assert os.environ[progress.PROGRESS_ENV] == str(tmp_path / "progress.log")
+        assert os.environ[paths.PROGRESS_ENV] == str(tmp_path / "progress.log")
         progress.report("baseline epoch 1/2: 50% of the epoch")
         progress.report("baseline epoch 1/2: loss 1.5,\n PublicTest accuracy 40.0%", done=True)
         progress.report("baseline epoch 2/2: loss 1.2", done=True)
-    assert progress.PROGRESS_ENV not in os.environ
+    assert paths.PROGRESS_ENV not in os.environ
     assert shown.getvalue() == (
         "[3/8] 03_baseline baseline epoch 1/2: loss 1.5, PublicTest accuracy 40.0%\n"
         "[3/8] 03_baseline baseline epoch 2/2: loss 1.2\n"

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import conftest
 import pytest
 
-from fer_helpers import data as fer_data
+from fer_helpers.core import paths
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def fresh_lookup():
 def test_fer2013_and_the_votes_are_found_in_data_without_environment_variables(tmp_path, monkeypatch, fresh_lookup):
     for name in ("FER2013_PATH", "FERPLUS_PATH"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(fer_data, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path)
     assert conftest.real_fer2013() == (None, f"no FER-2013: {conftest.WHERE_FER2013}")
     (tmp_path / "fer2013.csv").write_text("emotion,pixels,Usage\n")
     (tmp_path / "ferplus_votes.csv").write_text("votes\n")

@@ -8,10 +8,11 @@ from dataclasses import replace
 import pytest
 from torch import nn
 
-from fer_helpers.config import CNNConfig
-from fer_helpers.models import ModelB, ResNetFER, count_params
-from fer_helpers.profiles import PROFILES, get_profile
-from fer_helpers.recipes import (
+from fer_helpers.core.config import CNNConfig
+from fer_helpers.core.profiles import PROFILES, get_profile
+from fer_helpers.data.results import find_results
+from fer_helpers.models.networks import ModelB, ResNetFER, count_params
+from fer_helpers.models.recipes import (
     MODEL_B_ABLATIONS,
     MODEL_B_DEFAULTS,
     RECIPE_STEPS,
@@ -23,11 +24,10 @@ from fer_helpers.recipes import (
     recipe_step_configs,
     side_data,
 )
-from fer_helpers.registry import build_model
-from fer_helpers.results import find_results
-from fer_helpers.steps import recipe_step_runs
-from fer_helpers.study import Study
-from fer_helpers.training import fit_cnn
+from fer_helpers.models.registry import build_model
+from fer_helpers.orchestrate.steps import recipe_step_runs
+from fer_helpers.orchestrate.study import Study
+from fer_helpers.train.training import fit_cnn
 
 
 def _study(data, profile, run_dir) -> Study:
@@ -196,7 +196,7 @@ def test_a_profile_without_step_epochs_trains_no_recipe_steps(synth, tmp_path):
 
 
 def test_model_b_recipe_says_which_settings_are_the_papers():
-    from fer_helpers.recipes import model_b_config, model_b_recipe
+    from fer_helpers.models.recipes import model_b_config, model_b_recipe
 
     table = model_b_recipe(model_b_config("full"))
     assert table.loc["lr", "value"] == 5e-4 and table.loc["min_lr", "value"] == 3.9e-6
@@ -208,8 +208,8 @@ def test_model_b_recipe_says_which_settings_are_the_papers():
 
 
 def test_the_ablation_trains_for_its_own_epochs_where_the_profile_sets_them():
-    from fer_helpers.plan import plan_runs
-    from fer_helpers.recipes import ablation_config
+    from fer_helpers.models.recipes import ablation_config
+    from fer_helpers.train.plan import plan_runs
 
     full = get_profile("full")
     assert full.ablation_epochs is None and ablation_config(full, 1, batchnorm=False) == model_b_config(

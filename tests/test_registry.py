@@ -8,15 +8,17 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fer_helpers import predict, readme, registry, report, steps, summary
-from fer_helpers.config import CNNConfig
-from fer_helpers.data import NUM_CLASSES
-from fer_helpers.plan import plan_runs, plan_steps
-from fer_helpers.profiles import Profile, get_profile
-from fer_helpers.registry import ModelSpec
-from fer_helpers.ship import ship
-from fer_helpers.study import Study
-from fer_helpers.synthetic import make_synthetic_fer
+from fer_helpers.core.config import CNNConfig
+from fer_helpers.core.profiles import Profile, get_profile
+from fer_helpers.data.fer2013 import NUM_CLASSES
+from fer_helpers.data.synthetic import make_synthetic_fer
+from fer_helpers.models import registry
+from fer_helpers.models.registry import ModelSpec
+from fer_helpers.orchestrate import steps
+from fer_helpers.orchestrate.study import Study
+from fer_helpers.publish import predict, readme, report, summary
+from fer_helpers.publish.ship import ship
+from fer_helpers.train.plan import plan_runs, plan_steps
 
 
 class TinyCNN(nn.Module):

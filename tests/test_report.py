@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from test_metrics import fer_labels, make_preds, make_result
 
-from fer_helpers.data import FERData
-from fer_helpers.metrics import classification_metrics
-from fer_helpers.paper import table1_parameter_count
-from fer_helpers.profiles import get_profile
-from fer_helpers.readme import README_END, README_START, readme_block, readme_results_table, update_readme
-from fer_helpers.report import (
+from fer_helpers.core.paper import table1_parameter_count
+from fer_helpers.core.profiles import get_profile
+from fer_helpers.data.fer2013 import FERData
+from fer_helpers.publish.readme import README_END, README_START, readme_block, readme_results_table, update_readme
+from fer_helpers.publish.report import (
     LABEL_NOISE_FIGURES,
     claims_frame,
     comparison_frame,
@@ -27,8 +26,7 @@ from fer_helpers.report import (
     seed_frame,
     write_report_md,
 )
-from fer_helpers.statistics import mcnemar
-from fer_helpers.summary import (
+from fer_helpers.publish.summary import (
     GRADCAM_FILE,
     build_metrics,
     collect_results,
@@ -40,6 +38,8 @@ from fer_helpers.summary import (
     write_gradcam_summary,
     write_metrics,
 )
+from fer_helpers.scoring.metrics import classification_metrics
+from fer_helpers.scoring.statistics import mcnemar
 
 REPO = Path(__file__).resolve().parents[1]
 

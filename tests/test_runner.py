@@ -8,8 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fer_helpers import data, runner
-from fer_helpers.runner import ReportError, list_notebooks, report_order, run_report
+from fer_helpers.data import fer2013
+from fer_helpers.orchestrate import runner
+from fer_helpers.orchestrate.runner import ReportError, list_notebooks, report_order, run_report
 
 PARAMETERS = 'profile = "classroom"\ndata_path = None\nrun_dir = None\nfresh = False'
 
@@ -80,7 +81,7 @@ def test_the_kernels_talk_over_encrypted_sockets_and_say_nothing_on_the_terminal
 def test_what_a_notebook_reports_as_progress_shows_on_the_runners_terminal(no_fer, notebooks, tmp_path, capsys):
     write_notebook(
         notebooks / "03_train.ipynb",
-        "from fer_helpers import progress",
+        "from fer_helpers.core import progress",
         "progress.report('model_b epoch 1/2: loss 1.5', done=True)\nprint('only in the notebook')",
     )
     run_report("smoke", run_dir=tmp_path / "run", notebooks=["03"], notebook_dir=notebooks)
@@ -123,7 +124,7 @@ def test_failure_names_notebook_cell_and_error(no_fer, notebooks, tmp_path):
 
 
 def test_given_missing_data_path_fails_before_running(notebooks, tmp_path):
-    with pytest.raises(data.FERDataError, match="not-there.zip: no such file"):
+    with pytest.raises(fer2013.FERDataError, match="not-there.zip: no such file"):
         run_report("smoke", data_path=tmp_path / "not-there.zip", run_dir=tmp_path / "run", notebook_dir=notebooks)
     assert not (tmp_path / "run").exists()
 
@@ -152,11 +153,12 @@ def test_data_exploration_notebook_runs_on_synthetic_faces(tmp_path):
 
 
 def test_a_report_on_fer2013_without_crowd_votes_skips_the_label_noise_notebook(tmp_path, monkeypatch, capsys):
-    from fer_helpers import data as data_module
-    from fer_helpers import runner
+    from fer_helpers.orchestrate import runner
 
     monkeypatch.delenv("FERPLUS_PATH", raising=False)
-    monkeypatch.setattr(data_module, "DATA_DIR", tmp_path / "empty")
+    from fer_helpers.core import paths
+
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "empty")
     fer = tmp_path / "fer" / "fer2013.zip"
     fer.parent.mkdir()
     fer.write_bytes(b"")

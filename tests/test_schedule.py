@@ -10,14 +10,14 @@ import tarfile
 
 import pytest
 
-from fer_helpers import estimate, schedule
-from fer_helpers.bundle import PART_LIMIT_BYTES
-from fer_helpers.cli import main
-from fer_helpers.config import EXECUTION_FIELDS, CNNConfig
-from fer_helpers.estimate import Device, Slot, simulate
-from fer_helpers.plan import PlannedRun, plan_runs
-from fer_helpers.profiles import get_profile
-from fer_helpers.schedule import run_plan
+from fer_helpers.core.config import EXECUTION_FIELDS, CNNConfig
+from fer_helpers.core.profiles import get_profile
+from fer_helpers.orchestrate import estimate, schedule
+from fer_helpers.orchestrate.cli import main
+from fer_helpers.orchestrate.estimate import Device, Slot, simulate
+from fer_helpers.orchestrate.schedule import run_plan
+from fer_helpers.train.bundle import PART_LIMIT_BYTES
+from fer_helpers.train.plan import PlannedRun, plan_runs
 
 
 def test_the_cache_key_is_the_experiment_not_where_it_ran():
@@ -154,10 +154,10 @@ def test_the_training_path_runs_without_the_notebook_packages(no_fer, tmp_path):
     }
     code = (
         f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
-        "from fer_helpers.cli import main\n"
+        "from fer_helpers.orchestrate.cli import main\n"
         f"assert main(['train', '--profile', 'smoke', '--data', 'synthetic', '--run-dir', {str(tmp_path)!r}, "
         "'--plan']) == 0\n"
-        f"from fer_helpers.schedule import worker_main\nassert worker_main({spec!r}) == 0\n"
+        f"from fer_helpers.orchestrate.schedule import worker_main\nassert worker_main({spec!r}) == 0\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -179,7 +179,7 @@ def test_measured_rates_read_a_slim_tree_of_result_files(tmp_path):
     """A training host has each saved run's result.json only: the rates must come from those files alone."""
     import shutil
 
-    from fer_helpers.results import REPO
+    from fer_helpers.core.paths import REPO
 
     for path in (REPO / "runs" / "full" / "results").glob("*/result.json"):
         (tmp_path / "results" / path.parent.name).mkdir(parents=True)

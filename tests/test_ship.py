@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from fer_helpers.cli import main
-from fer_helpers.config import CNNConfig
-from fer_helpers.inference import predict_logits
-from fer_helpers.predict import MODELS_DIR, default_weights, load_model
-from fer_helpers.registry import shipped_files
-from fer_helpers.results import RunResult
-from fer_helpers.ship import ShipError, model_card, ship
-from fer_helpers.statistics import bootstrap_ci
-from fer_helpers.synthetic import make_synthetic_fer
-from fer_helpers.training import fit_cnn
+from fer_helpers.core.config import CNNConfig
+from fer_helpers.data.results import RunResult
+from fer_helpers.data.synthetic import make_synthetic_fer
+from fer_helpers.models.registry import shipped_files
+from fer_helpers.orchestrate.cli import main
+from fer_helpers.publish.predict import MODELS_DIR, default_weights, load_model
+from fer_helpers.publish.ship import ShipError, model_card, ship
+from fer_helpers.scoring.statistics import bootstrap_ci
+from fer_helpers.train.inference import predict_logits
+from fer_helpers.train.training import fit_cnn
 
 TINY = CNNConfig(
     model="model_b",

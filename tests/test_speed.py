@@ -7,11 +7,11 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from fer_helpers.hardware import device_peak_flops, measure_matmul_flops
-from fer_helpers.models import count_flops
-from fer_helpers.registry import build_model
-from fer_helpers.results import RunResult
-from fer_helpers.speed import epoch_floor_seconds, speed_table
+from fer_helpers.core.hardware import device_peak_flops, measure_matmul_flops
+from fer_helpers.data.results import RunResult
+from fer_helpers.models.networks import count_flops
+from fer_helpers.models.registry import build_model
+from fer_helpers.train.speed import epoch_floor_seconds, speed_table
 
 
 def test_device_peaks_from_the_datasheets():

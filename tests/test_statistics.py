@@ -9,9 +9,9 @@ import pytest
 from sklearn.metrics import f1_score
 from test_metrics import fer_labels, make_preds
 
-from fer_helpers.data import NUM_CLASSES
-from fer_helpers.metrics import classification_metrics, per_class_report
-from fer_helpers.statistics import (
+from fer_helpers.data.fer2013 import NUM_CLASSES
+from fer_helpers.scoring.metrics import classification_metrics, per_class_report
+from fer_helpers.scoring.statistics import (
     _resampled_f1,
     bootstrap_ci,
     difference_ci,

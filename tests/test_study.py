@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_helpers import data as fer_data
-from fer_helpers.data import NUM_CLASSES, SPLITS, SYNTHETIC_STAMP, FERDataError
-from fer_helpers.profiles import get_profile
-from fer_helpers.study import REPO, SYNTHETIC_LABEL, default_run_dir, setup, synthetic_sizes
-from fer_helpers.synthetic import make_synthetic_fer
+from fer_helpers.core.paths import REPO
+from fer_helpers.core.profiles import get_profile
+from fer_helpers.data.fer2013 import NUM_CLASSES, SPLITS, SYNTHETIC_STAMP, FERDataError
+from fer_helpers.data.synthetic import make_synthetic_fer
+from fer_helpers.orchestrate.study import SYNTHETIC_LABEL, default_run_dir, setup, synthetic_sizes
 
 # A small profile (smoke's name, smaller caps) keeps the synthetic faces quick to generate.
 TINY = get_profile("smoke", train_per_class=10, eval_per_class=5)
@@ -61,7 +61,7 @@ def test_setup_falls_back_to_synthetic_faces_loudly(no_fer, capsys):
 
 
 def test_in_a_notebook_the_synthetic_warning_is_the_banner_alone(no_fer, capsys, monkeypatch):
-    from fer_helpers import study as study_module
+    from fer_helpers.orchestrate import study as study_module
 
     monkeypatch.setattr(study_module, "in_notebook", lambda: True)
     study = setup(TINY)
@@ -112,7 +112,9 @@ def test_setup_reads_fer2013_path_and_data_folder(fer_csv, monkeypatch, tmp_path
     monkeypatch.setenv("FER2013_PATH", str(fer_csv))
     assert setup(TINY).data.source == str(fer_csv)
     monkeypatch.delenv("FER2013_PATH")
-    monkeypatch.setattr(fer_data, "DATA_DIR", fer_csv.parent)
+    from fer_helpers.core import paths
+
+    monkeypatch.setattr(paths, "DATA_DIR", fer_csv.parent)
     study = setup(TINY, run_dir=tmp_path / "run")
     assert not study.synthetic and study.data.source == str(fer_csv)
 

@@ -7,8 +7,8 @@ import pytest
 from skimage.feature import hog
 from sklearn.svm import LinearSVC
 
-from fer_helpers.data import CLASS_NAMES, FER2013_COUNTS, IMAGE_SIZE, NUM_CLASSES, SPLITS
-from fer_helpers.synthetic import decisive_mask, decisive_masks, face_regions, make_synthetic_fer, region_masks
+from fer_helpers.data.fer2013 import CLASS_NAMES, FER2013_COUNTS, IMAGE_SIZE, NUM_CLASSES, SPLITS
+from fer_helpers.data.synthetic import decisive_mask, decisive_masks, face_regions, make_synthetic_fer, region_masks
 
 
 def test_format(synth):

@@ -9,13 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fer_helpers import training
-from fer_helpers.augment import augment_batch, random_crop, random_erasing, random_hflip, random_rotation
-from fer_helpers.config import CNNConfig
-from fer_helpers.inference import images_to_tensor, predict_logits
-from fer_helpers.results import RESUME_ENV, epochs_done
-from fer_helpers.training import DeviceBatches, fit_cnn
-from fer_helpers.weights import load_weights
+from fer_helpers.core.config import CNNConfig
+from fer_helpers.core.paths import RESUME_ENV
+from fer_helpers.data.results import epochs_done
+from fer_helpers.train import training
+from fer_helpers.train.augment import augment_batch, random_crop, random_erasing, random_hflip, random_rotation
+from fer_helpers.train.inference import images_to_tensor, predict_logits
+from fer_helpers.train.training import DeviceBatches, fit_cnn
+from fer_helpers.train.weights import load_weights
 
 # A small Model B learns the synthetic faces in a few CPU epochs; the paper's baseline needs many more.
 TINY = CNNConfig(
@@ -222,7 +223,7 @@ def test_changed_config_or_data_trains_anew_and_same_seed_gives_same_run(synth, 
     columns = ["train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1"]
     np.testing.assert_array_equal(repeat.history[columns].to_numpy(), changed.history[columns].to_numpy())
 
-    from fer_helpers.synthetic import make_synthetic_fer
+    from fer_helpers.data.synthetic import make_synthetic_fer
 
     other = make_synthetic_fer(n_train=280, n_public=70, n_private=70, seed=1)
     assert other.sha256 != small.sha256
@@ -292,13 +293,13 @@ def test_a_training_cell_shows_one_line_per_epoch_without_lightnings_banners(syn
     Lightning's loggers are restored afterwards. A report run's terminal gets the same lines and moments between."""
     import logging
 
-    from fer_helpers import progress
+    from fer_helpers.core import paths, progress
 
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     before = logger.level
     log = tmp_path / "progress.log"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(progress.PROGRESS_ENV, str(log))
+        patch.setenv(paths.PROGRESS_ENV, str(log))
         fit_cnn(synth.subsample(60, 10), replace(TINY, max_epochs=2), tmp_path)
     out, err = capfd.readouterr()
     for banner in ("GPU available", "TPU available", "Tip:", "LeafSpec", "Seed set to"):

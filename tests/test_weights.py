@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from fer_helpers.config import CNNConfig
-from fer_helpers.inference import predict_logits
-from fer_helpers.registry import build_model
-from fer_helpers.weights import (
+from fer_helpers.core.config import CNNConfig
+from fer_helpers.models.registry import build_model
+from fer_helpers.train.inference import predict_logits
+from fer_helpers.train.weights import (
     INT8_SCALE_SUFFIX,
     WEIGHTS_LIMIT_BYTES,
     decode_state,

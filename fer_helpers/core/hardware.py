@@ -1,0 +1,109 @@
+"""The machine a run executes on: its processor and whether it computes bf16 natively, its GPU, the precision
+"auto" stands for there, and the peak rates that estimates and speed tables hold measured throughput against."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from fer_helpers.core.config import CNNConfig
+
+
+def uses_cuda(config: CNNConfig) -> bool:
+    """Whether this configuration trains on a CUDA GPU on this machine."""
+    return config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def cpu_model() -> str:
+    """The processor's model name where the system says it (Linux), else the architecture."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX) and torch's oneDNN uses it.
+
+    Both are checked: torch will autocast to bf16 on any CPU, but without the instructions it emulates them,
+    several times slower than float32 (measured 8x slower training on an AVX2-only AMD EPYC).
+    """
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
+    except OSError:  # not Linux: no reliable flag source, stay with float32
+        return False
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def machine_kind(processor: str, cores: int, bf16_native: bool, gpu: str | None = None) -> str:
+    """A kind of machine, as benchmarks and plans key their rates: its GPU, or its processor, cores and whether it
+    computes bf16 natively (e.g. "AMD EPYC, 2 cores, emulated bf16")."""
+    return gpu or f"{processor}, {cores} cores, {'native' if bf16_native else 'emulated'} bf16"
+
+
+def this_machine() -> str:
+    """The `machine_kind` of this machine."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return machine_kind(cpu_model(), os.cpu_count() or 1, cpu_has_native_bf16(), gpu)
+
+
+PRECISION_NAMES = {"32-true": "float32", "bf16-mixed": "bf16 mixed", "16-mixed": "float16 mixed"}  # Lightning's
+
+
+def resolve_precision(config: CNNConfig) -> str:
+    """The Lightning precision that "auto" stands for on this machine (see the module docstring)."""
+    if config.precision != "auto":
+        return config.precision
+    if uses_cuda(config):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or "cpu (N threads)"."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
+
+
+# Dense bf16 tensor-core peaks from the vendors' datasheets, FLOP/s; the first name found in the device name wins.
+GPU_PEAK_FLOPS: dict[str, float] = {
+    "H200": 989e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+}
+
+
+def device_peak_flops(device: str) -> float | None:
+    """The datasheet bf16 peak (FLOP/s) of a GPU named in `device` (a RunResult's device), None if unknown."""
+    return next((peak for name, peak in GPU_PEAK_FLOPS.items() if name in device), None)
+
+
+def measure_matmul_flops(device: str | torch.device = "cpu", size: int = 1024, repeats: int = 5) -> float:
+    """The float32 matrix-multiply rate (FLOP/s) measured here: a practical peak for a CPU without a datasheet."""
+    a = torch.rand(size, size, device=device)
+    b = torch.rand(size, size, device=device)
+    a @ b  # warm-up: thread pool and caches
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)

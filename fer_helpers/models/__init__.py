@@ -1,0 +1,1 @@
+"""The networks, their training recipes, and the registry that names each model of the study once."""

@@ -1,0 +1,484 @@
+"""`fer-study`: the study's command line (report run, data check, training, the lesson's record, shipping weights,
+predicting and evaluating faces).
+
+Each subcommand is a `cmd_<name>(args) -> int` function and one parser block in `build_parser`. Arguments and
+the paths they name are checked before anything heavy is imported: a mistyped file or option answers at once,
+without loading torch (about 6 s and 1.2 GB on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fer_helpers.core.profiles import PROFILES
+
+SYNTHETIC = "synthetic"  # the --data value that asks for the synthetic faces (fer_helpers.orchestrate.study.SYNTHETIC)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Execute the notebooks with papermill into the run folder."""
+    from fer_helpers.data.fer2013 import FERDataError
+    from fer_helpers.orchestrate.runner import ReportError, run_report
+
+    try:
+        profile = _resolved(args.profile, args.data)
+        run_dir = run_report(profile, args.data, args.run_dir, notebooks=args.notebooks, fresh=args.fresh)
+    except ReportError as err:
+        print(f"\nReport run failed. {err}", file=sys.stderr)
+        return 1
+    except FERDataError:
+        raise
+    except (ValueError, FileNotFoundError) as err:  # no such notebook: nothing ran
+        print(f"fer-study report: {err}", file=sys.stderr)
+        return 2
+    print(f"Executed notebooks in {run_dir / 'executed'}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    """Load and validate FER-2013 and print what was found."""
+    if args.path is not None and (problem := path_problem(args.path, "file or folder")):
+        print(f"fer-study data check: {problem}", file=sys.stderr)
+        return 2
+    from fer_helpers.data.fer2013 import check_dataset
+
+    print(check_dataset(args.path))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or load from the cache) what the profile's plan holds, without Jupyter: in turn, or on a budget."""
+    if args.target and not args.plan:
+        print("fer-study train: --target only estimates (use it with --plan)", file=sys.stderr)
+        return 2
+    if args.commit and args.profile != "full":
+        print("fer-study train: --commit records runs of the full profile (use --profile full)", file=sys.stderr)
+        return 2
+    from fer_helpers.train.plan import plan_steps
+
+    profile = _resolved(args.profile, args.data)
+    steps = plan_steps(profile)
+    unknown = sorted(set(args.only or ()) - set(steps))
+    if unknown:
+        print(f"fer-study train: unknown step(s) {unknown}; choose from {steps}", file=sys.stderr)
+        return 2
+    from fer_helpers.data.fer2013 import find_fer2013
+    from fer_helpers.orchestrate.campaign import CampaignError, record_run, single_training
+    from fer_helpers.orchestrate.schedule import train_plan
+    from fer_helpers.orchestrate.study import default_run_dir
+
+    lock = None
+    if not args.plan:  # one training command at a time in a run folder: two would train the same runs
+        synthetic = args.data == SYNTHETIC or find_fer2013(args.data) is None
+        try:
+            lock = single_training(args.run_dir or default_run_dir(profile, synthetic))
+        except CampaignError as err:
+            print(f"fer-study train: {err}", file=sys.stderr)
+            return 2
+    on_finish = record_run if args.commit and not args.plan else None
+    try:
+        outcome = train_plan(
+            profile,
+            args.data,
+            args.run_dir,
+            jobs=args.jobs or 1,
+            budget_minutes=args.budget_minutes,
+            only=args.only,
+            archive=args.archive,
+            target=args.target,
+            plan_only=args.plan,
+            preflight=not args.no_preflight,
+            compile=args.compile,
+            fresh=args.fresh,
+            on_finish=on_finish,
+        )
+    except ValueError as err:  # options that do not go together: nothing was trained
+        print(f"fer-study train: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # the preflight failed: nothing was trained
+        print(f"fer-study train: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if lock is not None:
+            lock.close()
+    return 1 if outcome is not None and (outcome.failed or outcome.stopped) else 0
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    """Move the run folders of archives made by `fer-study train --archive` into a run folder."""
+    problems = [problem for archive in args.archives if (problem := path_problem(archive, "file"))]
+    for problem in problems:
+        print(f"fer-study unpack: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    from fer_helpers.train.bundle import BundleError, unpack_runs
+
+    run_root = Path(args.run_dir) if args.run_dir else Path("runs") / args.profile
+    try:
+        done = unpack_runs(args.archives, run_root)
+    except BundleError as err:
+        print(f"fer-study unpack: {err}", file=sys.stderr)
+        return 2
+    for path in done.added:
+        unfinished = " (in place of the same run left unfinished there)" if path.name in done.replaced else ""
+        print(f"added {path}{unfinished}")
+    for name in done.present:
+        print(f"already there, kept as it was: {name}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Classify the faces in photos, print one row per face and write annotated copies; a bad photo exits 2.
+
+    Missing photos are named before the model loads; the others are still classified.
+    """
+    if args.weights is not None and (problem := path_problem(args.weights, "file", "weights file")):
+        print(f"fer-study predict: {problem}", file=sys.stderr)
+        return 2
+    images = []
+    for image in args.images:
+        if problem := path_problem(image, "file"):
+            print(f"fer-study predict: {problem}", file=sys.stderr)
+        else:
+            images.append(image)
+    failed = len(args.images) - len(images)
+    if not images:
+        return 2
+    from fer_helpers.publish.predict import PredictError, load_model, model_line, predict_image, prediction_table
+    from fer_helpers.train.exported import ExportedModel
+
+    try:
+        model = load_model(args.weights, use_torch=args.explain)
+    except PredictError as err:
+        print(f"fer-study predict: {err}", file=sys.stderr)
+        return 2
+    print(model_line(model), flush=True)
+    if not args.explain and not isinstance(model, ExportedModel):
+        print("(`fer-study export` once: an ONNX export then answers without loading torch)", file=sys.stderr)
+    predictions = []
+    for image in images:
+        try:
+            predictions += predict_image(image, model, cam=args.explain, out_dir=args.out)
+        except PredictError as err:
+            print(f"fer-study predict: {err}", file=sys.stderr)
+            failed += 1
+    if predictions:
+        print(prediction_table(predictions).to_string(index=False))
+        print(f"Annotated copies in {args.out}")
+    return 2 if failed else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Accuracy, macro F1 and confusion matrix of trained weights on a folder with one sub-folder per class."""
+    problem = path_problem(args.folder, "folder")
+    if args.weights is not None:
+        problem = problem or path_problem(args.weights, "file", "weights file")
+    if problem:
+        print(f"fer-study evaluate: {problem}", file=sys.stderr)
+        return 2
+    import json
+
+    from fer_helpers.publish.predict import PredictError, evaluate_folder, evaluation_summary, load_model, model_line
+
+    try:
+        model = load_model(args.weights)
+        print(model_line(model), flush=True)
+        result = {"weights": str(model.weights_file)} | evaluate_folder(args.folder, model, args.drop_unknown)
+    except PredictError as err:
+        print(f"fer-study evaluate: {err}", file=sys.stderr)
+        return 2
+    print(evaluation_summary(result))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"Wrote {out}")
+    return 0
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    """Copy a trained CNN's weights into models/ with a model card, for predict, evaluate and Grad-CAM."""
+    if problem := path_problem(args.result, "folder", "result folder"):
+        print(f"fer-study ship: {problem}", file=sys.stderr)
+        return 2
+    from fer_helpers.data.fer2013 import find_fer2013, load_fer2013
+    from fer_helpers.publish.ship import ShipError, ship
+
+    path = find_fer2013(args.data)
+    data = load_fer2013(path) if path is not None else None  # for the card's numbers without twins
+    try:
+        weights, card = ship(args.result, args.models_dir, args.name, data)
+    except ShipError as err:
+        print(f"fer-study ship: {err}", file=sys.stderr)
+        return 2
+    print(f"Wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and its model card {card}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write shipped weights as ONNX beside them and check each against torch on PrivateTest faces."""
+    problems = [problem for weights in args.weights if (problem := path_problem(weights, "file", "weights file"))]
+    for problem in problems:
+        print(f"fer-study export: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    from fer_helpers.core.paths import MODELS_DIR
+    from fer_helpers.data.fer2013 import find_fer2013, load_fer2013
+    from fer_helpers.data.synthetic import make_synthetic_fer
+    from fer_helpers.train.exported import ExportError, check_export, export_onnx
+
+    weights = [Path(w) for w in args.weights] or sorted(MODELS_DIR.glob("*.safetensors"))
+    if not weights:
+        print(f"fer-study export: no weights in {MODELS_DIR}", file=sys.stderr)
+        return 2
+    found = None if args.data == SYNTHETIC else find_fer2013(args.data)
+    data = load_fer2013(found) if found is not None else make_synthetic_fer(n_private=1000, seed=0)
+    faces = data.split("PrivateTest")[0]
+    where = f"PrivateTest faces of {'FER-2013' if found is not None else 'the synthetic set (no FER-2013 found)'}"
+    for path in weights:
+        try:
+            exported = export_onnx(path)
+        except ExportError as err:
+            print(f"fer-study export: {err}", file=sys.stderr)
+            return 2
+        check = check_export(exported, path, faces)
+        print(
+            f"Wrote {exported} ({exported.stat().st_size / 1e6:.1f} MB). On {check['n']:,} {where}: largest "
+            f"difference in logits from torch {check['max_abs_logit_difference']:.2g}, the same class on "
+            f"{check['argmax_agreement']:.2%} of them."
+        )
+    return 0
+
+
+def cmd_lesson(args: argparse.Namespace) -> int:
+    """Show the classroom lessons recorded in run folders; with --publish, write them into the committed record and
+    the README's teaching block (the only way a lesson changes committed files)."""
+    problems = [problem for run_dir in args.run_dirs if (problem := path_problem(run_dir, "folder", "run folder"))]
+    for problem in problems:
+        print(f"fer-study lesson: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    import json
+
+    from fer_helpers.core.paths import REPO
+    from fer_helpers.orchestrate.study import default_run_dir
+    from fer_helpers.publish import lesson
+    from fer_helpers.publish.summary import METRICS_FILE
+
+    run_dirs = [Path(d) for d in args.run_dirs] or [default_run_dir(lesson.LESSON_PROFILE, synthetic=False)]
+    if not args.publish:
+        for run_dir in run_dirs:
+            path = run_dir / lesson.RUN_RECORD
+            if not path.exists():
+                print(f"{run_dir}: no lesson recorded")
+                continue
+            runs = json.loads(path.read_text())["runs"]
+            print(f"{run_dir}: {lesson.time_range(runs)}.")
+        print("`fer-study lesson --publish` writes them into reports/lesson.json and the README's teaching block.")
+        return 0
+    committed = REPO / "reports" / METRICS_FILE
+    reference = json.loads(committed.read_text()) if committed.exists() else None
+    try:
+        record = lesson.publish_lesson(run_dirs, lesson.LESSON_FILE, REPO / "README.md", reference)
+    except ValueError as err:
+        print(f"fer-study lesson: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"Wrote {lesson.LESSON_FILE.relative_to(REPO)} ({len(record['runs'])} run(s)) and README.md's teaching block: "
+        f"{lesson.time_range(record['runs'])}. Commit both to publish the lesson."
+    )
+    return 0
+
+
+def path_problem(path: str, kind: str, what: str | None = None) -> str | None:
+    """Why a path given on the command line cannot be used as a `kind` ("file", "folder" or "file or folder"),
+    or None; what names the thing expected in the message (default: kind)."""
+    located = Path(path).expanduser()
+    if not located.exists():
+        return f"{path}: no such {what or kind}"
+    if kind == "file" and not located.is_file():
+        return f"{path}: {'a folder' if located.is_dir() else 'not a regular file'}, not a {what or kind}"
+    if kind == "folder" and not located.is_dir():
+        return f"{path}: a file, not a {what or kind}"
+    return None
+
+
+def _resolved(profile: str, data_path: str | None) -> str:
+    from fer_helpers.orchestrate.study import resolve_profile
+
+    chosen, why = resolve_profile(profile, data_path)
+    if profile == "auto":
+        print(f"profile auto -> {chosen} ({why})", flush=True)
+    return chosen
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every run-like subcommand shares with the notebooks' parameters cell."""
+    parser.add_argument(
+        "--profile",
+        choices=["auto", *sorted(PROFILES)],
+        default="auto",
+        help="run profile (default: auto = classroom on FER-2013, with or without a GPU, smoke on synthetic "
+        "faces; full only when named)",
+    )
+    parser.add_argument("--data", metavar="PATH", help="FER-2013 location (default: $FER2013_PATH, then data/)")
+    parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: runs/<profile>[-synthetic])")
+    parser.add_argument("--fresh", action="store_true", help="retrain even when a cached result exists")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one block per subcommand."""
+    parser = argparse.ArgumentParser(prog="fer-study", description="Facial emotion recognition on FER-2013: the study.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    report = commands.add_parser("report", help="execute the notebooks (papermill) into <run-dir>/executed")
+    _add_run_options(report)
+    report.add_argument("--notebooks", nargs="+", metavar="NN", help="only these notebooks, by number (e.g. 01 02)")
+    report.set_defaults(func=cmd_report)
+
+    data = commands.add_parser("data", help="inspect the data set")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    check = data_commands.add_parser("check", help="load and validate FER-2013, print counts and checksum")
+    check.add_argument("path", nargs="?", help="FER-2013 location (default: $FER2013_PATH, then data/)")
+    check.set_defaults(func=cmd_data_check)
+
+    train = commands.add_parser("train", help="train every model (cached per configuration and data checksum)")
+    _add_run_options(train)
+    train.add_argument(
+        "--only", nargs="+", metavar="STEP", help="only these steps of the plan (e.g. resnet_fer ablation)"
+    )
+    train.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the runs still to train, in value order, with time estimates; train nothing",
+    )
+    train.add_argument("--jobs", type=int, metavar="N", help="train N runs at once, each in its own process")
+    train.add_argument(
+        "--budget-minutes",
+        type=float,
+        metavar="M",
+        help="start no run whose estimate does not finish within M minutes; stop overdue runs",
+    )
+    train.add_argument(
+        "--archive",
+        metavar="DIR",
+        help="after each finished run, write all runs of this command as runs-NN.tar.gz into DIR",
+    )
+    train.add_argument("--target", choices=["h200", "h100"], help="with --plan: estimate for this GPU instead")
+    train.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile each CNN (recorded in the run; the experiment and its key are unchanged)",
+    )
+    train.add_argument(
+        "--commit",
+        action="store_true",
+        help="the campaign: after each finished run of the full profile, re-render reports/ and git-commit the run",
+    )
+    train.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip the seconds-long check of every architecture's whole path before training",
+    )
+    train.set_defaults(func=cmd_train)
+
+    unpack = commands.add_parser("unpack", help="add the run folders of `train --archive` archives to a run folder")
+    unpack.add_argument("archives", nargs="+", metavar="ARCHIVE", help="runs-NN.tar.gz files")
+    unpack.add_argument("--profile", default="full", choices=sorted(PROFILES), help="run folder runs/<profile>")
+    unpack.add_argument("--run-dir", metavar="DIR", help="run folder (default: runs/<profile>)")
+    unpack.set_defaults(func=cmd_unpack)
+
+    predict = commands.add_parser("predict", help="emotions of the faces in photos, with annotated copies")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="photos (any size; <= 64 px: a face crop)")
+    predict.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
+    predict.add_argument(
+        "--out",
+        metavar="DIR",
+        default="predictions",
+        help="folder for the annotated PNGs <name>_emotions.png (default: predictions)",
+    )
+    predict.add_argument(
+        "--explain", action="store_true", help="add Grad-CAM heatmaps to the annotated copies (loads torch)"
+    )
+    predict.add_argument("--no-cam", action="store_true", help=argparse.SUPPRESS)  # Grad-CAM was the default once
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy on a folder of labelled faces (one folder per class)")
+    evaluate.add_argument("folder", metavar="FOLDER", help="folder with one sub-folder per class (e.g. happy/, sad/)")
+    evaluate.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
+    evaluate.add_argument("--drop-unknown", action="store_true", help="leave out class folders that are not FER-2013's")
+    evaluate.add_argument("--json", metavar="OUT", help="also write the full result (per image, per class) as JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    export = commands.add_parser(
+        "export", help="write shipped weights as ONNX beside them (predict then runs without torch), checked"
+    )
+    export.add_argument("weights", nargs="*", metavar="WEIGHTS", help="weights files (default: every one in models/)")
+    export.add_argument(
+        "--data",
+        metavar="PATH",
+        help="FER-2013, whose PrivateTest faces check the export against torch (default: $FER2013_PATH, then "
+        "data/; synthetic faces where there is none, or with --data synthetic)",
+    )
+    export.set_defaults(func=cmd_export)
+
+    lesson = commands.add_parser(
+        "lesson", help="the classroom lessons timed in run folders; --publish writes them into the README"
+    )
+    lesson.add_argument(
+        "run_dirs",
+        nargs="*",
+        metavar="RUN_DIR",
+        help="run folders of whole classroom lessons (default: runs/classroom)",
+    )
+    lesson.add_argument(
+        "--publish",
+        action="store_true",
+        help="add their lessons to reports/lesson.json and rewrite the README's teaching block (committed files)",
+    )
+    lesson.set_defaults(func=cmd_lesson)
+
+    ship = commands.add_parser("ship", help="copy a trained CNN's weights into models/ with a model card")
+    ship.add_argument(
+        "result", metavar="RESULT_DIR", help="a CNN's result folder, e.g. runs/full/results/model_b-<key>"
+    )
+    ship.add_argument("--models-dir", metavar="DIR", help="where to write (default: the repository's models/)")
+    ship.add_argument("--name", help="file name without suffix (default: the result's model name, e.g. model_b)")
+    ship.add_argument(
+        "--data",
+        metavar="PATH",
+        help="FER-2013, for the card's numbers without the test faces that "
+        "have a twin in Training (default: $FER2013_PATH, then data/)",
+    )
+    ship.set_defaults(func=cmd_ship)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the subcommand; bad data exits with status 2 and the reason."""
+    args = build_parser().parse_args(argv)
+    data, run_dir = getattr(args, "data", None), getattr(args, "run_dir", None)
+    problem = None
+    if data is not None and data != SYNTHETIC and (problem := path_problem(data, "file or folder")):
+        problem = f"--data {problem}"
+    elif run_dir is not None and Path(run_dir).expanduser().is_file():
+        problem = f"--run-dir {path_problem(run_dir, 'folder', 'run folder')}"
+    if problem:
+        print(f"fer-study {args.command}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except Exception as err:
+        from fer_helpers.data.fer2013 import FERDataError  # already imported where one was raised
+
+        if not isinstance(err, FERDataError):
+            raise
+        print(f"Data error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
