@@ -92,7 +92,7 @@ def main(names: list[str]) -> int:
     scripts = sorted(HERE.glob("bench_*.py"))
     if names:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in names]
-    report = json.loads(OUT.read_text()) if OUT.exists() else {"machines": {}}
+    report = json.loads(OUT.read_text(encoding="utf-8")) if OUT.exists() else {"machines": {}}
     here = machine()
     label = machine_label(here)
     results = dict(report["machines"].get(label, {}).get("results", {}))

@@ -233,7 +233,7 @@ def lab_environment(project: Path, config_dir: Path) -> dict[str, str]:
     for name, settings in LAB_SETTINGS.items():
         path = config_dir / "lab" / "user-settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings))
+        path.write_text(json.dumps(settings), encoding="utf-8")
     return env
 
 
@@ -490,7 +490,10 @@ def summary_table(results: list[NotebookResult]) -> str:
 def write_summary(results: list[NotebookResult], versions: dict[str, str]) -> Path:
     path = OUT / "summary.json"
     notebooks = [{**asdict(r), "failures": r.failures} for r in results]
-    path.write_text(json.dumps({**versions, "profile": "smoke, synthetic faces", "notebooks": notebooks}, indent=1))
+    path.write_text(
+        json.dumps({**versions, "profile": "smoke, synthetic faces", "notebooks": notebooks}, indent=1),
+        encoding="utf-8",
+    )
     return path
 
 

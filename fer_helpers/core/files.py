@@ -71,7 +71,7 @@ def rewrite_between(path: str | Path, start_marker: str, end_marker: str, conten
     A file without both markers, in that order, is an error that names them.
     """
     path = Path(path)
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     bounds = between_markers(text, start_marker, end_marker)
     if bounds is None:
         raise ValueError(f"{path.name} has no '{start_marker}' ... '{end_marker}' block to update")

@@ -65,7 +65,7 @@ def follow(path: str | Path, stream: TextIO, prefix: str = "", interval: float =
     processes started inside the block."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("")
+    path.write_text("", encoding="utf-8")
     writer, stop, before = LineWriter(stream, prefix), threading.Event(), os.environ.get(PROGRESS_ENV)
     start = time.perf_counter()
     state = {"pending": "", "last": start}  # a line whose end has not been written yet; when the last one came

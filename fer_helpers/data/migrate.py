@@ -33,7 +33,7 @@ def rename_model_runs(run_root: str | Path, old: str, new: str) -> list[tuple[Pa
     """
     moves = []
     for result_file in sorted((Path(run_root) / "results").glob(f"{old}-*/{RESULT_FILE}")):
-        meta = json.loads(result_file.read_text())
+        meta = json.loads(result_file.read_text(encoding="utf-8"))
         if meta["model"] not in (old, new):  # another model whose name starts with `old-`
             continue
         config = meta["config"]
@@ -52,7 +52,7 @@ def rename_model_runs(run_root: str | Path, old: str, new: str) -> list[tuple[Pa
         moves.append((result_file.parent, target, meta | {"model": new, "config": config, "key": key}))
     for source, target, meta in moves:
         tmp = source / f".{RESULT_FILE}.tmp"
-        tmp.write_text(json.dumps(meta, indent=2))
+        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
         os.replace(tmp, source / RESULT_FILE)
         os.rename(source, target)
     return [(source, target) for source, target, _ in moves]

@@ -130,12 +130,12 @@ class RunResult:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "git_commit": self.git_commit,
             }
-            (tmp / RESULT_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+            (tmp / RESULT_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable), encoding="utf-8")
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunResult:
         run_dir = Path(run_dir)
-        meta = json.loads((run_dir / RESULT_FILE).read_text())
+        meta = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
         with np.load(run_dir / PREDICTIONS_FILE) as npz:
             logits = {k[len("logits_") :]: npz[k] for k in npz.files if k.startswith("logits_")}
             labels = {k[len("labels_") :]: npz[k] for k in npz.files if k.startswith("labels_")}
@@ -182,9 +182,11 @@ def epochs_done(run_dir: str | Path, key: str) -> int:
     """Epochs an unfinished run of this key has saved in run_dir, ready to resume from (0: none, or not known)."""
     checkpoints = Path(run_dir) / CHECKPOINT_DIR
     try:
-        if (checkpoints / RESUME_KEY_FILE).read_text().strip() != key or not (checkpoints / RESUME_FILE).exists():
+        if (checkpoints / RESUME_KEY_FILE).read_text(encoding="utf-8").strip() != key or not (
+            checkpoints / RESUME_FILE
+        ).exists():
             return 0
-        return int((checkpoints / RESUME_EPOCHS_FILE).read_text().strip())
+        return int((checkpoints / RESUME_EPOCHS_FILE).read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return 0
 

@@ -274,12 +274,12 @@ def cmd_lesson(args: argparse.Namespace) -> int:
             if not path.exists():
                 print(f"{run_dir}: no lesson recorded")
                 continue
-            runs = json.loads(path.read_text())["runs"]
+            runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
             print(f"{run_dir}: {lesson.time_range(runs)}.")
         print("`fer-study lesson --publish` writes them into reports/lesson.json and the README's teaching block.")
         return 0
     committed = REPO / "reports" / METRICS_FILE
-    reference = json.loads(committed.read_text()) if committed.exists() else None
+    reference = json.loads(committed.read_text(encoding="utf-8")) if committed.exists() else None
     try:
         record = lesson.publish_lesson(run_dirs, lesson.LESSON_FILE, REPO / "README.md", reference)
     except ValueError as err:

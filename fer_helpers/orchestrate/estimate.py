@@ -130,7 +130,7 @@ def measured_rates(run_root: str | Path, device: Device, benchmarks: str | Path 
     rates = {m: flops(m, {}, r) for m, r in benchmark_rates(device, benchmarks).items() if m in MODELS}
     from_runs: dict[str, float] = {}
     for path in sorted(Path(run_root).glob(f"results/*/{RESULT_FILE}")):
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
         config, rate = meta.get("config", {}), meta.get("images_per_second")
         ran_on = meta.get("extra", {}).get("machine", "") if device.kind == "cpu" else meta.get("device", "")
         same_kind = ran_on == device.name if device.kind == "cpu" else device.name.lower() in ran_on.lower()

@@ -256,7 +256,7 @@ def _write_timings(run_dir: Path, parameters: dict, timings: list[dict], total: 
         "notebooks": [{**t, "seconds": round(t["seconds"], 2)} for t in timings],
         **whole,
     }
-    (run_dir / TIMINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    (run_dir / TIMINGS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 def _summary(timings: list[dict]) -> str:

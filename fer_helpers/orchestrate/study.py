@@ -160,7 +160,7 @@ class Study:
         if not self.profile.paper_sizes:
             header.append(f"_profile: {self.profile.name}_")
         lines = ([" · ".join(header), ""] if header else []) + [dataframe_markdown(flat)]
-        (self.tables_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
+        (self.tables_dir / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return table
 
 

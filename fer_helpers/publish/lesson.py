@@ -43,11 +43,11 @@ def lesson_run(run_dir: str | Path) -> dict:
     """One lesson run from its run folder: seconds per notebook, the main models' accuracy, the orderings, the
     ablation's reference; raises ValueError where the folder does not hold a whole classroom lesson on FER-2013."""
     run_dir = Path(run_dir)
-    timings = json.loads((run_dir / "timings.json").read_text())
+    timings = json.loads((run_dir / "timings.json").read_text(encoding="utf-8"))
     metrics_path = run_dir / "reports" / METRICS_FILE
     if not metrics_path.exists():
         raise ValueError(f"{metrics_path} is missing: the lesson's evaluation notebook (05) did not run")
-    metrics = json.loads(metrics_path.read_text())
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     if timings["profile"] != LESSON_PROFILE or timings.get("synthetic", False):
         raise ValueError(f"{run_dir} holds a {timings['profile']} run on {timings['data_path']}, not the lesson")
     failed = [t["notebook"] for t in timings["notebooks"] if t["status"] != "ok"]
@@ -118,7 +118,11 @@ def add_runs(lesson_path: str | Path, runs: list[dict]) -> dict:
     """Add lesson runs to the record at lesson_path, each once (by the time it was made), keep the latest RUNS_KEPT
     and return the record; runs of a classroom profile with other settings are dropped, being another lesson."""
     lesson_path = Path(lesson_path)
-    record = json.loads(lesson_path.read_text()) if lesson_path.exists() else {"profile": LESSON_PROFILE, "runs": []}
+    record = (
+        json.loads(lesson_path.read_text(encoding="utf-8"))
+        if lesson_path.exists()
+        else {"profile": LESSON_PROFILE, "runs": []}
+    )
     if record.get("profile_settings") != _settings():  # another lesson: its runs do not compare with this one
         record["runs"] = []
     record["profile_settings"] = _settings()
@@ -144,7 +148,7 @@ def publish_lesson(
         path = run_dir / RUN_RECORD
         if not path.exists():
             raise ValueError(f"{run_dir}: no lesson recorded ({RUN_RECORD} is written by a whole classroom report run)")
-        recorded = json.loads(path.read_text())
+        recorded = json.loads(path.read_text(encoding="utf-8"))
         if recorded.get("profile_settings") != _settings():
             raise ValueError(f"{path}: its lessons ran another classroom profile than today's; run the lesson again")
         runs += recorded["runs"]
@@ -293,4 +297,4 @@ def refresh_readme_lesson(readme_path: str | Path, reference: dict, lesson_path:
     lesson_path = Path(lesson_path)
     if not lesson_path.exists():
         return False
-    return update_readme_lesson(readme_path, json.loads(lesson_path.read_text()), reference)
+    return update_readme_lesson(readme_path, json.loads(lesson_path.read_text(encoding="utf-8")), reference)

@@ -192,7 +192,7 @@ def weights_result(path: str | Path) -> dict | None:
     """
     path = Path(path)
     if (path.parent / RESULT_FILE).is_file():
-        return json.loads((path.parent / RESULT_FILE).read_text())
+        return json.loads((path.parent / RESULT_FILE).read_text(encoding="utf-8"))
     try:
         with safe_open(str(path), framework="np") as f:
             metadata = f.metadata() or {}
@@ -202,7 +202,7 @@ def weights_result(path: str | Path) -> dict | None:
         return None
     run = f"{metadata['model']}-{metadata[SHIPPED_KEY]}"
     found = sorted((REPO / "runs").glob(f"*/results/{run}/{RESULT_FILE}"))
-    return json.loads(found[0].read_text()) if found else None
+    return json.loads(found[0].read_text(encoding="utf-8")) if found else None
 
 
 def model_line(model: Model) -> str:

@@ -169,7 +169,7 @@ def ship(
         twins = None
         if data is not None and data.sha256 == result.data_sha256:
             twins = {split: twin_mask(data, split) for split in CARD_SPLITS}
-        tmp_card.write_text(model_card(result, weights.name, twins))
+        tmp_card.write_text(model_card(result, weights.name, twins), encoding="utf-8")
         if weights.exists() and source != weights:
             _return_to_run(weights, result.run_dir.parent)
     if source == result.run_dir / WEIGHTS_FILE and shipped_weights(result.key) == weights:

@@ -564,7 +564,7 @@ def load_gradcam(reports_dir: str | Path | None, models: Mapping[str, dict]) -> 
     path = Path(reports_dir) / GRADCAM_FILE if reports_dir is not None else None
     if path is None or not path.exists():
         return None
-    summary = json.loads(path.read_text())
+    summary = json.loads(path.read_text(encoding="utf-8"))
     for name, run in summary.get("models", {}).items():
         per_seed = models.get(name, {}).get("per_seed") or [{}]
         if per_seed[0].get("key") != run.get("key"):

@@ -488,8 +488,8 @@ class ResumeCheckpoint(ModelCheckpoint):
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
         if trainer.is_global_zero:
-            (Path(filepath).parent / RESUME_KEY_FILE).write_text(self.key + "\n")
-            (Path(filepath).parent / RESUME_EPOCHS_FILE).write_text(f"{trainer.current_epoch + 1}\n")
+            (Path(filepath).parent / RESUME_KEY_FILE).write_text(self.key + "\n", encoding="utf-8")
+            (Path(filepath).parent / RESUME_EPOCHS_FILE).write_text(f"{trainer.current_epoch + 1}\n", encoding="utf-8")
 
 
 def _resume_checkpoint(run_dir: Path, key: str, fresh: bool) -> Path | None:
@@ -500,7 +500,7 @@ def _resume_checkpoint(run_dir: Path, key: str, fresh: bool) -> Path | None:
     """
     checkpoints = run_dir / CHECKPOINT_DIR
     resume, owner = checkpoints / RESUME_FILE, checkpoints / RESUME_KEY_FILE
-    if not fresh and resume.exists() and owner.exists() and owner.read_text().strip() == key:
+    if not fresh and resume.exists() and owner.exists() and owner.read_text(encoding="utf-8").strip() == key:
         return resume
     if rank_zero_only.rank == 0:
         for leftover in ("logs", "checkpoints"):  # from an interrupted or replaced run
