@@ -3,8 +3,8 @@
 `PAPER_RESULTS` and its companions are the paper's tables and text as printed (its Table 1's parameter count
 worked out by `table1_parameter_count`); `FIELD_RESULTS` are published FER-2013 results with how each was measured
 (split reported, split used for selection, pretraining, input size, test-time augmentation), so a reader sees which
-are comparable with ours. `REPORT_SPLIT` is where the study reports (PrivateTest), `ABLATION_SPLIT` where it
-chooses (PublicTest). Verdicts on the paper's claims are `claims`'s."""
+are comparable with ours. `REPORT_SPLIT` is where the study reports (PrivateTest), `SELECTION_SPLIT` where it
+chooses (PublicTest), and `ABLATION_SPLIT` judges keeping an ingredient there. Verdicts on the paper's claims are `claims`'s."""
 
 from __future__ import annotations
 
@@ -235,9 +235,14 @@ def paper_figure(paper: dict | None, what: str) -> str:
 REPORT_SPLIT = "PrivateTest"
 
 
+# Where models, epochs, hyper-parameters and a profile's sizes are chosen and judged; REPORT_SPLIT is never used to
+# choose.
+SELECTION_SPLIT = "PublicTest"
+
+
 # Keeping or dropping an ingredient is a model choice, so it is judged where models are selected; PrivateTest is
 # reported beside it.
-ABLATION_SPLIT = "PublicTest"
+ABLATION_SPLIT = SELECTION_SPLIT
 
 
 # An ablation measures an ingredient only when the model it is taken from has learned: below this accuracy on
