@@ -5,10 +5,8 @@ PY := $(VENV)/bin/python
 PROFILE ?= auto
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
-# JupyterLab refuses to start as root (Docker, most cloud notebooks) without --allow-root.
-ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
-# Kernels talk to the server over CurveZMQ-encrypted sockets instead of plain TCP (the kernelspec declares support).
-KERNEL_ENCRYPTION := --KernelManager.transport_encryption=auto
+# test, test-fast, lint, lab and lab-check are `fer-study` commands (fer_helpers/orchestrate/cli.py), so that a machine
+# without make (Windows) runs the same: `python -m fer_helpers test`, and so on.
 
 .PHONY: setup report train campaign campaign-plan test test-fast lint bench lab lab-check strip clean
 
@@ -36,26 +34,22 @@ campaign-plan: setup  ## what the campaign still has to train, with each run's e
 	$(PY) -m fer_helpers train --profile full --plan
 
 test: setup  ## the linter and format check, then the whole test suite (real data from data/, FER2013_PATH, FERPLUS_PATH)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m fer_helpers test $(ARGS)
 
 test-fast: setup  ## the edit loop: leaves out the tests that train, run notebooks or need FER-2013
-	$(PY) -m pytest -m "not trains and not fer2013" -q
+	$(PY) -m fer_helpers test --fast $(ARGS)
 
 lint: setup  ## the linter and the formatter's check (ruff, configured in pyproject.toml); `ruff format .` fixes the latter
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(PY) -m fer_helpers lint
 
 bench: setup  ## measure load, HOG, training and inference speed; writes reports/benchmarks.json
 	$(PY) benchmarks/run_all.py
 
 lab: setup  ## open the notebooks in JupyterLab (ARGS="--port 8890 --no-browser" passes options; as root adds --allow-root)
-	$(if $(ROOT_FLAG),@echo "Running as root: JupyterLab is started with --allow-root.")
-	$(VENV)/bin/jupyter lab notebooks/ $(ROOT_FLAG) $(KERNEL_ENCRYPTION) $(ARGS)
+	$(PY) -m fer_helpers lab $(ARGS)
 
 lab-check: setup  ## run every notebook in JupyterLab in headless Chromium on synthetic faces (ARGS="--notebooks 01 03")
-	$(PY) scripts/lab_check.py $(ARGS)
+	$(PY) -m fer_helpers lab-check $(ARGS)
 
 strip: setup  ## remove outputs from the source notebooks before committing
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

@@ -173,3 +173,69 @@ def test_argument_and_path_errors_answer_before_torch_is_imported(tmp_path):
         assert answer["status"] == 2, (argv, answer)
         assert expected in answer["err"], (argv, answer["err"])
         assert answer["heavy"] == [], (argv, answer["heavy"])
+
+
+MAKE_TARGETS_AS_COMMANDS = {"test": "test", "test-fast": "test --fast", "lint": "lint", "lab": "lab"}
+
+
+@pytest.mark.parametrize(("target", "command"), [*MAKE_TARGETS_AS_COMMANDS.items(), ("lab-check", "lab-check")])
+def test_make_targets_are_fer_study_commands(target, command):
+    """Each check and JupyterLab is a fer-study command that the Makefile calls, so make and Windows run the same."""
+    makefile = (paths.REPO / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split(f"\n{target}: ", 1)[1].split("\n\n", 1)[0]
+    assert f"-m fer_helpers {command}" in recipe, recipe
+
+
+def test_tool_commands_pass_unknown_options_on(monkeypatch):
+    from fer_helpers.orchestrate import cli
+
+    seen = []
+    monkeypatch.setattr(
+        "subprocess.run", lambda command, cwd: seen.append(command) or subprocess.CompletedProcess(command, 0)
+    )
+    assert main(["lab-check", "--notebooks", "01", "03"]) == 0
+    assert seen[-1][1:] == [str(paths.REPO / "scripts" / "lab_check.py"), "--notebooks", "01", "03"]
+    monkeypatch.setattr("os.geteuid", lambda: 1000, raising=False)
+    assert main(["lab", "--port", "8890"]) == 0
+    assert seen[-1][1:] == ["-m", "jupyterlab", "notebooks", cli.KERNEL_ENCRYPTION, "--port", "8890"]
+    monkeypatch.setattr("os.geteuid", lambda: 0, raising=False)  # as root (Docker, cloud notebooks)
+    assert main(["lab"]) == 0 and "--allow-root" in seen[-1]
+    seen.clear()
+    assert main(["test", "-k", "encoding"]) == 0
+    assert [c[2:4] for c in seen] == [["ruff", "check"], ["ruff", "format"], ["pytest", "-k"]]
+    with pytest.raises(SystemExit):  # other commands still refuse options they do not know
+        main(["report", "--port", "8890"])
+
+
+def test_test_command_stops_at_the_first_failure(monkeypatch):
+    runs = []
+    monkeypatch.setattr(
+        "subprocess.run", lambda command, cwd: runs.append(command) or subprocess.CompletedProcess(command, 3)
+    )
+    assert main(["test"]) == 3 and len(runs) == 1  # ruff check failed: no format check, no pytest
+
+
+def test_fast_tests_run_through_python_m_fer_helpers():
+    """`python -m fer_helpers test --fast` runs pytest for real (here only collecting one file's tests)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_helpers", "test", "--fast", "--collect-only", "-q", "tests/test_encoding.py"],
+        cwd=paths.REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "tests/test_encoding.py: 3" in result.stdout  # -q twice (ours and the command's): counts per file
+
+
+def test_readme_gives_every_make_target_without_make():
+    """The README's table beside the make lines: each target of the Makefile with its command without make."""
+    makefile = (paths.REPO / "Makefile").read_text(encoding="utf-8")
+    targets = makefile.split(".PHONY:", 1)[1].split("\n", 1)[0].split()
+    table = (paths.REPO / "README.md").read_text(encoding="utf-8").split("| with `make` | without `make` |", 1)[1]
+    rows = table.split("\n\n", 1)[0]
+    missing = [target for target in targets if f"`make {target}" not in rows]
+    assert not missing, f"make targets without their command in the README: {missing}"
+    for command in ("test", "test --fast", "lint", "lab", "lab-check", "report", "train"):
+        assert f"`fer-study {command}" in rows

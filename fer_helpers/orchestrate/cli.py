@@ -9,6 +9,7 @@ without loading torch (about 6 s and 1.2 GB on 2 cores).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -292,6 +293,49 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     return 0
 
 
+# The Makefile's checks and JupyterLab as commands of their own, for machines without make (Windows): each is
+# the list of commands `make <target>` runs, in order, from the repository's root.
+KERNEL_ENCRYPTION = "--KernelManager.transport_encryption=auto"  # kernels talk to JupyterLab over CurveZMQ
+
+
+def tool_commands(target: str, extra: list[str] | None = None) -> list[list[str]]:
+    """The commands of `fer-study test|test-fast|lint|lab|lab-check`, run with this Python from the repository."""
+    from fer_helpers.core.paths import REPO
+
+    python, extra = sys.executable, list(extra or ())
+    lint = [[python, "-m", "ruff", "check", "."], [python, "-m", "ruff", "format", "--check", "."]]
+    if target == "lint":
+        return lint
+    if target == "test":
+        return [*lint, [python, "-m", "pytest", *extra]]
+    if target == "test-fast":
+        return [[python, "-m", "pytest", "-m", "not trains and not fer2013", "-q", *extra]]
+    if target == "lab":
+        as_root = hasattr(os, "geteuid") and os.geteuid() == 0  # Docker, most cloud notebooks; no root on Windows
+        root = ["--allow-root"] if as_root and "--allow-root" not in extra else []
+        return [[python, "-m", "jupyterlab", "notebooks", *root, KERNEL_ENCRYPTION, *extra]]
+    if target == "lab-check":
+        return [[python, str(REPO / "scripts" / "lab_check.py"), *extra]]
+    raise ValueError(f"unknown target {target!r}")
+
+
+def cmd_tool(args: argparse.Namespace) -> int:
+    """Run one of the Makefile's checks or JupyterLab (`tool_commands`); stops at the first command that fails."""
+    import subprocess
+
+    from fer_helpers.core.paths import REPO
+
+    target = "test-fast" if args.command == "test" and args.fast else args.command
+    commands = tool_commands(target, args.extra)
+    if "--allow-root" in commands[-1] and "--allow-root" not in args.extra:
+        print("Running as root: JupyterLab is started with --allow-root.", flush=True)
+    for command in commands:
+        code = subprocess.run(command, cwd=REPO).returncode
+        if code:
+            return code
+    return 0
+
+
 def path_problem(path: str, kind: str, what: str | None = None) -> str | None:
     """Why a path given on the command line cannot be used as a `kind` ("file", "folder" or "file or folder"),
     or None; what names the thing expected in the message (default: kind)."""
@@ -454,12 +498,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ship.set_defaults(func=cmd_ship)
 
+    for name, text in (
+        ("test", "the linter, the format check and the whole test suite (`make test`); other options go to pytest"),
+        ("lint", "the linter and the format check, ruff (`make lint`)"),
+        ("lab", "open the notebooks in JupyterLab (`make lab`); other options go to JupyterLab (--port 8890)"),
+        ("lab-check", "every notebook run in JupyterLab in headless Chromium on synthetic faces (`make lab-check`)"),
+    ):
+        tool = commands.add_parser(name, help=text)
+        if name == "test":
+            tool.add_argument(
+                "--fast", action="store_true", help="leave out the tests that train, run notebooks or need FER-2013"
+            )
+        tool.set_defaults(func=cmd_tool)  # the options it does not know go on to ruff/pytest, JupyterLab or the check
+
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the subcommand; bad data exits with status 2 and the reason."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "func", None) is cmd_tool:
+        args.extra = extra[1:] if extra[:1] == ["--"] else extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     data, run_dir = getattr(args, "data", None), getattr(args, "run_dir", None)
     problem = None
     if data is not None and data != SYNTHETIC and (problem := path_problem(data, "file or folder")):
