@@ -94,6 +94,7 @@ class FERPlusVotes:
     source: str
     sha256: str  # checksum of the file
     dropped: int = 0  # fer2013new.csv rows without an Image name, not read
+    names: np.ndarray | None = None  # FER+'s image name of each (Image name, or ferplus_image), where given
 
     def __len__(self) -> int:
         return len(self.votes)
@@ -192,6 +193,7 @@ def read_votes(path: str | os.PathLike | None = None) -> FERPlusVotes:
                 f"{where} line {lines[bad]}: unknown Usage {str(usage[bad])!r} (expected {', '.join(SPLITS)})"
             )
         keys = rows
+        names = frame["Image name"].to_numpy().astype(str)
     else:
         keys = frame["entry"].to_numpy().astype(str)
         empty = keys == ""
@@ -204,6 +206,7 @@ def read_votes(path: str | os.PathLike | None = None) -> FERPlusVotes:
             rows = _parse_rows(text, lines, where)
             _check_unique(rows, text, lines, "fer2013_row", where)
         usage = np.array([match.group(1) if match else "" for match in map(_SPLIT_IN_NAME.search, keys)])
+        names = frame["ferplus_image"].to_numpy().astype(str) if "ferplus_image" in frame.columns else None
     votes = _parse_counts(frame, lines, where)
     return FERPlusVotes(
         votes=votes,
@@ -215,6 +218,7 @@ def read_votes(path: str | os.PathLike | None = None) -> FERPlusVotes:
         source=where,
         sha256=hashlib.sha256(raw).hexdigest(),
         dropped=dropped,
+        names=names,
     )
 
 

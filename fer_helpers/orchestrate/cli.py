@@ -49,6 +49,32 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ferplus_join(args: argparse.Namespace) -> int:
+    """Write an entry-keyed ferplus_votes.csv from fer2013new.csv, fer2013.csv and a Kaggle zip, matched by pixels."""
+    problems = [
+        problem for path in (args.fer2013new, args.csv, args.zip) if (problem := path_problem(path, "file or folder"))
+    ]
+    from fer_helpers.core.paths import DATA_DIR
+
+    out = Path(args.out) if args.out else DATA_DIR / "ferplus_votes.csv"
+    if (out.exists() or out.is_symlink()) and not args.force:
+        problems.append(f"{out} exists (--force replaces it)")
+    for problem in problems:
+        print(f"fer-study ferplus join: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    from fer_helpers.data.ferplus_join import build_ferplus_votes
+
+    try:
+        join = build_ferplus_votes(args.fer2013new, args.csv, args.zip, out, args.tolerance, args.margin)
+    except ValueError as err:  # FERDataError is one: a file that is not what it should be, nothing written
+        print(f"fer-study ferplus join: {err}", file=sys.stderr)
+        return 2
+    print(join.summary())
+    print(f"Wrote {out}: votes for {len(join.table):,} entries")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or load from the cache) what the profile's plan holds, without Jupyter: in turn, or on a budget."""
     if args.target and not args.plan:
@@ -387,6 +413,37 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_commands.add_parser("check", help="load and validate FER-2013, print counts and checksum")
     check.add_argument("path", nargs="?", help="FER-2013 location (default: $FER2013_PATH, then data/)")
     check.set_defaults(func=cmd_data_check)
+
+    ferplus = commands.add_parser("ferplus", help="the FER+ crowd votes")
+    ferplus_commands = ferplus.add_subparsers(dest="ferplus_command", required=True, metavar="ACTION")
+    join = ferplus_commands.add_parser(
+        "join",
+        help="write ferplus_votes.csv (keyed by zip entry) from fer2013new.csv, fer2013.csv and a Kaggle zip, by pixels",
+    )
+    join.add_argument("fer2013new", metavar="FER2013NEW", help="FER+'s fer2013new.csv")
+    join.add_argument(
+        "csv", metavar="FER2013_CSV", help="the original fer2013.csv, in the row order fer2013new.csv follows"
+    )
+    join.add_argument(
+        "zip", metavar="ZIP", help="the Kaggle zip (or its extracted folder) whose entries key the output"
+    )
+    join.add_argument("--out", metavar="PATH", help="where to write (default: data/ferplus_votes.csv)")
+    join.add_argument("--force", action="store_true", help="replace --out if it exists")
+    join.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        metavar="T",
+        help="farthest a row's entry may lie: mean absolute difference, grey levels (default: ferplus_join.TOLERANCE)",
+    )
+    join.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        metavar="M",
+        help="how much farther every other entry must lie (default: ferplus_join.MARGIN; under T a match may be wrong)",
+    )
+    join.set_defaults(func=cmd_ferplus_join)
 
     train = commands.add_parser("train", help="train every model (cached per configuration and data checksum)")
     _add_run_options(train)
