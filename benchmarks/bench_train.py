@@ -24,7 +24,7 @@ from dataclasses import replace
 import torch
 
 from fer_helpers.core.config import CNNConfig
-from fer_helpers.core.hardware import cpu_has_native_bf16
+from fer_helpers.core.hardware import cpu_has_native_bf16, synchronize, training_device
 from fer_helpers.data.fer2013 import NUM_CLASSES, load_fer2013
 from fer_helpers.data.synthetic import make_synthetic_fer
 from fer_helpers.models.networks import count_params
@@ -56,8 +56,7 @@ def data_path_images_per_second(data, batch_size: int, device: str, epochs: int 
         for batch, batch_labels in DeviceBatches(images, labels, batch_size, generator):
             augment_batch(images_to_tensor(batch), FULL_AUGMENTATION, generator)
             n += len(batch_labels)
-    if device == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return n / (time.perf_counter() - start)
 
 
@@ -83,7 +82,7 @@ def run(
         "batch_size": batch_size,
         "torch_threads": torch.get_num_threads(),
     }
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = training_device()  # where fit_cnn's accelerator="auto" trains: cuda, mps or cpu
     result["data_path_images_per_second"] = round(data_path_images_per_second(data, batch_size, device), 1)
     native = device == "cuda" or cpu_has_native_bf16()
     result["bf16_native"] = native

@@ -7,11 +7,13 @@ settings. What goes into the cache key is written once, in `CNNConfig.experiment
 
 Precision: `precision="auto"` means bf16 mixed precision on CUDA and on a CPU that computes bf16 natively
 (AVX-512 BF16 or AMX), float32 on any other CPU, where bf16 is emulated and several times slower
-(`hardware.cpu_has_native_bf16`, `hardware.resolve_precision`). Layout: weights are channels-last ("auto"; on a 2-core CPU it trains
+(`hardware.cpu_has_native_bf16`, `hardware.resolve_precision`), and float32 on Apple silicon's GPU (MPS), where
+mixed precision is unmeasured. Layout: weights are channels-last ("auto"; on a 2-core CPU it trains
 these nets 1.3-1.7 times faster than the default layout, and it is what tensor cores want).
 
 Scaling is a matter of settings, passed straight to Lightning's `Trainer` (no distributed code of our own):
-- One GPU: nothing to set; `accelerator="auto"` picks it.
+- One GPU: nothing to set; `accelerator="auto"` picks it, a CUDA GPU or, on a Mac with Apple silicon, its GPU
+  through MPS (`hardware.uses_mps`).
 - Several GPUs in one machine: `CNNConfig(devices=4, strategy="ddp")`, run as a script
   (`fer-study train ...`); in a notebook use `strategy="ddp_notebook"`. Each process holds the faces on its
   own GPU and takes every `devices`-th image of the shared per-epoch permutation; `batch_size` is per device, so

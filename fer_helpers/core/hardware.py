@@ -1,11 +1,21 @@
-"""The machine a run executes on: its processor and whether it computes bf16 natively, its GPU, the precision
-"auto" stands for there, and the peak rates that estimates and speed tables hold measured throughput against."""
+"""The machine a run executes on: its processor and whether it computes bf16 natively, its GPU (CUDA, or Apple
+silicon's through MPS), the precision "auto" stands for there, and the peak rates that estimates and speed tables
+hold measured throughput against.
+
+Apple silicon: Lightning's `accelerator="auto"` trains on the Mac's GPU through MPS, where CUDA is absent. There
+precision "auto" is float32 (`resolve_precision`): torch's mixed precision on MPS has not been measured for these
+nets, so nothing says it is faster or as accurate. Timings wait for the GPU's queued work (`synchronize`), as on
+CUDA. MPS kernels promise no bitwise determinism: a run there is seeded like any other, but trains with Lightning's
+deterministic flag at "warn" (`deterministic_setting`), and the same run twice may differ in its last digits; on a
+CPU, runs are deterministic.
+"""
 
 from __future__ import annotations
 
 import functools
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,13 +29,60 @@ def uses_cuda(config: CNNConfig) -> bool:
     return config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
+def mps_available() -> bool:
+    """Whether Apple silicon's GPU is usable through MPS here."""
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def uses_mps(config: CNNConfig) -> bool:
+    """Whether this configuration trains on Apple silicon's GPU (MPS) on this machine: Lightning's "auto" and "gpu"
+    pick it where there is no CUDA."""
+    if config.accelerator == "mps":
+        return mps_available()
+    return config.accelerator in ("auto", "gpu") and not torch.cuda.is_available() and mps_available()
+
+
+def training_device() -> str:
+    """Where `accelerator="auto"` trains on this machine: "cuda", "mps" or "cpu"."""
+    return "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait until the device has finished its queued work, so that a clock read next times it (CUDA and MPS run
+    asynchronously; a CPU needs no wait)."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
+def deterministic_setting(config: CNNConfig) -> bool | str:
+    """Lightning's deterministic flag for this run: True on a CPU; on CUDA False, with cuDNN's benchmark choosing
+    kernels; "warn" on MPS, whose kernels may have no deterministic version (see the module docstring)."""
+    if uses_cuda(config):
+        return False
+    return "warn" if uses_mps(config) else True
+
+
 def cpu_model() -> str:
-    """The processor's model name where the system says it (Linux), else the architecture."""
+    """The processor's model name where the system says it (Linux's /proc/cpuinfo, macOS's sysctl, e.g. "Apple
+    M2"), else the architecture."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         for line in cpuinfo.read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
+    if platform.system() == "Darwin":
+        try:
+            brand = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            brand = ""
+        if brand:
+            return brand
     return platform.processor() or platform.machine()
 
 
@@ -55,8 +112,10 @@ def machine_kind(processor: str, cores: int, bf16_native: bool, gpu: str | None 
 
 
 def this_machine() -> str:
-    """The `machine_kind` of this machine."""
+    """The `machine_kind` of this machine: its CUDA GPU, Apple silicon's GPU ("Apple M2 GPU (MPS)"), or its CPU."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    if gpu is None and mps_available():
+        gpu = f"{cpu_model()} GPU (MPS)"
     return machine_kind(cpu_model(), os.cpu_count() or 1, cpu_has_native_bf16(), gpu)
 
 
@@ -69,13 +128,17 @@ def resolve_precision(config: CNNConfig) -> str:
         return config.precision
     if uses_cuda(config):
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if uses_mps(config):
+        return "32-true"  # mixed precision on MPS is unmeasured here (see the module docstring)
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
 
 
 def device_name(device: torch.device) -> str:
-    """The GPU's name, or "cpu (N threads)"."""
+    """The GPU's name, "mps (Apple M2)" on Apple silicon, or "cpu (N threads)"."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"mps ({cpu_model()})"
     threads = torch.get_num_threads()
     return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
 

@@ -10,7 +10,8 @@ continues where it stopped.
 The whole data set is small (35,887 faces of 48x48 bytes, 83 MB), so it is copied once to the training device
 as uint8 tensors; every batch is sliced there from a per-epoch permutation and augmented there with batched
 tensor operations (`augment_batch`). No worker processes, no per-batch host work. Precision, layout and scaling
-over devices are settings of `CNNConfig` (see `config`). CPU runs are deterministic.
+over devices are settings of `CNNConfig` (see `config`). CPU runs are deterministic; on Apple silicon (MPS) they
+are seeded but not bitwise reproducible (`hardware.deterministic_setting`).
 
 Targets: `targets="labels"` trains on FER-2013's single label of each face; `targets="crowd"` trains on the FER+
 crowd's vote distribution over the seven classes (`ferplus.vote_distribution` of the votes that
@@ -46,7 +47,14 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from fer_helpers.core.config import CNNConfig, result_name
-from fer_helpers.core.hardware import device_name, resolve_precision, this_machine, uses_cuda
+from fer_helpers.core.hardware import (
+    deterministic_setting,
+    device_name,
+    resolve_precision,
+    synchronize,
+    this_machine,
+    uses_cuda,
+)
 from fer_helpers.core.markdown import format_duration
 from fer_helpers.core.paths import RESUME_ENV
 from fer_helpers.core.progress import DONE, LIVE, LineWriter, report
@@ -319,7 +327,7 @@ class EpochRecorder(Callback):
         return float(sum(row["seconds"] for row in self.rows))
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        _synchronize(pl_module.device)
+        synchronize(pl_module.device)
         self._start, self._train_end = time.perf_counter(), None
         self._lr = trainer.optimizers[0].param_groups[0]["lr"]  # the rate this epoch starts with
 
@@ -327,11 +335,11 @@ class EpochRecorder(Callback):
         self.train_images += len(batch[1])
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
-        _synchronize(pl_module.device)
+        synchronize(pl_module.device)
         self._train_end = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        _synchronize(pl_module.device)
+        synchronize(pl_module.device)
         now = time.perf_counter()
         self.train_seconds += (self._train_end or now) - self._start
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -428,11 +436,6 @@ def _torch_flags() -> tuple[bool, bool]:
 def _restore_torch_flags(flags: tuple[bool, bool]) -> None:
     torch.use_deterministic_algorithms(flags[0])
     torch.backends.cudnn.benchmark = flags[1]
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # ---------------------------------------------------------------- training with a cache
@@ -566,7 +569,7 @@ def _train(
                 callbacks=callbacks,
                 logger=logger,
                 default_root_dir=run_dir,
-                deterministic=not cuda,
+                deterministic=deterministic_setting(config),
                 benchmark=cuda,
                 num_sanity_val_steps=0,
                 enable_model_summary=False,
