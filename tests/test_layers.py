@@ -17,7 +17,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "models": ("networks", "recipes", "registry"),
     "train": ("inference", "exported", "weights", "speed", "augment", "classical", "training", "plan", "bundle"),
     "analysis": ("claims", "ablation", "explain", "cost", "plots"),
-    "publish": ("summary", "report", "readme", "ship", "lesson", "predict"),
+    "publish": ("summary", "report", "readme", "ship", "lesson", "predict", "book"),
     "orchestrate": ("study", "steps", "estimate", "schedule", "campaign", "runner", "cli"),
 }
 

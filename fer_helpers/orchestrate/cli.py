@@ -75,6 +75,26 @@ def cmd_ferplus_join(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_book(args: argparse.Namespace) -> int:
+    """Build a static site from a run folder's executed notebooks and its REPORT.md, into <run_dir>/book/."""
+    problem = path_problem(args.run_dir, "folder", "run folder")
+    if args.report is not None:
+        problem = problem or path_problem(args.report, "file", "report")
+    if problem:
+        print(f"fer-study book: {problem}", file=sys.stderr)
+        return 2
+    from fer_helpers.publish.book import BookError, build_book
+
+    try:
+        book = build_book(args.run_dir, args.report)
+    except BookError as err:
+        print(f"fer-study book: {err}", file=sys.stderr)
+        return 2
+    report = "and the report" if book.report is not None else "(no REPORT.md found: run notebook 05)"
+    print(f"Wrote {book.index}: {len(book.notebooks)} notebook page(s) {report}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or load from the cache) what the profile's plan holds, without Jupyter: in turn, or on a budget."""
     if args.target and not args.plan:
@@ -413,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_commands.add_parser("check", help="load and validate FER-2013, print counts and checksum")
     check.add_argument("path", nargs="?", help="FER-2013 location (default: $FER2013_PATH, then data/)")
     check.set_defaults(func=cmd_data_check)
+
+    book = commands.add_parser("book", help="a static site of a run folder's executed notebooks and REPORT.md")
+    book.add_argument("run_dir", metavar="RUN_DIR", help="a run folder after a report run, e.g. runs/smoke-synthetic")
+    book.add_argument("--report", metavar="PATH", help="REPORT.md (default: the run folder's reports/REPORT.md)")
+    book.set_defaults(func=cmd_book)
 
     ferplus = commands.add_parser("ferplus", help="the FER+ crowd votes")
     ferplus_commands = ferplus.add_subparsers(dest="ferplus_command", required=True, metavar="ACTION")
