@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -18,17 +19,41 @@ def _normalise(requirement: str) -> str:
     return re.sub(r"\s+", "", requirement).lower()
 
 
-def test_environment_yml_installs_the_project_with_the_lock():
-    """Conda brings Python; pip installs the project and its dev tools constrained by requirements.lock, as
-    `make setup` does, so that no version floats."""
-    env = yaml.safe_load((REPO / "environment.yml").read_text())
+def _conda_env():
+    spec = importlib.util.spec_from_file_location("conda_env", REPO / "scripts" / "conda_env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_environment_yml_is_generated_from_the_lock():
+    """Conda brings Python; pip installs every version the lock pins, and the study, as `make setup` does: the file
+    is what scripts/conda_env.py makes of requirements.lock today."""
+    assert (REPO / "environment.yml").read_text(encoding="utf-8") == _conda_env().environment_yml(_lock_as_written()), (
+        "environment.yml is out of date: run .venv/bin/python scripts/conda_env.py"
+    )
+    env = yaml.safe_load((REPO / "environment.yml").read_text(encoding="utf-8"))
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
-    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
     assert python == "python=3.11" and ">=3.10" in requires.replace(" ", "")
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    assert [_normalise(r) for r in pip_section] == ["-crequirements.lock", "-e.[dev]"]
-    makefile = (REPO / "Makefile").read_text()
-    assert "-c requirements.lock -e '.[dev]'" in makefile  # the same install as make setup
+    assert _normalise(pip_section[-1]) == "-e.[dev]"
+    pinned = {canonicalize_name(Requirement(r).name): str(Requirement(r).specifier) for r in pip_section[:-1]}
+    assert pinned == {name: f"=={version}" for name, version in _lock().items()}  # the same versions, every one
+    markers = {canonicalize_name(Requirement(r).name): str(Requirement(r).marker) for r in pip_section[:-1] if ";" in r}
+    assert markers["triton"] == 'sys_platform == "linux"' and markers["nvidia-cublas"] == 'sys_platform == "linux"'
+    assert "torch" not in markers and "numpy" not in markers  # what every system needs carries no marker
+
+
+def test_a_stale_environment_yml_is_caught(tmp_path):
+    conda_env = _conda_env()
+    lock = _lock_as_written()
+    lock["numpy"] = "0.0.1"
+    assert "numpy==0.0.1" in conda_env.environment_yml(lock)
+
+
+def _lock_as_written() -> dict[str, str]:
+    return _conda_env().read_lock(REPO / "requirements.lock")
 
 
 def _lock() -> dict[str, str]:
@@ -56,12 +81,15 @@ def test_lock_pins_a_version_every_declared_requirement_allows():
         )
 
 
-def test_torch_is_pinned_exactly():
-    """The study's torch pair: the same pins on a laptop CPU and on a GPU host (which takes their CUDA builds)."""
-    deps = [Requirement(r) for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
-    for requirement in deps:
-        if requirement.name in ("torch", "torchvision"):
-            assert str(requirement.specifier).startswith("=="), f"{requirement} must be an exact pin"
+def test_torch_is_a_range_in_pyproject_and_pinned_in_the_lock():
+    """pyproject.toml's torch and torchvision are ranges, so that installing the study on Google Colab keeps Colab's
+    own CUDA build; the lock pins the exact pair that `make setup` and conda install."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    deps = {Requirement(r).name: Requirement(r) for r in project["dependencies"]}
+    lock = _lock()
+    for name in ("torch", "torchvision"):
+        assert not str(deps[name].specifier).startswith("=="), f"{deps[name]} must be a range"
+        assert deps[name].specifier.contains(lock[name]), f"the lock's {name}=={lock[name]} is outside {deps[name]}"
 
 
 def test_source_notebooks_have_no_outputs_and_a_parameters_cell():
