@@ -293,6 +293,9 @@ def test_the_weakest_class_is_chosen_on_other_faces_than_it_is_tested_on():
     weakest = table[table["claim"].str.startswith("heat on eyes + mouth, weakest class")]
     assert weakest["claim"].iloc[0] == "heat on eyes + mouth, weakest class (Angry, chosen on other faces)"
     assert weakest["n"].iloc[0] == 5 and weakest["holds"].iloc[0]  # Angry's other faces are on the face
+    blob = explain.paper_claims(cams, labels, regions)  # the comparison against the centre-biased blob: the same rule
+    chosen = blob[blob["claim"].str.startswith("heat on eyes + mouth, weakest class")]["claim"]
+    assert chosen.iloc[0] == "heat on eyes + mouth, weakest class (Angry, chosen on other faces)"
 
 
 def test_pick_examples_takes_the_most_confident():
