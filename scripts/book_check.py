@@ -12,6 +12,7 @@ Chromium, chromedriver and selenium come as for scripts/lab_check.py (installed 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import sys
@@ -34,7 +35,8 @@ return {
 
 def anchors_of(page: Path) -> set[str]:
     """The ids and names an HTML page defines (the targets of #anchor links)."""
-    return set(re.findall(r'\b(?:id|name)="([^"]+)"', page.read_text(encoding="utf-8", errors="replace")))
+    text = page.read_text(encoding="utf-8", errors="replace")
+    return {html.unescape(anchor) for anchor in re.findall(r'\b(?:id|name)="([^"]+)"', text)}
 
 
 def link_problem(page: Path, href: str, site: Path) -> str | None:
@@ -42,14 +44,15 @@ def link_problem(page: Path, href: str, site: Path) -> str | None:
     parts = urlsplit(href)
     if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:", "data:")):
         return None
-    target = page if not parts.path else (page.parent / unquote(parts.path)).resolve()
+    target = (page if not parts.path else page.parent / unquote(parts.path)).resolve()
     if not target.is_relative_to(site.resolve()):
         return f"{href}: leaves the site"
     if target.is_dir():
         target = target / "index.html"
     if not target.is_file():
         return f"{href}: no such file"
-    if parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in anchors_of(target):
+    anchors = anchors_of(target) if parts.fragment and target.suffix == ".html" else set()
+    if parts.fragment and not {parts.fragment, unquote(parts.fragment)} & anchors:  # browsers try both
         return f"{href}: no #{parts.fragment} in {target.name}"
     return None
 

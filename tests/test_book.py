@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
+import os
 import re
 import sys
 from pathlib import Path
@@ -84,6 +85,9 @@ def test_book_pages_links_and_figures_resolve(tmp_path: Path, book_check) -> Non
     assert book_check.link_problem(site / "index.html", "nowhere.html", site) == "nowhere.html: no such file"
     assert "no #nope" in book_check.link_problem(site / "index.html", "report/index.html#nope", site)
     assert book_check.link_problem(site / "index.html", "../executed/x.ipynb", site).endswith("leaves the site")
+    relative = Path(os.path.relpath(site / "notebooks" / "02_hog_svm.html"))  # a page named from the working folder
+    assert book_check.link_problem(relative, "#The-SVM", site) is None
+    assert "no #Nope" in book_check.link_problem(relative, "#Nope", site)
     assert sorted(path.read_bytes() for path in run_dir.rglob("*") if path.is_file() and site not in path.parents) == (
         before
     )  # the run folder itself is left as it was
