@@ -15,4 +15,5 @@ FERPLUS_ENV = "FERPLUS_PATH"  # points at the FER+ votes (after an explicit path
 CACHE_ENV = "FER_CACHE_DIR"  # where parsed FER-2013 arrays are cached (default ~/.cache/fer_helpers)
 RESUME_ENV = "FER_STUDY_RESUME"  # "0": no per-epoch state (a training host discarded after the run)
 COMMIT_ENV = "FER_STUDY_COMMIT"  # the commit of a source tree copied without its .git (a training host's)
+PROFILE_ENV = "FER_STUDY_PROFILE"  # the profile that "auto" stands for, where set (Colab's first cell sets it)
 PROGRESS_ENV = "FER_STUDY_PROGRESS"  # the file a report run's notebooks append their progress lines to

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from fer_helpers.core.markdown import dataframe_markdown, index_as_columns
-from fer_helpers.core.paths import FER2013_ENV, REPO
+from fer_helpers.core.paths import FER2013_ENV, PROFILE_ENV, REPO
 from fer_helpers.core.profiles import PROFILES, Profile, get_profile
 from fer_helpers.data.fer2013 import FER2013_COUNTS, SPLITS, SYNTHETIC_STAMP, FERData, find_fer2013, load_fer2013
 
@@ -173,6 +173,8 @@ def resolve_profile(profile: str | Profile, data_path: str | Path | None = None)
     class on a GPU must never start hours of training by accident."""
     if profile != AUTO:
         return profile, "chosen"
+    if os.environ.get(PROFILE_ENV) in PROFILES:  # set by Colab's first cell (`colab.prepare`)
+        return os.environ[PROFILE_ENV], f"auto: {PROFILE_ENV}"
     if data_path == SYNTHETIC or find_fer2013(data_path) is None:
         return "smoke", "auto: no FER-2013 found, so synthetic faces"
     return "classroom", "auto: FER-2013, so the lesson; profile='full' (asked for by name) re-renders the full study"
