@@ -14,7 +14,7 @@ from fer_helpers.core.config import EXECUTION_FIELDS, CNNConfig
 from fer_helpers.core.profiles import get_profile
 from fer_helpers.orchestrate import estimate, schedule
 from fer_helpers.orchestrate.cli import main
-from fer_helpers.orchestrate.estimate import Device, Slot, simulate
+from fer_helpers.orchestrate.estimate import Device, Slot, estimate_seconds, simulate
 from fer_helpers.orchestrate.schedule import run_plan
 from fer_helpers.train.bundle import PART_LIMIT_BYTES
 from fer_helpers.train.plan import PlannedRun, plan_runs
@@ -164,7 +164,7 @@ def test_the_training_path_runs_without_the_notebook_packages(no_fer, tmp_path):
     assert list((tmp_path / "results").glob("baseline_cnn-*/result.json"))
 
 
-def test_preflight_cuts_each_architecture_to_one_epoch_on_few_faces(synth):
+def test_preflight_cuts_each_architecture_to_two_epochs_on_few_faces(synth):
     plan = plan_runs("full")
     runs = schedule.preflight_runs(plan)
     architectures = {(r.config.model, r.config.model_kwargs) for r in plan if r.cnn}
@@ -172,7 +172,26 @@ def test_preflight_cuts_each_architecture_to_one_epoch_on_few_faces(synth):
     assert len(architectures) == 7  # 3 models and 4 architecture switches of the ablation
     assert {r.config.scheduler for r in runs} == {r.config.scheduler for r in plan if r.cnn}
     run, data, profile = schedule.preflight_variant(runs[0], synth, get_profile("full"))
-    assert run.config.max_epochs == 1 and len(data) < len(synth) and profile.side_train_per_class is None
+    assert run.config.max_epochs == schedule.PREFLIGHT_EPOCHS and len(data) < len(synth)
+    assert profile.side_train_per_class is None
+
+
+def test_preflight_rates_come_from_the_last_epoch_and_replace_the_assumed_ones(synth, tmp_path):
+    """A preflight run's last epoch times the model where the plan trains: its rate, not an assumed share of the
+    device's peak, sizes the runs (a slower device than assumed means longer estimates)."""
+    run = next(r for r in plan_runs("full") if r.cnn and r.config.model == "model_b")
+    folder = tmp_path / "results" / f"{run.name}-0123456789ab"
+    folder.mkdir(parents=True)
+    (folder / "history.csv").write_text("epoch,seconds\n1,30.0\n2,4.0\n", encoding="utf-8")
+    rates = schedule.preflight_rates([run], tmp_path, synth)
+    n_train = int((synth.subsample(schedule.PREFLIGHT_TRAIN_PER_CLASS, 0, seed=0).usage == "Training").sum())
+    forward = schedule.forward_flops(run.config.model, run.config.model_kwargs)
+    assert rates == {"model_b": pytest.approx(schedule.TRAIN_FLOPS_PER_FORWARD * forward * n_train / 4.0)}
+    device = Device.target("h100")
+    assumed = estimate_seconds(run, 28_709, 7_178, device, 2)
+    measured = estimate_seconds(run, 28_709, 7_178, device, 2, shared={"model_b": rates["model_b"] / 10})
+    faster = estimate_seconds(run, 28_709, 7_178, device, 2, shared={"model_b": rates["model_b"] * 10})
+    assert measured > faster and measured != assumed
 
 
 def test_measured_rates_read_a_slim_tree_of_result_files(tmp_path):

@@ -149,9 +149,11 @@ def estimate_seconds(
     jobs: int,
     rates: dict[str, float] | None = None,
     epochs: int | None = None,
+    shared: dict[str, float] | None = None,
 ) -> float:
     """Estimated wall-clock seconds of one run (or of its `epochs` still to train) while `jobs` runs share the
-    device."""
+    device. `rates` are FLOP/s of one job alone (saved runs, benchmarks); `shared`, FLOP/s of one job measured while
+    `jobs` jobs shared the device (the preflight's), used as they are and first."""
     overhead = OVERHEAD_SECONDS[device.kind]
     if not run.cnn:
         return overhead + 120.0  # HOG features and a linear model: about two minutes on a few cores
@@ -159,6 +161,7 @@ def estimate_seconds(
     rate = measured / jobs if measured and device.kind == "cpu" else measured or device.job_rate(jobs)
     if measured and device.kind == "cuda":
         rate = min(measured, device.peak_flops * MAX_EFFICIENCY / jobs)
+    rate = (shared or {}).get(run.config.model) or rate
     epochs = run.config.max_epochs if epochs is None else epochs
     steps = epochs * max(1, n_train // run.config.batch_size)
     return overhead + max(run_flops(run, n_train, n_eval, epochs) / rate, steps * STEP_SECONDS[device.kind])

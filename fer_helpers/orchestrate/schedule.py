@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from fer_helpers.core.profiles import Profile
-from fer_helpers.data.results import RESULT_FILE, RunResult, epochs_done, result_dir
+from fer_helpers.data.results import HISTORY_FILE, RESULT_FILE, RunResult, epochs_done, result_dir
 from fer_helpers.orchestrate.estimate import (
     Device,
     Slot,
@@ -42,6 +43,10 @@ from fer_helpers.orchestrate.estimate import (
 from fer_helpers.train.plan import PlannedRun, plan_runs
 from fer_helpers.train.speed import TRAIN_FLOPS_PER_FORWARD
 
+# The preflight: every architecture of the plan for two epochs on a few faces per class; the first warms the device
+# up (kernel choice, caches), the second times it.
+PREFLIGHT_EPOCHS = 2
+PREFLIGHT_TRAIN_PER_CLASS, PREFLIGHT_EVAL_PER_CLASS = 128, 8
 WORKER_LOG_DIR = "logs"  # under the run folder: one log per run, kept when a run fails
 
 
@@ -187,12 +192,30 @@ def run_faces(study, run: PlannedRun):
 
 
 def preflight_variant(run: PlannedRun, data, profile: Profile):
-    """The same run, cut to seconds: one epoch on a few faces per class (the path it takes is unchanged)."""
-    small = data.subsample(16, 8, seed=0)
+    """The same run, cut to seconds: `PREFLIGHT_EPOCHS` epochs on a few faces per class (the path it takes is
+    unchanged). The last epoch, after the first has warmed the device up, times the run's training rate."""
+    small = data.subsample(PREFLIGHT_TRAIN_PER_CLASS, PREFLIGHT_EVAL_PER_CLASS, seed=0)
     if run.cnn:
-        run = replace(run, config=replace(run.config, max_epochs=1, patience=None))
+        run = replace(run, config=replace(run.config, max_epochs=PREFLIGHT_EPOCHS, patience=None))
     profile = replace(profile, side_train_per_class=None)
     return run, small, profile
+
+
+def preflight_rates(runs: list[PlannedRun], root: Path, data) -> dict[str, float]:
+    """Training FLOP/s of one job per model while the preflight's jobs shared the device, from each preflight
+    run's last epoch (its Training faces over its seconds): measured where the plan will train, not assumed."""
+    n_train = int((data.subsample(PREFLIGHT_TRAIN_PER_CLASS, 0, seed=0).usage == "Training").sum())
+    rates: dict[str, float] = {}
+    for run in runs:
+        if not run.cnn:
+            continue
+        found = sorted((root / "results").glob(f"{run.name}-*/{HISTORY_FILE}"))
+        if not found:
+            continue
+        seconds = float(pd.read_csv(found[0])["seconds"].iloc[-1])
+        flops = TRAIN_FLOPS_PER_FORWARD * forward_flops(run.config.model, run.config.model_kwargs) * n_train
+        rates[run.config.model] = min(rates.get(run.config.model, float("inf")), flops / max(seconds, 1e-9))
+    return rates
 
 
 def preflight_runs(plan: list[PlannedRun]) -> list[PlannedRun]:
@@ -212,6 +235,11 @@ def preflight_runs(plan: list[PlannedRun]) -> list[PlannedRun]:
             seen.add(signature)
             chosen.append(run)
     return chosen
+
+
+def _reestimate(run: PlannedRun, size: tuple[int, int, int], device, jobs: int, shared: dict[str, float]) -> float:
+    n_train, n_eval, epochs = size
+    return estimate_seconds(run, n_train, n_eval, device, jobs, epochs=epochs, shared=shared)
 
 
 def default_threads(jobs: int) -> int:
@@ -261,7 +289,7 @@ def train_plan(
     device = Device.target(target) if target else Device.here()
     rates = measured_rates(run_root, device)
     n_eval = int(np.isin(data.usage, ["PublicTest", "PrivateTest"]).sum())
-    slots = []
+    slots, sizes = [], {}
     for run in todo:
         if not run.cnn:
             slots.append(Slot(run, estimate_seconds(run, 0, n_eval, device, jobs)))
@@ -269,6 +297,7 @@ def train_plan(
         n_train = int((run.train_data(data, profile_obj, crowd=data).usage == "Training").sum())
         done = 0 if fresh else epochs_done(dirs[run.id], run.key_on(data, profile_obj))
         left = max(0, run.config.max_epochs - done)
+        sizes[run.id] = (n_train, n_eval, left)
         slots.append(
             Slot(
                 run,
@@ -298,10 +327,28 @@ def train_plan(
 
     data_path = SYNTHETIC if study.synthetic else str(study.full_data.source)
     started = time.perf_counter()
+    estimates, shared = {slot.run.id: slot.seconds for slot in slots}, {}
     if preflight:
-        check_path(preflight_runs(todo), profile_obj.name, data_path, jobs, threads, compile)
+        shared = check_path(preflight_runs(todo), profile_obj.name, data_path, jobs, threads, compile, data)
         print(f"preflight passed in {time.perf_counter() - started:.0f} s", flush=True)
+        if shared:  # the rates measured just now, with the jobs sharing the device, replace the assumed ones
+            slots = [
+                replace(slot, seconds=_reestimate(slot.run, sizes[slot.run.id], device, jobs, shared))
+                if slot.run.cnn and slot.run.config.model in shared
+                else slot
+                for slot in slots
+            ]
+            estimates = {slot.run.id: slot.seconds for slot in slots}
+            rates_text = ", ".join(f"{model} {rate / 1e12:.2f} TFLOP/s" for model, rate in sorted(shared.items()))
+            print(f"preflight rates per job with {jobs} job(s): {rates_text}", flush=True)
     remaining = None if budget is None else budget - (time.perf_counter() - started)
+    if shared:
+        print(
+            format_plan(
+                simulate([replace(s, start=None) for s in slots], jobs, remaining), saved, device, jobs, remaining
+            ),
+            flush=True,
+        )
     finished_dirs: dict[Path, bool] = {}
 
     def after(run: PlannedRun) -> None:
@@ -315,7 +362,7 @@ def train_plan(
 
     outcome = run_plan(
         todo,
-        {slot.run.id: slot.seconds for slot in slots},
+        estimates,
         lambda run: worker_command(run, profile_obj.name, data_path, run_root, threads, False, compile),
         jobs,
         remaining,
@@ -359,9 +406,16 @@ def train_in_turn(
 
 
 def check_path(
-    runs: list[PlannedRun], profile: str, data_path: str | None, jobs: int, threads: int, compile: bool = False
-) -> None:
-    """The preflight: train each run cut to seconds in worker processes, archive them and read them back.
+    runs: list[PlannedRun],
+    profile: str,
+    data_path: str | None,
+    jobs: int,
+    threads: int,
+    compile: bool = False,
+    data=None,
+) -> dict[str, float]:
+    """The preflight: train each run cut to seconds in worker processes, archive them and read them back; return
+    the training rate each model reached there (`preflight_rates`, with `data` the faces the plan trains on).
 
     Raises RuntimeError naming the run and its log's last lines at the first failure.
     """
@@ -372,7 +426,8 @@ def check_path(
     with tempfile.TemporaryDirectory(prefix="preflight-") as tmp:
         root = Path(tmp) / "runs"
         print(
-            f"preflight: {len(runs)} run(s), one epoch on a few faces each: " + ", ".join(r.id for r in runs),
+            f"preflight: {len(runs)} run(s), {PREFLIGHT_EPOCHS} epochs on a few faces each: "
+            + ", ".join(r.id for r in runs),
             flush=True,
         )
         outcome = run_plan(
@@ -391,6 +446,7 @@ def check_path(
         added = unpack_runs(parts, Path(tmp) / "back").added
         if len(added) != len(dirs):
             raise RuntimeError(f"preflight: {len(dirs)} runs archived but {len(added)} read back")
+        return {} if data is None else preflight_rates(runs, root, data)
 
 
 def summarise(outcome: Outcome, dirs: dict[str, Path], device: Device) -> str:
