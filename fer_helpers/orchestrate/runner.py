@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import sys
 import tempfile
 import time
@@ -28,6 +30,10 @@ PROGRESS_FILE = "progress.log"  # what the running notebook's training reports, 
 REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
 VOTES_NOTEBOOK_PREFIXES = ("08_",)  # notebooks that need the FER+ crowd votes beside FER-2013
 EXERCISE_TAG = "exercise"  # a notebook's exercise cells: run by a student, not by the report
+TODO_TAG = "todo"  # an exercise cell with a line (marked TODO) for the student to complete
+CHECK_TAG = "check"  # the exercise cell after a TODO cell that asserts whether the student's answer works
+SOLUTION_TAG = "solution"  # a collapsed markdown cell after the check: the completed TODO cell, as a python block
+_PYTHON_BLOCK = re.compile(r"```python\n(.*?)\n```", re.DOTALL)
 # The kernel's sockets encrypted with CurveZMQ keys that jupyter_client provisions (the kernelspec declares support),
 # instead of plain TCP, about which every kernel would print a warning to the terminal.
 KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
@@ -50,6 +56,38 @@ def list_notebooks(selection: list[str] | None = None, notebook_dir: str | Path 
     if unmatched:
         raise ValueError(f"no notebook matches {unmatched}; available: {[p.stem for p in found]}")
     return chosen
+
+
+def solution_code(cell: dict) -> str:
+    """The code of a SOLUTION_TAG cell: its one python block."""
+    blocks = _PYTHON_BLOCK.findall(cell["source"])
+    if len(blocks) != 1:
+        raise ValueError(
+            f"a {SOLUTION_TAG!r} cell holds one python block, found {len(blocks)}: {cell['source'][:80]!r}"
+        )
+    return blocks[0]
+
+
+def with_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of a notebook whose TODO_TAG cells hold their solutions (the SOLUTION_TAG cell that follows each).
+
+    Cells keep their places, so that a failure names the same cell as in the notebook.
+    """
+    nb = copy.deepcopy(nb)
+    todo = None
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if TODO_TAG in tags:
+            if todo is not None:
+                raise ValueError(f"two {TODO_TAG!r} cells without a {SOLUTION_TAG!r} cell between them")
+            todo = cell
+        elif SOLUTION_TAG in tags:
+            if todo is None:
+                raise ValueError(f"a {SOLUTION_TAG!r} cell without a {TODO_TAG!r} cell before it")
+            todo["source"], todo = solution_code(cell), None
+    if todo is not None:
+        raise ValueError(f"a {TODO_TAG!r} cell without its {SOLUTION_TAG!r} cell")
+    return nb
 
 
 def ensure_kernel() -> str:
@@ -83,7 +121,9 @@ def run_report(
 ) -> Path:
     """Execute the notebooks into <run_dir>/executed/, print their times and write <run_dir>/timings.json.
 
-    Cells tagged EXERCISE_TAG (a notebook's exercises) are left unexecuted unless `exercises` is set.
+    Cells tagged EXERCISE_TAG (a notebook's exercises) are left unexecuted unless `exercises` is set; then each
+    exercise runs with its solution in place of the student's TODO cell (`with_solutions`), so that its check fails
+    the run when the exercise or its solution is broken.
     """
     profile = get_profile(profile).name
     paths = list_notebooks(notebooks, notebook_dir)
@@ -177,7 +217,7 @@ def _execute(
     try:
         with tempfile.TemporaryDirectory() as folder, follow(Path(folder) / PROGRESS_FILE, sys.stdout, f"{label} "):
             papermill.execute_notebook(
-                path,
+                with_solutions(nbformat.read(path, as_version=4)) if exercises else path,
                 output,
                 parameters=parameters,
                 kernel_name=kernel,
