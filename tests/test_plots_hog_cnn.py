@@ -13,7 +13,9 @@ import pytest
 from skimage.feature import hog
 
 from fer_helpers.analysis import plots
+from fer_helpers.data import features
 from fer_helpers.data.features import hog_dim
+from fer_helpers.scoring import metrics
 
 
 def _one_weight(block: tuple[int, int], cell: tuple[int, int], orientation: int, value: float = 1.0) -> np.ndarray:
@@ -34,7 +36,7 @@ def test_hog_layout_is_blocks_cells_orientations():
     ("block", "cell", "expected"), [((0, 0), (0, 0), (0, 0)), ((0, 0), (1, 1), (1, 1)), ((4, 2), (1, 0), (5, 2))]
 )
 def test_a_weight_lands_on_its_cell(block, cell, expected):
-    grid = plots.hog_weight_cells(_one_weight(block, cell, orientation=3))
+    grid = features.hog_weight_cells(_one_weight(block, cell, orientation=3))
     assert grid.shape == (1, 6, 6)
     assert grid[(0, *expected)] == 1.0 and grid.sum() == 1.0
 
@@ -43,16 +45,16 @@ def test_only_positive_weight_counts_and_its_total_is_kept():
     rng = np.random.default_rng(1)
     coef = rng.normal(size=(7, hog_dim()))
     before = coef.copy()
-    grid = plots.hog_weight_cells(coef)
+    grid = features.hog_weight_cells(coef)
     np.testing.assert_array_equal(coef, before)  # the input is not changed
     assert grid.shape == (7, 6, 6)
     np.testing.assert_allclose(grid.sum(axis=(1, 2)), np.clip(coef, 0, None).sum(axis=1))
-    assert plots.hog_weight_cells(-np.abs(coef)).sum() == 0.0
+    assert features.hog_weight_cells(-np.abs(coef)).sum() == 0.0
 
 
 def test_weights_that_do_not_fit_the_layout_are_refused():
     with pytest.raises(ValueError, match="do not fit"):
-        plots.hog_weight_cells(np.ones((7, 100)))
+        features.hog_weight_cells(np.ones((7, 100)))
 
 
 def test_svm_weight_map_has_a_panel_per_class():
@@ -73,7 +75,7 @@ def test_confident_mistakes_are_wrong_and_sorted_by_confidence():
             [0.1, 0.9],  # right
         ]
     )
-    chosen = plots.confident_mistakes(labels, probs, per_class=2)
+    chosen = metrics.confident_mistakes(labels, probs, per_class=2)
     np.testing.assert_array_equal(chosen[0], [2, 1])
     np.testing.assert_array_equal(chosen[1], [4])
 

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from fer_helpers.data.features import HOG_DEFAULTS, hog_weight_cells
 from fer_helpers.data.fer2013 import CLASS_NAMES, NUM_CLASSES
-from fer_helpers.scoring.metrics import confusion, confusion_shares
+from fer_helpers.scoring.metrics import confident_mistakes, confusion, confusion_shares
 
 
 def plot_class_counts(counts: pd.DataFrame, reference: pd.DataFrame | None = None) -> plt.Figure:
@@ -121,25 +122,8 @@ def plot_confusion_pair(counts: np.ndarray, title: str = "", class_names=CLASS_N
     counts = np.asarray(counts)
     shares = confusion_shares(counts, "true")
     fig, (ax_counts, ax_shares) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for ax, values, fmt, label in (
-        (ax_counts, counts, "d", "images"),
-        (ax_shares, shares, ".2f", "share of true class"),
-    ):
-        sns.heatmap(
-            values,
-            annot=True,
-            fmt=fmt,
-            cmap="Blues",
-            square=True,
-            cbar_kws={"label": label, "shrink": 0.8},
-            xticklabels=class_names,
-            yticklabels=class_names,
-            ax=ax,
-            annot_kws={"fontsize": 8},
-        )
-        ax.set(xlabel="predicted", ylabel="true")
-        ax.tick_params(axis="x", rotation=45)
-        ax.tick_params(axis="y", rotation=0)
+    _confusion_heatmap(ax_counts, counts, None, class_names)
+    _confusion_heatmap(ax_shares, shares, "true", class_names, vmax=None)
     ax_counts.set_title("counts")
     ax_shares.set_title("row-normalised (recall on the diagonal)")
     if title:
@@ -428,43 +412,48 @@ def plot_confusion_matrix(
     precision on the diagonal) or "all".
     """
     matrix = confusion(labels, preds, normalize, num_classes=len(class_names))
-    label = {
-        None: "images",
-        "true": "share of true class",
-        "pred": "share of predicted class",
-        "all": "share of all images",
-    }[normalize]
     fig, ax = plt.subplots(figsize=(6.2, 5.2))
+    _confusion_heatmap(ax, matrix, normalize, class_names, vmin=0)
+    ax.set_title(title or ("counts" if normalize is None else f"normalized ({normalize})"))
+    fig.tight_layout()
+    return fig
+
+
+CONFUSION_LABELS = {
+    None: "images",
+    "true": "share of true class",
+    "pred": "share of predicted class",
+    "all": "share of all images",
+}
+
+
+def _confusion_heatmap(ax, values, normalize: str | None, class_names, vmin=None, vmax: float | None = 1) -> None:
+    """One confusion matrix as an annotated heatmap: true classes in rows, predicted in columns; counts, or shares
+    as `normalize` says (scikit-learn's None, "true", "pred" or "all")."""
     sns.heatmap(
-        matrix,
+        values,
         annot=True,
         fmt="d" if normalize is None else ".2f",
         cmap="Blues",
         square=True,
-        vmin=0,
-        vmax=None if normalize is None else 1,
-        cbar_kws={"label": label, "shrink": 0.8},
+        vmin=vmin,
+        vmax=None if normalize is None else vmax,
+        cbar_kws={"label": CONFUSION_LABELS[normalize], "shrink": 0.8},
         xticklabels=class_names,
         yticklabels=class_names,
         ax=ax,
         annot_kws={"fontsize": 8},
     )
-    ax.set(
-        xlabel="predicted",
-        ylabel="true",
-        title=title or ("counts" if normalize is None else f"normalized ({normalize})"),
-    )
+    ax.set(xlabel="predicted", ylabel="true")
     ax.tick_params(axis="x", rotation=45)
     ax.tick_params(axis="y", rotation=0)
-    fig.tight_layout()
-    return fig
 
 
 def plot_hog_faces(
     images: np.ndarray,
     labels: np.ndarray,
-    cell_sizes: tuple[int, ...] = (8, 4),
-    orientations: int = 9,
+    cell_sizes: tuple[int, ...] = (HOG_DEFAULTS["pixels_per_cell"][0], 4),
+    orientations: int = HOG_DEFAULTS["orientations"],
     class_names=CLASS_NAMES,
 ) -> plt.Figure:
     """Faces (top row) and their HOG cells drawn as oriented gradient stars, one row per cell size."""
@@ -481,8 +470,8 @@ def plot_hog_faces(
                 image / 255.0,
                 orientations=orientations,
                 pixels_per_cell=(cells, cells),
-                cells_per_block=(2, 2),
-                block_norm="L2-Hys",
+                cells_per_block=HOG_DEFAULTS["cells_per_block"],
+                block_norm=HOG_DEFAULTS["block_norm"],
                 visualize=True,
             )
             axes[i, j].imshow(drawing, cmap="magma")
@@ -679,37 +668,10 @@ def plot_boundary_shift(shift: pd.DataFrame, toward: str = "Neutral", title: str
 # ---- figures of notebooks 02 and 03
 
 
-def hog_weight_cells(
-    coef: np.ndarray,
-    image_shape: tuple[int, int] = (48, 48),
-    orientations: int = 9,
-    pixels_per_cell: tuple[int, int] = (8, 8),
-    cells_per_block: tuple[int, int] = (2, 2),
-) -> np.ndarray:
-    """A linear classifier's weights on HOG laid back over the HOG cells: (classes, cell rows, cell columns).
-
-    Each HOG dimension belongs to one block, one cell of that block and one orientation (scikit-image's layout:
-    blocks × cells per block × orientations). Per class, the positive weights (evidence for the class) of every
-    orientation and every block a cell takes part in are summed into that cell.
-    """
-    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    cells = [size // cell for size, cell in zip(image_shape, pixels_per_cell)]
-    blocks = [n - b + 1 for n, b in zip(cells, cells_per_block)]
-    layout = (len(coef), *blocks, *cells_per_block, orientations)
-    if coef.shape[1] != int(np.prod(layout[1:])):
-        raise ValueError(f"{coef.shape[1]} weights per class do not fit HOG blocks × cells × orientations {layout[1:]}")
-    weights = np.clip(coef, 0, None).reshape(layout).sum(axis=-1)
-    grid = np.zeros((len(coef), *cells))
-    for i in range(cells_per_block[0]):
-        for j in range(cells_per_block[1]):
-            grid[:, i : i + blocks[0], j : j + blocks[1]] += weights[:, :, :, i, j]
-    return grid
-
-
 def plot_svm_weight_map(
     coef: np.ndarray,
     background: np.ndarray | None = None,
-    pixels_per_cell: tuple[int, int] = (8, 8),
+    pixels_per_cell: tuple[int, int] = HOG_DEFAULTS["pixels_per_cell"],
     class_names=CLASS_NAMES,
     **hog_layout,
 ) -> plt.Figure:
@@ -729,19 +691,6 @@ def plot_svm_weight_map(
     fig.suptitle("Positive SVM weight per HOG cell (bright: evidence for the class)", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def confident_mistakes(labels: np.ndarray, probs: np.ndarray, per_class: int = 4) -> dict[int, np.ndarray]:
-    """For each true class, the indices of its misclassified faces, most confident wrong answer first (at most
-    per_class of them)."""
-    labels, probs = np.asarray(labels), np.asarray(probs)
-    preds = probs.argmax(axis=1)
-    chosen = {}
-    for c in range(probs.shape[1]):
-        wrong = np.flatnonzero((labels == c) & (preds != c))
-        order = np.argsort(-probs[wrong, preds[wrong]], kind="stable")
-        chosen[c] = wrong[order[:per_class]]
-    return chosen
 
 
 def plot_confident_mistakes(

@@ -57,9 +57,44 @@ def hog_dim(
     cells_per_block: tuple[int, int] = HOG_DEFAULTS["cells_per_block"],
 ) -> int:
     """Length of the HOG descriptor of one image: blocks x cells per block x orientations."""
-    cells = [size // cell for size, cell in zip(image_shape, pixels_per_cell)]
-    blocks = [n - b + 1 for n, b in zip(cells, cells_per_block)]
+    _, blocks = hog_grid(image_shape, pixels_per_cell, cells_per_block)
     return int(np.prod(blocks) * np.prod(cells_per_block) * orientations)
+
+
+def hog_grid(
+    image_shape: tuple[int, int] = (48, 48),
+    pixels_per_cell: tuple[int, int] = HOG_DEFAULTS["pixels_per_cell"],
+    cells_per_block: tuple[int, int] = HOG_DEFAULTS["cells_per_block"],
+) -> tuple[list[int], list[int]]:
+    """HOG's cells and blocks along each axis of an image (rows, columns): a block slides one cell at a time."""
+    cells = [size // cell for size, cell in zip(image_shape, pixels_per_cell)]
+    return cells, [n - b + 1 for n, b in zip(cells, cells_per_block)]
+
+
+def hog_weight_cells(
+    coef: np.ndarray,
+    image_shape: tuple[int, int] = (48, 48),
+    orientations: int = HOG_DEFAULTS["orientations"],
+    pixels_per_cell: tuple[int, int] = HOG_DEFAULTS["pixels_per_cell"],
+    cells_per_block: tuple[int, int] = HOG_DEFAULTS["cells_per_block"],
+) -> np.ndarray:
+    """A linear classifier's weights on HOG laid back over the HOG cells: (classes, cell rows, cell columns).
+
+    Each HOG dimension belongs to one block, one cell of that block and one orientation (scikit-image's layout:
+    blocks × cells per block × orientations). Per class, the positive weights (evidence for the class) of every
+    orientation and every block a cell takes part in are summed into that cell.
+    """
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    cells, blocks = hog_grid(image_shape, pixels_per_cell, cells_per_block)
+    layout = (len(coef), *blocks, *cells_per_block, orientations)
+    if coef.shape[1] != int(np.prod(layout[1:])):
+        raise ValueError(f"{coef.shape[1]} weights per class do not fit HOG blocks × cells × orientations {layout[1:]}")
+    weights = np.clip(coef, 0, None).reshape(layout).sum(axis=-1)
+    grid = np.zeros((len(coef), *cells))
+    for i in range(cells_per_block[0]):
+        for j in range(cells_per_block[1]):
+            grid[:, i : i + blocks[0], j : j + blocks[1]] += weights[:, :, :, i, j]
+    return grid
 
 
 def cached_hog_features(

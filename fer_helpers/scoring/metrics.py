@@ -191,3 +191,16 @@ def describe_against_chance(check: dict, what: str = "it") -> str:
     if check["above_chance"]:
         return f"{text}: above chance (binomial p = {check['p_value']:.2g})."
     return f"{text}: no better than guessing (binomial p = {check['p_value']:.2g})."
+
+
+def confident_mistakes(labels: np.ndarray, probs: np.ndarray, per_class: int = 4) -> dict[int, np.ndarray]:
+    """For each true class, the indices of its misclassified faces, most confident wrong answer first (at most
+    per_class of them)."""
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    preds = probs.argmax(axis=1)
+    chosen = {}
+    for c in range(probs.shape[1]):
+        wrong = np.flatnonzero((labels == c) & (preds != c))
+        order = np.argsort(-probs[wrong, preds[wrong]], kind="stable")
+        chosen[c] = wrong[order[:per_class]]
+    return chosen
