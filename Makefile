@@ -8,7 +8,7 @@ ARGS ?=
 # test, test-fast, lint, lab and lab-check are `fer-study` commands (fer_helpers/orchestrate/cli.py), so that a machine
 # without make (Windows) runs the same: `python -m fer_helpers test`, and so on.
 
-.PHONY: setup report train campaign campaign-plan test test-fast lint bench lab lab-check strip clean
+.PHONY: setup report train campaign campaign-plan test test-fast lint bench lab lab-check book strip clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ lab: setup  ## open the notebooks in JupyterLab (ARGS="--port 8890 --no-browser"
 
 lab-check: setup  ## run every notebook in JupyterLab in headless Chromium on synthetic faces (ARGS="--notebooks 01 03")
 	$(PY) -m fer_helpers lab-check $(ARGS)
+
+book: setup  ## the executed notebooks of a run folder and its REPORT.md as a website, checked in headless Chromium (PROFILE=...)
+	$(PY) -m fer_helpers book runs/$(or $(PROFILE),classroom)
+	$(PY) scripts/book_check.py runs/$(or $(PROFILE),classroom)
 
 strip: setup  ## remove outputs from the source notebooks before committing
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
