@@ -82,7 +82,8 @@ def test_the_cell_and_badges_come_from_one_address(tmp_path):
     url = colab.repository_url()
     assert url == colab.repository_url(REPO / "pyproject.toml") and url.startswith("https://github.com/")
     cell = colab.setup_cell(url)
-    assert f'"{url}"' in cell and len(cell.splitlines()) <= 5
+    assert f'"{url}"' in cell and len(cell.splitlines()) <= 12
+    compile(cell, "<colab cell>", "exec")  # the notebooks' ruff check lints it as it stands in each notebook
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     notebooks = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert colab.badges(url, notebooks) in readme

@@ -64,10 +64,17 @@ def setup_cell(url: str) -> str:
     """The source of every notebook's first cell: on Colab, clone the study and `prepare` it; elsewhere nothing."""
     return (
         "# On Google Colab: clone the study, install it beside Colab's torch, fetch FER-2013; elsewhere: nothing.\n"
-        "import os, subprocess, sys\n"
+        "import subprocess\n"
+        "import sys\n"
+        "from pathlib import Path\n"
+        "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    os.path.isdir("{COLAB_DIR}") or subprocess.run(["git", "clone", "-q", "{url}", "{COLAB_DIR}"], check=True)\n'
-        f'    sys.path.insert(0, "{COLAB_DIR}"); from fer_helpers.core.colab import prepare; prepare()'
+        f'    if not Path("{COLAB_DIR}").is_dir():\n'
+        f'        subprocess.run(["git", "clone", "-q", "{url}", "{COLAB_DIR}"], check=True)\n'
+        f'    sys.path.insert(0, "{COLAB_DIR}")\n'
+        "    from fer_helpers.core.colab import prepare\n"
+        "\n"
+        "    prepare()"
     )
 
 
