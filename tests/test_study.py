@@ -83,11 +83,23 @@ def test_synthetic_sizes_fill_caps_and_never_exceed_fer2013():
         ({"profile": 3}, TypeError),
         ({"profile": "smoke", "data_path": 5}, TypeError),
         ({"profile": "smoke", "run_dir": ["runs"]}, TypeError),
+        ({"profile": "smoke", "fresh": "yes"}, TypeError),
+        ({"profile": "smoke", "fresh": 1}, TypeError),
+        ({"profile": "smoke", "train": None}, TypeError),
+        ({"profile": "smoke", "ferplus_path": 3}, TypeError),
+        ({"profile": "smoke", "n_images": 6}, ValueError),
+        ({"profile": "smoke", "n_images": 70.0}, ValueError),
+        ({"profile": "smoke", "n_images": True}, ValueError),
     ],
 )
 def test_setup_rejects_bad_parameters(kwargs, error, no_fer):
-    with pytest.raises(error):
+    with pytest.raises(error, match=list(kwargs)[-1] if len(kwargs) > 1 else None):
         setup(**kwargs)
+
+
+def test_setup_accepts_every_notebooks_parameters(no_fer, tmp_path):
+    study = setup("smoke", "synthetic", tmp_path, True, train=False, ferplus_path=str(tmp_path), n_images=7)
+    assert study.profile.name == "smoke" and study.run_dir == tmp_path
 
 
 def test_broken_paths_are_errors_not_a_synthetic_fallback(no_fer, tmp_path, monkeypatch):

@@ -14,7 +14,15 @@ import pandas as pd
 from fer_helpers.core.markdown import dataframe_markdown, index_as_columns
 from fer_helpers.core.paths import FER2013_ENV, PROFILE_ENV, REPO
 from fer_helpers.core.profiles import PROFILES, Profile, get_profile
-from fer_helpers.data.fer2013 import FER2013_COUNTS, SPLITS, SYNTHETIC_STAMP, FERData, find_fer2013, load_fer2013
+from fer_helpers.data.fer2013 import (
+    FER2013_COUNTS,
+    NUM_CLASSES,
+    SPLITS,
+    SYNTHETIC_STAMP,
+    FERData,
+    find_fer2013,
+    load_fer2013,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -181,17 +189,32 @@ def resolve_profile(profile: str | Profile, data_path: str | Path | None = None)
 
 
 def setup(
-    profile: str | Profile = AUTO, data_path: str | Path | None = None, run_dir: str | Path | None = None
+    profile: str | Profile = AUTO,
+    data_path: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    fresh: bool = False,
+    *,
+    train: bool = True,
+    ferplus_path: str | Path | None = None,
+    n_images: int | None = None,
 ) -> Study:
     """Validate a notebook's parameters, load FER-2013 (or synthetic faces where there is none) and subsample it.
 
-    The first line printed says which profile and data the run uses and how to choose others.
+    Every parameter of a notebook's parameters cell comes here, so that a wrong type is an error before anything
+    runs, and the notebook shows no checks of its own: `fresh` and `train` are switches, `ferplus_path` a path
+    (notebook 08), `n_images` the faces Grad-CAM explains (notebook 06; at least one per class). The first line
+    printed says which profile and data the run uses and how to choose others.
     """
     if not isinstance(profile, (str, Profile)):
         raise TypeError(f"profile must be a profile name (str), not {type(profile).__name__}")
-    for name, value in (("data_path", data_path), ("run_dir", run_dir)):
+    for name, value in (("data_path", data_path), ("run_dir", run_dir), ("ferplus_path", ferplus_path)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{name} must be a path (str) or None, not {type(value).__name__}")
+    for name, value in (("fresh", fresh), ("train", train)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, not {value!r}")
+    if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < NUM_CLASSES):
+        raise ValueError(f"n_images must be None or an integer of at least {NUM_CLASSES}, not {n_images!r}")
     profile, why = resolve_profile(profile, data_path)
     profile = get_profile(profile)
     forced = data_path == SYNTHETIC
