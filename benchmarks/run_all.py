@@ -2,8 +2,8 @@
 
 The file keeps one entry per kind of machine (its processor or GPU, core count and whether it computes bf16
 natively), so that measuring on a second kind adds to the first instead of replacing it; on the same kind, the
-benchmarks run now replace their earlier numbers and the others are kept. The README's benchmark table (between its
-benchmarks markers) is rewritten from the file.
+benchmarks run now replace their earlier numbers and the others are kept. The benchmark table of docs/benchmarks.md
+(between its benchmarks markers) is rewritten from the file.
 Usage: python benchmarks/run_all.py [load hog train ...]   (default: all). Real-data benchmarks read FER2013_PATH.
 """
 
@@ -22,8 +22,8 @@ from fer_helpers.models import registry
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "reports" / "benchmarks.json"
-README = HERE.parent / "README.md"
-README_START, README_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+PAGE = HERE.parent / "docs" / "benchmarks.md"  # the page whose table the file rewrites
+PAGE_START, PAGE_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 
 def machine() -> dict:
@@ -54,7 +54,7 @@ def machine_label(info: dict) -> str:
 
 
 def benchmark_table(report: dict) -> str:
-    """The README's table: CNN training and inference images/s per machine kind, model, precision and layout."""
+    """The benchmarks page's table: CNN training and inference images/s per machine kind, model, precision and layout."""
     lines = [
         "| machine | model | train img/s, float32 | channels-first | bf16 | bf16 / float32 | "
         "inference img/s, float32 | bf16 |",
@@ -113,7 +113,7 @@ def main(names: list[str]) -> int:
         "results": results,
     }
     atomic_write_text(OUT, json.dumps(report, indent=2, default=str) + "\n")
-    rewrite_between(README, README_START, README_END, benchmark_table(report))
+    rewrite_between(PAGE, PAGE_START, PAGE_END, benchmark_table(report))
     print("\n| benchmark | measure | value |\n| --- | --- | --- |")
     for name, values in results.items():
         for key, value in values.items():

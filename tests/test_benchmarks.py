@@ -1,4 +1,4 @@
-"""The benchmark runner's file and the README table it writes."""
+"""The benchmark runner's file and the table of docs/benchmarks.md it writes."""
 
 from __future__ import annotations
 
@@ -57,10 +57,10 @@ def test_the_table_has_a_row_per_machine_and_model_with_the_bf16_ratio():
     assert "hog only" not in run_all.benchmark_table(report)
 
 
-def test_the_readme_table_is_the_one_the_committed_benchmarks_give():
+def test_the_page_table_is_the_one_the_committed_benchmarks_give():
     run_all = _run_all()
-    text = run_all.README.read_text()
-    bounds = between_markers(text, run_all.README_START, run_all.README_END)
+    text = run_all.PAGE.read_text(encoding="utf-8")
+    bounds = between_markers(text, run_all.PAGE_START, run_all.PAGE_END)
     assert bounds is not None
     report = json.loads(run_all.OUT.read_text())
     assert text[bounds[0] : bounds[1]].strip() == run_all.benchmark_table(report).strip()
