@@ -1,4 +1,5 @@
-"""fer-study book: a run folder's executed notebooks and REPORT.md as a static site whose links and figures resolve."""
+"""fer-study book: a run folder's executed notebooks, REPORT.md and the study's README and docs/ pages as a static site
+whose links and figures resolve."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fer_helpers.core.colab import repository_url
 from fer_helpers.data.fer2013 import SYNTHETIC_STAMP
 from fer_helpers.orchestrate.cli import main
-from fer_helpers.publish.book import BookError, build_book
+from fer_helpers.publish.book import BookError, build_book, heading_id, study_pages
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "book_check.py"
 
@@ -66,7 +68,7 @@ def book_check():
 def test_book_pages_links_and_figures_resolve(tmp_path: Path, book_check) -> None:
     run_dir = run_folder(tmp_path)
     before = sorted(path.read_bytes() for path in run_dir.rglob("*") if path.is_file())
-    book = build_book(run_dir)
+    book = build_book(run_dir, docs=[])
     site = run_dir / "book"
     assert book.index == site / "index.html" and book.report == site / "report" / "index.html"
     pages = sorted(site.rglob("*.html"))
@@ -91,7 +93,7 @@ def test_book_pages_links_and_figures_resolve(tmp_path: Path, book_check) -> Non
     assert sorted(path.read_bytes() for path in run_dir.rglob("*") if path.is_file() and site not in path.parents) == (
         before
     )  # the run folder itself is left as it was
-    build_book(run_dir)  # a second build replaces the first
+    build_book(run_dir, docs=[])  # a second build replaces the first
     assert sorted(site.rglob("*.html")) == pages
 
 
@@ -106,3 +108,57 @@ def test_a_fer2013_run_has_no_stamp_and_missing_notebooks_are_named(tmp_path: Pa
     assert "no executed notebooks" in capsys.readouterr().err
     assert main(["book", str(run_dir)]) == 0
     assert "2 notebook page(s) and the report" in capsys.readouterr().out
+
+
+def _local_links(page: Path) -> list[str]:
+    return re.findall(r'<a[^>]*\bhref="([^"]+)"', page.read_text(encoding="utf-8"))
+
+
+def test_the_study_pages_link_to_each_other_and_to_the_repository(tmp_path: Path, book_check) -> None:
+    repo = tmp_path / "repo"
+    (repo / "docs").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text('[project.urls]\nRepository = "https://github.com/o/r"\n', encoding="utf-8")
+    (repo / "README.md").write_text(
+        "# The study\n\nSee [the guide](docs/guide.md#a-section), [the data](data/README.md) and "
+        "[below](#without-make).\n\n## Without `make`\n\nText.\n",
+        encoding="utf-8",
+    )
+    (repo / "docs" / "guide.md").write_text(
+        "# Guide\n\n## A section\n\nBack to [the README](../README.md#without-make); "
+        "[notebook 01](../notebooks/01_data_exploration.ipynb).\n",
+        encoding="utf-8",
+    )
+    run_dir = run_folder(tmp_path)
+    book = build_book(run_dir, docs=study_pages(repo), repo=repo)
+    site = run_dir / "book"
+    assert book.docs == (site / "docs" / "README.html", site / "docs" / "guide.html")
+    readme, guide = (page.read_text(encoding="utf-8") for page in book.docs)
+    assert 'href="guide.html#a-section"' in readme and 'href="#without-make"' in readme
+    assert 'href="https://github.com/o/r/blob/main/data/README.md"' in readme  # not in the site: the repository's
+    assert 'href="README.html#without-make"' in guide and 'href="../notebooks/01_data_exploration.html"' in guide
+    index = book.index.read_text(encoding="utf-8")
+    assert 'href="docs/README.html">The study</a>' in index and 'href="docs/guide.html">Guide</a>' in index
+    for page in sorted(site.rglob("*.html")):
+        for href in _local_links(page):
+            assert book_check.link_problem(page, href, site) is None, (page, href)
+    assert heading_id("Short GPU time: a plan, a budget, several runs at once") == (
+        "short-gpu-time-a-plan-a-budget-several-runs-at-once"
+    )
+    assert heading_id("FER+ crowd votes (notebook 08)") == "fer-crowd-votes-notebook-08"  # as GitHub makes them
+
+
+def test_the_repository_readme_and_docs_become_pages_whose_links_resolve(tmp_path: Path, book_check) -> None:
+    """The real README and docs/ pages: each becomes a page, and each of their local links and anchors resolves."""
+    book = build_book(run_folder(tmp_path))
+    site = tmp_path / "smoke-synthetic" / "book"
+    assert [page.stem for page in book.docs] == [source.stem for source in study_pages()]
+    assert {"README", "training", "data", "benchmarks"} <= {page.stem for page in book.docs}
+    problems = [
+        f"{page.name}: {problem}"
+        for page in book.docs
+        for href in _local_links(page)
+        if (problem := book_check.link_problem(page, href, site))
+    ]
+    assert not problems, problems
+    remote = {href for page in book.docs for href in _local_links(page) if href.startswith(repository_url())}
+    assert f"{repository_url()}/blob/main/data/README.md" in remote

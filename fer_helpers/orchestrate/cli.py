@@ -91,7 +91,9 @@ def cmd_book(args: argparse.Namespace) -> int:
         print(f"fer-study book: {err}", file=sys.stderr)
         return 2
     report = "and the report" if book.report is not None else "(no REPORT.md found: run notebook 05)"
-    print(f"Wrote {book.index}: {len(book.notebooks)} notebook page(s) {report}")
+    print(
+        f"Wrote {book.index}: {len(book.notebooks)} notebook page(s) {report}, {len(book.docs)} page(s) of README and docs/"
+    )
     return 0
 
 

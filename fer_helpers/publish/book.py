@@ -1,9 +1,12 @@
-"""A run folder as a static site: its executed notebooks and its REPORT.md as HTML pages, with an index.
+"""A run folder as a static site: its executed notebooks, its REPORT.md and the study's README and docs/ pages as
+HTML pages, with an index.
 
 `build_book` reads ``<run_dir>/executed/*.ipynb`` (what a report run executed) and the REPORT.md the run wrote,
-and writes ``<run_dir>/book/``: ``index.html``, one page per notebook (nbconvert's lab template, figures embedded)
-and ``report/index.html`` beside a copy of the report's figures and tables. Links between notebooks (``.ipynb``)
-and to REPORT.md point at their pages. The site is built where the run is, inside the ignored run folder: the
+and writes ``<run_dir>/book/``: ``index.html``, one page per notebook (nbconvert's lab template, figures embedded),
+``report/index.html`` beside a copy of the report's figures and tables, and ``docs/<name>.html`` for README.md and
+each page under docs/. Links between notebooks (``.ipynb``), to REPORT.md and between the README and docs/ pages
+point at their pages; a docs page's link to any other file of the repository points at it in the public
+repository (pyproject.toml's address), since the site carries no copy of it. The site is built where the run is, inside the ignored run folder: the
 figures of a FER-2013 run show single faces of FER-2013, which are never committed or published.
 """
 
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_helpers.core import paths
+from fer_helpers.core.colab import repository_url
 from fer_helpers.core.files import atomic_write_text, relative_link
 from fer_helpers.data.fer2013 import SYNTHETIC_STAMP
 
@@ -40,6 +44,13 @@ class Book:
     index: Path
     notebooks: tuple[Path, ...]
     report: Path | None
+    docs: tuple[Path, ...] = ()
+
+
+def study_pages(repo: Path | None = None) -> list[Path]:
+    """The study's own pages a site carries: README.md, then each Markdown page under docs/."""
+    repo = repo or paths.REPO
+    return [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
 
 
 def find_report(run_dir: Path) -> Path | None:
@@ -50,8 +61,14 @@ def find_report(run_dir: Path) -> Path | None:
     return next((path for path in places if path.is_file()), None)
 
 
-def build_book(run_dir: str | Path, report: str | Path | None = None) -> Book:
-    """Write <run_dir>/book/ from the run's executed notebooks and its REPORT.md (or the one given); returns it."""
+def build_book(
+    run_dir: str | Path,
+    report: str | Path | None = None,
+    docs: list[Path] | None = None,
+    repo: Path | None = None,
+) -> Book:
+    """Write <run_dir>/book/ from the run's executed notebooks, its REPORT.md (or the one given) and the study's
+    pages (docs: Markdown files of the repository at repo; by default `study_pages`); returns it."""
     from nbconvert import HTMLExporter
 
     run_dir = Path(run_dir)
@@ -79,9 +96,20 @@ def build_book(run_dir: str | Path, report: str | Path | None = None) -> Book:
         _copy_report_files(report_md.parent, report_page.parent)
         body = _markdown(report_md.read_text(encoding="utf-8"))
         atomic_write_text(report_page, _page("Report", _relink(body, pages, site, report_page), _stamp(run_dir)))
+    repo = repo or paths.REPO
+    sources = study_pages(repo) if docs is None else list(docs)
+    doc_pages = {source.resolve(): site / "docs" / f"{source.stem}.html" for source in sources}
+    targets = {**doc_pages, **({report_md.resolve(): report_page} if report_page is not None else {})}
+    doc_titles = {}
+    for source, page in zip(sources, doc_pages.values()):
+        body = _markdown(source.read_text(encoding="utf-8"))
+        doc_titles[page] = _title(body) or source.stem
+        body = _relink_doc(body, source, repo, targets, pages, page)
+        atomic_write_text(page, _page(doc_titles[page], body, _stamp(run_dir), heading=False))
     index = site / "index.html"
-    atomic_write_text(index, _page(f"The study: {run_dir.name}", _index_body(titles, report_page), _stamp(run_dir)))
-    return Book(index=index, notebooks=tuple(pages.values()), report=report_page)
+    body = _index_body(titles, report_page, doc_titles, site)
+    atomic_write_text(index, _page(f"The study: {run_dir.name}", body, _stamp(run_dir)))
+    return Book(index=index, notebooks=tuple(pages.values()), report=report_page, docs=tuple(doc_pages.values()))
 
 
 def _title(body: str) -> str | None:
@@ -106,6 +134,32 @@ def _relink(body: str, pages: dict[str, Path], site: Path, page: Path) -> str:
     return _LINK.sub(target, body)
 
 
+def _relink_doc(
+    body: str, source: Path, repo: Path, targets: dict[Path, Path], notebooks: dict[str, Path], page: Path
+) -> str:
+    """A docs page's relative links: to a page of the site where the file has one (targets: source file to page;
+    notebooks: executed notebooks by name), else to the file in the public repository."""
+
+    def target(match: re.Match) -> str:
+        attribute, link = match.group(1), html.unescape(match.group(2))
+        path, _, anchor = link.partition("#")
+        if not path or re.match(r"[a-z][a-z0-9+.-]*:", path):
+            return match.group(0)  # an anchor of the page itself, or another site
+        file = (source.parent / path).resolve()
+        anchor = f"#{anchor}" if anchor else ""
+        if file in targets:
+            destination = relative_link(targets[file], page.parent) + anchor
+        elif file.suffix == ".ipynb" and file.stem in notebooks:
+            destination = relative_link(notebooks[file.stem], page.parent) + anchor
+        elif file.is_relative_to(repo.resolve()):
+            destination = f"{repository_url(repo / 'pyproject.toml')}/blob/main/{file.relative_to(repo.resolve()).as_posix()}{anchor}"
+        else:
+            raise BookError(f"{source}: the link {link} leaves the repository")
+        return f'{attribute}="{html.escape(destination)}"'
+
+    return re.sub(r'(href|src)="([^"]*)"', target, body)
+
+
 def _copy_report_files(source: Path, dest: Path) -> None:
     """The report's figures and tables (every file under its folder but Markdown) beside its page."""
     for path in source.rglob("*"):
@@ -114,11 +168,28 @@ def _copy_report_files(source: Path, dest: Path) -> None:
             shutil.copy2(path, dest / path.relative_to(source))
 
 
+def heading_id(text: str) -> str:
+    """A heading's anchor as GitHub makes it: its text in lower case, without punctuation, spaces as hyphens."""
+    text = html.unescape(re.sub(r"<[^>]+>", "", text)).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
 def _markdown(text: str) -> str:
-    """Markdown as HTML (mistune, which nbconvert uses), with tables."""
+    """Markdown as HTML (mistune, which nbconvert uses), with tables and GitHub's anchors on the headings."""
     import mistune
 
-    return mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])(text)
+    class Renderer(mistune.HTMLRenderer):
+        def __init__(self) -> None:
+            super().__init__(escape=False)
+            self.seen: dict[str, int] = {}
+
+        def heading(self, text: str, level: int, **attrs) -> str:
+            anchor = heading_id(text)
+            count, self.seen[anchor] = self.seen.get(anchor, 0), self.seen.get(anchor, 0) + 1
+            anchor = f"{anchor}-{count}" if count else anchor  # GitHub numbers a repeated heading's anchor
+            return f'<h{level} id="{html.escape(anchor)}">{text}</h{level}>\n'
+
+    return mistune.create_markdown(renderer=Renderer(), plugins=["table", "strikethrough"])(text)
 
 
 def _stamp(run_dir: Path) -> str:
@@ -126,17 +197,24 @@ def _stamp(run_dir: Path) -> str:
     return f'<p class="stamp">{SYNTHETIC_STAMP}</p>' if run_dir.name.endswith("-synthetic") else ""
 
 
-def _index_body(titles: dict[str, str], report_page: Path | None) -> str:
+def _index_body(titles: dict[str, str], report_page: Path | None, doc_titles: dict[Path, str], site: Path) -> str:
     items = [
         f'<li><a href="notebooks/{html.escape(stem)}.html">{html.escape(stem)}</a>: {html.escape(title)}</li>'
         for stem, title in titles.items()
     ]
     report = '<p><a href="report/index.html">The report (REPORT.md)</a></p>' if report_page is not None else ""
-    return f"{report}<h2>Notebooks, as executed</h2><ul>{''.join(items)}</ul>"
+    docs = [
+        f'<li><a href="{html.escape(relative_link(page, site))}">{html.escape(title)}</a></li>'
+        for page, title in doc_titles.items()
+    ]
+    about = f"<h2>The study: README and guides</h2><ul>{''.join(docs)}</ul>" if docs else ""
+    return f"{report}<h2>Notebooks, as executed</h2><ul>{''.join(items)}</ul>{about}"
 
 
-def _page(title: str, body: str, stamp: str) -> str:
+def _page(title: str, body: str, stamp: str, heading: bool = True) -> str:
+    """An HTML page; heading=False where the body opens with its own title."""
+    title_html = f"<h1>{html.escape(title)}</h1>" if heading else ""
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body>{stamp}<h1>{html.escape(title)}</h1>{body}</body></html>\n"
+        f"<style>{_STYLE}</style></head><body>{stamp}{title_html}{body}</body></html>\n"
     )
