@@ -81,7 +81,9 @@ def test_builtin_models_are_registered_once_with_their_facts():
     assert registry.label("model_b_ensemble") == "Model B ensemble"
     assert registry.label("baseline_cnn_crowd") == "Baseline CNN, crowd-trained"
     assert registry.label("model_b_no_bn") == "model_b_no_bn"  # an ablation run is no model of its own
-    assert registry.is_main("resnet_fer_ensemble") and not registry.is_main("hog_svm_balanced")
+    assert registry.is_main("resnet_fer") and not registry.is_main("hog_svm_balanced")
+    assert not registry.is_main("resnet_fer_ensemble") and not registry.is_main("model_b_tta_flip")
+    assert registry.label("model_b_tta_flip_crop") == "Model B with ten-view TTA"
     for name in registry.cnn_names():
         config = registry.main_config(name, "smoke")
         assert config.model == name and isinstance(registry.build_model(name, **config.kwargs), nn.Module)

@@ -135,6 +135,7 @@ def test_metrics_shape_and_numbers(metrics, run_root):
         "hog_svm",
         "baseline_cnn",
         "model_b",
+        "model_b_ensemble",
         "model_b_no_bn",
         "resnet_fer",
         "resnet_fer_ensemble",
@@ -292,8 +293,12 @@ def test_readme_table_and_update(metrics, tmp_path):
     table = readme_results_table(metrics)
     lines = table.splitlines()
     assert lines[0].startswith("| Model (PrivateTest) | Accuracy (95% CI) | Without twins |")
-    assert sum(line.startswith("| ") for line in lines) == 2 + len(metrics["models"]) - 1  # not the ablation
-    assert "model_b_no_bn" not in table
+    single = ["hog_svm", "baseline_cnn", "model_b", "resnet_fer"]  # not the ablation, not the seed ensembles
+    assert sum(line.startswith("| ") for line in lines) == 2 + len(single)
+    assert "model_b_no_bn" not in table and "ensemble" not in table.split("\n\n")[0]
+    assert (
+        "what inference adds beside them" in table and "the most accurate being ResNet-FER (ours) ensemble at" in table
+    )
     model_b = metrics["models"]["model_b"]["private_test"]
     assert f"{100 * model_b['accuracy']:.1f} ± {100 * model_b['std']['accuracy']:.1f}%" in table
     readme = tmp_path / "README.md"

@@ -57,11 +57,11 @@ PUBLISHED_COSTS = (
 
 def compute_frame(metrics: dict, split: str = "private_test") -> pd.DataFrame:
     """One row per model with a training time: accuracy (with its interval) on `split` against the fastest seed's
-    training hours and the training images it processed, its precision and device. Ensembles are left out (they
-    cost the sum of their seeds)."""
+    training hours and the training images it processed, its precision and device. What inference adds is left
+    out: an ensemble costs the sum of its members, test-time augmentation its model's training."""
     rows = []
     for name, entry in metrics["models"].items():
-        if name.endswith("_ensemble") or not entry.get("train_seconds") or split not in entry:
+        if name.endswith("_ensemble") or "inference" in entry or not entry.get("train_seconds") or split not in entry:
             continue
         block = entry[split]
         low, high = block["accuracy_ci95"]

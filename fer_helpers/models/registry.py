@@ -90,7 +90,13 @@ def main_config(name: str, profile: str | Profile, seed: int = 0) -> CNNConfig:
 
 
 # Runs of a registered model under another name: its seed ensemble, its crowd-vote twin, its bf16 precision check.
-RUN_SUFFIXES = {"_ensemble": " ensemble", "_crowd": ", crowd-trained", "_bf16": " in bf16 (precision check)"}
+RUN_SUFFIXES = {
+    "_ensemble": " ensemble",
+    "_crowd": ", crowd-trained",
+    "_bf16": " in bf16 (precision check)",
+    "_tta_flip": " with flip TTA",
+    "_tta_flip_crop": " with ten-view TTA",
+}
 
 
 def base_model(name: str) -> str:
@@ -110,9 +116,9 @@ def label(name: str) -> str:
 
 
 def is_main(name: str) -> bool:
-    """Whether a model (or its seed ensemble) is a row of the report's main comparison."""
-    base = name.removesuffix("_ensemble")
-    return base in MODELS and MODELS[base].main
+    """Whether a model is a row of the report's main comparison, which holds single models: its seed ensemble and
+    other inference additions sit beside it, in a table of their own."""
+    return name in MODELS and MODELS[name].main
 
 
 def notebooks() -> dict[str, str]:

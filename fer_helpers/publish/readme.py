@@ -103,11 +103,27 @@ def readme_results_table(metrics: dict) -> str:
                     f"p = {row['mcnemar_p']:.2g}) and {row['crowd_crowd_run']:.1%} against the crowd "
                     f"({row['crowd_delta']:+.1f}, p = {row['crowd_mcnemar_p']:.2g})."
                 )
+    note += inference_note(metrics, split_key)
     note += " Details, figures and the paper's claims tested: [reports/REPORT.md](reports/REPORT.md)."
     missing = metrics.get("missing") or []
     if missing:
         note += " Incomplete run, still to train: " + "; ".join(missing) + "."
     return f"{table}\n\n{note}"
+
+
+def inference_note(metrics: dict, split_key: str) -> str:
+    """One sentence: the most accurate inference addition on the split, which the table's single models leave out."""
+    added = [(name, e) for name, e in metrics["models"].items() if "inference" in e and split_key in e]
+    if not added:
+        return ""
+    name, entry = max(added, key=lambda item: item[1][split_key]["accuracy"])
+    block = entry[split_key]
+    label = "the best mix of CNN runs" if entry["inference"]["method"] == "greedy mix" else registry.label(name)
+    return (
+        f" The table holds single models; what inference adds beside them (seed ensembles, test-time augmentation, "
+        f'a mix of runs chosen on PublicTest) is in the report\'s "What inference adds", the most accurate being '
+        f"{label} at {format_pct(block)} ({format_pct_interval(block['accuracy_ci95'])})."
+    )
 
 
 def near_duplicate_note(metrics: dict, split_key: str) -> str:

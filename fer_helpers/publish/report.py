@@ -49,6 +49,7 @@ from fer_helpers.models import registry
 from fer_helpers.models.recipes import open_choices
 from fer_helpers.publish.summary import SPLIT_KEYS
 from fer_helpers.scoring.label_noise import target_change
+from fer_helpers.scoring.runs import MIX_NAME
 from fer_helpers.scoring.statistics import METRICS, N_BOOT
 
 # Results replaced after their test score had been seen: what, when, and why, so that a reader can weigh them.
@@ -215,7 +216,8 @@ def banner(metrics: dict) -> str:
 
 
 def comparison_table(metrics: dict, split_key: str = "private_test", main: bool = True) -> str:
-    """The paper's Table 3 with ours beside it (main models), or the same columns for variants and ablations."""
+    """The paper's Table 3 with ours beside it (main models), or the same columns for variants and ablations; what
+    inference adds has its own table (`inference_table`)."""
     header = [
         "Model",
         "Accuracy",
@@ -236,7 +238,7 @@ def comparison_table(metrics: dict, split_key: str = "private_test", main: bool 
     rows = []
     for name, entry in metrics["models"].items():
         block = entry.get(split_key)
-        if block is None or registry.is_main(name) != main:
+        if block is None or registry.is_main(name) != main or "inference" in entry:
             continue
         paper = entry.get("paper")
         acc_ci, f1_ci = block["accuracy_ci95"], block["macro_f1_ci95"]
@@ -260,6 +262,137 @@ def comparison_table(metrics: dict, split_key: str = "private_test", main: bool 
             ]
         )
     return markdown_table(rows, header) if rows else ""
+
+
+def inference_label(name: str) -> str:
+    """How tables call an inference addition: the registry's words, and the greedy mix's own."""
+    return "Best mix of CNN runs (greedy, chosen on PublicTest)" if name == MIX_NAME else registry.label(name)
+
+
+def _single_model(metrics: dict, entry: dict, split_key: str) -> tuple[str, float] | None:
+    """What an inference addition stands beside, and its accuracy on the split: the model's mean over its seeds
+    (a seed ensemble), the one run it augments (test-time augmentation), the run greedy selection took first (a
+    mix: the best single run on PublicTest)."""
+    info = entry["inference"]
+    if info["method"] == "seed ensemble":
+        base = metrics["models"].get(info["of"], {})
+        if split_key in base:
+            return f"{registry.label(info['of'])}, mean of {len(base['seeds'])} seeds", base[split_key]["accuracy"]
+        return None
+    key = info["members"][0]
+    for name, other in metrics["models"].items():
+        for seed in other.get("per_seed", []):
+            if seed.get("key") == key and "inference" not in other and split_key in seed:
+                return f"{registry.label(name)}, seed {seed['seed']}", seed[split_key]["accuracy"]
+    return None
+
+
+def inference_table(metrics: dict, split_key: str = "private_test") -> str:
+    """What inference adds (seed ensembles, test-time augmentation, the greedy mix), each row beside the single
+    model it adds to: how it was chosen, both test splits with intervals, without twins, against the crowd."""
+    rows = []
+    for name, entry in metrics["models"].items():
+        info = entry.get("inference")
+        if info is None or split_key not in entry:
+            continue
+        single = _single_model(metrics, entry, split_key)
+        crowd = entry.get(f"{split_key}_ferplus")
+        public = entry.get("public_test")
+        rows.append(
+            [
+                inference_label(name),
+                info["method"] + (f", {info['views']} views" if "views" in info else ""),
+                info.get("chosen_on") or "nothing chosen",
+                f"{format_pct(public)} ({format_pct_interval(public['accuracy_ci95'])})" if public else MISSING,
+                f"{format_pct(entry[split_key])} ({format_pct_interval(entry[split_key]['accuracy_ci95'])})",
+                format_without_twins(entry, split_key),
+                f"{format_pct(crowd)} ({format_pct_interval(crowd['accuracy_ci95'])})" if crowd else MISSING,
+                f"{format_f1(entry[split_key], 'macro_f1')}",
+                f"{single[0]}: {100 * single[1]:.1f}% ({100 * (entry[split_key]['accuracy'] - single[1]):+.1f})"
+                if single
+                else MISSING,
+            ]
+        )
+    split = {v: k for k, v in SPLIT_KEYS.items()}[split_key]
+    header = [
+        "Addition",
+        "Method",
+        "Chosen on",
+        "PublicTest accuracy (95% CI)",
+        f"{split} accuracy (95% CI)",
+        "Without twins",
+        "Against the crowd",
+        "Macro F1",
+        f"Single model on {split} (difference, points)",
+    ]
+    return markdown_table(rows, header) if rows else ""
+
+
+def inference_section(metrics: dict, split_key: str = "private_test", heading: bool = True) -> list[str]:
+    """REPORT.md's "What inference adds" (its heading, where `heading`): the table, which test-time augmentation
+    each model got and why, the members of the greedy mix, and whether any addition reaches the target."""
+    table = inference_table(metrics, split_key)
+    summary = metrics.get("inference") or {}
+    if not table:
+        return []
+    split = {v: k for k, v in SPLIT_KEYS.items()}[split_key]
+    parts = ["## What inference adds", ""] if heading else []
+    parts += [
+        "Beside the single models, never in their place: these rows spend more at inference (several networks, or "
+        "several views of each face) on the same trained weights, so the comparisons above stay single-model. "
+        "A seed ensemble averages the softmax probabilities of a model's seeds; test-time augmentation averages "
+        "the logits of views of each face, for the runs whose weights are kept (in the committed run, the shipped "
+        "file in models/); the mix is chosen by greedy forward selection with replacement (Caruana et al. 2004) "
+        f"over every CNN run's PublicTest probabilities. {split} never chooses anything here; a PublicTest number "
+        "of a row chosen on PublicTest is in-sample, and only its "
+        f"{split} number says what the choice is worth.",
+        "",
+        table,
+        "",
+    ]
+    for d in summary.get("tta") or []:
+        parts.append(
+            f"- {registry.label(d['model'])}, seed {d['seed']} (`{d['weights']}`, run `{d['key']}`): {d['tta']} "
+            f"({d['views']} views) scores {d['public_accuracy']:.1%} on PublicTest against "
+            f"{d['public_accuracy_plain']:.1%} without augmentation; {d['reason']}"
+            + ("." if d["reported"] else f", so it is not reported and its {split} logits are never computed.")
+        )
+    mix = summary.get("mix")
+    if mix:
+        keys = {p["key"]: p for p in mix["pool"]}
+        steps = ", then ".join(
+            f"{registry.label(keys[s['added']]['model'])} seed {keys[s['added']]['seed']} ({s['accuracy']:.1%})"
+            for s in mix["steps"]
+        )
+        parts.append(
+            f"- The mix drew from {len(mix['pool'])} CNN runs and took, in order, {steps}: the PublicTest accuracy "
+            "after each addition, where selection stopped when no run raised it further"
+            + (
+                " (a run taken twice counts twice)."
+                if len({s["added"] for s in mix["steps"]}) < len(mix["steps"])
+                else "."
+            )
+        )
+    target = summary.get("target")
+    if target is not None:
+        best = max(
+            (
+                (n, e[split_key]["accuracy"])
+                for n, e in metrics["models"].items()
+                if "inference" in e and split_key in e
+            ),
+            key=lambda item: item[1],
+        )
+        reached = best[1] >= target
+        parts.append(
+            f"- Target: an ensemble or test-time augmentation at {target:.0%} or more on {split}. "
+            + (
+                f"Reached by {inference_label(best[0])} ({best[1]:.1%})."
+                if reached
+                else f"Not reached: the best addition, {inference_label(best[0])}, scores {best[1]:.1%}."
+            )
+        )
+    return parts + [""]
 
 
 def format_training_time(entry: dict) -> str:
@@ -841,6 +974,7 @@ def write_report_md(
     variants = comparison_table(metrics, split_key, main=False)
     if variants:
         parts += ["### Variants and ablations", "", variants, ""]
+    parts += inference_section(metrics, split_key)
     parts += ["## Per-class results (the paper's Table 2)", "", per_class_tables(metrics, split_key), ""]
     if figures:
         parts += ["## Figures", ""]

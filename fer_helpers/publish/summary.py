@@ -11,6 +11,7 @@ import json
 import math
 import platform
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from fer_helpers.analysis.claims import NEAR_FREE_COLUMNS, TWIN_FREE_COLUMNS, check_paper_claims
+from fer_helpers.analysis.tta import CHOICE_SPLIT as TTA_CHOICE_SPLIT
+from fer_helpers.analysis.tta import tta_candidates, tta_runs
 from fer_helpers.core.files import atomic_write_text, relative_link
 from fer_helpers.core.hardware import PRECISION_NAMES
 from fer_helpers.core.markdown import index_as_columns
@@ -35,6 +38,7 @@ from fer_helpers.data.fer2013 import (
 )
 from fer_helpers.data.results import RunResult, find_results, git_commit
 from fer_helpers.models import registry
+from fer_helpers.models.recipes import INFERENCE_TARGET
 from fer_helpers.scoring.metrics import (
     classification_metrics,
     expected_calibration_error,
@@ -42,8 +46,9 @@ from fer_helpers.scoring.metrics import (
     per_class_report,
     softmax,
 )
-from fer_helpers.scoring.runs import by_seed, ensemble_result
+from fer_helpers.scoring.runs import MIX_NAME, MIX_SPLIT, best_mix, by_seed, cnn_pool, ensemble_result
 from fer_helpers.scoring.statistics import BOOT_SEED, METRICS, N_BOOT, bootstrap_ci, per_class_f1_ci
+from fer_helpers.train.inference import TTA_VIEWS
 
 SPLIT_KEYS = {"PublicTest": "public_test", "PrivateTest": "private_test"}
 PAPER_MODELS = tuple(PAPER_RESULTS)
@@ -427,12 +432,43 @@ def near_duplicate_summary(table: pd.DataFrame) -> dict:
     }
 
 
-def build_metrics(run_root: str | Path, study, near_tables: Mapping[str, pd.DataFrame] | None = None) -> dict:
+def mix_record(pool: Sequence[RunResult], chosen: Sequence[int]) -> dict:
+    """metrics.json's record of the greedy mix: the candidates with their accuracy on the choosing split, and each
+    step of the selection with the mix's accuracy there after it."""
+    labels = pool[0].labels[MIX_SPLIT]
+    total = np.zeros_like(pool[0].probs(MIX_SPLIT), dtype=np.float64)
+    steps = []
+    for i in chosen:
+        total += pool[i].probs(MIX_SPLIT)
+        steps.append({"added": pool[i].key, "accuracy": float(np.mean(total.argmax(axis=1) == labels))})
+    return {
+        "split": MIX_SPLIT,
+        "method": "greedy forward selection with replacement (Caruana et al. 2004) over the CNN runs' PublicTest "
+        "probabilities, mean softmax, stopped when PublicTest accuracy no longer rises; ties go to the first run "
+        "by model name, then seed",
+        "with_replacement": True,
+        "pool": [
+            {"model": r.model, "seed": r.seed, "key": r.key, "accuracy": float(np.mean(r.preds(MIX_SPLIT) == labels))}
+            for r in pool
+        ],
+        "steps": steps,
+    }
+
+
+def build_metrics(
+    run_root: str | Path,
+    study,
+    near_tables: Mapping[str, pd.DataFrame] | None = None,
+    inference: bool = True,
+) -> dict:
     """Every headline number of the run in metrics.json's shape (STUDY.md §2), with the paper's beside ours.
 
-    Models with several seeds report their mean (and "std"); models other than the paper's three with
-    several seeds also get a seed ensemble entry, "<model>_ensemble". `near_tables`: data.near_duplicates of each
-    test split, where the caller has them (found here otherwise).
+    Models with several seeds report their mean (and "std"). With `inference`, what inference adds, each an entry
+    of its own beside the single models and marked "inference": every model with several seeds gets a seed
+    ensemble, "<model>_ensemble"; each main CNN whose weights are at hand its test-time augmentation chosen on
+    PublicTest (tta.tta_runs, "<model>_tta_<mode>", logits cached under <run_root>/inference/); and the CNN runs
+    together the mix that greedy selection chooses on PublicTest (runs.best_mix, `MIX_NAME`). `near_tables`:
+    data.near_duplicates of each test split, where the caller has them (found here otherwise).
     """
     data = study.data
     profile = getattr(study.profile, "name", study.profile)
@@ -444,16 +480,50 @@ def build_metrics(run_root: str | Path, study, near_tables: Mapping[str, pd.Data
     near = {split: table["near"].to_numpy() for split, table in near_tables.items()}
     label_noise, crowd = _label_noise(data, results)
     models: dict = {}
+    tta = {run.model: run for run in tta_candidates(results)} if inference else {}
+    decisions: list[dict] = []
     for name, runs in results.items():
         models[name] = model_entry(runs, twins, crowd, near, n_train)
-        if name not in PAPER_MODELS and len(runs) > 1:
+        if inference and len(runs) > 1:
             ensemble = ensemble_result(runs)
             models[ensemble.model] = model_entry([ensemble], twins, crowd, near) | {
                 "seeds": [r.seed for r in runs],
                 "per_seed": [],
                 "ensemble_of": name,
                 "train_seconds": ensemble.train_seconds,
+                "inference": {"method": "seed ensemble", "of": name, "members": [r.key for r in runs]},
             }
+        if name in tta:
+            measured, reported = tta_runs(tta[name], data, run_root)
+            decisions += [asdict(d) for d in measured]
+            for run in reported:
+                models[run.model] = model_entry([run], twins, crowd, near) | {
+                    "inference": {
+                        "method": "test-time augmentation",
+                        "of": name,
+                        "members": [tta[name].key],
+                        "tta": run.extra["tta"],
+                        "views": TTA_VIEWS[run.extra["tta"]],
+                        "weights": tta[name].weights_path.name,
+                        "chosen_on": TTA_CHOICE_SPLIT,
+                    }
+                }
+    pool = cnn_pool(results) if inference else []
+    mix_summary = None
+    if pool:
+        mix, chosen = best_mix(pool)
+        members = [pool[i] for i in chosen]
+        models[MIX_NAME] = model_entry([mix], twins, crowd, near) | {
+            "seeds": [r.seed for r in members],
+            "per_seed": [],
+            "inference": {
+                "method": "greedy mix",
+                "of": sorted({r.model for r in members}, key=list(results).index),
+                "members": [r.key for r in members],
+                "chosen_on": MIX_SPLIT,
+            },
+        }
+        mix_summary = mix_record(pool, chosen)
     gradcam = load_gradcam(getattr(study, "reports_dir", None), models)
     claims, near_free = (
         check_paper_claims(
@@ -499,6 +569,7 @@ def build_metrics(run_root: str | Path, study, near_tables: Mapping[str, pd.Data
             "label_noise": label_noise,
             "claims": claims.to_dict("records"),
             "precision_check": precision_check(results),
+            "inference": ({"target": INFERENCE_TARGET, "tta": decisions, "mix": mix_summary} if inference else None),
             "missing": (
                 missing_runs(results, study.profile, votes=label_noise is not None)
                 if hasattr(study.profile, "seeds")

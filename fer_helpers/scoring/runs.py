@@ -98,3 +98,62 @@ def ensemble_result(results: Sequence[RunResult], model: str | None = None) -> R
         extra={"seeds": [r.seed for r in results]},
         from_cache=False,
     )
+
+
+# ---- the best mix of runs, chosen on one split -------------------------------------------------------------------
+
+MIX_NAME = "cnn_mix"  # the mix of CNN runs that greedy selection chooses on PublicTest
+MIX_SPLIT = "PublicTest"  # the split that chooses the mix; the report split never does
+
+
+def greedy_selection(probs: Sequence[np.ndarray], labels: np.ndarray, max_members: int = 100) -> list[int]:
+    """Forward selection with replacement (Caruana et al. 2004): start empty, add the candidate whose probabilities
+    most raise the mean's accuracy on `labels`, again and again (a candidate may be added more than once, which
+    weights it), and stop when no addition raises it; the indices into `probs` in the order added.
+
+    Ties go to the first candidate in the order given; at most `max_members` additions.
+    """
+    if not probs:
+        raise ValueError("greedy_selection needs at least one candidate")
+    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in probs])
+    if stacked.shape[1] != len(labels):
+        raise ValueError(f"{stacked.shape[1]} faces of probabilities for {len(labels)} labels")
+    total = np.zeros(stacked.shape[1:])
+    chosen: list[int] = []
+    best = -1.0
+    while len(chosen) < max_members:
+        # the argmax of a sum is the argmax of the mean, so the sum of the members' probabilities decides
+        accuracy = ((total[None] + stacked).argmax(axis=2) == labels[None]).mean(axis=1)
+        candidate = int(np.argmax(accuracy))
+        if accuracy[candidate] <= best:
+            break
+        chosen.append(candidate)
+        total += stacked[candidate]
+        best = float(accuracy[candidate])
+    return chosen
+
+
+def cnn_pool(results_by_model: dict[str, Sequence[RunResult]]) -> list[RunResult]:
+    """Every CNN run (one with a best epoch) of a run folder that scored the mix's split, by model name, then seed."""
+    return [
+        r
+        for name in sorted(results_by_model)
+        for r in results_by_model[name]
+        if "best_epoch" in r.extra and MIX_SPLIT in r.logits
+    ]
+
+
+def best_mix(pool: Sequence[RunResult], split: str = MIX_SPLIT) -> tuple[RunResult, list[int]]:
+    """The mix of `pool` that `greedy_selection` chooses on `split` alone, as a run of its own (`MIX_NAME`: mean
+    softmax over its members, a member added twice counting twice), and the chosen indices into `pool`.
+
+    Only `split`'s probabilities and labels are read to choose; the other splits are scored, never consulted.
+    """
+    if not pool:
+        raise ValueError("best_mix needs at least one run")
+    chosen = greedy_selection([r.probs(split) for r in pool], pool[0].labels[split])
+    members = [pool[i] for i in chosen]
+    mix = ensemble_result(members, model=MIX_NAME)
+    unique = list({r.key: r for r in members}.values())
+    params = sum(r.params for r in unique) if all(r.params for r in unique) else None
+    return replace(mix, params=params, train_seconds=float(sum(r.train_seconds for r in unique))), chosen
