@@ -9,6 +9,9 @@ Into the repository's models/ the weights are moved, not copied, so that the rep
 the shipped file names the run's key in its metadata, and `RunResult.weights_path` finds it there (into any other
 folder a ship is a copy). A file that a newer ship replaces goes
 back into its own run folder first, so no run loses its weights.
+
+`fer-study export` adds to the card what it measured (`export_section`): the temperature that calibrates the
+probabilities with the expected calibration error before and after, and the int8 copy against float32.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from fer_helpers.core.files import atomic_path
+from fer_helpers.core.files import atomic_path, atomic_write_text
 from fer_helpers.core.paths import MODELS_DIR
 from fer_helpers.data.fer2013 import FERData, twin_mask
 from fer_helpers.data.results import SHIPPED_KEY, WEIGHTS_FILE, RunResult, git_commit, shipped_weights
@@ -122,6 +125,56 @@ def model_card(result: RunResult, shipped_as: str, twins: dict[str, np.ndarray] 
         "",
     ]
     return "\n".join(lines)
+
+
+EXPORT_HEADING = "## Exported model and calibrated probabilities"
+
+
+def export_section(summary: dict) -> str:
+    """The model card's section on an export (`fer_helpers.train.exported.export_model`'s summary): the files, the
+    temperature and expected calibration error before and after it, and the int8 copy against float32."""
+    cal = summary["calibration"]
+    torch_check = summary["torch_check"]
+    split, n = summary["split"], torch_check["n"]
+    lines = [
+        EXPORT_HEADING,
+        "",
+        f"- `{Path(summary['onnx']).name}`: float32 ONNX, run by ONNX Runtime without torch; on the {n:,} {split} "
+        f"faces its logits differ from torch's by at most {torch_check['max_abs_logit_difference']:.2g}, the same "
+        f"class on {torch_check['argmax_agreement']:.2%} of them (accuracy {summary['accuracy_float32']:.2%}).",
+        f"- Calibrated probabilities: `fer-study predict` and `evaluate` report softmax(logits / T) with temperature "
+        f"T = {cal['temperature']:.3f}, fitted on {cal['fitted_on']} (negative log-likelihood) and stored in the ONNX "
+        f"files' metadata; the predicted class is unchanged. Expected calibration error on {cal['reported_on']} "
+        f"(15 bins): {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after.",
+    ]
+    if "int8_check" in summary:
+        (
+            check,
+            sample,
+        ) = summary["int8_check"], summary["calibration_sample"]
+        lines.append(
+            f"- `{Path(summary['int8']).name}`: int8 (ONNX Runtime static quantisation, QDQ, per-tensor, 7-bit weights, "
+            f"MinMax ranges on {sample['faces']:,} {sample['split']} faces stratified by class, seed {sample['seed']}), "
+            f"what `predict` and `evaluate` run by default (`--float32` for the float32 file). On {split}: accuracy "
+            f"{check['accuracy_int8']:.2%} against {check['accuracy_float32']:.2%} in float32, the same class on "
+            f"{check['argmax_agreement']:.2%} of the faces; expected calibration error {check['ece_after']:.3f} "
+            "with the same temperature."
+        )
+    lines.append(f"- Measured by `fer-study export` on FER-2013 sha256 `{summary['data_sha256']}`.")
+    return "\n".join(lines) + "\n"
+
+
+def add_export_section(card: str | Path, section: str) -> Path:
+    """Put an export's section into a model card, replacing an earlier one, before its Limits; returns the path."""
+    card = Path(card)
+    text = card.read_text(encoding="utf-8")
+    if EXPORT_HEADING in text:
+        start = text.index(EXPORT_HEADING)
+        end = text.find("\n## ", start + len(EXPORT_HEADING))
+        text = text[:start] + text[end + 1 :] if end >= 0 else text[:start]
+    at = text.find("## Limits")
+    text = text[:at] + section + "\n" + text[at:] if at >= 0 else text.rstrip("\n") + "\n\n" + section
+    return atomic_write_text(card, text)
 
 
 def check_weights(result: RunResult, split: str = "PrivateTest") -> None:
