@@ -129,9 +129,11 @@ def _bad_command_lines(tmp_path) -> list[tuple[list[str], str]]:
     photo = tmp_path / "photo.png"
     photo.write_bytes(b"not read: the answer comes before")
     photo = str(photo)
+    empty = tmp_path / "empty"
+    empty.mkdir()
     return [
         (["predict", str(tmp_path / "astronuat.jpg")], "astronuat.jpg: no such file"),
-        (["predict", str(tmp_path)], ": a folder, not a file"),
+        (["predict", str(empty)], "empty: a folder without files, nothing to predict"),
         (["predict", photo, "--weights", str(tmp_path / "w.safetensors")], "no such weights file"),
         (["predict", photo, "--weights", str(tmp_path)], "a folder, not a weights file"),
         (["predict", photo, "--weigths", "w"], "unrecognized arguments: --weigths"),

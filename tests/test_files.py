@@ -47,6 +47,18 @@ def test_atomic_path_gives_a_name_of_its_own_beside_the_target(tmp_path):
     assert path.read_bytes() == b"a" and os.listdir(tmp_path) == ["runs-00.tar.gz"]  # the write that ends last wins
 
 
+def test_atomic_path_can_keep_the_suffix_for_writers_that_choose_the_format_by_name(tmp_path):
+    path = tmp_path / "clip.mp4"
+    with atomic_path(path, keep_suffix=True) as temporary:
+        assert temporary.suffix == ".mp4" and temporary.name.endswith(".tmp.mp4") and temporary != path
+        temporary.write_bytes(b"frames")
+    assert path.read_bytes() == b"frames" and os.listdir(tmp_path) == ["clip.mp4"]
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "half.avi", keep_suffix=True) as temporary:
+        temporary.write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert os.listdir(tmp_path) == ["clip.mp4"]
+
+
 def test_atomic_dir_swaps_a_whole_folder(tmp_path):
     run_dir = tmp_path / "results" / "model_b-abc"
     run_dir.mkdir(parents=True)

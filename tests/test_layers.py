@@ -17,7 +17,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "models": ("networks", "recipes", "registry"),
     "train": ("inference", "exported", "weights", "speed", "augment", "classical", "training", "plan", "bundle"),
     "analysis": ("claims", "ablation", "explain", "cost", "tta", "plots"),
-    "publish": ("summary", "report", "readme", "ship", "lesson", "predict", "book"),
+    "publish": ("summary", "report", "readme", "ship", "lesson", "predict", "wild", "book"),
     "orchestrate": ("study", "steps", "estimate", "schedule", "campaign", "runner", "cli"),
 }
 

@@ -18,12 +18,14 @@ def relative_link(path: str | Path, start: str | Path) -> str:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     """A temporary path beside `path` to write to; it replaces `path` in one step when the block ends, and is
-    removed when the block fails. The name ends in ".tmp" and is this process's own."""
+    removed when the block fails. The name ends in ".tmp" and is this process's own; with keep_suffix, in ".tmp"
+    and `path`'s suffix, for writers that choose the format by the name (a video's container)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    suffix = path.suffix if keep_suffix else ""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
     try:
         yield temporary
         os.replace(temporary, path)

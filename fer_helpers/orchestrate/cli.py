@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from fer_helpers.core.profiles import PROFILES
@@ -180,6 +181,7 @@ def cmd_unpack(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Classify the faces in photos, print one row per face and write annotated copies; a bad photo exits 2.
+    Videos and folders (or --csv) write one CSV row per analysed frame and face instead (`_predict_to_csv`).
 
     Missing photos are named before the model loads; the others are still classified.
     """
@@ -188,13 +190,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     images = []
     for image in args.images:
-        if problem := path_problem(image, "file"):
+        if problem := path_problem(image, "file or folder") or _empty_folder(image):
             print(f"fer-study predict: {problem}", file=sys.stderr)
         else:
             images.append(image)
     failed = len(args.images) - len(images)
     if not images:
         return 2
+    from fer_helpers.publish.wild import is_media_run
+
+    if is_media_run(images) or args.csv or args.plot or args.annotate:
+        return _predict_to_csv(args, images) or (2 if failed else 0)
     from fer_helpers.publish.predict import PredictError, load_model, model_line, predict_image, prediction_table
     from fer_helpers.train.exported import ExportedModel
 
@@ -217,6 +223,58 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(prediction_table(predictions).to_string(index=False))
         print(f"Annotated copies in {args.out}")
     return 2 if failed else 0
+
+
+def _empty_folder(path: str) -> str | None:
+    """A folder without a file anywhere under it, named as the mistake it likely is; None otherwise."""
+    folder = Path(path).expanduser()
+    if folder.is_dir() and not any(f.is_file() for f in folder.rglob("*")):
+        return f"{path}: a folder without files, nothing to predict"
+    return None
+
+
+def _predict_to_csv(args: argparse.Namespace, inputs: list[str]) -> int:
+    """`fer-study predict` on videos and folders: the CSV, then each video's timeline with --plot; 2 where an input
+    could not be read (its rows say why), 0 otherwise."""
+    if args.explain:
+        print(
+            "fer-study predict: --explain draws Grad-CAM on photos only, not with videos, folders or --csv",
+            file=sys.stderr,
+        )
+        return 2
+    from functools import partial
+
+    from fer_helpers.publish.predict import PredictError, class_probs, load_model, model_line
+    from fer_helpers.publish.wild import WildError, default_csv, plot_timelines, predict_to_csv
+
+    try:
+        model = load_model(args.weights)
+    except PredictError as err:
+        print(f"fer-study predict: {err}", file=sys.stderr)
+        return 2
+    print(model_line(model), flush=True)
+    csv_path = Path(args.csv) if args.csv else default_csv(inputs, args.out)
+    try:
+        summaries = predict_to_csv(
+            inputs,
+            partial(class_probs, model),
+            csv_path,
+            every=args.every,
+            step_seconds=args.step_seconds,
+            max_side=args.max_side,
+            annotate_dir=args.out if args.annotate else None,
+            progress=True,
+        )
+    except WildError as err:
+        print(f"fer-study predict: {err}", file=sys.stderr)
+        return 2
+    for summary in summaries:
+        print(summary.line(), file=sys.stderr if summary.failed else sys.stdout)
+    print(f"Wrote {csv_path}")
+    if args.plot:
+        for path in plot_timelines(csv_path):
+            print(f"Wrote {path}")
+    return 2 if any(s.failed for s in summaries) else 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -384,6 +442,21 @@ def cmd_tool(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse type: a positive int or float, else a usage error that says so."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+
+    return parse
+
+
 def path_problem(path: str, kind: str, what: str | None = None) -> str | None:
     """Why a path given on the command line cannot be used as a `kind` ("file", "folder" or "file or folder"),
     or None; what names the thing expected in the message (default: kind)."""
@@ -518,15 +591,42 @@ def build_parser() -> argparse.ArgumentParser:
     unpack.add_argument("--run-dir", metavar="DIR", help="run folder (default: runs/<profile>)")
     unpack.set_defaults(func=cmd_unpack)
 
-    predict = commands.add_parser("predict", help="emotions of the faces in photos, with annotated copies")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="photos (any size; <= 64 px: a face crop)")
+    predict = commands.add_parser(
+        "predict", help="emotions of the faces in photos (annotated copies), videos and folders (a CSV)"
+    )
+    predict.add_argument(
+        "images",
+        nargs="+",
+        metavar="INPUT",
+        help="photos (any size; <= 64 px: a face crop), videos or folders; a video or folder writes a CSV",
+    )
     predict.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
     predict.add_argument(
         "--out",
         metavar="DIR",
         default="predictions",
-        help="folder for the annotated PNGs <name>_emotions.png (default: predictions)",
+        help="folder for the annotated PNGs <name>_emotions.png, the CSV and annotated videos (default: predictions)",
     )
+    predict.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="one row per analysed frame and face (default with videos or folders: "
+        "<out>/<name>_emotions.csv, or <out>/emotions.csv for several inputs)",
+    )
+    step = predict.add_mutually_exclusive_group()
+    step.add_argument("--every", type=_positive(int), default=1, metavar="N", help="analyse every N-th video frame")
+    step.add_argument(
+        "--step-seconds", type=_positive(float), metavar="S", help="analyse one video frame every S seconds"
+    )
+    predict.add_argument(
+        "--max-side",
+        type=_positive(int),
+        metavar="PX",
+        help="with a CSV: downscale frames and photos to at most PX pixels on their longer side before finding faces "
+        "(default: the size single photos are worked at, WORK_SIDE in fer_helpers/publish/predict.py)",
+    )
+    predict.add_argument("--plot", action="store_true", help="also plot each video's probabilities over time per face")
+    predict.add_argument("--annotate", action="store_true", help="also write each video with boxes and labels drawn")
     predict.add_argument(
         "--explain", action="store_true", help="add Grad-CAM heatmaps to the annotated copies (loads torch)"
     )

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -235,7 +236,7 @@ def _under_cwd(path: str | Path) -> bool:
     return Path(path).resolve().is_relative_to(Path.cwd().resolve())
 
 
-def _class_probs(model: Model, faces: np.ndarray) -> np.ndarray:
+def class_probs(model: Model, faces: np.ndarray) -> np.ndarray:
     """Class probabilities (N,7) of faces (N,48,48) uint8, with the model's test-time augmentation if it has one."""
     if isinstance(model, ExportedModel):
         return model.probs(faces)
@@ -280,15 +281,27 @@ def load_photo(path: str | Path, work_side: int = WORK_SIDE) -> Photo:
         raise PredictError(f"{path}: too large to decode safely ({err})") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise PredictError(f"{path}: not a readable image ({type(err).__name__}: {err})") from err
-    scale = decoded_width / stored[0]
     size = (stored[1], stored[0]) if turned else stored
+    return photo_from_rgb(path, rgb, size=size, scale=decoded_width / stored[0], work_side=work_side)
+
+
+def photo_from_rgb(
+    path: str | Path,
+    rgb: np.ndarray,
+    size: tuple[int, int] | None = None,
+    scale: float = 1.0,
+    work_side: int = WORK_SIDE,
+) -> Photo:
+    """A decoded RGB image (a photo, a video frame) as a `Photo`, downscaled to at most work_side pixels; size is the
+    original's (width, height) and scale its pixels per original pixel as decoded (default: rgb is the original)."""
+    size = size or (rgb.shape[1], rgb.shape[0])
     if max(rgb.shape[:2]) > work_side:
         shrink = work_side / max(rgb.shape[:2])
         new_size = (round(rgb.shape[1] * shrink), round(rgb.shape[0] * shrink))
         rgb = cv2.resize(rgb, new_size, interpolation=cv2.INTER_AREA)
         scale *= shrink
     rgb = np.ascontiguousarray(rgb)
-    return Photo(path=path, rgb=rgb, gray=cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), scale=scale, size=size)
+    return Photo(path=Path(path), rgb=rgb, gray=cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), scale=scale, size=size)
 
 
 def _opaque(image: Image.Image) -> Image.Image:
@@ -359,12 +372,15 @@ def is_face_crop(photo: Photo) -> bool:
     return max(photo.size) <= FACE_CROP_SIDE
 
 
-def locate_faces(photo: Photo) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The photo's faces (K,48,48) uint8, their boxes (K,4) in original pixels, and whether they were detected."""
+def locate_faces(
+    photo: Photo, detect: Callable[[np.ndarray], np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The photo's faces (K,48,48) uint8, their boxes (K,4) in original pixels, and whether they were detected
+    (detect: grayscale image to boxes (K,4) x, y, width, height; `detect_faces` where None)."""
     if is_face_crop(photo):
         box = np.array([[0, 0, photo.size[0], photo.size[1]]], dtype=np.int64)
         return _resize_face(photo.gray)[None], box, False
-    boxes = detect_faces(photo.gray)
+    boxes = np.asarray((detect or detect_faces)(photo.gray), dtype=np.int64).reshape(-1, 4)
     faces = np.empty((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     if len(boxes):
         faces = np.stack([crop_face(photo.gray, b) for b in boxes])
@@ -389,7 +405,7 @@ def predict_image(
             f"frontal face of at least {math.ceil(MIN_FACE_SIDE / (photo.scale * detection_scale(photo.gray.shape)))} "
             "pixels)"
         )
-    probs = _class_probs(model, faces)
+    probs = class_probs(model, faces)
     preds = probs.argmax(axis=1)
     cams = [None] * len(faces)
     if cam:  # Grad-CAM needs the torch model's gradients
@@ -533,7 +549,7 @@ def evaluate_folder(folder: str | Path, model: Model, drop_unknown: bool = False
         raise PredictError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
 
     faces, found = zip(*(face_for_evaluation(load_photo(f)) for f in files))
-    probs = _class_probs(model, np.stack(faces))
+    probs = class_probs(model, np.stack(faces))
     labels_arr, preds = np.asarray(labels, dtype=np.int64), probs.argmax(axis=1)
     present = sorted(set(labels))
     correct = int((labels_arr == preds).sum())
