@@ -16,7 +16,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "scoring": ("statistics", "metrics", "runs", "label_noise"),
     "models": ("networks", "recipes", "registry"),
     "train": ("inference", "exported", "weights", "speed", "augment", "classical", "training", "plan", "bundle"),
-    "analysis": ("claims", "ablation", "explain", "cost", "tta", "plots"),
+    "analysis": ("claims", "ablation", "explain", "cost", "tta", "robustness", "plots"),
     "publish": ("summary", "report", "readme", "ship", "lesson", "predict", "wild", "book"),
     "orchestrate": ("study", "steps", "estimate", "schedule", "campaign", "runner", "cli"),
 }

@@ -814,3 +814,45 @@ def plot_accuracy_vs_compute(frame: pd.DataFrame, published: pd.DataFrame | None
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
+
+
+def plot_sweeps(table: pd.DataFrame, units: dict[str, str] | None = None) -> plt.Figure:
+    """Accuracy (with its 95% interval) and mean confidence against the amount of each change, one panel per change
+    (from robustness.sweep_table); the unchanged faces' accuracy is the dotted line in every panel."""
+    base = table[table["change"] == "none"].iloc[0]
+    changes = [c for c in dict.fromkeys(table["change"]) if c != "none"]
+    ncols = min(3, len(changes))
+    nrows = int(np.ceil(len(changes) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), sharey=True, squeeze=False)
+    for ax, change in zip(axes.ravel(), changes):
+        rows = table[table["change"] == change].sort_values("amount")
+        ax.errorbar(
+            rows["amount"],
+            rows["accuracy"],
+            yerr=[rows["accuracy"] - rows["accuracy_low"], rows["accuracy_high"] - rows["accuracy"]],
+            marker="o",
+            capsize=3,
+            label="accuracy (95% CI)",
+        )
+        ax.plot(rows["amount"], rows["confidence"], marker="s", linestyle="--", color="gray", label="mean confidence")
+        ax.axhline(base["accuracy"], color="black", linestyle=":", linewidth=1, label="unchanged faces")
+        ax.set(title=change, xlabel=(units or {}).get(change, ""), ylim=(0, 1))
+    for ax in axes.ravel()[len(changes) :]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel("share of faces")
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_scene(image: np.ndarray, pasted: np.ndarray, found: np.ndarray) -> plt.Figure:
+    """A grey scene with the boxes of the faces pasted into it (green) and those a detector found (red, dashed)."""
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    for boxes, color, style in ((pasted, "limegreen", "-"), (found, "red", "--")):
+        for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
+            ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor=color, linestyle=style, linewidth=1.5))
+    ax.set_axis_off()
+    ax.set_title("pasted faces (green) and the detector's boxes (red, dashed)")
+    fig.tight_layout()
+    return fig

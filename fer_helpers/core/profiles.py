@@ -55,6 +55,10 @@ class Profile:
     probes: Mapping[str, int] = field(default_factory=dict)
     crowd_models: tuple[str, ...] = ("baseline_cnn",)  # retrained on the FER+ crowd's votes (notebook 08; first seed)
     cam: CamBudget = FULL_CAM  # faces for each Grad-CAM measurement (notebook 06)
+    # Notebook 09: PublicTest faces (stratified over classes) in each sweep of crop and light, and the scenes their
+    # faces are pasted into for the face detector (6 faces a scene).
+    wild_faces: int = 420
+    wild_scenes: int = 48
     # What the numbers of a run on FER-2013 may be held against: the paper's sizes (accuracy ranges, parameter counts:
     # the paper's protocol at full size) and its orderings (which model beats which: models trained long enough).
     paper_sizes: bool = True
@@ -111,6 +115,8 @@ CLASSROOM = replace(
     probes={},
     crowd_models=("baseline_cnn",),
     cam=replace(FULL_CAM, n_images=210, n_road=14),
+    wild_faces=210,  # a few hundred: each accuracy to about ±6 points (notebook 09 says how long it took)
+    wild_scenes=24,
     paper_sizes=False,
 )
 # Checks that the whole chain runs, in a minute or two: a few faces per class, tiny models, one or two epochs.
@@ -131,6 +137,8 @@ SMOKE = replace(
     hog_variants=("hog_multiscale", "hog_nystroem"),
     probes={"resnet_fer": 3},
     cam=CamBudget(n_images=70, n_faithful=7, steps=6, n_road=7, road_percentiles=(50,), n_random=4, cascade=False),
+    wild_faces=35,
+    wild_scenes=4,
     paper_orderings=False,
 )
 PROFILES: dict[str, Profile] = {profile.name: profile for profile in (SMOKE, CLASSROOM, FULL)}
