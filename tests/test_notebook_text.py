@@ -195,3 +195,26 @@ def test_each_exercise_runs_on_its_own(name):
         bound = set().union(*(_names(s)[0] for s in sources))
         missing = set().union(*(_names(s)[1] for s in sources)) - bound - notebook
         assert not missing, f"{name}, exercise {number} reads {sorted(missing)}, bound only by another exercise"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_each_notebook_opens_with_objectives_and_closes_with_what_was_learned(name):
+    """3-5 learning objectives in the first markdown cell (or the one after it), and a 'What you learned' section
+    of a few bullets before the exercises: the one place the teacher's guide points to for them."""
+    cells = _cells(name)
+    opening = [c for c in cells if c.cell_type == "markdown"][:2]
+    heads = [
+        c.source.split("**Learning objectives.**", 1)[1] for c in opening if "**Learning objectives.**" in c.source
+    ]
+    assert heads, f"{name}: no '**Learning objectives.**' in its first two markdown cells"
+    objectives = re.match(r"[^\n]*\n\n((?:- [^\n]*\n(?:  [^\n]*\n)*)+)", heads[0] + "\n")
+    assert objectives, f"{name}: the learning objectives are not a list of bullets"
+    assert 3 <= len(re.findall(r"^- ", objectives.group(1), re.M)) <= 5, f"{name}: 3-5 learning objectives"
+    learned = [
+        i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## What you learned")
+    ]
+    exercises = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    assert len(learned) == 1 and exercises and learned[0] < exercises[0], f"{name}: 'What you learned' before exercises"
+    assert 2 <= len(re.findall(r"^- ", cells[learned[0]].source, re.M)) <= 6, (
+        f"{name}: a short list of what was learned"
+    )
