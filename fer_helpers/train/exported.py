@@ -18,8 +18,9 @@ float32, the same class on 95.5% of the faces, about twice as fast and a quarter
 the u8*s8 products saturate on such a CPU and per-channel scales lost 2.8 points. `current_onnx` prefers the int8
 file where it is current, unless asked for float32.
 
-Calibrated probabilities (`calibrate`): the temperature T fitted on PublicTest logits (`fit_temperature`) is stored in
-both files' metadata, and `ExportedModel.probs` is softmax(logits / T); the predicted class does not change.
+Calibrated probabilities (`calibrate`): the temperature T fitted on PublicTest logits
+(`fer_helpers.scoring.metrics.fit_temperature`) is stored in both files' metadata, and `ExportedModel.probs` is
+softmax(logits / T); the predicted class does not change.
 `export_model` does all of it for one weights file and returns what it measured.
 """
 
@@ -85,12 +86,14 @@ class ExportedModel:
     """A CNN exported by `export_onnx` (float32) or `quantize_int8` (int8), run by ONNX Runtime on the CPU (no
     torch); its probabilities are divided by the temperature its metadata records (1 where none)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime
 
         self.path = Path(path)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: its warnings about unused initializers are not the user's
+        if threads is not None:  # default: ONNX Runtime's, one per physical core
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         try:
             self.session = onnxruntime.InferenceSession(
                 str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
