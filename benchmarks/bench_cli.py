@@ -18,7 +18,7 @@ from pathlib import Path
 REPEATS = 3
 MISTAKES = {  # name: arguments, run in an empty temporary folder
     "predict_missing_file": ["predict", "astronuat.jpg"],
-    "predict_folder_for_file": ["predict", "."],
+    "predict_empty_folder": ["predict", "."],
     "predict_unknown_option": ["predict", "photo.jpg", "--weigths", "w.safetensors"],
     "evaluate_missing_folder": ["evaluate", "my_faces"],
     "report_unknown_profile": ["report", "--profile", "clasroom"],

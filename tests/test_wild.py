@@ -188,7 +188,8 @@ def test_an_unstated_frame_rate_falls_back_to_the_default(tmp_path, monkeypatch)
 
     monkeypatch.setattr(wild.cv2, "VideoCapture", NoRate)
     out = tmp_path / "norate.csv"
-    predict_to_csv([video], brightness, out, detect=squares)
+    with pytest.warns(UserWarning, match="squares.avi: states no frame rate; its times assume 25 frames per second"):
+        predict_to_csv([video], brightness, out, detect=squares)
     frames = {int(r["frame"]): float(r["time_s"]) for r in _rows(out)}
     assert frames == {f: pytest.approx(f / wild.DEFAULT_FPS) for f in range(3)}
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -53,6 +54,9 @@ Detect = Callable[[np.ndarray], np.ndarray]  # grayscale image -> boxes (K,4) x,
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 DEFAULT_FPS = 25.0  # frames per second assumed where a video states none (OpenCV reports 0)
+# Some containers (Matroska, WebM) only estimate their frame count from duration and rate: a video is called cut
+# short only where it ends more than this share (and one frame) before the count it states.
+COUNT_SLACK = 0.02
 MIN_IOU = 0.3  # a face overlapping a track's last box less than this starts a new track
 MAX_MISSED = 5  # analysed frames a track may miss its face before it ends
 MAX_PLOT_TRACKS = 6  # tracks drawn in a video's timeline: the longest ones
@@ -183,8 +187,6 @@ class VideoInfo:
     fps: float  # frames per second: the stated rate, or DEFAULT_FPS where it states none
     fps_stated: bool
     frame_count: int  # as stated; 0 where unknown (some containers only estimate it)
-    width: int
-    height: int
 
 
 def frame_step(fps: float, every: int = 1, step_seconds: float | None = None) -> int:
@@ -224,9 +226,11 @@ def video_rows(
             fps=stated_fps if fps_stated else DEFAULT_FPS,
             fps_stated=fps_stated,
             frame_count=max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)),
-            width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
-            height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
         )
+        if not fps_stated:
+            warnings.warn(
+                f"{path}: states no frame rate; its times assume {DEFAULT_FPS:g} frames per second", stacklevel=2
+            )
         step = frame_step(info.fps, every, step_seconds)
         bar = stack.enter_context(_progress_bar(info, step, path.name, progress))
         tracker, writer, index = Tracker(), None, 0
@@ -257,7 +261,7 @@ def video_rows(
             index += 1
         if index == 0:
             yield _row(source, NO_FRAMES)
-        elif info.frame_count and index < info.frame_count:
+        elif index < info.frame_count * (1 - COUNT_SLACK) - 1:
             yield _row(
                 source,
                 f"{TRUNCATED}: decoded {index} of the {info.frame_count} frames the file states; the rows above "
