@@ -282,6 +282,12 @@ def test_a_file_named_on_its_own_is_read_by_its_content(tmp_path):
     assert summary.kind == "photo" and summary.faces == 1
 
 
+def test_missing_inputs_are_rows_that_say_so(tmp_path):
+    out = tmp_path / "missing.csv"
+    summaries = predict_to_csv([tmp_path / "gone.mp4", tmp_path / "gone.jpg"], brightness, out)
+    assert [r["status"] for r in _rows(out)] == ["error: no such file"] * 2 and all(s.failed for s in summaries)
+
+
 def test_an_interrupted_run_leaves_no_csv_and_keeps_the_old_one(mixed_folder, tmp_path):
     out = tmp_path / "results" / "mixed.csv"
     out.parent.mkdir()

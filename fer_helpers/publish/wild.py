@@ -214,6 +214,9 @@ def video_rows(
     """The rows of one video, streamed frame by frame: one per face of each analysed frame, one per analysed frame
     without a face, and a last one where the video could not be opened, had no frames or was cut short."""
     path, source = Path(path), str(path)
+    if not path.is_file():
+        yield _row(source, f"{ERROR}: {'no such file' if not path.exists() else 'not a file'}")
+        return
     capture = cv2.VideoCapture(str(path))
     with ExitStack() as stack:
         stack.callback(capture.release)
