@@ -205,7 +205,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from fer_helpers.train.exported import ExportedModel
 
     try:
-        model = load_model(args.weights, use_torch=args.explain)
+        model = load_model(args.weights, use_torch=args.explain, int8=not args.float32)
     except PredictError as err:
         print(f"fer-study predict: {err}", file=sys.stderr)
         return 2
@@ -248,7 +248,7 @@ def _predict_to_csv(args: argparse.Namespace, inputs: list[str]) -> int:
     from fer_helpers.publish.wild import WildError, default_csv, plot_timelines, predict_to_csv
 
     try:
-        model = load_model(args.weights)
+        model = load_model(args.weights, int8=not args.float32)
     except PredictError as err:
         print(f"fer-study predict: {err}", file=sys.stderr)
         return 2
@@ -290,7 +290,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from fer_helpers.publish.predict import PredictError, evaluate_folder, evaluation_summary, load_model, model_line
 
     try:
-        model = load_model(args.weights)
+        model = load_model(args.weights, int8=not args.float32)
         print(model_line(model), flush=True)
         result = {"weights": str(model.weights_file)} | evaluate_folder(args.folder, model, args.drop_unknown)
     except PredictError as err:
@@ -325,7 +325,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write shipped weights as ONNX beside them and check each against torch on PrivateTest faces."""
+    """Write shipped weights as ONNX beside them, float32 and int8, checked on PrivateTest faces, with the temperature
+    fitted on PublicTest; the numbers go into each model card beside the weights."""
     problems = [problem for weights in args.weights if (problem := path_problem(weights, "file", "weights file"))]
     for problem in problems:
         print(f"fer-study export: {problem}", file=sys.stderr)
@@ -334,28 +335,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     from fer_helpers.core.paths import MODELS_DIR
     from fer_helpers.data.fer2013 import find_fer2013, load_fer2013
     from fer_helpers.data.synthetic import make_synthetic_fer
-    from fer_helpers.train.exported import ExportError, check_export, export_onnx
+    from fer_helpers.publish.ship import add_export_section, export_section
+    from fer_helpers.train.exported import ExportError, export_model
 
     weights = [Path(w) for w in args.weights] or sorted(MODELS_DIR.glob("*.safetensors"))
     if not weights:
         print(f"fer-study export: no weights in {MODELS_DIR}", file=sys.stderr)
         return 2
     found = None if args.data == SYNTHETIC else find_fer2013(args.data)
-    data = load_fer2013(found) if found is not None else make_synthetic_fer(n_private=1000, seed=0)
-    faces = data.split("PrivateTest")[0]
+    data = load_fer2013(found) if found is not None else make_synthetic_fer(n_train=700, n_private=1000, seed=0)
     where = f"PrivateTest faces of {'FER-2013' if found is not None else 'the synthetic set (no FER-2013 found)'}"
     for path in weights:
         try:
-            exported = export_onnx(path)
+            summary = export_model(path, data, int8=not args.no_int8)
         except ExportError as err:
             print(f"fer-study export: {err}", file=sys.stderr)
             return 2
-        check = check_export(exported, path, faces)
+        check, cal = summary["torch_check"], summary["calibration"]
+        exported = Path(summary["onnx"])
         print(
             f"Wrote {exported} ({exported.stat().st_size / 1e6:.1f} MB). On {check['n']:,} {where}: largest "
             f"difference in logits from torch {check['max_abs_logit_difference']:.2g}, the same class on "
-            f"{check['argmax_agreement']:.2%} of them."
+            f"{check['argmax_agreement']:.2%} of them; accuracy {summary['accuracy_float32']:.2%}. Temperature "
+            f"{cal['temperature']:.3f} (fitted on PublicTest): expected calibration error {cal['ece_before']:.3f} "
+            f"before, {cal['ece_after']:.3f} after."
         )
+        if "int8" in summary:
+            q, int8 = summary["int8_check"], Path(summary["int8"])
+            print(
+                f"Wrote {int8} ({int8.stat().st_size / 1e6:.1f} MB), calibrated on "
+                f"{summary['calibration_sample']['faces']:,} Training faces: accuracy {q['accuracy_int8']:.2%} "
+                f"against {q['accuracy_float32']:.2%} in float32, the same class on {q['argmax_agreement']:.2%}."
+            )
+        card = path.with_suffix(".md")
+        if card.is_file():
+            add_export_section(card, export_section(summary))
+            print(f"Updated {card}")
     return 0
 
 
@@ -602,6 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
     predict.add_argument(
+        "--float32", action="store_true", help="run the float32 ONNX export even where its int8 copy is current"
+    )
+    predict.add_argument(
         "--out",
         metavar="DIR",
         default="predictions",
@@ -636,6 +654,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="accuracy on a folder of labelled faces (one folder per class)")
     evaluate.add_argument("folder", metavar="FOLDER", help="folder with one sub-folder per class (e.g. happy/, sad/)")
     evaluate.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
+    evaluate.add_argument(
+        "--float32", action="store_true", help="run the float32 ONNX export even where its int8 copy is current"
+    )
     evaluate.add_argument("--drop-unknown", action="store_true", help="leave out class folders that are not FER-2013's")
     evaluate.add_argument("--json", metavar="OUT", help="also write the full result (per image, per class) as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -647,8 +668,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--data",
         metavar="PATH",
-        help="FER-2013, whose PrivateTest faces check the export against torch (default: $FER2013_PATH, then "
-        "data/; synthetic faces where there is none, or with --data synthetic)",
+        help="FER-2013: PrivateTest faces check the export, PublicTest fits the temperature, Training calibrates "
+        "int8 (default: $FER2013_PATH, then data/; synthetic faces where there is none, or with --data synthetic)",
+    )
+    export.add_argument(
+        "--no-int8", action="store_true", help="write only the float32 file, not its int8 copy <model>.int8.onnx"
     )
     export.set_defaults(func=cmd_export)
 

@@ -14,9 +14,10 @@ through OpenCV's bundled frontal-face Haar cascade (`CASCADE_FILE`), run on a co
 pixels; each face is cut out of the working photo square around its box, converted to grayscale and resized to
 48x48, the form the models were trained on.
 
-Models (`load_model`): the ONNX export beside the weights (`fer-study export`) where it matches them, run by ONNX
-Runtime without importing torch; otherwise, and for Grad-CAM, the torch model. This module imports torch only
-when it has to.
+Models (`load_model`): the ONNX export beside the weights (`fer-study export`) where it matches them, its int8 copy
+unless float32 is asked for, run by ONNX Runtime without importing torch; otherwise, and for Grad-CAM, the torch
+model. Probabilities are calibrated: divided by the temperature the export records (fitted on PublicTest), which
+the torch model borrows from the export where there is one. This module imports torch only when it has to.
 
 Folders (`evaluate_folder`): one sub-folder per class, named by FER-2013's class or a synonym (`CLASS_SYNONYMS`,
 case-insensitive). Each image is converted as above; where several faces are found the largest counts, and where
@@ -157,20 +158,22 @@ def default_weights(models_dir: str | Path | None = None) -> Path:
     )
 
 
-def load_model(weights: str | Path | None = None, use_torch: bool = False) -> Model:
+def load_model(weights: str | Path | None = None, use_torch: bool = False, int8: bool = True) -> Model:
     """The trained CNN stored in a weights file (default: `default_weights()`): its current ONNX export where there
     is one (`fer_helpers.train.exported`; no torch), else, or with use_torch (Grad-CAM needs gradients), the torch model in
-    eval mode on the CPU.
+    eval mode on the CPU. With int8 (the default) the export's int8 copy answers where it is current.
 
-    The torch model's `tta` attribute holds the test-time augmentation it was evaluated with (from the file's
-    configuration; "none" where it names none), which `predict_image` and `evaluate_folder` apply too.
+    The torch model's `temperature` is the current export's (1 where there is none), and its `tta` the test-time
+    augmentation it was evaluated with (from the file's configuration; "none" where it names none), which
+    `predict_image` and `evaluate_folder` apply too.
     """
-    if weights is None and not use_torch and (exported := default_exported(MODELS_DIR)) is not None:
+    if weights is None and not use_torch and (exported := default_exported(MODELS_DIR, int8=int8)) is not None:
         return exported
     path = Path(weights) if weights is not None else default_weights()
     if not path.is_file():
         raise PredictError(f"{path}: no such weights file")
-    if not use_torch and (exported := current_onnx(path)) is not None:
+    exported = current_onnx(path, int8=int8)
+    if not use_torch and exported is not None:
         return exported
     from fer_helpers.train.weights import load_weights
 
@@ -181,6 +184,7 @@ def load_model(weights: str | Path | None = None, use_torch: bool = False) -> Mo
     except (SafetensorError, ValueError, RuntimeError, KeyError) as err:
         raise PredictError(f"{path}: not usable weights ({err})") from err
     model.tta = config.get("tta", "none")
+    model.temperature = exported.temperature if exported is not None else 1.0
     model.weights_file = path
     return model
 
@@ -213,7 +217,10 @@ def model_line(model: Model) -> str:
     if path is None:
         return f"Model: {type(model).__name__} (not loaded from a weights file)"
     shown = os.path.relpath(path) if Path(path).is_absolute() and _under_cwd(path) else str(path)
-    runtime = "ONNX Runtime" if isinstance(model, ExportedModel) else "torch"
+    runtime = f"ONNX Runtime, {model.precision}" if isinstance(model, ExportedModel) else "torch"
+    temperature = getattr(model, "temperature", 1.0)
+    if temperature != 1.0:
+        runtime += f"; probabilities calibrated, temperature {temperature:.2f}"
     result = weights_result(path)
     if result is None:
         return f"Model: {shown} (no saved run beside it gives its test accuracy; {runtime})"
@@ -240,9 +247,12 @@ def class_probs(model: Model, faces: np.ndarray) -> np.ndarray:
     """Class probabilities (N,7) of faces (N,48,48) uint8, with the model's test-time augmentation if it has one."""
     if isinstance(model, ExportedModel):
         return model.probs(faces)
-    from fer_helpers.train.inference import predict_probs
+    from scipy.special import softmax
 
-    return predict_probs(model, faces, tta=getattr(model, "tta", "none"))
+    from fer_helpers.train.inference import predict_logits
+
+    logits = predict_logits(model, faces, tta=getattr(model, "tta", "none")).astype(np.float64)
+    return softmax(logits / getattr(model, "temperature", 1.0), axis=1)
 
 
 @lru_cache(maxsize=2)
