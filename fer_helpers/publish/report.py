@@ -361,7 +361,7 @@ def inference_section(metrics: dict, split_key: str = "private_test", heading: b
     if mix:
         keys = {p["key"]: p for p in mix["pool"]}
         steps = ", then ".join(
-            f"{registry.label(keys[s['added']]['model'])} seed {keys[s['added']]['seed']} ({s['accuracy']:.1%})"
+            f"{registry.label(keys[s['added']]['model'])} seed {keys[s['added']]['seed']} ({s['accuracy']:.2%})"
             for s in mix["steps"]
         )
         parts.append(
@@ -384,12 +384,13 @@ def inference_section(metrics: dict, split_key: str = "private_test", heading: b
             key=lambda item: item[1],
         )
         reached = best[1] >= target
+        name = "the greedy mix of CNN runs" if best[0] == MIX_NAME else registry.label(best[0])
         parts.append(
             f"- Target: an ensemble or test-time augmentation at {target:.0%} or more on {split}. "
             + (
-                f"Reached by {inference_label(best[0])} ({best[1]:.1%})."
+                f"Reached by {name} ({best[1]:.1%})."
                 if reached
-                else f"Not reached: the best addition, {inference_label(best[0])}, scores {best[1]:.1%}."
+                else f"Not reached: the best addition, {name}, scores {best[1]:.1%}."
             )
         )
     return parts + [""]
@@ -694,7 +695,7 @@ def calibration_frame(metrics: dict, split_key: str = "private_test") -> pd.Data
     """Expected calibration error before and after one temperature fitted on PublicTest, per model."""
     rows = [
         {
-            "model": registry.label(name),
+            "model": inference_label(name),
             "temperature (fitted on PublicTest)": e[split_key]["temperature"],
             "ECE": e[split_key]["ece"],
             "ECE after temperature scaling": e[split_key]["ece_temperature_scaled"],
