@@ -177,3 +177,27 @@ def test_the_source_run_of_shipped_weights_is_found_by_its_key(tmp_path):
     found = robustness.source_run(weights, runs)
     assert found is not None and found.key == "abc123" and np.array_equal(found.labels["PublicTest"], [0, 1])
     assert robustness.source_run(tmp_path / "missing.safetensors", runs) is None
+
+
+def test_news_photo_faces_come_at_fer_size():
+    lfw = robustness.lfw_faces()
+    assert lfw.shape == (robustness.LFW_FACES, 48, 48) and lfw.dtype == np.uint8 and lfw.std() > 10
+
+
+def test_the_figures_draw_a_sweep_a_scene_and_rows_of_faces(faces):
+    import matplotlib.pyplot as plt
+
+    from fer_helpers.analysis import plots
+
+    images, labels = faces
+    table = robustness.sweep_table(robustness.perturbed_logits(mean_brightness_logits, images), labels)
+    scene = robustness.make_scenes(images, 1, backgrounds=("grass",))[0]
+    figures = [
+        plots.plot_sweeps(table, robustness.UNITS),
+        plots.plot_scene(scene.image, scene.boxes, scene.boxes[:2]),
+        plots.plot_face_rows({"unchanged": images[:3], "blur 3": robustness.perturb(images[:3], "blur", 3)}),
+    ]
+    assert [len([a for a in f.axes if a.get_visible()]) for f in figures] == [len(robustness.SWEEPS), 1, 6]
+    assert len(figures[1].axes[0].patches) == len(scene.boxes) + 2
+    for fig in figures:
+        plt.close(fig)

@@ -856,3 +856,18 @@ def plot_scene(image: np.ndarray, pasted: np.ndarray, found: np.ndarray) -> plt.
     ax.set_title("pasted faces (green) and the detector's boxes (red, dashed)")
     fig.tight_layout()
     return fig
+
+
+def plot_face_rows(rows: dict[str, np.ndarray]) -> plt.Figure:
+    """Faces in rows, one row per name (each (K,48,48) uint8, the same K), the name at the row's left."""
+    ncols = max(len(faces) for faces in rows.values())
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.1 * ncols + 1.4, 1.1 * len(rows)), squeeze=False)
+    for ax_row, (name, faces) in zip(axes, rows.items()):
+        for ax, face in zip(ax_row, faces):
+            ax.imshow(face, cmap="gray", vmin=0, vmax=255)
+        for ax in ax_row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax_row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -10,6 +10,7 @@ faces whose labels are known (notebook 09):
   against the unchanged faces, the model's mean confidence, and the class the answers pile into.
 - **Class priors** (`class_prior`, `shift_prior`): Bayes' rule moves a model's probabilities from the class balance
   it learned to another one; `recall_table` shows what that does to each class's recall.
+  `lfw_faces` gives faces from news photographs, without emotion labels, to see where the answers go off FER-2013.
 - **Detector misses** (`make_scenes`, `match_detections`): faces pasted at several sizes into larger images made
   from scikit-image's bundled sample photographs (`BACKGROUNDS`; none shows a face), so that a detector's misses
   can be counted against known boxes.
@@ -58,6 +59,7 @@ BACKGROUNDS = (
 SCENE_SHAPE = (480, 640)  # height, width of a scene: a webcam's frame
 SCENE_SIDES = (24, 36, 48, 72, 108, 160)  # pixels of the faces pasted into each scene, one of each
 ALL_FACES, MEAN_RECALL = "all faces (accuracy)", "mean over classes"  # the last two rows of a recall table
+LFW_FACES = 100  # the images of scikit-image's LFW subset that are faces (the first ones)
 MATCH_IOU = 0.5  # a detected box finds a pasted face when their intersection over union reaches this
 
 
@@ -227,6 +229,16 @@ def recall_table(labels: np.ndarray, preds_by_name: Mapping[str, np.ndarray]) ->
         value = float(np.mean([right[labels == c].mean() for c in present]))
         rows.append({"name": name, "class": MEAN_RECALL, "value": value, "low": float(low), "high": float(high)})
     return pd.DataFrame(rows)
+
+
+def lfw_faces() -> np.ndarray:
+    """The faces of scikit-image's bundled subset of Labeled Faces in the Wild (news photographs of public figures;
+    its first 100 images are faces of 25x25 pixels, the rest are not), enlarged to (N,48,48) uint8. They carry no
+    emotion labels: they show where a model's answers go, not whether they are right."""
+    import skimage.data
+
+    small = np.round(np.asarray(skimage.data.lfw_subset()[:LFW_FACES]) * 255).astype(np.uint8)
+    return np.stack([cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_CUBIC) for face in small])
 
 
 # ---------------------------------------------------------------------------------------------- detector misses

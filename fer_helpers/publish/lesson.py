@@ -185,6 +185,8 @@ def what_each_notebook_does(profile: Profile) -> dict[str, str]:
         "06": f"Grad-CAM of {profile.cam.n_images} PublicTest faces, region shares, faithfulness, randomisation check",
         "07": f"Model B and its six ablations, {ablation} each on {side}",
         "08": f"the baseline trained on the crowd's votes ({baseline}) against its label twin",
+        "09": f"the shipped Model B on {profile.wild_faces} PublicTest faces shifted, zoomed, turned, relit and blurred; "
+        f"class priors, calibration, and the face detector on {profile.wild_scenes} scenes",
     }
 
 
