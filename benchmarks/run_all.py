@@ -75,7 +75,7 @@ def benchmark_table(report: dict) -> str:
                 f"{train[f'{model}_inference_images_per_second_bf16']:,.0f} |"
             )
         notes.append(
-            f"{label}: measured {entry['created'][:10]}, {train['torch_threads']} threads, {train['data']} faces, "
+            f"{label}: measured {train.get('measured', entry['created'])[:10]}, {train['torch_threads']} threads, {train['data']} faces, "
             f"batch {train['batch_size']}"
         )
     return "\n".join(lines) + "\n\n" + "; ".join(notes) + "."
@@ -106,6 +106,7 @@ def main(names: list[str]) -> int:
             print(f"   skipped: {stop}")
             continue
         results[name]["wall_seconds"] = round(time.perf_counter() - start, 2)
+        results[name]["measured"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")  # the entry's own date is its latest's
     report["machines"][label] = {
         "machine": here,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
