@@ -818,14 +818,18 @@ def plot_accuracy_vs_compute(frame: pd.DataFrame, published: pd.DataFrame | None
 
 def plot_sweeps(table: pd.DataFrame, units: dict[str, str] | None = None) -> plt.Figure:
     """Accuracy (with its 95% interval) and mean confidence against the amount of each change, one panel per change
-    (from robustness.sweep_table); the unchanged faces' accuracy is the dotted line in every panel."""
-    base = table[table["change"] == "none"].iloc[0]
-    changes = [c for c in dict.fromkeys(table["change"]) if c != "none"]
+    (from robustness.sweep_table), each curve starting from the unchanged faces at the amount that changes nothing
+    (`robustness.NEUTRAL`); their accuracy is also the dotted line in every panel."""
+    from fer_helpers.analysis.robustness import NEUTRAL, UNCHANGED
+
+    base = table[table["change"] == UNCHANGED].iloc[0]
+    changes = [c for c in dict.fromkeys(table["change"]) if c != UNCHANGED]
     ncols = min(3, len(changes))
     nrows = int(np.ceil(len(changes) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), sharey=True, squeeze=False)
     for ax, change in zip(axes.ravel(), changes):
-        rows = table[table["change"] == change].sort_values("amount")
+        start = base.to_frame().T.assign(change=change, amount=NEUTRAL.get(change, 0.0))
+        rows = pd.concat([start, table[table["change"] == change]]).astype({"amount": float}).sort_values("amount")
         ax.errorbar(
             rows["amount"],
             rows["accuracy"],

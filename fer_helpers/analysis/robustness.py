@@ -50,6 +50,7 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "blur": (1, 2, 3),
 }
 UNCHANGED = "none"  # the change of the unchanged faces, amount 0
+NEUTRAL = {"scale": 1.0, "contrast": 1.0}  # the amount of each change that changes nothing (0 where not named)
 UNITS = {"shift": "px", "scale": "x", "rotate": "°", "brightness": "grey levels", "contrast": "x", "blur": "px"}
 # scikit-image's bundled sample photographs that show no face (no download): backgrounds of the detector's scenes.
 BACKGROUNDS = (
