@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_helpers"
 
 # The README's Layout table, in the same order: each layer's folder and its modules.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "core": ("files", "paths", "markdown", "profiles", "config", "hardware", "progress", "paper", "colab"),
+    "core": ("files", "boxes", "paths", "markdown", "profiles", "config", "hardware", "progress", "paper", "colab"),
     "data": ("fer2013", "results", "migrate", "synthetic", "features", "ferplus", "ferplus_join"),
     "scoring": ("statistics", "metrics", "runs", "label_noise"),
     "models": ("networks", "recipes", "registry"),

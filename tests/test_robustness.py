@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from fer_helpers.analysis import robustness
+from fer_helpers.core.boxes import box_iou
 from fer_helpers.data.fer2013 import CLASS_NAMES, NUM_CLASSES
 from fer_helpers.data.results import RunResult
 from fer_helpers.data.synthetic import make_synthetic_fer
@@ -129,9 +130,9 @@ def test_the_recall_table_gives_each_class_its_accuracy_with_an_interval():
 
 def test_box_overlap():
     box = np.array([[10, 10, 20, 20]])
-    assert robustness.box_iou(box, box)[0, 0] == 1
-    assert robustness.box_iou(box, [[40, 40, 5, 5]])[0, 0] == 0
-    assert robustness.box_iou(box, [[20, 10, 20, 20]])[0, 0] == pytest.approx(1 / 3)
+    assert box_iou(box, box)[0, 0] == 1
+    assert box_iou(box, [[40, 40, 5, 5]])[0, 0] == 0
+    assert box_iou(box, [[20, 10, 20, 20]])[0, 0] == pytest.approx(1 / 3)
 
 
 def test_scenes_hold_each_face_where_their_boxes_say_and_detections_are_matched(faces):
@@ -142,7 +143,7 @@ def test_scenes_hold_each_face_where_their_boxes_say_and_detections_are_matched(
     for scene in scenes:
         assert scene.image.shape == robustness.SCENE_SHAPE and scene.image.dtype == np.uint8
         assert sorted(scene.boxes[:, 2]) == sorted(sides)
-        iou = robustness.box_iou(scene.boxes, scene.boxes)
+        iou = box_iou(scene.boxes, scene.boxes)
         assert np.allclose(iou, np.eye(len(sides))), "pasted faces overlap"
         x, y, w, h = scene.boxes[list(scene.boxes[:, 2]).index(48)]
         face = scene.faces[list(scene.boxes[:, 2]).index(48)]

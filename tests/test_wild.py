@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
+from fer_helpers.core.boxes import box_iou
 from fer_helpers.data.fer2013 import CLASS_NAMES, IMAGE_SIZE
 from fer_helpers.data.synthetic import make_synthetic_fer
 from fer_helpers.orchestrate.cli import main
@@ -22,7 +23,6 @@ from fer_helpers.publish.wild import (
     MAX_MISSED,
     Tracker,
     WildError,
-    box_iou,
     frame_step,
     plot_timelines,
     predict_to_csv,

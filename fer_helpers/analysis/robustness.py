@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_helpers.core.boxes import box_iou
 from fer_helpers.core.paths import REPO
 from fer_helpers.data.fer2013 import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from fer_helpers.data.results import RESULT_FILE, SHIPPED_KEY, RunResult
@@ -310,18 +311,6 @@ def make_scenes(
             faces.append(index)
         scenes.append(Scene(image=image, boxes=np.array(boxes, dtype=np.int64), faces=np.array(faces)))
     return scenes
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in a (K,4) with every box in b (M,4), both (x, y, width, height)."""
-    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    left = np.maximum(a[:, None, 0], b[None, :, 0])
-    top = np.maximum(a[:, None, 1], b[None, :, 1])
-    right = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
-    bottom = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def match_detections(scene: Scene, found: np.ndarray, min_iou: float = MATCH_IOU) -> tuple[pd.DataFrame, int]:

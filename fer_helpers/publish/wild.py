@@ -38,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_helpers.core.boxes import box_iou
 from fer_helpers.core.files import atomic_open, atomic_path
 from fer_helpers.data.fer2013 import CLASS_NAMES
 from fer_helpers.publish.predict import (
@@ -98,19 +99,6 @@ class SourceSummary:
 
 
 # ---------------------------------------------------------------------------------------------- tracking
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union (N,M) of boxes a (N,4) and b (M,4), each x, y, width, height."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    left = np.maximum(a[:, None, 0], b[None, :, 0])
-    top = np.maximum(a[:, None, 1], b[None, :, 1])
-    right = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
-    bottom = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 class Tracker:
     """Faces followed across a video's analysed frames by greedy overlap matching (no motion or appearance model)."""
 
