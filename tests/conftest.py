@@ -121,3 +121,18 @@ def ferplus_path() -> Path:
     if path is None:
         pytest.skip(why)
     return path
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """A small, untrained Model B saved with its configuration, as training saves weights."""
+    import torch
+
+    from fer_helpers.core.config import CNNConfig
+    from fer_helpers.models.registry import build_model
+    from fer_helpers.train.weights import save_weights
+
+    config = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16})
+    torch.manual_seed(0)
+    model = build_model(config.model, **config.kwargs)
+    return save_weights(model, tmp_path_factory.mktemp("weights") / "weights.safetensors", config)

@@ -45,19 +45,6 @@ ASTRONAUT_BOX = (177, 66, 97, 97)  # where OpenCV's cascade finds the face in sk
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    """A small, untrained Model B saved with its configuration, as training saves weights."""
-    import torch
-
-    from fer_helpers.models.registry import build_model
-
-    config = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16})
-    torch.manual_seed(0)
-    model = build_model(config.model, **config.kwargs)
-    return save_weights(model, tmp_path_factory.mktemp("weights") / "weights.safetensors", config)
-
-
-@pytest.fixture(scope="module")
 def model(weights):
     return load_model(weights)
 

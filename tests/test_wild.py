@@ -314,21 +314,6 @@ def test_options_are_checked_before_any_file_is_read(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- the command
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    """A small, untrained Model B saved as training saves weights."""
-    import torch
-
-    from fer_helpers.core.config import CNNConfig
-    from fer_helpers.models.registry import build_model
-    from fer_helpers.train.weights import save_weights
-
-    config = CNNConfig(model="model_b", model_kwargs={"widths": (8, 16), "hidden": 16})
-    torch.manual_seed(0)
-    model = build_model(config.model, **config.kwargs)
-    return save_weights(model, tmp_path_factory.mktemp("weights") / "weights.safetensors", config)
-
-
 def _astronaut_video(path: Path, n_frames: int) -> Path:
     """skimage's astronaut (a real photo with one face) at 400 pixels, drifting across a 640x480 video."""
     astronaut = cv2.resize(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR), (400, 400))
