@@ -96,6 +96,7 @@ def test_load_model_answers_with_the_export_and_with_torch_to_explain(shipped, f
 
 
 def test_predicting_with_an_export_does_not_import_torch(shipped, faces, tmp_path):
+    """Nor, for a photo, pandas or matplotlib: the cold start of `fer-study predict` is the imports it makes."""
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), faces[0])
     weights = shipped / "model_b.safetensors"
@@ -103,6 +104,8 @@ def test_predicting_with_an_export_does_not_import_torch(shipped, faces, tmp_pat
         "import sys\n"
         "from fer_helpers.orchestrate.cli import main\n"
         f"assert main(['predict', {str(face)!r}, '--weights', {str(weights)!r}, '--out', {str(tmp_path)!r}]) == 0\n"
+        "heavy = [m for m in ('torch', 'lightning', 'pandas', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
         f"assert main(['evaluate', {str(tmp_path / 'faces')!r}, '--weights', {str(weights)!r}]) == 0\n"
         "loaded = [m for m in ('torch', 'lightning', 'sklearn.linear_model') if m in sys.modules]\n"
         "assert not loaded, loaded\n"

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_helpers"
 # The README's Layout table, in the same order: each layer's folder and its modules.
 LAYERS: dict[str, tuple[str, ...]] = {
     "core": ("files", "boxes", "paths", "markdown", "profiles", "config", "hardware", "progress", "paper", "colab"),
-    "data": ("fer2013", "results", "migrate", "synthetic", "features", "ferplus", "ferplus_join"),
+    "data": ("classes", "fer2013", "results", "migrate", "synthetic", "features", "ferplus", "ferplus_join"),
     "scoring": ("statistics", "metrics", "runs", "label_noise"),
     "models": ("networks", "recipes", "registry"),
     "train": ("inference", "exported", "weights", "speed", "augment", "classical", "training", "plan", "bundle"),

@@ -32,11 +32,13 @@ from fer_helpers.publish.predict import (
     default_weights,
     detect_faces,
     evaluate_folder,
+    face_color,
     fer_class,
     load_model,
     load_photo,
     predict_image,
     prediction_table,
+    prediction_text,
 )
 from fer_helpers.train.inference import predict_logits
 from fer_helpers.train.weights import save_weights
@@ -330,9 +332,23 @@ def test_astronaut_has_one_face_and_an_annotated_png(tmp_path, model):
     assert p.annotated == tmp_path / "out" / "astronaut_emotions.png"
     with Image.open(p.annotated) as written:
         assert written.format == "PNG" and written.size[0] > 500
+        drawn = np.asarray(written.convert("RGB"))
+    # the box is drawn in face 0's colour, on the photo scaled by the same factor as the whole panel
+    assert (drawn == face_color(0)).all(axis=2).sum() > 4 * 97
     table = prediction_table(predictions)
     assert list(table.columns) == ["file", "face", "box", "label", "prob"]
     assert table.iloc[0].tolist() == ["astronaut.png", 0, ",".join(map(str, p.box)), p.label, round(p.prob, 3)]
+
+
+def test_the_printed_table_aligns_its_columns(tmp_path, model):
+    path = _astronaut(tmp_path / "astronaut.png")
+    predictions = predict_image(path, model, cam=False) * 2
+    header, *lines = prediction_text(predictions).splitlines()
+    assert header.split() == ["file", "face", "box", "label", "prob"] and len(lines) == 2
+    assert lines[0] == lines[1] and lines[0].endswith(f"{predictions[0].prob:.3f}")
+    assert len({line.index(predictions[0].label) for line in lines}) == 1 and header.index("label") == lines[0].index(
+        predictions[0].label
+    )
 
 
 def test_without_cam_and_without_out_dir_nothing_is_explained_or_written(tmp_path, model):

@@ -48,11 +48,8 @@ from PIL import Image
 from fer_helpers.core import paths
 from fer_helpers.core.files import atomic_open
 from fer_helpers.core.paths import CACHE_ENV, FER2013_ENV
+from fer_helpers.data.classes import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES, SPLITS  # noqa: F401 (re-exported)
 
-CLASS_NAMES: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
-NUM_CLASSES = len(CLASS_NAMES)
-SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
-IMAGE_SIZE = 48
 # The paper's (and FER-2013's) counts per class, Training / PublicTest / PrivateTest.
 FER2013_COUNTS = {
     "Training": (3995, 436, 4097, 7215, 4830, 3171, 4965),

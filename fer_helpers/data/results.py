@@ -11,12 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from fer_helpers.core.files import atomic_dir
 from fer_helpers.core.paths import COMMIT_ENV, MODELS_DIR, REPO
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EVAL_SPLITS = ("PublicTest", "PrivateTest")
 RESULT_FILE = "result.json"
@@ -140,6 +143,8 @@ class RunResult:
             logits = {k[len("logits_") :]: npz[k] for k in npz.files if k.startswith("logits_")}
             labels = {k[len("labels_") :]: npz[k] for k in npz.files if k.startswith("labels_")}
         history_path = run_dir / HISTORY_FILE
+        import pandas as pd  # here, not at the top: `predict` reads this module's names and starts without pandas
+
         history = pd.read_csv(history_path) if history_path.exists() else None
         return cls(
             model=meta["model"],

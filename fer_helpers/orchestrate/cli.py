@@ -201,7 +201,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if is_media_run(images) or args.csv or args.plot or args.annotate:
         return _predict_to_csv(args, images) or (2 if failed else 0)
-    from fer_helpers.publish.predict import PredictError, load_model, model_line, predict_image, prediction_table
+    from fer_helpers.publish.predict import PredictError, load_model, model_line, predict_image, prediction_text
     from fer_helpers.train.exported import ExportedModel
 
     try:
@@ -220,7 +220,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"fer-study predict: {err}", file=sys.stderr)
             failed += 1
     if predictions:
-        print(prediction_table(predictions).to_string(index=False))
+        print(prediction_text(predictions))
         print(f"Annotated copies in {args.out}")
     return 2 if failed else 0
 
@@ -371,6 +371,55 @@ def cmd_export(args: argparse.Namespace) -> int:
         if card.is_file():
             add_export_section(card, export_section(summary))
             print(f"Updated {card}")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """Distil a shipped teacher (Model B) into a small fast CNN: Training only, the best PublicTest epoch kept,
+    PrivateTest reported once; epochs from --epochs, or as many as --minutes allow at the rate measured here."""
+    if problem := path_problem(args.teacher, "file", "teacher weights file"):
+        print(f"fer-study distill: {problem}", file=sys.stderr)
+        return 2
+    try:
+        widths = tuple(int(w) for w in args.widths.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        print(
+            f"fer-study distill: --widths {args.widths!r} is not a list of channel counts like 16,32,64,128",
+            file=sys.stderr,
+        )
+        return 2
+    if (args.minutes is None) == (args.epochs is None) or (args.minutes or 1) <= 0 or (args.epochs or 1) < 1:
+        print("fer-study distill: give either --minutes M (> 0) or --epochs N (>= 1)", file=sys.stderr)
+        return 2
+    from fer_helpers.models.recipes import distilled_config
+    from fer_helpers.orchestrate.study import default_run_dir, setup
+    from fer_helpers.train.distill import DistillError, epochs_for_minutes, fit_distilled
+
+    study = setup(_resolved(args.profile, args.data), args.data, args.run_dir, args.fresh)
+    run_root = Path(args.run_dir) if args.run_dir else default_run_dir(study.profile.name, study.synthetic) / "distill"
+    config = distilled_config(study.profile, args.seed, widths=widths, max_epochs=args.epochs)
+    if args.minutes is not None:
+        counts = {split: int((study.data.usage == split).sum()) for split in ("Training", "PublicTest")}
+        epochs = epochs_for_minutes(config, args.minutes, counts["Training"], counts["PublicTest"])
+        config = distilled_config(study.profile, args.seed, widths=widths, max_epochs=epochs)
+        print(f"{epochs} epochs fit in {args.minutes:g} minutes at the rate measured here", flush=True)
+    try:
+        loss = {"temperature": args.temperature, "hard_share": args.hard_share}
+        loss = {name: value for name, value in loss.items() if value is not None}
+        result = fit_distilled(study.data, config, args.teacher, run_root, fresh=args.fresh, **loss)
+    except DistillError as err:
+        print(f"fer-study distill: {err}", file=sys.stderr)
+        return 2
+    public, private = result.metrics["PublicTest"], result.metrics["PrivateTest"]
+    print(
+        f"{'Loaded' if result.from_cache else 'Trained'} {result.run_dir}: widths {'-'.join(map(str, widths))}, "
+        f"{result.params:,} parameters, {result.extra.get('stopped_epoch')} epochs in "
+        f"{result.train_seconds / 60:.1f} min, best PublicTest epoch {result.extra.get('best_epoch')}: PublicTest "
+        f"{public['accuracy']:.2%}, PrivateTest {private['accuracy']:.2%}. Ship it with "
+        f"`fer-study ship {result.run_dir}`, then `fer-study export models/{result.model}.safetensors`."
+    )
     return 0
 
 
@@ -691,6 +740,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="add their lessons to reports/lesson.json and rewrite the README's teaching block (committed files)",
     )
     lesson.set_defaults(func=cmd_lesson)
+
+    distill = commands.add_parser(
+        "distill", help="distil Model B into a small fast CNN (the fast option of predict), trained on Training"
+    )
+    _add_run_options(distill)
+    distill.add_argument("--minutes", type=float, metavar="M", help="as many epochs as M minutes allow here")
+    distill.add_argument("--epochs", type=int, metavar="N", help="N epochs (instead of --minutes)")
+    distill.add_argument(
+        "--widths",
+        default="16,32,64,128",
+        metavar="W1,W2,...",
+        help="the student's block widths (default 16,32,64,128)",
+    )
+    distill.add_argument(
+        "--teacher", default="models/model_b.safetensors", metavar="WEIGHTS", help="the teacher's weights file"
+    )
+    distill.add_argument("--temperature", type=float, help="softening of both answers (default: distill.TEMPERATURE)")
+    distill.add_argument(
+        "--hard-share", type=float, help="share of the loss on the labels (default: distill.HARD_SHARE)"
+    )
+    distill.add_argument("--seed", type=int, default=0)
+    distill.set_defaults(func=cmd_distill)
 
     ship = commands.add_parser("ship", help="copy a trained CNN's weights into models/ with a model card")
     ship.add_argument(

@@ -38,17 +38,17 @@ from typing import TYPE_CHECKING, Union
 
 import cv2
 import numpy as np
-import pandas as pd
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
 
+from fer_helpers.core.files import atomic_path
 from fer_helpers.core.paths import MODELS_DIR, REPO
-from fer_helpers.data.fer2013 import CLASS_NAMES, IMAGE_SIZE
+from fer_helpers.data.classes import CLASS_NAMES, IMAGE_SIZE
 from fer_helpers.data.results import RESULT_FILE, SHIPPED_KEY
 from fer_helpers.train.exported import ExportedModel, current_onnx, default_exported
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    import pandas as pd
     from torch import nn
 
 Model = Union[ExportedModel, "nn.Module"]  # what answers: an ONNX export (no torch) or the torch model
@@ -73,6 +73,11 @@ MIN_FACE_SIDE = 20  # pixels of that copy; the cascade's own window, smaller fac
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ANNOTATED_SUFFIX = "_emotions.png"
 MAX_FACE_PANELS = 6  # faces shown with heatmap and bars in an annotated photo (all are boxed)
+# The annotated photo's layout, in pixels: the photo scaled to at most ANNOTATED_WIDTH wide; beside it, per face, a
+# FACE_PANEL square of the face and its class probabilities as bars of at most BAR_WIDTH.
+ANNOTATED_WIDTH, PANEL_WIDTH, PANEL_ROW, FACE_PANEL, BAR_WIDTH = 800, 330, 136, 112, 90
+_TITLE = 24  # the file name's strip above the photo
+_FONT, _FONT_SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.5
 BACKGROUND = (255, 255, 255)  # what transparent pixels are composited on: white, as a viewer shows them
 REPORTED_SPLIT = "PrivateTest"  # the split whose accuracy names the weights that answer
 
@@ -439,64 +444,110 @@ def predict_image(
         return predictions
     target = Path(out_dir) / f"{photo.path.stem}{ANNOTATED_SUFFIX}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    annotate(photo, predictions).savefig(target, dpi=100)
+    with atomic_path(target, keep_suffix=True) as temporary:
+        if not cv2.imwrite(str(temporary), cv2.cvtColor(annotate(photo, predictions), cv2.COLOR_RGB2BGR)):
+            raise PredictError(f"{target}: OpenCV could not write the annotated copy")
     return [replace(p, annotated=target) for p in predictions]
 
 
-def annotate(photo: Photo, predictions: list[FacePrediction]) -> Figure:
-    """The photo with numbered, labelled boxes; beside it each face with its heatmap and class probabilities."""
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
+def face_color(index: int) -> tuple[int, int, int]:
+    """A bright RGB colour for face or track number `index`, the same in photos, tables and videos."""
+    hue = np.uint8((index * 47) % 180)  # spread over OpenCV's 0-179 hues
+    return tuple(int(v) for v in cv2.cvtColor(np.array([[[hue, 220, 255]]], np.uint8), cv2.COLOR_HSV2RGB)[0, 0])
 
-    n_rows = max(1, min(len(predictions), MAX_FACE_PANELS))
-    fig = Figure(figsize=(11, max(3.5, 1.8 * n_rows)), layout="constrained")
-    grid = fig.add_gridspec(n_rows, 3, width_ratios=(3, 1, 1.6))
-    colors = [f"C{i % 10}" for i in range(len(predictions))]
-    ax = fig.add_subplot(grid[:, 0])
-    ax.imshow(photo.rgb)
-    for p, color in zip(predictions, colors):
-        x, y, w, h = (v * photo.scale for v in p.box)
-        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=color, linewidth=2))
-        ax.text(
-            x,
-            y,
-            f"{p.index}: {p.label} {p.prob:.0%}",
-            color="white",
-            fontsize=8,
-            va="bottom",
-            bbox={"facecolor": color, "edgecolor": "none", "pad": 1},
-        )
-    ax.set_title(photo.path.name, fontsize=9)
-    ax.axis("off")
-    for row, (p, color) in enumerate(zip(predictions[:MAX_FACE_PANELS], colors)):
-        face_ax = fig.add_subplot(grid[row, 1])
-        face_ax.imshow(p.face, cmap="gray", vmin=0, vmax=255)
-        if p.cam is not None:
-            face_ax.imshow(p.cam, cmap="jet", alpha=0.4, vmin=0, vmax=1)
-        face_ax.set_title(f"face {p.index}" + (", Grad-CAM" if p.cam is not None else ""), fontsize=8, color=color)
-        face_ax.axis("off")
-        bar_ax = fig.add_subplot(grid[row, 2])
-        bar_ax.barh(CLASS_NAMES, p.probs, color=[color if c == p.pred else "0.75" for c in range(len(CLASS_NAMES))])
-        bar_ax.set_xlim(0, 1)
-        bar_ax.invert_yaxis()
-        bar_ax.tick_params(labelsize=7)
+
+def draw_box(image: np.ndarray, box: tuple[int, int, int, int], label: str, color: tuple[int, int, int]) -> None:
+    """Draw a face's box with its label on a filled strip above it, in place (`image` in the colour order of `color`)."""
+    x, y, w, h = box
+    cv2.rectangle(image, (x, y), (x + w, y + h), color, 2)
+    (tw, th), base = cv2.getTextSize(label, _FONT, _FONT_SCALE, 1)
+    top = max(0, y - th - base - 4)
+    cv2.rectangle(image, (x - 1, top), (x + tw + 4, top + th + base + 4), color, cv2.FILLED)
+    cv2.putText(image, label, (x + 2, top + th + 2), _FONT, _FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def annotate(photo: Photo, predictions: list[FacePrediction]) -> np.ndarray:
+    """The photo with numbered, labelled boxes; beside it each face (with its heatmap, if any) and its class
+    probabilities as bars. An RGB image, drawn with OpenCV: no plotting library to import."""
+    rows = predictions[:MAX_FACE_PANELS]
+    height = max(PANEL_ROW * len(rows) + _TITLE, 360)
+    side = min(height / photo.rgb.shape[0], ANNOTATED_WIDTH / photo.rgb.shape[1])
+    shown = cv2.resize(
+        photo.rgb, None, fx=side, fy=side, interpolation=cv2.INTER_AREA if side < 1 else cv2.INTER_LINEAR
+    )
+    canvas = np.full((max(height, shown.shape[0] + _TITLE), shown.shape[1] + PANEL_WIDTH, 3), 255, np.uint8)
+    canvas[_TITLE : _TITLE + shown.shape[0], : shown.shape[1]] = shown
+    title = photo.path.name
     if len(predictions) > MAX_FACE_PANELS:
-        fig.suptitle(f"{len(predictions)} faces; details for faces 0-{MAX_FACE_PANELS - 1}", fontsize=9)
-    return fig
+        title += f"  ({len(predictions)} faces; details for faces 0-{MAX_FACE_PANELS - 1})"
+    cv2.putText(canvas, title, (4, _TITLE - 8), _FONT, _FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
+    for p in predictions:
+        box = tuple(round(v * photo.scale * side) for v in p.box)
+        draw_box(canvas[_TITLE:], box, f"{p.index}: {p.label} {p.prob:.0%}", face_color(p.index))
+    for row, p in enumerate(rows):
+        _draw_face_panel(canvas, p, x=shown.shape[1] + 8, y=_TITLE + row * PANEL_ROW)
+    return canvas
+
+
+def _draw_face_panel(canvas: np.ndarray, p: FacePrediction, x: int, y: int) -> None:
+    """One face at `FACE_PANEL` pixels, its Grad-CAM blended over it where there is one, and its probabilities."""
+    color = face_color(p.index)
+    face = cv2.cvtColor(
+        cv2.resize(p.face, (FACE_PANEL, FACE_PANEL), interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2RGB
+    )
+    if p.cam is not None:
+        heat = cv2.applyColorMap(np.uint8(255 * np.clip(p.cam, 0, 1)), cv2.COLORMAP_JET)
+        heat = cv2.resize(
+            cv2.cvtColor(heat, cv2.COLOR_BGR2RGB), (FACE_PANEL, FACE_PANEL), interpolation=cv2.INTER_CUBIC
+        )
+        face = cv2.addWeighted(face, 0.6, heat, 0.4, 0)
+    canvas[y + 16 : y + 16 + FACE_PANEL, x : x + FACE_PANEL] = face
+    caption = f"face {p.index}" + (", Grad-CAM" if p.cam is not None else "")
+    cv2.putText(canvas, caption, (x, y + 12), _FONT, _FONT_SCALE, color, 1, cv2.LINE_AA)
+    bars_x, bar_h = x + FACE_PANEL + 70, FACE_PANEL // len(CLASS_NAMES)
+    for c, (name, prob) in enumerate(zip(CLASS_NAMES, p.probs)):
+        top = y + 16 + c * bar_h
+        cv2.putText(canvas, name, (bars_x - 66, top + bar_h - 4), _FONT, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
+        width = round(BAR_WIDTH * float(prob))
+        fill = color if c == p.pred else (190, 190, 190)
+        cv2.rectangle(canvas, (bars_x, top + 2), (bars_x + width, top + bar_h - 2), fill, cv2.FILLED)
+        cv2.putText(
+            canvas, f"{prob:.0%}", (bars_x + width + 4, top + bar_h - 4), _FONT, 0.4, (60, 60, 60), 1, cv2.LINE_AA
+        )
+
+
+def prediction_rows(predictions: list[FacePrediction]) -> list[dict]:
+    """One row per face: file, face index, box (x,y,w,h), top label and its probability."""
+    return [
+        {
+            "file": p.file.name,
+            "face": p.index,
+            "box": ",".join(map(str, p.box)),
+            "label": p.label,
+            "prob": round(p.prob, 3),
+        }
+        for p in predictions
+    ]
+
+
+def prediction_text(predictions: list[FacePrediction]) -> str:
+    """`prediction_rows` as the aligned text table `fer-study predict` prints (numbers right-aligned)."""
+    rows = prediction_rows(predictions)
+    columns = list(rows[0]) if rows else []
+    cells = [[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    right = [isinstance(rows[0][c], (int, float)) for c in columns] if rows else []
+    return "\n".join(
+        "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(line, widths, right)).rstrip()
+        for line in [columns, *cells]
+    )
 
 
 def prediction_table(predictions: list[FacePrediction]) -> pd.DataFrame:
-    """One row per face: file, face index, box (x,y,w,h), top label and its probability."""
-    return pd.DataFrame(
-        {
-            "file": [p.file.name for p in predictions],
-            "face": [p.index for p in predictions],
-            "box": [",".join(map(str, p.box)) for p in predictions],
-            "label": [p.label for p in predictions],
-            "prob": [round(p.prob, 3) for p in predictions],
-        },
-        columns=["file", "face", "box", "label", "prob"],
-    )
+    """`prediction_rows` as a DataFrame, for a notebook."""
+    import pandas as pd
+
+    return pd.DataFrame(prediction_rows(predictions), columns=["file", "face", "box", "label", "prob"])
 
 
 # ---------------------------------------------------------------------------------------------- a labelled folder
@@ -600,6 +651,8 @@ def evaluate_folder(folder: str | Path, model: Model, drop_unknown: bool = False
 
 def confusion_frame(result: dict) -> pd.DataFrame:
     """An evaluate_folder result's confusion matrix: rows the true classes present, columns all seven predicted."""
+    import pandas as pd
+
     table = result["confusion"]
     return pd.DataFrame(
         table["counts"],

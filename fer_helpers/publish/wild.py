@@ -40,11 +40,13 @@ import numpy as np
 
 from fer_helpers.core.boxes import box_iou
 from fer_helpers.core.files import atomic_open, atomic_path
-from fer_helpers.data.fer2013 import CLASS_NAMES
+from fer_helpers.data.classes import CLASS_NAMES
 from fer_helpers.publish.predict import (
     IMAGE_SUFFIXES,
     WORK_SIDE,
     PredictError,
+    draw_box,
+    face_color,
     load_photo,
     locate_faces,
     photo_from_rgb,
@@ -286,21 +288,13 @@ def annotated_video(path: str | Path, annotate_dir: str | Path) -> Path:
 
 def annotated_frame(rgb: np.ndarray, scale: float, rows: list[dict]) -> np.ndarray:
     """A working frame (RGB) as BGR with each face's box, track and top class drawn (boxes in original pixels)."""
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    frame = rgb.copy()
     for row in rows:
-        if row["status"] != OK:
-            continue
-        x, y, w, h = (round(row[k] * scale) for k in ("x", "y", "w", "h"))
-        color = _track_color(row["track"])
-        cv2.rectangle(bgr, (x, y), (x + w, y + h), color, 2)
-        label = f"#{row['track']} {row['top']} {row['p_' + row['top']]:.0%}"
-        cv2.putText(bgr, label, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
-    return bgr
-
-
-def _track_color(track: int) -> tuple[int, int, int]:
-    hue = np.uint8((track * 47) % 180)  # spread over OpenCV's 0-179 hues
-    return tuple(int(v) for v in cv2.cvtColor(np.array([[[hue, 220, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0])
+        if row["status"] == OK:
+            box = tuple(round(row[k] * scale) for k in ("x", "y", "w", "h"))
+            label = f"#{row['track']} {row['top']} {row['p_' + row['top']]:.0%}"
+            draw_box(frame, box, label, face_color(row["track"]))
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
 
 
 # ---------------------------------------------------------------------------------------------- a whole run

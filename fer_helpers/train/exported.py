@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fer_helpers.core.files import atomic_path
-from fer_helpers.data.fer2013 import CLASS_NAMES, IMAGE_SIZE
+from fer_helpers.data.classes import CLASS_NAMES, IMAGE_SIZE
 
 if TYPE_CHECKING:
-    from fer_helpers.data.fer2013 import FERData
+    from fer_helpers.data.classes import FERData
 
 ONNX_SUFFIX = ".onnx"
 INT8_SUFFIX = ".int8.onnx"
