@@ -75,8 +75,14 @@ def tiny_registered():
 
 
 def test_builtin_models_are_registered_once_with_their_facts():
-    assert registry.cnn_names() == ("baseline_cnn", "model_b", "resnet_fer")
-    assert registry.shipped_files() == ("resnet_fer.safetensors", "model_b.safetensors", "baseline_cnn.safetensors")
+    assert registry.cnn_names() == ("baseline_cnn", "model_b", "model_b_distilled", "resnet_fer")
+    assert registry.shipped_files() == (
+        "resnet_fer.safetensors",
+        "model_b.safetensors",
+        "baseline_cnn.safetensors",
+        "model_b_distilled.safetensors",  # the fast option: answers only when asked for (--weights)
+    )
+    assert not registry.is_main("model_b_distilled")  # so no profile's plan trains it
     assert registry.notebooks()["baseline_cnn"] == "03_baseline_cnn"
     assert registry.label("model_b_ensemble") == "Model B ensemble"
     assert registry.label("baseline_cnn_crowd") == "Baseline CNN, crowd-trained"

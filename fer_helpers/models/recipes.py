@@ -190,6 +190,39 @@ def ablation_config(profile: str | Profile, seed: int = 0, **ablation: Any) -> C
     return config if profile.ablation_epochs is None else replace(config, max_epochs=profile.ablation_epochs)
 
 
+DISTILLED_WIDTHS: tuple[int, ...] = (16, 32, 64, 128)  # a third of Model B's: 30 M multiply-adds per face, not 254 M
+DISTILLED_LR = 3e-3  # AdamW's peak rate for a batch of 128, down a cosine to DISTILLED_MIN_LR
+
+
+def distilled_config(
+    profile: str | Profile, seed: int = 0, widths: tuple[int, ...] = DISTILLED_WIDTHS, max_epochs: int | None = None
+) -> CNNConfig:
+    """The student that `fer_helpers.train.distill` distils Model B into: Model B's architecture at `widths`, its dense
+    layer as wide as the last block, dropout 0.2; AdamW with a cosine schedule over all epochs (Model B's by default),
+    the best PublicTest epoch kept; Model B's augmentation (flips, rotations). No class weights: the teacher's answers
+    already carry its class-weighted training."""
+    profile = get_profile(profile)
+    widths = tuple(int(w) for w in widths)
+    if len(widths) < 1 or min(widths) < 1:
+        raise ValueError(f"widths must be positive channel counts, got {widths}")
+    return CNNConfig(
+        model="model_b_distilled",
+        model_kwargs={"widths": widths, "hidden": widths[-1], "dropout": 0.2},
+        optimizer="adamw",
+        lr=DISTILLED_LR * profile.batch_size / 128,
+        weight_decay=0.01,
+        scheduler="cosine",
+        min_lr=1e-5,
+        max_epochs=max_epochs or profile.epochs["model_b"],
+        patience=None,
+        batch_size=profile.batch_size,
+        class_weights=False,
+        hflip=True,
+        rotate_deg=ROTATE_DEG,
+        seed=seed,
+    )
+
+
 def ours_config(profile: str | Profile, seed: int = 0, **changes: Any) -> CNNConfig:
     """Our recipe: ResNet-FER, SGD Nesterov with a one-cycle schedule, shifts, erasing, label smoothing, TTA.
 

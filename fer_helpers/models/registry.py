@@ -20,7 +20,7 @@ from torch import nn
 from fer_helpers.core.config import CNNConfig
 from fer_helpers.core.profiles import Profile, get_profile
 from fer_helpers.models.networks import BaselineCNN, ModelB, ResNetFER
-from fer_helpers.models.recipes import baseline_config, model_b_config, ours_config
+from fer_helpers.models.recipes import baseline_config, distilled_config, model_b_config, ours_config
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,18 @@ for _spec in (
     ),
     ModelSpec(
         "model_b", "Model B", "04_tuned_cnn", ModelB, model_b_config, title="Model B (the paper's tuned CNN)", ships=1
+    ),
+    # Model B distilled into a third of its widths by fer_helpers.train.distill (`fer-study distill`): the fast option
+    # of predict (--weights), never its default; not a main model, so no profile's plan trains it
+    ModelSpec(
+        "model_b_distilled",
+        "Model B, distilled (fast)",
+        "04_tuned_cnn",
+        ModelB,
+        distilled_config,
+        title="Model B distilled into a small fast CNN",
+        ships=3,
+        main=False,
     ),
     ModelSpec(
         "resnet_fer",

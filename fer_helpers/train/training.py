@@ -31,7 +31,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -447,19 +447,25 @@ def fit_cnn(
     run_root: str | Path,
     fresh: bool = False,
     name: str | None = None,
+    classifier: Callable[..., FERClassifier] = FERClassifier,
+    datamodule: Callable[[FERData, CNNConfig], FERDataModule] = FERDataModule,
+    key_settings: dict | None = None,
+    extra: dict | None = None,
 ) -> RunResult:
     """Train a CNN on Training, keep its best PublicTest epoch, store PublicTest/PrivateTest logits (cached).
 
     `name` (default: `result_name(config)`, the model, "_crowd" added for crowd targets) names the result, e.g.
     "model_b_no_bn" for an ablation of "model_b". Crowd targets need FER+ votes attached to data (`crowd_targets`).
+    Another training objective (`distill.fit_distilled`) passes its own `classifier` and `datamodule` (called as
+    the defaults are), the settings they add to the run's key, and `extra` facts for the result.
     """
     if config.targets == "crowd":
         crowd_targets(data)  # refuse data without votes before a cached result could hide it
     model_name = name or result_name(config)
-    settings = config.experiment()
+    settings = config.experiment() | (key_settings or {})
 
     def train(run_dir: Path, key: str) -> RunResult:
-        return _train(data, config, model_name, run_dir, key, fresh)
+        return _train(data, config, model_name, run_dir, key, fresh, classifier, datamodule, extra)
 
     if rank_zero_only.rank > 0:
         # A DDP/SLURM worker trains in step with rank 0, which alone writes the cache; it reads what rank 0 reads.
@@ -512,7 +518,15 @@ def _resume_checkpoint(run_dir: Path, key: str, fresh: bool) -> Path | None:
 
 
 def _train(
-    data: FERData, config: CNNConfig, model_name: str, run_dir: Path, key: str, fresh: bool = False
+    data: FERData,
+    config: CNNConfig,
+    model_name: str,
+    run_dir: Path,
+    key: str,
+    fresh: bool = False,
+    classifier: Callable[..., FERClassifier] = FERClassifier,
+    datamodule_factory: Callable[[FERData, CNNConfig], FERDataModule] = FERDataModule,
+    extra: dict | None = None,
 ) -> RunResult:
     run_dir = Path(run_dir)
     resume = _resume_checkpoint(run_dir, key, fresh)
@@ -527,8 +541,8 @@ def _train(
         model = model.to(memory_format=torch.channels_last)
     # From the labels of all Training faces, crowd targets or not: a crowd run and its label twin weigh alike.
     class_weights = data.class_weights("Training") if config.class_weights else None
-    module = FERClassifier(model, config, class_weights=class_weights)
-    datamodule = FERDataModule(data, config)
+    module = classifier(model, config, class_weights=class_weights)
+    datamodule = datamodule_factory(data, config)
 
     train_faces = int((data.usage == "Training").sum())
     crowd = {}
@@ -626,6 +640,7 @@ def _train(
             "inference_images_per_second": inference_images_per_second,
             **({"resumed_after_epochs": recorder.resumed_at} if recorder.resumed_at else {}),
             **crowd,
+            **(extra or {}),
         },
     }
     return scored_run(model_name, config, key, run_dir, data, logits, **facts)
