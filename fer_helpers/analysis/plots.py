@@ -181,10 +181,14 @@ def plot_pvalue_matrix(p_values: pd.DataFrame, alpha: float = 0.05) -> plt.Figur
     return fig
 
 
-def plot_history(history: pd.DataFrame | dict[str, pd.DataFrame], title: str = "") -> plt.Figure:
+def plot_history(
+    history: pd.DataFrame | dict[str, pd.DataFrame], title: str = "", patience: int | None = None
+) -> plt.Figure:
     """Learning curves per epoch: loss and accuracy on Training (solid) and PublicTest (dashed), best epoch marked.
 
-    `history` is a RunResult's history, or a dict of them (e.g. one per seed) drawn in one colour each.
+    `history` is a RunResult's history, or a dict of them (e.g. one per seed) drawn in one colour each. With the
+    early-stopping `patience`, a run that ended that many epochs after its best one has those epochs shaded: the
+    wait that stopped it.
     """
     runs = history if isinstance(history, dict) else {"": history}
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -203,6 +207,14 @@ def plot_history(history: pd.DataFrame | dict[str, pd.DataFrame], title: str = "
             zorder=3,
             label=f"{prefix}best epoch {int(best['epoch'])}",
         )
+        if patience is not None and h["epoch"].iloc[-1] - best["epoch"] >= patience:
+            ax_acc.axvspan(
+                best["epoch"],
+                h["epoch"].iloc[-1],
+                color=color,
+                alpha=0.12,
+                label=f"{prefix}{patience} epochs without a better one: stop",
+            )
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):

@@ -168,7 +168,8 @@ def publish_lesson(
 
 def what_each_notebook_does(profile: Profile) -> dict[str, str]:
     """What each notebook trains or measures under the profile, in a few words (the teaching table's last column)."""
-    grid = " and ".join(f"{c:g}" for c in profile.hog_c_grid)
+    *rest, last = (f"{c:g}" for c in profile.hog_c_grid)
+    grid = f"{', '.join(rest)} and {last}" if rest else last
     side = f"{profile.side_train_per_class:,} training faces per class" if profile.side_train_per_class else "Training"
     baseline = format_count(profile.epochs["baseline_cnn"], "epoch")
     scheduler = profile.schedulers.get("model_b", "plateau")
