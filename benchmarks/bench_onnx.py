@@ -1,13 +1,12 @@
-"""How fast the shipped Model B and its distilled student (`model_b_distilled`, where shipped) classify faces through
-ONNX Runtime (float32 and int8) and torch (float32), and what one photo costs from a cold start with each ONNX file
-of Model B. Targets: 1,500 faces/s within one accuracy point of the shipped model, and one photo in under 1 s and
+"""How fast the shipped Model B and the small shipped CNNs (its distilled student `model_b_distilled` and the
+baseline CNN, where shipped) classify faces through ONNX Runtime (float32 and int8) and torch (float32), and what one
+photo costs from a cold start with each ONNX file of Model B. Targets: 1,500 faces/s within one accuracy point of the shipped model, and one photo in under 1 s and
 300 MB.
 
 Faces/s: FER-2013's PrivateTest faces, batch 256, 2 threads, the median of 3 timed passes over all of them after a
-warm-up batch (the uint8 -> float32 conversion included); accuracy beside each, and for the student the share of
-faces on which it answers as Model B's float32 file does. The student's int8 file is also timed as two sessions of
-one thread each, on half the faces each at once (`onnx_int8_2x1`). Keys of the student's numbers start with
-"model_b_distilled_". Cold start: `fer-study predict` on
+warm-up batch (the uint8 -> float32 conversion included); accuracy beside each, and for the small CNNs the share of
+faces on which they answer as Model B's float32 file does. Their int8 files are also timed as two sessions of one
+thread each, on half the faces each at once (`onnx_int8_2x1`). Keys of their numbers start with the model's name. Cold start: `fer-study predict` on
 scikit-image's astronaut saved as a PNG, each run its own process (wall time and peak resident memory from the
 finished child's rusage, what /usr/bin/time -v reports), 3 runs each with the int8 file and with --float32.
 Needs FER-2013 (FER2013_PATH or data/) and `fer-study export` run on models/.
@@ -28,7 +27,7 @@ REPEATS = 3
 BATCH = 256
 THREADS = 2
 MODEL = "model_b"
-STUDENT = "model_b_distilled"
+SMALL = ("model_b_distilled", "baseline_cnn")  # measured beside Model B where shipped
 
 
 def _faces_per_second(logits_of, faces) -> tuple[float, list[float], object]:
@@ -79,7 +78,7 @@ def _runtimes(model: str) -> dict:
         "onnx_int8": lambda x: onnx_int8.logits(x, batch_size=BATCH),
         "torch_float32": lambda x: predict_logits(torch_model, x, batch_size=BATCH, bf16=False),
     }
-    if model == STUDENT:  # ONNX Runtime releases the GIL, so two one-thread sessions run side by side
+    if model != MODEL:  # ONNX Runtime releases the GIL, so two one-thread sessions run side by side
         singles = [ExportedModel(int8.path, threads=1) for _ in range(THREADS)]
         pool = ThreadPoolExecutor(THREADS)
 
@@ -93,8 +92,8 @@ def _runtimes(model: str) -> dict:
 
 
 def run(repeats: int = REPEATS, cold: bool = True) -> dict:
-    """Faces/s and PrivateTest accuracy per runtime of Model B and of its student where shipped (with its agreement
-    with Model B), then predict's cold start with each ONNX file (unless cold is False)."""
+    """Faces/s and PrivateTest accuracy per runtime of Model B and of the small CNNs where shipped (with their
+    agreement with Model B), then predict's cold start with each ONNX file (unless cold is False)."""
     import torch
 
     from fer_helpers.core.paths import MODELS_DIR
@@ -106,7 +105,7 @@ def run(repeats: int = REPEATS, cold: bool = True) -> dict:
     faces, labels = load_fer2013(path).split("PrivateTest")
     torch.set_num_threads(THREADS)
     results: dict = {"model": MODEL, "faces": len(faces), "batch": BATCH, "threads": THREADS, "repeats": repeats}
-    models = [MODEL] + ([STUDENT] if (MODELS_DIR / f"{STUDENT}.safetensors").is_file() else [])
+    models = [MODEL] + [model for model in SMALL if (MODELS_DIR / f"{model}.safetensors").is_file()]
     reference = None
     for model in models:
         prefix = "" if model == MODEL else f"{model}_"

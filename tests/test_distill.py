@@ -105,7 +105,9 @@ def test_the_student_ships_exports_and_predicts(small, weights, tmp_path):
 
     result = fit_distilled(small, distilled_config("smoke", widths=TINY, max_epochs=1), weights, tmp_path / "run")
     shipped, card = ship(result.run_dir, tmp_path / "models")
-    assert shipped.name == "model_b_distilled.safetensors" and "distilled" in card.read_text()
+    assert (
+        shipped.name == "model_b_distilled.safetensors" and "Distilled from `weights.safetensors`" in card.read_text()
+    )
     summary = export_model(shipped, small)
     assert summary["torch_check"]["argmax_agreement"] == 1.0
     assert summary["torch_check"]["max_abs_logit_difference"] < 1e-4

@@ -152,8 +152,9 @@ for _spec in (
     ModelSpec(
         "model_b", "Model B", "04_tuned_cnn", ModelB, model_b_config, title="Model B (the paper's tuned CNN)", ships=1
     ),
-    # Model B distilled into a third of its widths by fer_helpers.train.distill (`fer-study distill`): the fast option
-    # of predict (--weights), never its default; not a main model, so no profile's plan trains it
+    # Model B distilled into a third of its widths by fer_helpers.train.distill (`fer-study distill`): a fast option of
+    # predict (--weights), never its default; not in models/ (after 5 epochs, 60.8%: slower than the shipped
+    # baseline CNN for 1.2 points more, docs/photos.md); not a main model, so no profile's plan trains it
     ModelSpec(
         "model_b_distilled",
         "Model B, distilled (fast)",

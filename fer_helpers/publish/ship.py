@@ -97,6 +97,7 @@ def model_card(result: RunResult, shipped_as: str, twins: dict[str, np.ndarray] 
         f"{config['batch_size']}, class weights {'on' if config.get('class_weights') else 'off'}, label smoothing "
         f"{config.get('label_smoothing', 0):g}; augmentation: {', '.join(augment) or 'none'}; {epochs}.",
         f"- Test-time augmentation: {config.get('tta', 'none')}.",
+        *_distill_line(extra),
         "- Model selection on PublicTest only; PrivateTest is the held-out test set, reported once.",
         "",
         "## Metrics",
@@ -125,6 +126,18 @@ def model_card(result: RunResult, shipped_as: str, twins: dict[str, np.ndarray] 
         "",
     ]
     return "\n".join(lines)
+
+
+def _distill_line(extra: dict) -> list[str]:
+    """The card's line on a distilled model's teacher and loss (`fer_helpers.train.distill`), where it has one."""
+    if "distill" not in extra:
+        return []
+    d = extra["distill"]
+    return [
+        f"- Distilled from `{d.get('teacher', 'the teacher')}` (sha256 `{d['teacher_sha256'][:12]}`): loss "
+        f"{1 - d['hard_share']:g} x T² x KL(teacher || student) at T = {d['temperature']:g} plus {d['hard_share']:g} x "
+        "cross-entropy with the labels; the teacher's logits on every Training face and on its mirror image."
+    ]
 
 
 EXPORT_HEADING = "## Exported model and calibrated probabilities"
