@@ -71,6 +71,7 @@ def test_steps_are_the_plans_own_and_unknown_ones_are_refused():
     assert steps[:5] == ["hog_svm", "hog_variants", "resnet_fer", "model_b", "baseline_cnn"]
     assert {"ablation", "crowd", "precision_check", "probe", "recipe_steps"} <= set(steps)
     assert [r.seed for r in step_runs("full", "model_b")] == [0, 1, 2]
+    assert step_runs("classroom", "hog_variants") == []  # a step the lesson plans no run of: none, not an error
     with pytest.raises(ValueError, match="unknown step"):
         step_runs("full", "transformer")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_helpers.core.config import CNNConfig, result_name
-from fer_helpers.core.profiles import Profile, get_profile
+from fer_helpers.core.profiles import PROFILES, Profile, get_profile
 from fer_helpers.data.fer2013 import FERData
 from fer_helpers.data.results import RunResult, run_key
 from fer_helpers.models import recipes, registry
@@ -191,9 +191,14 @@ def plan_steps(profile: str | Profile = "full") -> list[str]:
     return [step for step in order if step in seen] + [step for step in seen if step not in order]
 
 
+def known_steps() -> list[str]:
+    """Every step some profile plans (a profile may plan none of a step's runs: the lesson fits no HOG variant)."""
+    return list(dict.fromkeys(step for name in PROFILES for step in plan_steps(name)))
+
+
 def step_runs(profile: str | Profile, step: str) -> list[PlannedRun]:
-    """The plan's runs of one step, in plan order."""
+    """The plan's runs of one step, in plan order: none where this profile plans none of a known step."""
     runs = [run for run in plan_runs(profile) if run.step == step]
-    if not runs and step not in plan_steps(profile):
-        raise ValueError(f"unknown step {step!r}; choose from {plan_steps(profile)}")
+    if not runs and step not in known_steps():
+        raise ValueError(f"unknown step {step!r}; choose from {known_steps()}")
     return runs
