@@ -225,7 +225,12 @@ def test_channels_last_gives_the_same_logits():
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
 
-SMALL = {"baseline_cnn": {}, "model_b": {"widths": (8, 16, 32, 64), "hidden": 32}, "resnet_fer": {"width": 16}}
+SMALL = {
+    "baseline_cnn": {},
+    "model_b": {"widths": (8, 16, 32, 64), "hidden": 32},
+    "model_b_distilled": {},  # small already: 16-32-64-128
+    "resnet_fer": {"width": 16},
+}
 
 
 @pytest.mark.trains
