@@ -4,6 +4,8 @@ or how many of them were skipped and why."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from functools import cache
 from pathlib import Path
 
@@ -136,3 +138,14 @@ def weights(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = build_model(config.model, **config.kwargs)
     return save_weights(model, tmp_path_factory.mktemp("weights") / "weights.safetensors", config)
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares its size but holds no pixels: what a decompression bomb looks like before decoding."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import png_header
 from PIL import Image
 from scipy.special import softmax
 from skimage import data as skimage_data
@@ -80,17 +79,6 @@ def _write_gray(path: Path, image: np.ndarray) -> Path:
 
 def _astronaut(path: Path) -> Path:
     return _write_gray(path, cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
-
-
-def _png_header(path: Path, width: int, height: int) -> Path:
-    """A PNG that declares its size but holds no pixels: what a decompression bomb looks like before decoding."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- class names
@@ -211,7 +199,7 @@ def test_missing_file_and_folder_are_errors(tmp_path, model):
     ],
 )
 def test_huge_image_is_refused_before_decoding(tmp_path, model, width, height, message):
-    path = _png_header(tmp_path / "bomb.png", width, height)
+    path = png_header(tmp_path / "bomb.png", width, height)
     assert width * height > MAX_PIXELS
     with pytest.raises(PredictError, match=message):
         predict_image(path, model)

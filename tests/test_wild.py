@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import png_header
 from skimage import data as skimage_data
 
 from fer_helpers.core.boxes import box_iou
@@ -66,17 +65,6 @@ def _drawn_video(path: Path, n_frames: int, fourcc: str = "MJPG", fps: float = F
 def _rows(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def _png_header(path: Path, width: int, height: int) -> Path:
-    """A PNG that declares its size but holds no pixels: a decompression bomb before decoding."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- tracking
@@ -228,7 +216,7 @@ def mixed_folder(tmp_path) -> Path:
     data = _drawn_video(tmp_path / "whole.mp4", 30, "mp4v").read_bytes()
     (folder / "h_cut.mp4").write_bytes(data[: len(data) // 2])
     _drawn_video(folder / "i_zero.avi", 0)
-    _png_header(folder / "j_huge.png", 20000, 20000)
+    png_header(folder / "j_huge.png", 20000, 20000)
     assert cv2.imwrite(str(folder / "k_no_face.png"), np.full((300, 400), 90, np.uint8))
     (folder / ".hidden.png").write_text("hidden files are left alone")
     return folder

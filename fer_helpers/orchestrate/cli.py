@@ -506,6 +506,14 @@ def cmd_tool(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose which weights answer, shared by fer-study predict and fer-study evaluate."""
+    parser.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
+    parser.add_argument(
+        "--float32", action="store_true", help="run the float32 ONNX export even where its int8 copy is current"
+    )
+
+
 def _positive(kind: type) -> Callable[[str], int | float]:
     """An argparse type: a positive int or float, else a usage error that says so."""
 
@@ -664,10 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INPUT",
         help="photos (any size; <= 64 px: a face crop), videos or folders; a video or folder writes a CSV",
     )
-    predict.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
-    predict.add_argument(
-        "--float32", action="store_true", help="run the float32 ONNX export even where its int8 copy is current"
-    )
+    _model_arguments(predict)
     predict.add_argument(
         "--out",
         metavar="DIR",
@@ -702,10 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="accuracy on a folder of labelled faces (one folder per class)")
     evaluate.add_argument("folder", metavar="FOLDER", help="folder with one sub-folder per class (e.g. happy/, sad/)")
-    evaluate.add_argument("--weights", metavar="PATH", help="weights file (default: the best one in models/)")
-    evaluate.add_argument(
-        "--float32", action="store_true", help="run the float32 ONNX export even where its int8 copy is current"
-    )
+    _model_arguments(evaluate)
     evaluate.add_argument("--drop-unknown", action="store_true", help="leave out class folders that are not FER-2013's")
     evaluate.add_argument("--json", metavar="OUT", help="also write the full result (per image, per class) as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
