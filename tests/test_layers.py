@@ -28,7 +28,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "bundle",
     ),
     "analysis": ("claims", "ablation", "explain", "cost", "tta", "robustness", "plots"),
-    "publish": ("summary", "report", "readme", "ship", "lesson", "predict", "wild", "book"),
+    "publish": ("summary", "report", "evaluation", "readme", "ship", "lesson", "predict", "wild", "book"),
     "orchestrate": ("study", "steps", "estimate", "schedule", "campaign", "runner", "cli"),
 }
 

@@ -10,7 +10,8 @@ import pytest
 
 from fer_helpers.data import fer2013
 from fer_helpers.orchestrate import runner
-from fer_helpers.orchestrate.runner import ReportError, list_notebooks, report_order, run_report
+from fer_helpers.orchestrate.runner import ReportError, list_notebooks, run_report
+from fer_helpers.publish.summary import REPORT_STEP
 
 PARAMETERS = 'profile = "classroom"\ndata_path = None\nrun_dir = None\nfresh = False'
 
@@ -49,12 +50,6 @@ def test_list_notebooks_orders_and_selects(notebooks):
         list_notebooks(["01", "07"], notebooks)
 
 
-def test_the_evaluation_notebook_runs_last_and_once():
-    paths = [Path(f"{name}.ipynb") for name in ("01_data", "05_evaluation", "06_gradcam", "08_label_noise")]
-    assert [p.stem for p in report_order(paths)] == ["01_data", "06_gradcam", "08_label_noise", "05_evaluation"]
-    assert report_order(paths[:2]) == paths[:2]
-
-
 def test_run_report_executes_in_order_with_parameters(no_fer, notebooks, tmp_path, capsys):
     run_dir = run_report("smoke", run_dir=tmp_path / "run", fresh=True, notebook_dir=notebooks)
     assert run_dir == (tmp_path / "run").resolve()
@@ -63,11 +58,15 @@ def test_run_report_executes_in_order_with_parameters(no_fer, notebooks, tmp_pat
     assert (run_dir / "order.txt").read_text() == "01 smoke True synthetic\n02\n"
     assert sorted(p.name for p in (run_dir / "executed").iterdir()) == ["01_write.ipynb", "02_append.ipynb"]
     timings = json.loads((run_dir / "timings.json").read_text())
-    assert [t["notebook"] for t in timings["notebooks"]] == ["01_write", "02_append"]
+    # the notebooks in their numbered order, then the report, written from what they saved
+    assert [t["notebook"] for t in timings["notebooks"]] == ["01_write", "02_append", REPORT_STEP]
     assert all(t["status"] == "ok" and t["seconds"] > 0 for t in timings["notebooks"])
     assert timings["profile"] == "smoke" and timings["synthetic"] is True
     out, err = capsys.readouterr()
-    assert "[2/2] 02_append ... " in out and " s\n" in out
+    assert "[2/3] 02_append ... " in out and " s\n" in out
+    # these notebooks saved no result: the last step says so and writes no report
+    assert f"[3/3] {REPORT_STEP} ..." in out and f"{REPORT_STEP}: nothing written. No saved results" in out
+    assert not (run_dir / "reports" / "REPORT.md").exists()
     assert "SYNTHETIC FACES - NOT FER-2013 RESULTS" in err
 
 
@@ -86,7 +85,7 @@ def test_what_a_notebook_reports_as_progress_shows_on_the_runners_terminal(no_fe
     )
     run_report("smoke", run_dir=tmp_path / "run", notebooks=["03"], notebook_dir=notebooks)
     out = capsys.readouterr().out
-    assert "[1/1] 03_train model_b epoch 1/2: loss 1.5\n" in out and "only in the notebook" not in out
+    assert "[1/2] 03_train model_b epoch 1/2: loss 1.5\n" in out and "only in the notebook" not in out
     assert not list((tmp_path / "run").glob("*.log"))  # nothing of it left in the run folder
 
 

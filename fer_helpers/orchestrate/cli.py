@@ -22,10 +22,13 @@ SYNTHETIC = "synthetic"  # the --data value that asks for the synthetic faces (f
 def cmd_report(args: argparse.Namespace) -> int:
     """Execute the notebooks with papermill into the run folder."""
     from fer_helpers.data.fer2013 import FERDataError
-    from fer_helpers.orchestrate.runner import ReportError, run_report
+    from fer_helpers.orchestrate.runner import ReportError, run_report, write_report_step
 
     try:
         profile = _resolved(args.profile, args.data)
+        if args.write_only:
+            written = write_report_step(profile, args.data, args.run_dir)
+            return 0 if written else 1
         run_dir = run_report(profile, args.data, args.run_dir, notebooks=args.notebooks, fresh=args.fresh)
     except ReportError as err:
         print(f"\nReport run failed. {err}", file=sys.stderr)
@@ -91,7 +94,7 @@ def cmd_book(args: argparse.Namespace) -> int:
     except BookError as err:
         print(f"fer-study book: {err}", file=sys.stderr)
         return 2
-    report = "and the report" if book.report is not None else "(no REPORT.md found: run notebook 05)"
+    report = "and the report" if book.report is not None else "(no REPORT.md found: run `fer-study report --write-only`)"
     print(
         f"Wrote {book.index}: {len(book.notebooks)} notebook page(s) {report}, {len(book.docs)} page(s) of README and docs/"
     )
@@ -570,9 +573,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fer-study", description="Facial emotion recognition on FER-2013: the study.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    report = commands.add_parser("report", help="execute the notebooks (papermill) into <run-dir>/executed")
+    report = commands.add_parser(
+        "report", help="execute the notebooks (papermill) into <run-dir>/executed, then write metrics.json and REPORT.md"
+    )
     _add_run_options(report)
-    report.add_argument("--notebooks", nargs="+", metavar="NN", help="only these notebooks, by number (e.g. 01 02)")
+    chosen = report.add_mutually_exclusive_group()
+    chosen.add_argument("--notebooks", nargs="+", metavar="NN", help="only these notebooks, by number (e.g. 01 02)")
+    chosen.add_argument(
+        "--write-only",
+        action="store_true",
+        help="run no notebook: write metrics.json, REPORT.md and the evaluation's tables and figures from the saved "
+        "results (the full profile on FER-2013 also updates the README's blocks)",
+    )
     report.set_defaults(func=cmd_report)
 
     data = commands.add_parser("data", help="inspect the data set")

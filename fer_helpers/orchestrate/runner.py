@@ -1,8 +1,11 @@
-"""The report run: execute the numbered notebooks in order with papermill, timing each and naming any failure."""
+"""The report run: execute the numbered notebooks in order with papermill, timing each and naming any failure, then
+write the report (metrics.json, REPORT.md) from every result they saved, as its last step."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import re
 import sys
@@ -20,14 +23,15 @@ from fer_helpers.core.paths import REPO
 from fer_helpers.core.profiles import get_profile
 from fer_helpers.core.progress import follow
 from fer_helpers.data.fer2013 import find_fer2013
-from fer_helpers.orchestrate.study import SYNTHETIC, default_run_dir, synthetic_warning
+from fer_helpers.orchestrate.study import SYNTHETIC, default_run_dir, setup, synthetic_warning
+from fer_helpers.publish.evaluation import write_report
+from fer_helpers.publish.summary import REPORT_STEP
 
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 TIMINGS_FILE = "timings.json"
 PROGRESS_FILE = "progress.log"  # what the running notebook's training reports, in a temporary folder (`follow`)
-REPORT_NOTEBOOK_PREFIX = "05_"  # the evaluation notebook, which writes metrics.json and REPORT.md
 VOTES_NOTEBOOK_PREFIXES = ("08_",)  # notebooks that need the FER+ crowd votes beside FER-2013
 EXERCISE_TAG = "exercise"  # a notebook's exercise cells: run by a student, not by the report
 TODO_TAG = "todo"  # an exercise cell with a line (marked TODO) for the student to complete
@@ -148,11 +152,14 @@ def run_report(
     print(f"Report run: profile {profile}, {len(paths)} notebook(s), results in {run_dir}")
     timings: list[dict] = []
     start = time.perf_counter()
-    steps = report_order(paths)
     try:
-        for i, path in enumerate(steps, 1):
-            label = f"[{i}/{len(steps)}] {path.stem}"
+        for i, path in enumerate(paths, 1):
+            label = f"[{i}/{len(paths) + 1}] {path.stem}"
             _execute(path, executed_dir / path.name, parameters, kernel, label, timings, exercises)
+        t0 = time.perf_counter()
+        print(f"[{len(paths) + 1}/{len(paths) + 1}] {REPORT_STEP} ...", flush=True)
+        write_report_step(profile, parameters["data_path"], run_dir)
+        timings.append({"notebook": REPORT_STEP, "seconds": time.perf_counter() - t0, "status": "ok"})
     finally:
         whole = {"fresh_run_folder": fresh_run_folder, "every_notebook": notebooks is None}
         _write_timings(run_dir, parameters, timings, time.perf_counter() - start, whole)
@@ -178,13 +185,23 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def report_order(paths: list[Path]) -> list[Path]:
-    """The notebooks in the order a report run executes them: by number, the evaluation notebook last.
+def write_report_step(profile: str, data_path: str | Path | None, run_dir: str | Path) -> list[Path]:
+    """The report run's last step: metrics.json, REPORT.md, the tables and figures of the evaluation and (full profile
+    on FER-2013) the README's blocks, from every result saved in the run folder (`evaluation.write_report`).
 
-    It writes metrics.json and REPORT.md from every saved result, Grad-CAM's, the ablation's and the crowd's
-    included, and no other notebook reads what it writes: run last, once, it reports on all of them.
+    A run folder without any result for its data writes nothing and says so. A failure raises ReportError.
     """
-    return sorted(paths, key=lambda path: path.stem.startswith(REPORT_NOTEBOOK_PREFIX))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            study = setup(profile, data_path, run_dir)  # its banner and warnings: said already for the notebooks
+        written = write_report(study)
+    except FileNotFoundError as err:
+        print(f"{REPORT_STEP}: nothing written. {err}", flush=True)
+        return []
+    except Exception as err:
+        raise ReportError(f"Writing the report from {run_dir} failed: {type(err).__name__}: {err}") from err
+    print(f"{REPORT_STEP}: wrote " + ", ".join(_shown(path) for path in written), flush=True)
+    return written
 
 
 def without_vote_notebooks(paths: list[Path], data_path: Path) -> list[Path]:

@@ -28,7 +28,7 @@ from fer_helpers.core.paper import ABLATION_LEARNED, ABLATION_SPLIT, REPORT_SPLI
 from fer_helpers.core.paths import REPO
 from fer_helpers.core.profiles import Profile, get_profile
 from fer_helpers.models import registry
-from fer_helpers.publish.summary import METRICS_FILE, SPLIT_KEYS
+from fer_helpers.publish.summary import METRICS_FILE, REPORT_STEP, SPLIT_KEYS
 
 LESSON_PROFILE = "classroom"
 LESSON_FILE = REPO / "reports" / "lesson.json"  # the lesson's committed record, written only by `publish_lesson`
@@ -182,12 +182,13 @@ def what_each_notebook_does(profile: Profile) -> dict[str, str]:
         "04": f"Model B at {profile.width('model_b'):.2g} of its widths for "
         f"{format_count(profile.epochs['model_b'], 'epoch')}{schedule}; ResNet-FER at {profile.width('resnet_fer'):.3g} of "
         f"its width for {format_count(profile.epochs['resnet_fer'], 'epoch')}, with test-time augmentation",
-        "05": "comparison, intervals, McNemar, calibration, the paper's claims, REPORT.md (run last)",
+        "05": "comparison, intervals, McNemar, calibration, near-duplicates, the paper's claims",
         "06": f"Grad-CAM of {profile.cam.n_images} PublicTest faces, region shares, faithfulness, randomisation check",
         "07": f"Model B and its six ablations, {ablation} each on {side}",
         "08": f"the baseline trained on the crowd's votes ({baseline}) against its label twin",
         "09": f"the shipped Model B on {profile.wild_faces} PublicTest faces shifted, zoomed, turned, relit and blurred; "
         f"class priors, calibration, and the face detector on {profile.wild_scenes} scenes",
+        REPORT_STEP: "metrics.json and REPORT.md from every notebook's results (the run's last step)",
     }
 
 
@@ -224,7 +225,7 @@ def lesson_block(record: dict, reference: dict | None = None) -> str:
     rows = [
         [f"`{name}`"]
         + [f"{run['notebooks'][name]:.0f}" if name in run["notebooks"] else "" for run in runs]
-        + [doing.get(name[:2], "")]
+        + [doing.get(name, doing.get(name[:2], ""))]
         for name in notebooks
     ]
     rows.append(

@@ -55,6 +55,7 @@ PAPER_MODELS = tuple(PAPER_RESULTS)
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "torch", "lightning", "matplotlib")
 PRECISION_CHECK = ("baseline_cnn", "baseline_cnn_bf16")  # the float32 run and its bf16 twin (same recipe, seed)
 METRICS_FILE = "metrics.json"  # in a run's reports folder (the committed one: reports/)
+REPORT_STEP = "report"  # the report run's last step, after the notebooks (`evaluation.write_report`): its timings' name
 GRADCAM_FILE = "gradcam.json"
 
 
