@@ -94,7 +94,9 @@ def cmd_book(args: argparse.Namespace) -> int:
     except BookError as err:
         print(f"fer-study book: {err}", file=sys.stderr)
         return 2
-    report = "and the report" if book.report is not None else "(no REPORT.md found: run `fer-study report --write-only`)"
+    report = (
+        "and the report" if book.report is not None else "(no REPORT.md found: run `fer-study report --write-only`)"
+    )
     print(
         f"Wrote {book.index}: {len(book.notebooks)} notebook page(s) {report}, {len(book.docs)} page(s) of README and docs/"
     )
@@ -574,7 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     report = commands.add_parser(
-        "report", help="execute the notebooks (papermill) into <run-dir>/executed, then write metrics.json and REPORT.md"
+        "report",
+        help="execute the notebooks (papermill) into <run-dir>/executed, then write metrics.json and REPORT.md",
     )
     _add_run_options(report)
     chosen = report.add_mutually_exclusive_group()
