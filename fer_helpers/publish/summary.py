@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fer_helpers.analysis.claims import NEAR_FREE_COLUMNS, TWIN_FREE_COLUMNS, check_paper_claims
+from fer_helpers.analysis.fer_package import load_result as fer_package_result
 from fer_helpers.analysis.tta import CHOICE_SPLIT as TTA_CHOICE_SPLIT
 from fer_helpers.analysis.tta import tta_candidates, tta_runs
 from fer_helpers.core.files import atomic_write_text, relative_link
@@ -526,6 +527,8 @@ def build_metrics(
         }
         mix_summary = mix_record(pool, chosen)
     gradcam = load_gradcam(getattr(study, "reports_dir", None), models)
+    reports_dir = getattr(study, "reports_dir", None)
+    fer_package = fer_package_result(reports_dir, data.sha256) if reports_dir is not None else None
     claims, near_free = (
         check_paper_claims(
             results,
@@ -577,6 +580,7 @@ def build_metrics(
                 else []
             ),
             "gradcam": gradcam,
+            "fer_package": fer_package,
         }
     )
 
