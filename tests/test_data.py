@@ -6,6 +6,7 @@ import io
 import multiprocessing
 import os
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -814,6 +815,27 @@ def test_near_duplicates_finds_altered_copies_and_not_other_faces(synth):
     assert counts.loc["all", "near_duplicates"] == len(copies) and counts.loc["all", "twins"] == 1
     assert counts.loc["all", "same_label"] == len(copies)
     assert counts.drop(index="all")["faces"].sum() == len(table)
+
+
+def test_near_duplicates_are_computed_once_per_set_of_faces(synth, tmp_path, monkeypatch):
+    data, _ = near_data(synth)
+    first = data_module.near_duplicates(data, "PrivateTest", cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.csv"))) == 1
+
+    def recomputed(*args, **kwargs):
+        raise AssertionError("the cached table was not used")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(data_module, "find_near_duplicates", recomputed)
+        pd.testing.assert_frame_equal(data_module.near_duplicates(data, "PrivateTest", cache_dir=tmp_path), first)
+    # other faces (one label changed) are another key: computed afresh, not read from the first table
+    other = replace(data, labels=np.where(np.arange(len(data.labels)) == 0, (data.labels + 1) % 7, data.labels))
+    table = data_module.near_duplicates(other, "PrivateTest", cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.csv"))) == 2 and len(table) == len(first)
+    # an unreadable cache file only costs the time
+    for path in tmp_path.glob("*.csv"):
+        path.write_text("not,a\ntable")
+    pd.testing.assert_frame_equal(data_module.near_duplicates(data, "PrivateTest", cache_dir=tmp_path), first)
 
 
 def test_near_duplicate_score_is_symmetric_in_brightness_and_one_for_the_same_pixels(synth):

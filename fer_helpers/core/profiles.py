@@ -54,6 +54,9 @@ class Profile:
     # A CNN's first seed once more at this many epochs, by registered name: does a longer schedule pay (on PublicTest)?
     probes: Mapping[str, int] = field(default_factory=dict)
     crowd_models: tuple[str, ...] = ("baseline_cnn",)  # retrained on the FER+ crowd's votes (notebook 08; first seed)
+    # Test-time augmentation modes measured for the report (analysis.tta, cheapest first): the ten-view mode scores
+    # 10 views of every test face per run, minutes of a lesson on a CPU.
+    tta_modes: tuple[str, ...] = ("flip", "flip_crop")
     cam: CamBudget = FULL_CAM  # faces for each Grad-CAM measurement (notebook 06)
     # Notebook 09: PublicTest faces (stratified over classes) in each sweep of crop and light, and the scenes their
     # faces are pasted into for the face detector (6 faces a scene).
@@ -116,6 +119,7 @@ CLASSROOM = replace(
     hog_variants=(),
     probes={},
     crowd_models=("baseline_cnn",),
+    tta_modes=("flip",),  # measured: "flip_crop" took most of notebook 05's 303 s in a float32 lesson
     cam=replace(FULL_CAM, n_images=210, n_road=14),
     wild_faces=210,  # a few hundred: each accuracy to about ±6 points (notebook 09 says how long it took)
     wild_scenes=24,

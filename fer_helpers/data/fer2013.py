@@ -763,7 +763,43 @@ def near_duplicate_score(a: np.ndarray, b: np.ndarray, shift: int = NEAR_DUPLICA
     return best
 
 
+NEAR_DUPLICATE_VERSION = 1  # bump when near_duplicates' table for unchanged faces would change (its cache's key)
+
+
 def near_duplicates(
+    data: FERData,
+    split: str,
+    threshold: float = NEAR_DUPLICATE_THRESHOLD,
+    candidates: int = NEAR_DUPLICATE_CANDIDATES,
+    chunk: int = 1024,
+    cache_dir: str | os.PathLike | None = None,
+) -> pd.DataFrame:
+    """`find_near_duplicates`, kept in the FER-2013 cache folder (`cache_dir`: default as `load_fer2013`'s) under
+    a key of the faces, labels and splits themselves and the settings, so that notebook 05 and the report's last
+    step compute it once; an unreadable or unwritable cache only costs the time."""
+    digest = hashlib.sha256()
+    for array in (data.images, data.labels, data.usage.astype("U")):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(f"{split}|{threshold}|{candidates}|{NEAR_DUPLICATE_SHIFT}|v{NEAR_DUPLICATE_VERSION}".encode())
+    path = _cache_file(cache_dir, f"near-{digest.hexdigest()[:16]}", False).with_suffix(".csv")
+    if path.is_file():
+        try:
+            table = pd.read_csv(path, dtype={"id": str, "match_id": str})
+            if len(table) == int((data.usage == split).sum()):
+                return table
+        except (OSError, ValueError, pd.errors.ParserError):
+            pass
+    table = find_near_duplicates(data, split, threshold, candidates, chunk)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "w") as out:
+            table.to_csv(out, index=False)
+    except OSError as error:
+        warnings.warn(f"could not cache the near-duplicates in {path.parent}: {error}", stacklevel=2)
+    return table
+
+
+def find_near_duplicates(
     data: FERData,
     split: str,
     threshold: float = NEAR_DUPLICATE_THRESHOLD,

@@ -22,7 +22,7 @@ import pandas as pd
 from fer_helpers.analysis.claims import NEAR_FREE_COLUMNS, TWIN_FREE_COLUMNS, check_paper_claims
 from fer_helpers.analysis.fer_package import load_result as fer_package_result
 from fer_helpers.analysis.tta import CHOICE_SPLIT as TTA_CHOICE_SPLIT
-from fer_helpers.analysis.tta import tta_candidates, tta_runs
+from fer_helpers.analysis.tta import TTA_ORDER, tta_candidates, tta_runs
 from fer_helpers.core.files import atomic_write_text, relative_link
 from fer_helpers.core.hardware import PRECISION_NAMES
 from fer_helpers.core.markdown import index_as_columns
@@ -496,7 +496,7 @@ def build_metrics(
                 "inference": {"method": "seed ensemble", "of": name, "members": [r.key for r in runs]},
             }
         if name in tta:
-            measured, reported = tta_runs(tta[name], data, run_root)
+            measured, reported = tta_runs(tta[name], data, run_root, getattr(study.profile, "tta_modes", TTA_ORDER))
             decisions += [asdict(d) for d in measured]
             for run in reported:
                 models[run.model] = model_entry([run], twins, crowd, near) | {
