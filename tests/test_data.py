@@ -819,6 +819,9 @@ def test_near_duplicates_finds_altered_copies_and_not_other_faces(synth):
 
 def test_near_duplicates_are_computed_once_per_set_of_faces(synth, tmp_path, monkeypatch):
     data, _ = near_data(synth)
+    data_module.near_duplicates(data, "PrivateTest", cache_dir=tmp_path)
+    assert not list(tmp_path.glob("*.csv"))  # synthetic faces are not cached
+    data = replace(data, form="kaggle-zip")  # as if FER-2013
     first = data_module.near_duplicates(data, "PrivateTest", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.csv"))) == 1
 
@@ -832,6 +835,9 @@ def test_near_duplicates_are_computed_once_per_set_of_faces(synth, tmp_path, mon
     other = replace(data, labels=np.where(np.arange(len(data.labels)) == 0, (data.labels + 1) % 7, data.labels))
     table = data_module.near_duplicates(other, "PrivateTest", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.csv"))) == 2 and len(table) == len(first)
+    # another threshold is another table: computed afresh
+    strict = data_module.near_duplicates(data, "PrivateTest", threshold=0.999, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.csv"))) == 3 and strict["near"].sum() < first["near"].sum()
     # an unreadable cache file only costs the time
     for path in tmp_path.glob("*.csv"):
         path.write_text("not,a\ntable")

@@ -10,7 +10,7 @@ import pytest
 from fer_helpers.orchestrate import steps
 from fer_helpers.orchestrate.runner import ReportError, write_report_step
 from fer_helpers.orchestrate.study import setup
-from fer_helpers.publish.evaluation import evaluate, write_report
+from fer_helpers.publish.evaluation import NoResultsError, evaluate, write_report
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +58,15 @@ def test_the_notebooks_methods_keep_what_they_made_for_the_report(trained):
 
 def test_an_empty_run_folder_writes_nothing_and_says_which_notebooks_train(no_fer, tmp_path, capsys):
     study = setup("smoke", "synthetic", tmp_path / "run")
-    with pytest.raises(FileNotFoundError, match="No saved results .* Run notebooks 02_hog_svm, 03_baseline_cnn"):
+    with pytest.raises(NoResultsError, match="No saved results .* Run notebooks 02_hog_svm, 03_baseline_cnn"):
         evaluate(study)
     assert write_report_step("smoke", "synthetic", tmp_path / "run") == []
     assert "report: nothing written. No saved results" in capsys.readouterr().out
     assert not (tmp_path / "run" / "reports" / "REPORT.md").exists()
 
 
-def test_a_failure_while_writing_names_the_run_folder(trained, monkeypatch):
+@pytest.mark.trains
+def test_a_failure_while_writing_names_the_run_folder(trained, monkeypatch, capsys):
     from fer_helpers.publish import report
 
     def broken(*args, **kwargs):
@@ -74,3 +75,20 @@ def test_a_failure_while_writing_names_the_run_folder(trained, monkeypatch):
     monkeypatch.setattr(report, "write_report_md", broken)
     with pytest.raises(ReportError, match=f"Writing the report from {trained.run_dir} failed: KeyError"):
         write_report_step("smoke", "synthetic", trained.run_dir)
+    assert "Traceback" in capsys.readouterr().err  # where it failed, not only what
+
+
+@pytest.mark.trains
+def test_the_command_writes_the_report_alone(trained, tmp_path, capsys):
+    from fer_helpers.orchestrate.cli import main
+
+    assert (
+        main(["report", "--write-only", "--profile", "smoke", "--data", "synthetic", "--run-dir", str(trained.run_dir)])
+        == 0
+    )
+    assert "report: wrote" in capsys.readouterr().out and (trained.reports_dir / "REPORT.md").is_file()
+    empty = tmp_path / "empty"
+    assert main(["report", "--write-only", "--profile", "smoke", "--data", "synthetic", "--run-dir", str(empty)]) == 1
+    assert "nothing written" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # notebooks, or the report alone: not both
+        main(["report", "--write-only", "--notebooks", "05"])

@@ -63,7 +63,7 @@ def test_the_record_is_read_back_only_for_the_same_data(synth, tmp_path):
     result = {"PrivateTest": {"n": 1, "accuracy": 0.5}}
     path = fer_package.write_result(result, tmp_path, synth, model)
     record = json.loads(path.read_text())
-    assert record["splits"] == result and record["package"] == fer_package.FER_PACKAGE
+    assert record["splits"] == result and record["package"] == fer_package.PACKAGE_PIN
     assert fer_package.load_result(tmp_path, synth.sha256) == record
     assert fer_package.load_result(tmp_path, "another data set") is None
     assert fer_package.load_result(tmp_path / "nowhere", synth.sha256) is None

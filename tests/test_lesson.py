@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _metrics() -> dict:
-    """A lesson's metrics.json as notebook 05 writes it, with what the record reads."""
+    """A lesson's metrics.json as the report run's last step writes it, with what the record reads."""
     block = {"accuracy": 0.5, "accuracy_ci95": [0.48, 0.52]}
     chosen_on = {"accuracy": 0.56, "accuracy_ci95": [0.54, 0.58], "macro_f1": 0.5}  # Model B on PublicTest
     return {
@@ -110,7 +110,8 @@ def test_only_a_whole_lesson_from_an_empty_folder_counts(tmp_path, change, reaso
         lesson.lesson_run(_run_folder(tmp_path, **change))
 
 
-def test_the_record_keeps_the_latest_two_runs_and_the_readme_shows_them(tmp_path):
+def test_the_record_keeps_the_latest_two_runs_and_the_readme_shows_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(lesson, "cpu_has_native_bf16", lambda: False)  # recorded as run here, whatever the CPU
     record_path = tmp_path / "lesson.json"
     for i, first in enumerate((11.0, 22.0, 33.0)):
         run_folder = _run_folder(tmp_path / f"run{i}", seconds=(first, 100.0), created=f"0{i}:00:00")

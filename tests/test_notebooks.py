@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from fer_helpers.core.paths import REPORT_STEP
 from fer_helpers.orchestrate.runner import EXERCISE_TAG, list_notebooks, run_report
-from fer_helpers.publish.summary import REPORT_STEP
 
 # Cells put around a notebook's exercises: what the report and the later notebooks read (results/, reports/) must
 # be the same, file for file, after the exercises as before them.

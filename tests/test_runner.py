@@ -8,10 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from fer_helpers.core.paths import REPORT_STEP
 from fer_helpers.data import fer2013
 from fer_helpers.orchestrate import runner
 from fer_helpers.orchestrate.runner import ReportError, list_notebooks, run_report
-from fer_helpers.publish.summary import REPORT_STEP
 
 PARAMETERS = 'profile = "classroom"\ndata_path = None\nrun_dir = None\nfresh = False'
 
@@ -60,7 +60,8 @@ def test_run_report_executes_in_order_with_parameters(no_fer, notebooks, tmp_pat
     timings = json.loads((run_dir / "timings.json").read_text())
     # the notebooks in their numbered order, then the report, written from what they saved
     assert [t["notebook"] for t in timings["notebooks"]] == ["01_write", "02_append", REPORT_STEP]
-    assert all(t["status"] == "ok" and t["seconds"] > 0 for t in timings["notebooks"])
+    assert [t["status"] for t in timings["notebooks"]] == ["ok", "ok", "skipped"]  # no result: no report
+    assert all(t["seconds"] > 0 for t in timings["notebooks"])
     assert timings["profile"] == "smoke" and timings["synthetic"] is True
     out, err = capsys.readouterr()
     assert "[2/3] 02_append ... " in out and " s\n" in out

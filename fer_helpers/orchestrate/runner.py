@@ -11,6 +11,7 @@ import re
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import nbformat
@@ -19,13 +20,11 @@ from papermill.exceptions import PapermillExecutionError
 from papermill.execute import ERROR_MARKER_TAG
 from traitlets.config import Config
 
-from fer_helpers.core.paths import REPO
+from fer_helpers.core.paths import REPO, REPORT_STEP
 from fer_helpers.core.profiles import get_profile
 from fer_helpers.core.progress import follow
 from fer_helpers.data.fer2013 import find_fer2013
 from fer_helpers.orchestrate.study import SYNTHETIC, default_run_dir, setup, synthetic_warning
-from fer_helpers.publish.evaluation import write_report
-from fer_helpers.publish.summary import REPORT_STEP
 
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
@@ -158,8 +157,13 @@ def run_report(
             _execute(path, executed_dir / path.name, parameters, kernel, label, timings, exercises)
         t0 = time.perf_counter()
         print(f"[{len(paths) + 1}/{len(paths) + 1}] {REPORT_STEP} ...", flush=True)
-        write_report_step(profile, parameters["data_path"], run_dir)
-        timings.append({"notebook": REPORT_STEP, "seconds": time.perf_counter() - t0, "status": "ok"})
+        try:
+            written = write_report_step(profile, parameters["data_path"], run_dir)
+        except ReportError:
+            timings.append({"notebook": REPORT_STEP, "seconds": time.perf_counter() - t0, "status": "failed"})
+            raise
+        status = "ok" if written else "skipped"  # skipped: no saved result to report on
+        timings.append({"notebook": REPORT_STEP, "seconds": time.perf_counter() - t0, "status": status})
     finally:
         whole = {"fresh_run_folder": fresh_run_folder, "every_notebook": notebooks is None}
         _write_timings(run_dir, parameters, timings, time.perf_counter() - start, whole)
@@ -189,16 +193,20 @@ def write_report_step(profile: str, data_path: str | Path | None, run_dir: str |
     """The report run's last step: metrics.json, REPORT.md, the tables and figures of the evaluation and (full profile
     on FER-2013) the README's blocks, from every result saved in the run folder (`evaluation.write_report`).
 
-    A run folder without any result for its data writes nothing and says so. A failure raises ReportError.
+    A run folder without any result for its data writes nothing and says so. A failure raises ReportError, its
+    traceback printed on stderr.
     """
+    from fer_helpers.publish.evaluation import NoResultsError, write_report  # imports torch and matplotlib
+
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            study = setup(profile, data_path, run_dir)  # its banner and warnings: said already for the notebooks
+        with contextlib.redirect_stdout(io.StringIO()):
+            study = setup(profile, data_path, run_dir)  # its banner: the notebooks' first line says it
         written = write_report(study)
-    except FileNotFoundError as err:
+    except NoResultsError as err:
         print(f"{REPORT_STEP}: nothing written. {err}", flush=True)
         return []
     except Exception as err:
+        traceback.print_exc()
         raise ReportError(f"Writing the report from {run_dir} failed: {type(err).__name__}: {err}") from err
     print(f"{REPORT_STEP}: wrote " + ", ".join(_shown(path) for path in written), flush=True)
     return written

@@ -30,6 +30,10 @@ from fer_helpers.scoring.statistics import p_value_matrix, pairwise_mcnemar
 TOP_CONFUSIONS = 6  # mistakes listed per model
 
 
+class NoResultsError(FileNotFoundError):
+    """A run folder holds no saved result for its data: there is nothing to evaluate."""
+
+
 @dataclass
 class Evaluation:
     """Every saved result of one run folder, its metrics, and the tables and figures made from them so far.
@@ -140,8 +144,8 @@ class Evaluation:
         """McNemar's test for every pair of `predictions`, with the matrix of p-values as a figure."""
         labels, preds = self.predictions()
         table = self.study.save_table(pairwise_mcnemar(labels, preds), "mcnemar")
-        self.tables[f"McNemar tests between models ({self.split})"] = table
-        if len(preds) > 1:
+        if len(preds) > 1:  # one model: no pair, no test
+            self.tables[f"McNemar tests between models ({self.split})"] = table
             fig = plots.plot_pvalue_matrix(p_value_matrix(table))
             self._figure(fig, f"McNemar p-values between models on {self.split}", "mcnemar_pvalues")
         return table
@@ -161,7 +165,10 @@ class Evaluation:
             for model, entry in self.metrics["models"].items()
             if model in self.main_results and "temperature" in entry.get(self.split_key, {})
         }
-        return self.study.save_table(pd.DataFrame(rows).T.rename_axis("model"), "calibration")
+        table = self.study.save_table(pd.DataFrame(rows).T.rename_axis("model"), "calibration")
+        if not table.empty:
+            self.tables[f"Calibration ({self.split})"] = table
+        return table
 
     def reliability(self) -> Figure | None:
         """Reliability diagrams of each main CNN's lowest seed, as trained and after its PublicTest temperature."""
@@ -170,11 +177,11 @@ class Evaluation:
             if model == "hog_svm":
                 continue
             run = runs[0]
-            t = fit_temperature(run.logits["PublicTest"], run.labels["PublicTest"])
             curves[model] = reliability_table(run.probs(self.split), run.labels[self.split])
-            curves[f"{model}, T = {t:.2f}"] = reliability_table(
-                softmax(run.logits[self.split], t), run.labels[self.split]
-            )
+            if "PublicTest" in run.logits:  # the temperature is fitted there
+                t = fit_temperature(run.logits["PublicTest"], run.labels["PublicTest"])
+                scaled = softmax(run.logits[self.split], t)
+                curves[f"{model}, T = {t:.2f}"] = reliability_table(scaled, run.labels[self.split])
         if not curves:
             return None
         caption = (
@@ -253,12 +260,12 @@ class Evaluation:
 def evaluate(study) -> Evaluation:
     """Every saved result of the study's run folder on its data, their near-duplicate tables and their metrics.
 
-    Raises FileNotFoundError naming the notebooks to run when the folder holds no result for this data.
+    Raises NoResultsError naming the notebooks to run when the folder holds no result for this data.
     """
     results = summary.collect_results(study.run_dir, study.data.sha256)
     if not results:
         notebooks = ", ".join(sorted(set(summary.missing_models(results).values())))
-        raise FileNotFoundError(
+        raise NoResultsError(
             f"No saved results for this data in {study.run_dir}. Run notebooks {notebooks} first, with "
             f"profile={study.profile.name!r}."
         )

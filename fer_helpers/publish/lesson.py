@@ -25,10 +25,10 @@ from fer_helpers.core.files import atomic_write_text, rewrite_between
 from fer_helpers.core.hardware import PRECISION_NAMES, cpu_has_native_bf16, cpu_model
 from fer_helpers.core.markdown import format_count, format_pct, format_pct_interval, markdown_table
 from fer_helpers.core.paper import ABLATION_LEARNED, ABLATION_SPLIT, REPORT_SPLIT, SELECTION_SPLIT
-from fer_helpers.core.paths import REPO
+from fer_helpers.core.paths import REPO, REPORT_STEP
 from fer_helpers.core.profiles import Profile, get_profile
 from fer_helpers.models import registry
-from fer_helpers.publish.summary import METRICS_FILE, REPORT_STEP, SPLIT_KEYS
+from fer_helpers.publish.summary import METRICS_FILE, SPLIT_KEYS
 
 LESSON_PROFILE = "classroom"
 LESSON_FILE = REPO / "reports" / "lesson.json"  # the lesson's committed record, written only by `publish_lesson`
@@ -54,11 +54,11 @@ def lesson_run(run_dir: str | Path) -> dict:
     timings = json.loads((run_dir / "timings.json").read_text(encoding="utf-8"))
     metrics_path = run_dir / "reports" / METRICS_FILE
     if not metrics_path.exists():
-        raise ValueError(f"{metrics_path} is missing: the lesson's evaluation notebook (05) did not run")
+        raise ValueError(f"{metrics_path} is missing: the report run's last step did not write it")
     metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     if timings["profile"] != LESSON_PROFILE or timings.get("synthetic", False):
         raise ValueError(f"{run_dir} holds a {timings['profile']} run on {timings['data_path']}, not the lesson")
-    failed = [t["notebook"] for t in timings["notebooks"] if t["status"] != "ok"]
+    failed = [t["notebook"] for t in timings["notebooks"] if t["status"] == "failed"]
     if failed:
         raise ValueError(f"notebook(s) {failed} failed in {run_dir}: not a whole lesson")
     if not timings.get("fresh_run_folder", False):

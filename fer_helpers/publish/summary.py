@@ -56,7 +56,6 @@ PAPER_MODELS = tuple(PAPER_RESULTS)
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "torch", "lightning", "matplotlib")
 PRECISION_CHECK = ("baseline_cnn", "baseline_cnn_bf16")  # the float32 run and its bf16 twin (same recipe, seed)
 METRICS_FILE = "metrics.json"  # in a run's reports folder (the committed one: reports/)
-REPORT_STEP = "report"  # the report run's last step, after the notebooks (`evaluation.write_report`): its timings' name
 GRADCAM_FILE = "gradcam.json"
 
 
@@ -623,7 +622,7 @@ def write_gradcam_summary(
     """Save what notebook 06 measured as <reports_dir>/gradcam.json: the runs it explained, its figures and tables,
     and `facts` about the maps (such as the side of the map before upsampling, "grid").
 
-    05_evaluation puts it into metrics.json and REPORT.md while those runs are still the report's (`load_gradcam`).
+    the report run's last step puts it into metrics.json and REPORT.md while those runs are still the report's (`load_gradcam`).
     """
     reports_dir = Path(reports_dir)
     summary = {
