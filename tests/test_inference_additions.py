@@ -203,3 +203,18 @@ def test_tta_needs_weights(tiny_run):
     (run.run_dir / WEIGHTS_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="no weights for run baseline_cnn"):
         tta.tta_runs(run, data, root)
+
+
+def test_the_profile_says_which_test_time_augmentations_are_measured(cnn_root, monkeypatch):
+    """The classroom profile measures the flip alone (ten views cost minutes of a lesson on a CPU); full both."""
+    from fer_helpers.publish import summary
+
+    seen = []
+    monkeypatch.setattr(summary, "tta_candidates", lambda results: [results["model_b"][0]])
+    monkeypatch.setattr(summary, "tta_runs", lambda run, data, root, modes: seen.append(tuple(modes)) or ([], []))
+    for profile in ("full", "classroom"):
+        study = fake_study(profile)
+        build_metrics(
+            cnn_root, study, near_tables={s: near_duplicates(study.data, s) for s in ("PublicTest", "PrivateTest")}
+        )
+    assert seen == [("flip", "flip_crop"), ("flip",)]
