@@ -118,6 +118,11 @@ def write_result(result: dict, reports_dir: Path, data: FERData, model: Path) ->
     return path
 
 
+def measured(metrics: dict, split: str) -> dict | None:
+    """The block of one split in a metrics.json's `fer_package` record; None where it was not measured."""
+    return ((metrics.get("fer_package") or {}).get("splits") or {}).get(split)
+
+
 def load_result(reports_dir: Path, data_sha256: str) -> dict | None:
     """The measured record in a reports folder, where it was measured on this data; None otherwise."""
     path = Path(reports_dir) / RESULT_FILE

@@ -77,6 +77,11 @@ class FieldResult(NamedTuple):
     checked: str  # what we read to check it
     comparable: str  # whether it can be held against our single-model PrivateTest numbers, and why
 
+    @property
+    def param_count(self) -> str:
+        """The parameter count alone, without the note on where it comes from ("58,423 (counted ...)" -> "58,423")."""
+        return self.params.split(" (")[0]
+
 
 NOT_CHECKED = "not checked here"
 

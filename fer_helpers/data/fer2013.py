@@ -776,8 +776,9 @@ def near_duplicates(
     cache_dir: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """`find_near_duplicates`, kept in the FER-2013 cache folder (`cache_dir`: default as `load_fer2013`'s) under
-    a key of the faces, labels, splits and ids themselves and every setting (synthetic faces are not cached), so that notebook 05 and the report's last
-    step compute it once; an unreadable or unwritable cache only costs the time."""
+    a key of the faces, labels, splits and ids themselves and every setting (synthetic faces are not cached), so
+    that notebook 05 and the report's last step compute it once; an unreadable or unwritable cache only costs the
+    time."""
     if not data.is_fer2013:  # the cache saves minutes on FER-2013; synthetic faces are quick and many
         return find_near_duplicates(data, split, threshold, candidates, chunk)
     digest = hashlib.sha256()

@@ -270,7 +270,7 @@ def evaluate(study) -> Evaluation:
             f"profile={study.profile.name!r}."
         )
     near_tables = {split: near_duplicates(study.data, split) for split in summary.SPLIT_KEYS}
-    metrics = summary.build_metrics(study.run_dir, study, near_tables=near_tables)
+    metrics = summary.build_metrics(study.run_dir, study, near_tables=near_tables, results=results)
     return Evaluation(study=study, results=results, near_tables=near_tables, metrics=metrics)
 
 

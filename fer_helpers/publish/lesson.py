@@ -294,18 +294,21 @@ def time_range(runs: list[dict]) -> str:
 
 
 def target_verdicts(record: dict) -> str:
-    """Whether the recorded runs meet the lesson's targets: every run within TARGET_MINUTES for its CPU, and TARGET_MODEL at
-    TARGET_ACCURACY or more on TARGET_SPLIT in the latest run (its REPORT_SPLIT accuracy reported beside it; a run
-    recorded without TARGET_SPLIT's accuracy leaves that target unjudged)."""
+    """Whether the recorded runs meet the lesson's targets: every run within TARGET_MINUTES for its CPU, and
+    TARGET_MODEL at TARGET_ACCURACY or more on TARGET_SPLIT in the latest run (its REPORT_SPLIT accuracy reported
+    beside it; a run recorded without TARGET_SPLIT's accuracy leaves that target unjudged)."""
     runs = record["runs"]
     minutes = [run["total_seconds"] / 60 for run in runs]
     timed = " and ".join(f"{m:.1f}" for m in minutes)
-    native = {bool(run.get("machine", {}).get("bf16_native")) for run in runs}
-    within = all(m <= TARGET_MINUTES[bool(run.get("machine", {}).get("bf16_native"))] for m, run in zip(minutes, runs))
+    native = [bool(run.get("machine", {}).get("bf16_native")) for run in runs]  # each run's limit
+    within = all(m <= TARGET_MINUTES[bf16] for m, bf16 in zip(minutes, native))
     limits = " or ".join(
-        f"{TARGET_MINUTES[bf16]:g} minutes {'with' if bf16 else 'without'} native bf16" for bf16 in sorted(native)
+        f"{TARGET_MINUTES[bf16]:g} minutes {'with' if bf16 else 'without'} native bf16" for bf16 in sorted(set(native))
     )
-    text = f"Against the lesson's targets: {len(runs)} run(s) of {timed} minutes, {'within' if within else 'over'} the {limits}"
+    text = (
+        f"Against the lesson's targets: {len(runs)} run(s) of {timed} minutes, "
+        f"{'within' if within else 'over'} the {limits}"
+    )
     block = runs[-1]["models"].get(TARGET_MODEL)
     if block is None:
         return text + f"; no {registry.label(TARGET_MODEL)} in the latest run."

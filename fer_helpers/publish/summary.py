@@ -461,6 +461,7 @@ def build_metrics(
     study,
     near_tables: Mapping[str, pd.DataFrame] | None = None,
     inference: bool = True,
+    results: Mapping[str, list[RunResult]] | None = None,
 ) -> dict:
     """Every headline number of the run in metrics.json's shape (STUDY.md §2), with the paper's beside ours.
 
@@ -469,11 +470,12 @@ def build_metrics(
     ensemble, "<model>_ensemble"; each main CNN whose weights are at hand its test-time augmentation chosen on
     PublicTest (tta.tta_runs, "<model>_tta_<mode>", logits cached under <run_root>/inference/); and the CNN runs
     together the mix that greedy selection chooses on PublicTest (runs.best_mix, `MIX_NAME`). `near_tables`:
-    data.near_duplicates of each test split, where the caller has them (found here otherwise).
+    data.near_duplicates of each test split, where the caller has them (found here otherwise); `results`: the run
+    folder's `collect_results`, where the caller has them (read here otherwise).
     """
     data = study.data
     profile = getattr(study.profile, "name", study.profile)
-    results = collect_results(run_root, data.sha256)
+    results = collect_results(run_root, data.sha256) if results is None else results
     twins = {split: twin_mask(data, split) for split in SPLIT_KEYS}
     n_train = int((data.usage == "Training").sum())
     if near_tables is None:
