@@ -9,6 +9,7 @@ import pytest
 from fer_helpers.core import hardware
 from fer_helpers.core.config import EXECUTION_FIELDS, CNNConfig, result_name
 from fer_helpers.core.hardware import resolve_precision
+from fer_helpers.core.paths import PRECISION_ENV
 
 
 def test_config_is_hashable_and_round_trips_through_json():
@@ -80,3 +81,19 @@ def test_auto_precision_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision(CNNConfig()) == "bf16-mixed"
     assert resolve_precision(CNNConfig(precision="32-true")) == "32-true"
+
+
+def test_the_precision_variable_forces_float32_on_a_cpu_with_native_bf16(monkeypatch):
+    monkeypatch.setattr(hardware, "uses_cuda", lambda config: False)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setenv(PRECISION_ENV, "32-true")  # the stand-in for a laptop without bf16
+    assert resolve_precision(CNNConfig()) == "32-true" and not hardware.cpu_bf16_in_use()
+    assert resolve_precision(CNNConfig(precision="bf16-mixed")) == "bf16-mixed"  # a run's own precision stays
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setenv(PRECISION_ENV, "bf16-mixed")
+    assert resolve_precision(CNNConfig()) == "bf16-mixed" and hardware.cpu_bf16_in_use()
+    monkeypatch.setenv(PRECISION_ENV, "float16")
+    with pytest.raises(ValueError, match=f"{PRECISION_ENV}='float16': choose one of 32-true, bf16-mixed"):
+        resolve_precision(CNNConfig())
+    monkeypatch.setenv(PRECISION_ENV, "")
+    assert resolve_precision(CNNConfig()) == "32-true"

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_helpers.core.paths import REPO
+from fer_helpers.core.paths import PRECISION_ENV, REPO
 from fer_helpers.core.profiles import get_profile
 from fer_helpers.data.fer2013 import NUM_CLASSES, SPLITS, SYNTHETIC_STAMP, FERDataError
 from fer_helpers.data.synthetic import make_synthetic_fer
@@ -95,6 +95,12 @@ def test_synthetic_sizes_fill_caps_and_never_exceed_fer2013():
 def test_setup_rejects_bad_parameters(kwargs, error, no_fer):
     with pytest.raises(error, match=list(kwargs)[-1] if len(kwargs) > 1 else None):
         setup(**kwargs)
+
+
+def test_setup_rejects_a_mistyped_precision_before_reading_data(no_fer, monkeypatch):
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    with pytest.raises(ValueError, match=f"{PRECISION_ENV}='fp32'"):
+        setup("smoke")
 
 
 def test_setup_accepts_every_notebooks_parameters(no_fer, tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from fer_helpers.core.config import CNNConfig
+from fer_helpers.core.paths import PRECISION_ENV
 
 
 def uses_cuda(config: CNNConfig) -> bool:
@@ -122,15 +123,36 @@ def this_machine() -> str:
 PRECISION_NAMES = {"32-true": "float32", "bf16-mixed": "bf16 mixed", "16-mixed": "float16 mixed"}  # Lightning's
 
 
+CPU_PRECISIONS = ("32-true", "bf16-mixed")  # what PRECISION_ENV may force on a CPU
+
+
+def forced_cpu_precision() -> str | None:
+    """The CPU precision that PRECISION_ENV forces on "auto" (float32 on a CPU with native bf16 stands in for a
+    laptop without it), or None where it is unset; ValueError naming the variable for any other value."""
+    value = os.environ.get(PRECISION_ENV, "")
+    if not value:
+        return None
+    if value not in CPU_PRECISIONS:
+        raise ValueError(f"{PRECISION_ENV}={value!r}: choose one of {', '.join(CPU_PRECISIONS)}, or leave it unset")
+    return value
+
+
+def cpu_bf16_in_use() -> bool:
+    """Whether CNNs on this CPU run in bf16: natively computed, unless PRECISION_ENV forces a precision."""
+    forced = forced_cpu_precision()
+    return forced == "bf16-mixed" if forced else cpu_has_native_bf16()
+
+
 def resolve_precision(config: CNNConfig) -> str:
-    """The Lightning precision that "auto" stands for on this machine (see the module docstring)."""
+    """The Lightning precision that "auto" stands for on this machine (see the module docstring); on a CPU,
+    PRECISION_ENV can force float32 or bf16."""
     if config.precision != "auto":
         return config.precision
     if uses_cuda(config):
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     if uses_mps(config):
         return "32-true"  # mixed precision on MPS is unmeasured here (see the module docstring)
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    return "bf16-mixed" if cpu_bf16_in_use() else "32-true"
 
 
 def device_name(device: torch.device) -> str:

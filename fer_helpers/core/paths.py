@@ -17,4 +17,5 @@ CACHE_ENV = "FER_CACHE_DIR"  # where parsed FER-2013 arrays and near-duplicates 
 RESUME_ENV = "FER_STUDY_RESUME"  # "0": no per-epoch state (a training host discarded after the run)
 COMMIT_ENV = "FER_STUDY_COMMIT"  # the commit of a source tree copied without its .git (a training host's)
 PROFILE_ENV = "FER_STUDY_PROFILE"  # the profile that "auto" stands for, where set (Colab's first cell sets it)
+PRECISION_ENV = "FER_STUDY_PRECISION"  # "32-true" or "bf16-mixed": what precision "auto" stands for on a CPU
 PROGRESS_ENV = "FER_STUDY_PROGRESS"  # the file a report run's notebooks append their progress lines to

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from fer_helpers.core.hardware import forced_cpu_precision
 from fer_helpers.core.markdown import dataframe_markdown, index_as_columns
 from fer_helpers.core.paths import FER2013_ENV, PROFILE_ENV, REPO
 from fer_helpers.core.profiles import PROFILES, Profile, get_profile
@@ -215,6 +216,7 @@ def setup(
             raise TypeError(f"{name} must be True or False, not {value!r}")
     if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < NUM_CLASSES):
         raise ValueError(f"n_images must be None or an integer of at least {NUM_CLASSES}, not {n_images!r}")
+    forced_cpu_precision()  # a mistyped FER_STUDY_PRECISION stops here, before any data is read
     profile, why = resolve_profile(profile, data_path)
     profile = get_profile(profile)
     forced = data_path == SYNTHETIC

@@ -14,7 +14,7 @@ from scipy.special import softmax
 from torch import nn
 
 from fer_helpers.core.config import TTA_MODES
-from fer_helpers.core.hardware import cpu_has_native_bf16
+from fer_helpers.core.hardware import cpu_bf16_in_use
 from fer_helpers.data.fer2013 import NUM_CLASSES
 
 EVAL_BATCH_SIZE = 512
@@ -76,7 +76,7 @@ def predict_logits(
 
     The model is moved to `device` (default: where its weights are) and evaluated in eval mode; its training
     flag is restored afterwards. The forward pass runs under bf16 autocast where `bf16` says so (default: on CUDA
-    and on a CPU with native bf16).
+    and on a CPU that computes bf16, `hardware.cpu_bf16_in_use`).
     """
     if tta not in TTA_MODES:
         raise ValueError(f"unknown tta {tta!r}; choose one of {TTA_MODES}")
@@ -86,7 +86,7 @@ def predict_logits(
     was_training = model.training
     model.eval()
     if bf16 is None:
-        bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_bf16_in_use())
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     out = []
     try:
