@@ -230,8 +230,12 @@ class FERClassifier(L.LightningModule):
         self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_f1 = MulticlassF1Score(NUM_CLASSES, average="macro")
-        # Kept outside the module tree, so the state dict holds the model's weights once, under "model.".
-        object.__setattr__(self, "_net", torch.compile(model) if config.compile else model)
+        # Kept outside the module tree, so the state dict holds the model's weights once, under "model.". Static
+        # shapes: an epoch's short last batch gets a graph of its own instead of turning every later batch onto a
+        # dynamic-shape graph (measured for ResNet-FER in float32 on 2 AVX2 cores: 24.7 images/s after a short
+        # batch with dynamic shapes, 28-33 with static ones, 23 uncompiled).
+        net = torch.compile(model, dynamic=False) if config.compile else model
+        object.__setattr__(self, "_net", net)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._net(x)
