@@ -48,6 +48,20 @@ def test_more_jobs_share_a_gpu_up_to_its_ceiling_and_a_cpu_not_at_all():
         Device.target("tpu")
 
 
+def test_the_plan_on_a_cpu_estimates_in_the_precision_that_will_train(monkeypatch):
+    import torch
+
+    from fer_helpers.core import hardware
+    from fer_helpers.core.paths import PRECISION_ENV
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hardware, "measure_matmul_flops", lambda *args, **kwargs: 1e11)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    assert Device.here().bf16
+    monkeypatch.setenv(PRECISION_ENV, "32-true")  # forced float32: float32's rates, not bf16's
+    assert not Device.here().bf16
+
+
 def test_plan_for_an_h200_ends_with_the_estimate_line(no_fer, tmp_path, capsys):
     assert (
         main(["train", "--profile", "smoke", "--run-dir", str(tmp_path), "--plan", "--target", "h200", "--jobs", "2"])

@@ -56,12 +56,12 @@ class Device:
     def here(cls) -> Device:
         import torch
 
-        from fer_helpers.core.hardware import cpu_has_native_bf16, measure_matmul_flops, this_machine
+        from fer_helpers.core.hardware import cpu_bf16_in_use, measure_matmul_flops, this_machine
 
         if torch.cuda.is_available():
             name = torch.cuda.get_device_name(0)
             return cls("cuda", name, device_peak_flops(name) or measure_matmul_flops("cuda", size=4096))
-        return cls("cpu", this_machine(), measure_matmul_flops("cpu"), bf16=cpu_has_native_bf16())
+        return cls("cpu", this_machine(), measure_matmul_flops("cpu"), bf16=cpu_bf16_in_use())
 
     @classmethod
     def target(cls, name: str) -> Device:
